@@ -1,0 +1,192 @@
+#include "engine.hpp"
+
+#include <cmath>
+#include <functional>
+
+#include "merge.hpp"
+#include "names.hpp"
+
+namespace twins {
+namespace {
+
+constexpr double kMaxVersion = 9007199254740992.0;  // 2^53: larger integers are not exact in JSON
+
+Status ValidateNames(std::string_view twin, std::string_view doc) {
+  Status s = ValidateTwinId(twin);
+  if (!s.ok()) return s;
+  return ValidateDocumentName(doc);
+}
+
+Status CheckVersion(uint64_t expected, uint64_t actual) {
+  if (expected != 0 && expected != actual) return Status::VersionMismatch(expected, actual);
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status ValidateLimits(const Limits& limits) {
+  if (limits.max_document_bytes < 2) return Status::InvalidArgument("max_document_bytes", "must be at least 2");
+  if (limits.max_depth < 1) return Status::InvalidArgument("max_depth", "must be at least 1");
+  if (limits.max_documents < 1) return Status::InvalidArgument("max_documents", "must be at least 1");
+  return Status::Ok();
+}
+
+std::string DocumentJson(const Document& document) {
+  std::string out;
+  out.reserve(document.data.size() + 40);
+  out += "{\"version\":";
+  out += std::to_string(document.version);
+  out += ",\"data\":";
+  out += document.data;
+  out += '}';
+  return out;
+}
+
+Result<WriteRequest> ParseWriteRequest(std::string_view body, const Limits& limits, bool data_required) {
+  WriteRequest request;
+  if (body.empty() && !data_required) return request;
+  if (body.size() > limits.max_request_bytes()) {
+    return Status::InvalidArgument("data", "request of " + std::to_string(body.size()) +
+                                               " bytes is larger than the limit of " +
+                                               std::to_string(limits.max_request_bytes()));
+  }
+  // +1: the envelope object around `data`.
+  Result<Json> parsed = ParseJson(body, "data", limits.max_depth + 1);
+  if (!parsed.ok()) return parsed.status();
+  cJSON* root = parsed->get();
+  if (!cJSON_IsObject(root)) {
+    return Status::InvalidArgument("data", "request must be a JSON object {\"version\"?: N, \"data\": {...}}");
+  }
+  const cJSON* version = cJSON_GetObjectItemCaseSensitive(root, "version");
+  if (version != nullptr && !cJSON_IsNull(version)) {
+    double v = cJSON_IsNumber(version) ? version->valuedouble : -1;
+    if (v < 0 || v > kMaxVersion || std::floor(v) != v) {
+      return Status::InvalidArgument("version", "version must be an integer from 0 to 2^53");
+    }
+    request.version = static_cast<uint64_t>(v);
+  }
+  if (!data_required) return request;
+  cJSON* data = cJSON_GetObjectItemCaseSensitive(root, "data");
+  if (data == nullptr) return Status::InvalidArgument("data", "data is required");
+  if (!cJSON_IsObject(data)) return Status::InvalidArgument("data", "data must be a JSON object");
+  request.data.reset(cJSON_DetachItemViaPointer(root, data));
+  return request;
+}
+
+Engine::Engine(std::unique_ptr<DocumentStore> store, Limits limits) : store_(std::move(store)), limits_(limits) {}
+
+std::mutex& Engine::LockFor(std::string_view twin) {
+  return stripes_[std::hash<std::string_view>()(twin) % stripes_.size()];
+}
+
+Result<Document> Engine::Get(std::string_view twin, std::string_view doc) const {
+  Status s = ValidateNames(twin, doc);
+  if (!s.ok()) return s;
+  auto found = store_->Get(twin, doc);
+  if (!found.ok()) return found.status();
+  if (!found->has_value()) return Status::NotFound("document not found");
+  return std::move(**found);
+}
+
+Result<Document> Engine::Put(std::string_view twin, std::string_view doc, const WriteRequest& request) {
+  return Write(twin, doc, request, Mode::kPut);
+}
+
+Result<Document> Engine::Patch(std::string_view twin, std::string_view doc, const WriteRequest& request) {
+  return Write(twin, doc, request, Mode::kPatch);
+}
+
+Result<Document> Engine::Write(std::string_view twin, std::string_view doc, const WriteRequest& request,
+                               Mode mode) {
+  Status s = ValidateNames(twin, doc);
+  if (!s.ok()) return s;
+  if (!cJSON_IsObject(request.data.get())) return Status::InvalidArgument("data", "data must be a JSON object");
+  const bool is_config = doc == kConfigDocument;
+  s = CheckDataTree(request.data.get(), !is_config);
+  if (!s.ok()) return s;
+
+  std::lock_guard<std::mutex> lock(LockFor(twin));
+  auto current = store_->Get(twin, doc);
+  if (!current.ok()) return current.status();
+  const bool exists = current->has_value();
+  const uint64_t version = exists ? (*current)->version : 0;
+  s = CheckVersion(request.version, version);
+  if (!s.ok()) return s;
+
+  if (!exists && !is_config) {
+    auto names = store_->List(twin);
+    if (!names.ok()) return names.status();
+    size_t documents = names->size();
+    for (const std::string& name : *names) documents -= name == kConfigDocument ? 1 : 0;
+    if (documents >= limits_.max_documents) {
+      return Status::QuotaExceeded("twin_documents", limits_.max_documents, documents);
+    }
+  }
+
+  Json merged;
+  const cJSON* result = request.data.get();
+  if (mode == Mode::kPatch) {
+    merged.reset(exists ? cJSON_Parse((*current)->data.c_str()) : cJSON_CreateObject());
+    if (!merged) return Status::Internal("stored document is not valid JSON");
+    if (!MergePatch(merged.get(), request.data.get())) return Status::Internal("out of memory merging patch");
+    result = merged.get();
+  }
+  if (is_config) {
+    auto config = ParseTwinConfig(result);
+    if (!config.ok()) return config.status();
+  }
+
+  Document next{version + 1, PrintJson(result)};
+  if (next.data.empty()) return Status::Internal("out of memory printing document");
+  if (next.data.size() > limits_.max_document_bytes) {
+    return Status::InvalidArgument("data", "document of " + std::to_string(next.data.size()) +
+                                               " bytes is larger than the limit of " +
+                                               std::to_string(limits_.max_document_bytes));
+  }
+  s = store_->Put(twin, doc, next);
+  if (!s.ok()) return s;
+  return next;
+}
+
+Result<Document> Engine::Delete(std::string_view twin, std::string_view doc, uint64_t expected_version) {
+  Status s = ValidateNames(twin, doc);
+  if (!s.ok()) return s;
+  std::lock_guard<std::mutex> lock(LockFor(twin));
+  auto current = store_->Get(twin, doc);
+  if (!current.ok()) return current.status();
+  if (!current->has_value()) {
+    if (expected_version != 0) return Status::VersionMismatch(expected_version, 0);
+    return Status::NotFound("document not found");
+  }
+  s = CheckVersion(expected_version, (*current)->version);
+  if (!s.ok()) return s;
+  s = store_->Delete(twin, doc);
+  if (!s.ok()) return s;
+  return std::move(**current);
+}
+
+Result<std::vector<std::string>> Engine::List(std::string_view twin) const {
+  Status s = ValidateTwinId(twin);
+  if (!s.ok()) return s;
+  return store_->List(twin);
+}
+
+Status Engine::DeleteAll(std::string_view twin) {
+  Status s = ValidateTwinId(twin);
+  if (!s.ok()) return s;
+  std::lock_guard<std::mutex> lock(LockFor(twin));
+  return store_->DeleteAll(twin);
+}
+
+Result<TwinConfig> Engine::Config(std::string_view twin) const {
+  auto found = Get(twin, kConfigDocument);
+  if (!found.ok()) {
+    if (found.status().code() == Code::kNotFound) return TwinConfig{};
+    return found.status();
+  }
+  Json data(cJSON_Parse(found->data.c_str()));
+  if (!data) return Status::Internal("stored _config is not valid JSON");
+  return ParseTwinConfig(data.get());
+}
+
+}  // namespace twins

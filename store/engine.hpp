@@ -1,0 +1,79 @@
+// The twin engine: Cloud Twins rules over a DocumentStore. Knows nothing of MQTT or HTTP.
+//
+// Thread-safety: every method may be called from any thread at once. Writes to one twin
+// are serialised by a lock stripe chosen by twin id, so a read-modify-write (version check,
+// merge, quota) is atomic and versions stay contiguous; different twins proceed in parallel.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "document_store.hpp"
+#include "json.hpp"
+#include "status.hpp"
+#include "twin_config.hpp"
+
+namespace twins {
+
+struct Limits {
+  size_t max_document_bytes = 64 * 1024;  // compact JSON of `data`
+  int max_depth = 32;                     // nesting of objects/arrays in `data`, itself included
+  size_t max_documents = 64;              // per twin, `_config` not counted
+
+  // Larger request bodies are refused unread; headroom for whitespace and the envelope.
+  size_t max_request_bytes() const { return 2 * max_document_bytes + 4096; }
+};
+
+// Checks a Limits value; the message names the bad limit.
+Status ValidateLimits(const Limits& limits);
+
+using Document = StoredDocument;
+
+// {"version":N,"data":{...}}, the in-band reply payload.
+std::string DocumentJson(const Document& document);
+
+// A put or patch body, {"version"?: N, "data": {...}}. version 0 means "no check".
+struct WriteRequest {
+  uint64_t version = 0;
+  Json data;
+};
+
+// Parses a put/patch body. With data_required false (delete), `data` is not read and an
+// empty body means "no version check".
+Result<WriteRequest> ParseWriteRequest(std::string_view body, const Limits& limits, bool data_required = true);
+
+class Engine {
+ public:
+  Engine(std::unique_ptr<DocumentStore> store, Limits limits);
+
+  const Limits& limits() const { return limits_; }
+
+  Result<Document> Get(std::string_view twin, std::string_view doc) const;
+  // Replaces the document (creating it at version 1).
+  Result<Document> Put(std::string_view twin, std::string_view doc, const WriteRequest& request);
+  // Merges into the document (creating it at version 1).
+  Result<Document> Patch(std::string_view twin, std::string_view doc, const WriteRequest& request);
+  // Returns the document as it was before deletion.
+  Result<Document> Delete(std::string_view twin, std::string_view doc, uint64_t expected_version);
+  Result<std::vector<std::string>> List(std::string_view twin) const;
+  // Succeeds on a twin without documents.
+  Status DeleteAll(std::string_view twin);
+  // The twin's parsed `_config` (empty when it has none).
+  Result<TwinConfig> Config(std::string_view twin) const;
+
+ private:
+  enum class Mode { kPut, kPatch };
+  Result<Document> Write(std::string_view twin, std::string_view doc, const WriteRequest& request, Mode mode);
+  std::mutex& LockFor(std::string_view twin);
+
+  std::unique_ptr<DocumentStore> store_;
+  const Limits limits_;
+  std::array<std::mutex, 64> stripes_;
+};
+
+}  // namespace twins

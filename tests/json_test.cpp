@@ -1,0 +1,93 @@
+#include "json.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace twins {
+namespace {
+
+TEST(JsonTest, ParsesOneObject) {
+  auto json = ParseJson(R"({"a": [1, 2], "b": {"c": "d"}})", "data", 32);
+  ASSERT_TRUE(json.ok()) << json.status().message();
+  EXPECT_EQ(PrintJson(json->get()), R"({"a":[1,2],"b":{"c":"d"}})");
+}
+
+TEST(JsonTest, EmptyTextIsRejected) {
+  auto json = ParseJson("", "data", 32);
+  ASSERT_FALSE(json.ok());
+  EXPECT_EQ(json.status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(json.status().field(), "data");
+}
+
+TEST(JsonTest, TrailingBytesAreRejected) {
+  EXPECT_FALSE(ParseJson(R"({"a":1} x)", "data", 32).ok());
+  EXPECT_FALSE(ParseJson(R"({"a":1}{})", "data", 32).ok());
+  EXPECT_TRUE(ParseJson("{\"a\":1} \n", "data", 32).ok());
+}
+
+TEST(JsonTest, EmbeddedNulIsRejected) {
+  EXPECT_FALSE(ParseJson(std::string("{}\0garbage", 10), "data", 32).ok());
+}
+
+TEST(JsonTest, InvalidUtf8IsRejected) {
+  EXPECT_FALSE(ParseJson("{\"a\":\"\xff\"}", "data", 32).ok());
+  EXPECT_FALSE(ParseJson("{\"a\":\"\xc0\xaf\"}", "data", 32).ok());      // overlong '/'
+  EXPECT_FALSE(ParseJson("{\"a\":\"\xed\xa0\x80\"}", "data", 32).ok());  // surrogate
+  EXPECT_TRUE(ParseJson("{\"a\":\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"}", "data", 32).ok());
+}
+
+TEST(JsonTest, InvalidJsonNamesTheOffset) {
+  auto json = ParseJson(R"({"a": tru})", "data", 32);
+  ASSERT_FALSE(json.ok());
+  EXPECT_NE(json.status().message().find("invalid JSON near byte"), std::string::npos);
+}
+
+TEST(JsonTest, DepthLimitIsEnforced) {
+  EXPECT_TRUE(ParseJson(R"({"a":{"b":[1]}})", "data", 3).ok());
+  auto deep = ParseJson(R"({"a":{"b":[[1]]}})", "data", 3);
+  ASSERT_FALSE(deep.ok());
+  EXPECT_NE(deep.status().message().find("deeper than 3"), std::string::npos);
+}
+
+TEST(JsonTest, QuoteEscapesControlCharactersAndQuotes) {
+  EXPECT_EQ(QuoteJson("a\"b\\c\n\x01"), R"("a\"b\\c\n\u0001")");
+}
+
+Status Check(const char* text, bool reserved) {
+  auto json = ParseJson(text, "data", 32);
+  EXPECT_TRUE(json.ok());
+  return CheckDataTree(json->get(), reserved);
+}
+
+TEST(JsonTest, TreeWithoutNullsInArraysPasses) {
+  EXPECT_TRUE(Check(R"({"a":null,"b":[1,{"c":2}],"d":{"e":null}})", true).ok());
+}
+
+TEST(JsonTest, NullInArrayAtAnyDepthIsRejected) {
+  Status top = Check(R"({"a":[1,null]})", true);
+  ASSERT_FALSE(top.ok());
+  EXPECT_EQ(top.message(), "data.a[1]: arrays cannot contain null");
+  Status nested = Check(R"({"a":{"b":[[1,[null]]]}})", true);
+  ASSERT_FALSE(nested.ok());
+  EXPECT_EQ(nested.message(), "data.a.b[0][1][0]: arrays cannot contain null");
+  Status in_object = Check(R"({"a":[{"b":null}]})", true);
+  ASSERT_FALSE(in_object.ok());
+  EXPECT_EQ(in_object.message(), "data.a[0].b: arrays cannot contain null");
+}
+
+TEST(JsonTest, ReservedKeysAreRejectedOnlyWhenAsked) {
+  Status s = Check(R"({"a":{"_b":1}})", true);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.message(), "data.a._b: keys starting with '_' are reserved");
+  EXPECT_TRUE(Check(R"({"a":{"_b":1}})", false).ok());
+}
+
+TEST(JsonTest, DuplicateKeysAreRejected) {
+  Status s = Check(R"({"a":{"b":1,"b":2}})", false);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.message(), "data.a.b: duplicate key");
+}
+
+}  // namespace
+}  // namespace twins
