@@ -7,7 +7,7 @@ packages=(
   libcjson-dev librocksdb-dev libcivetweb-dev libcurl4-openssl-dev
   mosquitto mosquitto-dev libmosquitto-dev mosquitto-clients
   googletest libgtest-dev libbenchmark-dev
-  curl
+  curl graphite-carbon python3-whisper wrk
 )
 
 missing=()

@@ -145,6 +145,9 @@ Result<Document> Engine::Write(std::string_view twin, std::string_view doc, cons
   }
   s = store_->Put(twin, doc, next);
   if (!s.ok()) return s;
+  if (observer_ != nullptr) {
+    observer_->OnWrite({twin, doc, exists ? &**current : nullptr, request.data.get(), result, next.version});
+  }
   return next;
 }
 

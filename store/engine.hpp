@@ -47,11 +47,31 @@ struct WriteRequest {
 // empty body means "no version check".
 Result<WriteRequest> ParseWriteRequest(std::string_view body, const Limits& limits, bool data_required = true);
 
+// What a successful put or patch changed, for observers such as the time-series push.
+struct WriteEvent {
+  std::string_view twin;
+  std::string_view document;
+  const StoredDocument* before;  // nullptr when the write created the document
+  const cJSON* request;          // the request's `data` (the patch, for a patch)
+  const cJSON* after;            // the document's data after the write
+  uint64_t version;              // the version after the write
+};
+
+class WriteObserver {
+ public:
+  virtual ~WriteObserver() = default;
+  // Called after the write is durable, under the twin's write lock (so events of one twin
+  // arrive in version order). Must be quick and must not call back into the engine's writes.
+  virtual void OnWrite(const WriteEvent& event) noexcept = 0;
+};
+
 class Engine {
  public:
   Engine(std::unique_ptr<DocumentStore> store, Limits limits);
 
   const Limits& limits() const { return limits_; }
+  // Set once, before the engine is shared between threads; nullptr for none.
+  void SetObserver(WriteObserver* observer) { observer_ = observer; }
 
   Result<Document> Get(std::string_view twin, std::string_view doc) const;
   // Replaces the document (creating it at version 1).
@@ -74,6 +94,7 @@ class Engine {
   std::unique_ptr<DocumentStore> store_;
   const Limits limits_;
   std::array<std::mutex, 64> stripes_;
+  WriteObserver* observer_ = nullptr;
 };
 
 }  // namespace twins

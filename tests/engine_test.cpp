@@ -265,6 +265,34 @@ TEST_F(EngineTest, DocumentsPerTwinQuotaCountsOrdinaryDocuments) {
   EXPECT_TRUE(Put("c", R"({"data":{}})", "dev2").ok());
 }
 
+class RecordingObserver : public WriteObserver {
+ public:
+  void OnWrite(const WriteEvent& event) noexcept override {
+    events.push_back(std::string(event.twin) + "/" + std::string(event.document) + " v" +
+                     std::to_string(event.version) + " before=" + (event.before ? event.before->data : "none") +
+                     " request=" + PrintJson(event.request) + " after=" + PrintJson(event.after));
+  }
+  std::vector<std::string> events;
+};
+
+TEST_F(EngineTest, ObserverSeesEverySuccessfulWriteWithBeforeAndAfter) {
+  RecordingObserver observer;
+  engine_->SetObserver(&observer);
+  ASSERT_TRUE(Put("d", R"({"data":{"a":1}})").ok());
+  ASSERT_TRUE(Patch("d", R"({"data":{"b":2}})").ok());
+  EXPECT_EQ(observer.events, (std::vector<std::string>{
+                                 R"(dev1/d v1 before=none request={"a":1} after={"a":1})",
+                                 R"(dev1/d v2 before={"a":1} request={"b":2} after={"a":1,"b":2})"}));
+}
+
+TEST_F(EngineTest, ObserverDoesNotSeeRejectedWrites) {
+  RecordingObserver observer;
+  engine_->SetObserver(&observer);
+  EXPECT_FALSE(Put("d", R"({"version":3,"data":{"a":1}})").ok());
+  EXPECT_FALSE(Patch("d", R"({"data":{"a":[null]}})").ok());
+  EXPECT_TRUE(observer.events.empty());
+}
+
 TEST(ParseWriteRequestTest, ReadsVersionAndData) {
   auto request = ParseWriteRequest(R"({"version":3,"data":{"a":1},"twin_id":"ignored"})", Limits());
   ASSERT_TRUE(request.ok());
