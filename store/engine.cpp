@@ -50,8 +50,7 @@ Result<WriteRequest> ParseWriteRequest(std::string_view body, const Limits& limi
                                                " bytes is larger than the limit of " +
                                                std::to_string(limits.max_request_bytes()));
   }
-  // +1: the envelope object around `data`.
-  Result<Json> parsed = ParseJson(body, "data", limits.max_depth + 1);
+  Result<Json> parsed = ParseJson(body, "data");
   if (!parsed.ok()) return parsed.status();
   cJSON* root = parsed->get();
   if (!cJSON_IsObject(root)) {
@@ -69,6 +68,9 @@ Result<WriteRequest> ParseWriteRequest(std::string_view body, const Limits& limi
   cJSON* data = cJSON_GetObjectItemCaseSensitive(root, "data");
   if (data == nullptr) return Status::InvalidArgument("data", "data is required");
   if (!cJSON_IsObject(data)) return Status::InvalidArgument("data", "data must be a JSON object");
+  if (JsonDepth(data) > limits.max_depth) {
+    return Status::InvalidArgument("data", "data nests deeper than " + std::to_string(limits.max_depth) + " levels");
+  }
   request.data.reset(cJSON_DetachItemViaPointer(root, data));
   return request;
 }

@@ -7,16 +7,6 @@
 namespace twins {
 namespace {
 
-int Depth(const cJSON* json) {
-  if (!cJSON_IsObject(json) && !cJSON_IsArray(json)) return 0;
-  int deepest = 0;
-  for (const cJSON* child = json->child; child != nullptr; child = child->next) {
-    int d = Depth(child);
-    if (d > deepest) deepest = d;
-  }
-  return deepest + 1;
-}
-
 std::string ChildPath(const std::string& path, const cJSON* child, int index) {
   if (child->string == nullptr) return path + "[" + std::to_string(index) + "]";
   return path + "." + child->string;
@@ -51,6 +41,16 @@ Status CheckTree(const cJSON* json, const std::string& path, bool inside_array, 
 }
 
 }  // namespace
+
+int JsonDepth(const cJSON* json) {
+  if (!cJSON_IsObject(json) && !cJSON_IsArray(json)) return 0;
+  int deepest = 0;
+  for (const cJSON* child = json->child; child != nullptr; child = child->next) {
+    int d = JsonDepth(child);
+    if (d > deepest) deepest = d;
+  }
+  return deepest + 1;
+}
 
 bool IsValidUtf8(std::string_view text) {
   const auto* p = reinterpret_cast<const unsigned char*>(text.data());
@@ -88,7 +88,7 @@ bool IsValidUtf8(std::string_view text) {
   return true;
 }
 
-Result<Json> ParseJson(std::string_view text, std::string_view field, int max_depth) {
+Result<Json> ParseJson(std::string_view text, std::string_view field) {
   const std::string name(field);
   if (text.empty()) return Status::InvalidArgument(name, "empty payload, a JSON object is expected");
   if (std::memchr(text.data(), '\0', text.size()) != nullptr || !IsValidUtf8(text)) {
@@ -102,9 +102,6 @@ Result<Json> ParseJson(std::string_view text, std::string_view field, int max_de
   if (!json) {
     size_t offset = end != nullptr ? static_cast<size_t>(end - copy.c_str()) : 0;
     return Status::InvalidArgument(name, "invalid JSON near byte " + std::to_string(offset));
-  }
-  if (Depth(json.get()) > max_depth) {
-    return Status::InvalidArgument(name, "JSON nesting deeper than " + std::to_string(max_depth) + " levels");
   }
   return json;
 }

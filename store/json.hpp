@@ -16,9 +16,12 @@ struct JsonDeleter {
 };
 using Json = std::unique_ptr<cJSON, JsonDeleter>;
 
-// Parses exactly one JSON value: rejects invalid UTF-8, embedded NULs, trailing
-// bytes and nesting deeper than max_depth. `field` names the argument in errors.
-Result<Json> ParseJson(std::string_view text, std::string_view field, int max_depth);
+// Parses exactly one JSON value: rejects invalid UTF-8, embedded NULs and trailing
+// bytes. `field` names the argument in errors.
+Result<Json> ParseJson(std::string_view text, std::string_view field);
+
+// Levels of nested objects and arrays: 0 for a scalar, 1 for {} or [1].
+int JsonDepth(const cJSON* json);
 
 // Compact serialisation (no whitespace), the form documents are stored in.
 std::string PrintJson(const cJSON* json);

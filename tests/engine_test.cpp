@@ -329,7 +329,9 @@ TEST(ParseWriteRequestTest, DepthLimitCountsDataItself) {
   Limits limits;
   limits.max_depth = 2;
   EXPECT_TRUE(ParseWriteRequest(R"({"data":{"a":{"b":1}}})", limits).ok());
-  EXPECT_FALSE(ParseWriteRequest(R"({"data":{"a":{"b":[1]}}})", limits).ok());
+  auto deep = ParseWriteRequest(R"({"data":{"a":{"b":[1]}}})", limits);
+  ASSERT_FALSE(deep.ok());
+  EXPECT_EQ(deep.status().message(), "data nests deeper than 2 levels");
 }
 
 TEST(ParseWriteRequestTest, OversizeBodyIsRejectedUnparsed) {

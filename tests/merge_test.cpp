@@ -17,8 +17,8 @@ class MergeTest : public testing::TestWithParam<MergeCase> {};
 
 TEST_P(MergeTest, MatchesExpectedDocument) {
   const MergeCase& c = GetParam();
-  auto target = ParseJson(c.target, "data", 32);
-  auto patch = ParseJson(c.patch, "data", 32);
+  auto target = ParseJson(c.target, "data");
+  auto patch = ParseJson(c.patch, "data");
   ASSERT_TRUE(target.ok() && patch.ok());
   ASSERT_TRUE(MergePatch(target->get(), patch->get()));
   EXPECT_EQ(PrintJson(target->get()), c.expected);

@@ -8,7 +8,7 @@ namespace twins {
 namespace {
 
 Result<TwinConfig> Parse(const char* text) {
-  auto json = ParseJson(text, "data", 32);
+  auto json = ParseJson(text, "data");
   EXPECT_TRUE(json.ok()) << text;
   return ParseTwinConfig(json->get());
 }

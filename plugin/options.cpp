@@ -1,0 +1,93 @@
+#include "options.hpp"
+
+#include <cerrno>
+#include <cstdlib>
+#include <functional>
+#include <map>
+
+namespace twins {
+namespace {
+
+Status Bad(const std::string& key, const std::string& why) {
+  return Status::InvalidArgument(key, "plugin_opt_" + key + ": " + why);
+}
+
+Status ParseUnsigned(const std::string& key, const std::string& value, unsigned long long min,
+                     unsigned long long max, unsigned long long* out) {
+  if (value.empty() || value.find_first_not_of("0123456789") != std::string::npos) {
+    return Bad(key, "'" + value + "' is not a whole number");
+  }
+  errno = 0;
+  unsigned long long v = std::strtoull(value.c_str(), nullptr, 10);
+  if (errno == ERANGE || v < min || v > max) {
+    return Bad(key, value + " is out of range " + std::to_string(min) + ".." + std::to_string(max));
+  }
+  *out = v;
+  return Status::Ok();
+}
+
+template <class T>
+std::function<Status(const std::string&, const std::string&)> Number(T* target, unsigned long long min,
+                                                                       unsigned long long max) {
+  return [=](const std::string& key, const std::string& value) {
+    unsigned long long v = 0;
+    Status s = ParseUnsigned(key, value, min, max, &v);
+    if (s.ok()) *target = static_cast<T>(v);
+    return s;
+  };
+}
+
+std::function<Status(const std::string&, const std::string&)> Bool(bool* target) {
+  return [=](const std::string& key, const std::string& value) {
+    if (value != "true" && value != "false") return Bad(key, "'" + value + "' is not true or false");
+    *target = value == "true";
+    return Status::Ok();
+  };
+}
+
+std::function<Status(const std::string&, const std::string&)> Text(std::string* target) {
+  return [=](const std::string& key, const std::string& value) {
+    if (value.empty()) return Bad(key, "must not be empty");
+    *target = value;
+    return Status::Ok();
+  };
+}
+
+}  // namespace
+
+Result<PluginOptions> ParseOptions(const std::vector<std::pair<std::string, std::string>>& pairs) {
+  PluginOptions o;
+  size_t cache_mb = o.store.block_cache_bytes >> 20;
+  const std::map<std::string, std::function<Status(const std::string&, const std::string&)>> parsers = {
+      {"db_path", Text(&o.store.path)},
+      {"sync_writes", Bool(&o.store.sync_writes)},
+      {"cache_mb", Number(&cache_mb, 1, 1 << 20)},
+      {"max_document_bytes", Number(&o.limits.max_document_bytes, 2, 64 << 20)},
+      {"max_depth", Number(&o.limits.max_depth, 1, 256)},
+      {"max_documents", Number(&o.limits.max_documents, 1, 1000000)},
+      {"rest_listen", Text(&o.rest_listen)},
+      {"rest_threads", Number(&o.rest_threads, 1, 256)},
+      {"rest_region", Text(&o.rest_region)},
+      {"rest_tls_cert", Text(&o.rest_tls_cert)},
+      {"rest_token",
+       [&o](const std::string& key, const std::string& value) {
+         if (value.empty()) return Bad(key, "must not be empty");
+         o.rest_tokens.push_back(value);
+         return Status::Ok();
+       }},
+      {"rest_tokens_file", Text(&o.rest_tokens_file)},
+      {"rest_allow_anonymous", Bool(&o.rest_allow_anonymous)},
+      {"graphite_url", Text(&o.graphite_url)},
+      {"graphite_queue", Number(&o.graphite_queue, 1, 100000000)},
+  };
+  for (const auto& [key, value] : pairs) {
+    auto parser = parsers.find(key);
+    if (parser == parsers.end()) return Bad(key, "unknown option");
+    Status s = parser->second(key, value);
+    if (!s.ok()) return s;
+  }
+  o.store.block_cache_bytes = cache_mb << 20;
+  return o;
+}
+
+}  // namespace twins

@@ -1,0 +1,196 @@
+// mosquitto-twins: device twins for Mosquitto 2.0 (plugin API v5).
+//
+// Devices publish on $SCW/twins/<id|me>/<document>/<get|put|patch|delete> and receive the
+// reply on <request topic>/response/success or /response/error, sent to that client only.
+// Requests are answered here and never delivered to subscribers. Documents live in RocksDB.
+//
+// Configure with one line in mosquitto.conf, plus plugin_opt_* settings (all optional,
+// documented in mosquitto.conf.example):
+//
+//   plugin /usr/lib/x86_64-linux-gnu/mosquitto_twins.so
+//   plugin_opt_db_path /var/lib/mosquitto/twins
+//
+// Global plugin only: under `per_listener_settings true` mosquitto 2.0 never sends the tick
+// event this plugin uses to run work from its other threads on the broker thread.
+
+#include <mosquitto.h>
+#include <mqtt_protocol.h>
+#include <mosquitto_broker.h>
+#include <mosquitto_plugin.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <exception>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "broker_queue.hpp"
+#include "engine.hpp"
+#include "log.hpp"
+#include "options.hpp"
+#include "twin_topics.hpp"
+
+namespace twins {
+namespace {
+
+constexpr size_t kBrokerQueueCapacity = 100000;
+constexpr auto kTickGrace = std::chrono::seconds(5);
+
+// The plugin's one context, handed to every callback as userdata.
+struct Plugin {
+  mosquitto_plugin_id_t* id = nullptr;
+  PluginOptions options;
+  BrokerQueue broker_queue{kBrokerQueueCapacity};
+  std::unique_ptr<Engine> engine;
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  bool tick_seen = false;
+  bool warned_no_tick = false;
+
+  // For threads other than the broker's: the line is written on the next tick.
+  LogFn DeferredLog() {
+    return [this](LogLevel level, const std::string& message) {
+      int mosq_level = level == LogLevel::kError     ? MOSQ_LOG_ERR
+                       : level == LogLevel::kWarning ? MOSQ_LOG_WARNING
+                                                     : MOSQ_LOG_INFO;
+      broker_queue.Push([mosq_level, message] { mosquitto_log_printf(mosq_level, "twins: %s", message.c_str()); });
+    };
+  }
+};
+
+void WarnIfTickNeverCame(Plugin& plugin) {
+  if (plugin.tick_seen || plugin.warned_no_tick) return;
+  if (std::chrono::steady_clock::now() - plugin.started < kTickGrace) return;
+  plugin.warned_no_tick = true;
+  mosquitto_log_printf(MOSQ_LOG_WARNING,
+                       "twins: the broker sends no tick events (per_listener_settings true?): REST and Graphite "
+                       "log lines cannot be written. Load mosquitto_twins as a global plugin.");
+}
+
+int OnMessage(int, void* event_data, void* userdata) {
+  auto& plugin = *static_cast<Plugin*>(userdata);
+  auto* msg = static_cast<mosquitto_evt_message*>(event_data);
+  TwinTopic parsed;
+  TopicKind kind = ClassifyTopic(msg->topic, &parsed);
+  if (kind == TopicKind::kNotTwin) return MOSQ_ERR_SUCCESS;
+  // Dropping with ACL_DENIED keeps the request from subscribers and the retained store;
+  // an MQTT v5 publisher at QoS >= 1 sees reason code 0x87 in its PUBACK.
+  if (kind == TopicKind::kOtherTwin) return MOSQ_ERR_ACL_DENIED;
+  WarnIfTickNeverCame(plugin);
+  try {
+    const char* client_id = mosquitto_client_id(msg->client);
+    if (client_id == nullptr) return MOSQ_ERR_ACL_DENIED;
+    std::string_view payload(static_cast<const char*>(msg->payload), msg->payloadlen);
+    Reply reply = HandleTwinRequest(*plugin.engine, client_id, msg->topic, parsed, payload);
+
+    mosquitto_property* properties = nullptr;
+    void* correlation = nullptr;
+    uint16_t correlation_len = 0;
+    if (mosquitto_property_read_binary(msg->properties, MQTT_PROP_CORRELATION_DATA, &correlation, &correlation_len,
+                                       false) != nullptr) {
+      mosquitto_property_add_binary(&properties, MQTT_PROP_CORRELATION_DATA, correlation, correlation_len);
+      std::free(correlation);
+    }
+    int rc = mosquitto_broker_publish_copy(client_id, reply.topic.c_str(), static_cast<int>(reply.payload.size()),
+                                           reply.payload.data(), msg->qos, false, properties);
+    if (rc != MOSQ_ERR_SUCCESS) {
+      mosquitto_property_free_all(&properties);
+      mosquitto_log_printf(MOSQ_LOG_WARNING, "twins: cannot reply to %s on %s: %s", client_id, reply.topic.c_str(),
+                           mosquitto_strerror(rc));
+    }
+  } catch (const std::exception& e) {
+    mosquitto_log_printf(MOSQ_LOG_ERR, "twins: request on %s failed: %s", msg->topic, e.what());
+  } catch (...) {
+    mosquitto_log_printf(MOSQ_LOG_ERR, "twins: request on %s failed", msg->topic);
+  }
+  return MOSQ_ERR_ACL_DENIED;
+}
+
+int OnTick(int, void*, void* userdata) {
+  auto& plugin = *static_cast<Plugin*>(userdata);
+  plugin.tick_seen = true;
+  try {
+    plugin.broker_queue.Drain();
+  } catch (...) {
+    mosquitto_log_printf(MOSQ_LOG_ERR, "twins: deferred task failed");
+  }
+  return MOSQ_ERR_SUCCESS;
+}
+
+void LogEffectiveOptions(const PluginOptions& o) {
+  mosquitto_log_printf(MOSQ_LOG_INFO, "twins: mosquitto-twins %s, database %s (sync_writes %s, cache %zu MiB)",
+                       TWINS_VERSION, o.store.path.c_str(), o.store.sync_writes ? "true" : "false",
+                       o.store.block_cache_bytes >> 20);
+  mosquitto_log_printf(MOSQ_LOG_INFO, "twins: limits: %zu bytes per document, depth %d, %zu documents per twin",
+                       o.limits.max_document_bytes, o.limits.max_depth, o.limits.max_documents);
+}
+
+int Init(Plugin& plugin, mosquitto_opt* opts, int opt_count) {
+  std::vector<std::pair<std::string, std::string>> pairs;
+  for (int i = 0; i < opt_count; ++i) pairs.emplace_back(opts[i].key, opts[i].value ? opts[i].value : "");
+  auto options = ParseOptions(pairs);
+  if (!options.ok()) {
+    mosquitto_log_printf(MOSQ_LOG_ERR, "twins: %s", options.status().message().c_str());
+    return MOSQ_ERR_INVAL;
+  }
+  plugin.options = std::move(options).value();
+  LogEffectiveOptions(plugin.options);
+
+  auto store = OpenRocksDbStore(plugin.options.store);
+  if (!store.ok()) {
+    mosquitto_log_printf(MOSQ_LOG_ERR, "twins: %s", store.status().message().c_str());
+    return MOSQ_ERR_UNKNOWN;
+  }
+  plugin.engine = std::make_unique<Engine>(std::move(store).value(), plugin.options.limits);
+
+  int rc = mosquitto_callback_register(plugin.id, MOSQ_EVT_MESSAGE, OnMessage, nullptr, &plugin);
+  if (rc == MOSQ_ERR_SUCCESS) rc = mosquitto_callback_register(plugin.id, MOSQ_EVT_TICK, OnTick, nullptr, &plugin);
+  if (rc != MOSQ_ERR_SUCCESS) {
+    mosquitto_log_printf(MOSQ_LOG_ERR, "twins: cannot register callbacks: %s", mosquitto_strerror(rc));
+  }
+  return rc;
+}
+
+}  // namespace
+}  // namespace twins
+
+extern "C" {
+
+int mosquitto_plugin_version(int supported_version_count, const int* supported_versions) {
+  for (int i = 0; i < supported_version_count; ++i) {
+    if (supported_versions[i] == 5) return 5;
+  }
+  return -1;
+}
+
+int mosquitto_plugin_init(mosquitto_plugin_id_t* identifier, void** userdata, mosquitto_opt* opts, int opt_count) {
+  try {
+    auto plugin = std::make_unique<twins::Plugin>();
+    plugin->id = identifier;
+    int rc = twins::Init(*plugin, opts, opt_count);
+    if (rc != MOSQ_ERR_SUCCESS) return rc;
+    *userdata = plugin.release();
+    return MOSQ_ERR_SUCCESS;
+  } catch (const std::exception& e) {
+    mosquitto_log_printf(MOSQ_LOG_ERR, "twins: initialisation failed: %s", e.what());
+  } catch (...) {
+    mosquitto_log_printf(MOSQ_LOG_ERR, "twins: initialisation failed");
+  }
+  return MOSQ_ERR_UNKNOWN;
+}
+
+int mosquitto_plugin_cleanup(void* userdata, mosquitto_opt*, int) {
+  try {
+    auto* plugin = static_cast<twins::Plugin*>(userdata);
+    if (plugin == nullptr) return MOSQ_ERR_SUCCESS;
+    mosquitto_callback_unregister(plugin->id, MOSQ_EVT_MESSAGE, twins::OnMessage, nullptr);
+    mosquitto_callback_unregister(plugin->id, MOSQ_EVT_TICK, twins::OnTick, nullptr);
+    plugin->broker_queue.Drain();  // the last deferred log lines
+    delete plugin;
+  } catch (...) {
+    mosquitto_log_printf(MOSQ_LOG_ERR, "twins: cleanup failed");
+  }
+  return MOSQ_ERR_SUCCESS;
+}
+
+}  // extern "C"

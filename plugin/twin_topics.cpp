@@ -1,0 +1,78 @@
+#include "twin_topics.hpp"
+
+#include <exception>
+
+namespace twins {
+namespace {
+
+// The MQTT side of the Status mapping: {"error": message, ...details}.
+std::string ErrorJson(const Status& status, std::string_view twin, std::string_view document) {
+  std::string out = "{\"error\":" + QuoteJson(status.message());
+  switch (status.code()) {
+    case Code::kVersionMismatch:
+      out += ",\"twin_id\":" + QuoteJson(twin) + ",\"document_name\":" + QuoteJson(document) +
+             ",\"expected_version\":" + std::to_string(status.expected()) +
+             ",\"actual_version\":" + std::to_string(status.actual());
+      break;
+    case Code::kInvalidArgument:
+      out += ",\"argument\":" + QuoteJson(status.field());
+      break;
+    case Code::kQuotaExceeded:
+      out += ",\"resource\":" + QuoteJson(status.field()) + ",\"quota\":" + std::to_string(status.quota()) +
+             ",\"current\":" + std::to_string(status.current());
+      break;
+    default:
+      break;
+  }
+  return out + "}";
+}
+
+Result<Document> Run(Engine& engine, std::string_view twin, const TwinTopic& topic, std::string_view payload) {
+  if (topic.method == "get") return engine.Get(twin, topic.document);
+  const bool is_delete = topic.method == "delete";
+  if (!is_delete && topic.method != "put" && topic.method != "patch") {
+    return Status::InvalidArgument("method", "unknown method '" + std::string(topic.method) +
+                                                 "' (known: get, put, patch, delete)");
+  }
+  auto request = ParseWriteRequest(payload, engine.limits(), !is_delete);
+  if (!request.ok()) return request.status();
+  if (is_delete) return engine.Delete(twin, topic.document, request->version);
+  if (topic.method == "put") return engine.Put(twin, topic.document, request.value());
+  return engine.Patch(twin, topic.document, request.value());
+}
+
+}  // namespace
+
+TopicKind ClassifyTopic(std::string_view topic, TwinTopic* parsed) {
+  if (topic.compare(0, kTwinTopicPrefix.size(), kTwinTopicPrefix) != 0) return TopicKind::kNotTwin;
+  std::string_view rest = topic.substr(kTwinTopicPrefix.size());
+  std::string_view levels[3];
+  for (int i = 0; i < 3; ++i) {
+    size_t slash = rest.find('/');
+    if ((slash == std::string_view::npos) != (i == 2)) return TopicKind::kOtherTwin;
+    levels[i] = rest.substr(0, slash);
+    if (i < 2) rest.remove_prefix(slash + 1);
+  }
+  *parsed = {levels[0], levels[1], levels[2]};
+  return TopicKind::kMethod;
+}
+
+Reply HandleTwinRequest(Engine& engine, std::string_view client_id, std::string_view request_topic,
+                        const TwinTopic& parsed, std::string_view payload) {
+  const std::string base(request_topic);
+  std::string_view twin = parsed.twin == "me" ? client_id : parsed.twin;
+  Result<Document> result = Status::Internal("request not run");
+  if (twin != client_id) {
+    result = Status::InvalidArgument("twin_id", "a device may only use its own twin (its client id, or 'me')");
+  } else {
+    try {
+      result = Run(engine, twin, parsed, payload);
+    } catch (const std::exception& e) {
+      result = Status::Internal(std::string("internal error: ") + e.what());
+    }
+  }
+  if (!result.ok()) return {base + "/response/error", ErrorJson(result.status(), twin, parsed.document)};
+  return {base + "/response/success", DocumentJson(result.value())};
+}
+
+}  // namespace twins

@@ -1,0 +1,40 @@
+// The in-band API's topic grammar and request handling, free of broker calls so that the
+// plugin callback stays a thin translator.
+//
+//   request:  $SCW/twins/<twin_id|me>/<document_name>/<method>
+//   replies:  <request topic>/response/success | <request topic>/response/error
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "engine.hpp"
+
+namespace twins {
+
+inline constexpr std::string_view kTwinTopicPrefix = "$SCW/twins/";
+
+enum class TopicKind {
+  kNotTwin,     // outside $SCW/twins/: not ours, untouched
+  kMethod,      // $SCW/twins/<twin>/<doc>/<method>: answered (maybe with an error)
+  kOtherTwin,   // any other topic under $SCW/twins/: dropped without reply
+};
+
+struct TwinTopic {
+  std::string_view twin;  // as the request spelled it ("me" included)
+  std::string_view document;
+  std::string_view method;
+};
+
+TopicKind ClassifyTopic(std::string_view topic, TwinTopic* parsed);
+
+struct Reply {
+  std::string topic;
+  std::string payload;
+};
+
+// Runs one request for the device `client_id` and builds its reply. Never throws.
+Reply HandleTwinRequest(Engine& engine, std::string_view client_id, std::string_view request_topic,
+                        const TwinTopic& parsed, std::string_view payload);
+
+}  // namespace twins

@@ -1,0 +1,45 @@
+// A real /usr/sbin/mosquitto with the built plugin, on a free loopback port, with its
+// database and log in a temporary directory.
+#pragma once
+
+#include <string>
+#include <sys/types.h>
+
+#include "support/temp_dir.hpp"
+
+namespace twins::test {
+
+// A loopback TCP port nobody listens on right now.
+int FreePort();
+
+// True once something accepts TCP connections on 127.0.0.1:port.
+bool WaitForPort(int port, int timeout_ms);
+
+class Broker {
+ public:
+  // `plugin_options`: extra lines for the config, e.g. "plugin_opt_max_depth 4\n".
+  explicit Broker(std::string plugin_options = "");
+  ~Broker();
+  Broker(const Broker&) = delete;
+  Broker& operator=(const Broker&) = delete;
+
+  // Starts mosquitto and waits for its listener; false if it exited or never listened.
+  bool Start();
+  // SIGTERM and wait: a clean shutdown.
+  void Stop();
+  // SIGKILL and wait: a crash.
+  void Kill();
+
+  int port() const { return port_; }
+  std::string log() const;
+  const TempDir& dir() const { return dir_; }
+  std::string db_path() const { return dir_.sub("db"); }
+
+ private:
+  TempDir dir_;
+  std::string plugin_options_;
+  int port_;
+  pid_t pid_ = -1;
+};
+
+}  // namespace twins::test
