@@ -139,7 +139,6 @@ Result<Document> Engine::Write(std::string_view twin, std::string_view doc, cons
   }
 
   Document next{version + 1, PrintJson(result)};
-  if (next.data.empty()) return Status::Internal("out of memory printing document");
   if (next.data.size() > limits_.max_document_bytes) {
     return Status::InvalidArgument("data", "document of " + std::to_string(next.data.size()) +
                                                " bytes is larger than the limit of " +

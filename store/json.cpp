@@ -1,41 +1,56 @@
 #include "json.hpp"
 
 #include <cstdlib>
+#include <charconv>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
 namespace twins {
 namespace {
 
-std::string ChildPath(const std::string& path, const cJSON* child, int index) {
-  if (child->string == nullptr) return path + "[" + std::to_string(index) + "]";
-  return path + "." + child->string;
-}
-
-Status CheckTree(const cJSON* json, const std::string& path, bool inside_array, bool reject_reserved) {
-  if (cJSON_IsNull(json) && inside_array) {
-    return Status::InvalidArgument("data", path + ": arrays cannot contain null");
-  }
-  if (cJSON_IsObject(json)) {
-    std::vector<std::string_view> keys;
-    for (const cJSON* child = json->child; child != nullptr; child = child->next) {
-      std::string_view key = child->string;
-      if (reject_reserved && !key.empty() && key[0] == '_') {
-        return Status::InvalidArgument("data", ChildPath(path, child, 0) +
-                                                   ": keys starting with '_' are reserved");
-      }
-      for (std::string_view seen : keys) {
-        if (seen == key) return Status::InvalidArgument("data", ChildPath(path, child, 0) + ": duplicate key");
-      }
-      keys.push_back(key);
+// The JSON path of the node at the top of `stack` ("data.a[2].b"), built only for an error
+// message so that valid documents cost no string building.
+std::string PathOf(const std::vector<const cJSON*>& stack) {
+  std::string path = "data";
+  for (size_t i = 1; i < stack.size(); ++i) {
+    const cJSON* node = stack[i];
+    if (cJSON_IsArray(stack[i - 1])) {
+      int index = 0;
+      for (const cJSON* sibling = stack[i - 1]->child; sibling != node; sibling = sibling->next) ++index;
+      path += "[" + std::to_string(index) + "]";
+    } else {
+      path += ".";
+      path += node->string;
     }
   }
-  int index = 0;
-  bool array = cJSON_IsArray(json);
-  for (const cJSON* child = json->child; child != nullptr && (array || cJSON_IsObject(json));
-       child = child->next, ++index) {
-    Status s = CheckTree(child, ChildPath(path, child, index), inside_array || array, reject_reserved);
+  return path;
+}
+
+Status CheckTree(std::vector<const cJSON*>* stack, bool inside_array, bool reject_reserved) {
+  const cJSON* json = stack->back();
+  if (cJSON_IsNull(json) && inside_array) {
+    return Status::InvalidArgument("data", PathOf(*stack) + ": arrays cannot contain null");
+  }
+  if (cJSON_IsNumber(json) && !std::isfinite(json->valuedouble)) {
+    return Status::InvalidArgument("data", PathOf(*stack) + ": number out of range");
+  }
+  const bool object = cJSON_IsObject(json);
+  if (!object && !cJSON_IsArray(json)) return Status::Ok();
+  for (const cJSON* child = json->child; child != nullptr; child = child->next) {
+    stack->push_back(child);
+    if (object) {
+      std::string_view key = child->string;
+      if (reject_reserved && !key.empty() && key[0] == '_') {
+        return Status::InvalidArgument("data", PathOf(*stack) + ": keys starting with '_' are reserved");
+      }
+      for (const cJSON* earlier = json->child; earlier != child; earlier = earlier->next) {
+        if (key == earlier->string) return Status::InvalidArgument("data", PathOf(*stack) + ": duplicate key");
+      }
+    }
+    Status s = CheckTree(stack, inside_array || !object, reject_reserved);
     if (!s.ok()) return s;
+    stack->pop_back();
   }
   return Status::Ok();
 }
@@ -106,43 +121,77 @@ Result<Json> ParseJson(std::string_view text, std::string_view field) {
   return json;
 }
 
+// cJSON prints each number with sprintf and checks it with sscanf, most of a small patch's
+// cost; std::to_chars gives the shortest text that reads back to the same double.
+void AppendJson(const cJSON* json, std::string* out) {
+  if (cJSON_IsObject(json) || cJSON_IsArray(json)) {
+    const bool object = cJSON_IsObject(json);
+    *out += object ? '{' : '[';
+    for (const cJSON* child = json->child; child != nullptr; child = child->next) {
+      if (child != json->child) *out += ',';
+      if (object) {
+        AppendQuoted(child->string, out);
+        *out += ':';
+      }
+      AppendJson(child, out);
+    }
+    *out += object ? '}' : ']';
+  } else if (cJSON_IsString(json)) {
+    AppendQuoted(json->valuestring, out);
+  } else if (cJSON_IsNumber(json)) {
+    char buffer[32];
+    auto end = std::to_chars(buffer, buffer + sizeof buffer, json->valuedouble).ptr;
+    out->append(buffer, end);
+  } else if (cJSON_IsTrue(json)) {
+    *out += "true";
+  } else if (cJSON_IsFalse(json)) {
+    *out += "false";
+  } else {
+    *out += "null";
+  }
+}
+
 std::string PrintJson(const cJSON* json) {
-  char* text = cJSON_PrintUnformatted(json);
-  if (text == nullptr) return {};
-  std::string out(text);
-  cJSON_free(text);
+  std::string out;
+  AppendJson(json, &out);
   return out;
+}
+
+void AppendQuoted(std::string_view text, std::string* out) {
+  *out += '"';
+  size_t plain = 0;  // start of the run of characters that need no escape
+  for (size_t i = 0; i < text.size(); ++i) {
+    auto c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out->append(text, plain, i - plain);
+    plain = i + 1;
+    switch (c) {
+      case '"': *out += "\\\""; break;
+      case '\\': *out += "\\\\"; break;
+      case '\n': *out += "\\n"; break;
+      case '\r': *out += "\\r"; break;
+      case '\t': *out += "\\t"; break;
+      default: {
+        static const char kHex[] = "0123456789abcdef";
+        const char escape[] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xF]};
+        out->append(escape, sizeof escape);
+      }
+    }
+  }
+  out->append(text, plain, text.size() - plain);
+  *out += '"';
 }
 
 std::string QuoteJson(std::string_view text) {
   std::string out;
   out.reserve(text.size() + 2);
-  out += '"';
-  for (char ch : text) {
-    auto c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          static const char kHex[] = "0123456789abcdef";
-          out += "\\u00";
-          out += kHex[c >> 4];
-          out += kHex[c & 0xF];
-        } else {
-          out += ch;
-        }
-    }
-  }
-  out += '"';
+  AppendQuoted(text, &out);
   return out;
 }
 
 Status CheckDataTree(const cJSON* data, bool reject_reserved_keys) {
-  return CheckTree(data, "data", false, reject_reserved_keys);
+  std::vector<const cJSON*> stack{data};
+  return CheckTree(&stack, false, reject_reserved_keys);
 }
 
 }  // namespace twins

@@ -49,6 +49,26 @@ TEST(JsonTest, DepthCountsNestedContainers) {
   EXPECT_EQ(JsonDepth(ParseJson(R"({"a":{"b":[[1]]},"c":2})", "data")->get()), 4);
 }
 
+TEST(JsonTest, NumbersPrintAsTheShortestExactText) {
+  auto json = ParseJson(R"([0, -0, 20, 21.5, 0.1, 1e21, -3.25e-8, 9007199254740993, 1.7976931348623157e308])", "data");
+  ASSERT_TRUE(json.ok());
+  EXPECT_EQ(PrintJson(json->get()), "[0,-0,20,21.5,0.1,1e+21,-3.25e-08,9007199254740992,1.7976931348623157e+308]");
+}
+
+TEST(JsonTest, NumbersBeyondADoubleAreRejected) {
+  auto json = ParseJson(R"({"a":{"b":1e999}})", "data");
+  ASSERT_TRUE(json.ok());
+  Status s = CheckDataTree(json->get(), true);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.message(), "data.a.b: number out of range");
+}
+
+TEST(JsonTest, StringsAndKeysAreEscaped) {
+  auto json = ParseJson(R"({"k\"ey":"line\nbreak \u0001 \u00e9"})", "data");
+  ASSERT_TRUE(json.ok());
+  EXPECT_EQ(PrintJson(json->get()), "{\"k\\\"ey\":\"line\\nbreak \\u0001 \xc3\xa9\"}");
+}
+
 TEST(JsonTest, QuoteEscapesControlCharactersAndQuotes) {
   EXPECT_EQ(QuoteJson("a\"b\\c\n\x01"), R"("a\"b\\c\n\u0001")");
 }
