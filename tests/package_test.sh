@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Builds the .deb, unpacks it into a temporary root and starts mosquitto with the unpacked
+# plugin and its shipped twins.conf.example, then makes a twin request over MQTT.
+# Usage: package_test.sh <build dir>
+set -euo pipefail
+build=$1
+root=$(mktemp -d)
+trap 'kill $broker 2>/dev/null || true; rm -rf "$root"' EXIT
+broker=0
+
+(cd "$build" && cpack -G DEB >/dev/null)
+deb=$(ls -t "$build"/mosquitto-twins_*.deb | head -1)
+dpkg-deb -x "$deb" "$root"
+
+fail() { echo "FAIL: $*"; exit 1; }
+dpkg-deb -f "$deb" Depends | grep -q "mosquitto (>= 2.0)" || fail "Depends lacks mosquitto"
+dpkg-deb -f "$deb" Depends | grep -q "librocksdb" || fail "Depends lacks librocksdb"
+plugin="$root/usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)/mosquitto_twins.so"
+[ -f "$plugin" ] || fail "plugin not beside Debian's mosquitto plugins: $(cd "$root" && find . -type f)"
+example="$root/etc/mosquitto/conf.d/twins.conf.example"
+[ -f "$example" ] || fail "no conf.d/twins.conf.example"
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+{
+  echo "listener $port 127.0.0.1"
+  echo "allow_anonymous true"
+  echo "user root"
+  sed -e "s|^plugin /usr/lib/.*|plugin $plugin|" -e "s|^plugin_opt_db_path .*|plugin_opt_db_path $root/db|" "$example"
+} > "$root/mosquitto.conf"
+/usr/sbin/mosquitto -c "$root/mosquitto.conf" > "$root/broker.log" 2>&1 &
+broker=$!
+for _ in $(seq 100); do
+  mosquitto_pub -p "$port" -t ping -n 2>/dev/null && break
+  sleep 0.05
+done
+reply=$(mosquitto_rr -p "$port" -i pkg-device -t '$SCW/twins/me/state/put' \
+        -e '$SCW/twins/me/state/put/response/success' -m '{"data":{"installed":true}}' -W 3) || {
+  cat "$root/broker.log"; fail "no reply from the packaged plugin"; }
+[ "$reply" = '{"version":1,"data":{"installed":true}}' ] || fail "unexpected reply: $reply"
+grep -q "twins: mosquitto-twins" "$root/broker.log" || fail "plugin did not log its start"
+echo "package test: 1 passed, 0 failed"
