@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test: once in a normal build, then the
-# unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer (any report fails).
+# unit and broker tests again under AddressSanitizer + UndefinedBehaviorSanitizer (any report
+# fails; the broker runs the sanitized plugin with the sanitizer runtimes preloaded).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,4 +15,4 @@ ctest --test-dir build --output-on-failure -j"$jobs"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DTWINS_SANITIZE=ON -DTWINS_BENCH=OFF >/dev/null
 cmake --build build-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  ctest --test-dir build-asan --output-on-failure -j"$jobs" -L unit
+  ctest --test-dir build-asan --output-on-failure -j"$jobs" -L "unit|broker"

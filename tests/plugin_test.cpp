@@ -15,7 +15,13 @@ class PluginTest : public testing::Test {
  protected:
   void SetUp() override { StartBroker(); }
 
+  void TearDown() override {
+    broker_->Stop();
+    EXPECT_TRUE(broker_->exited_cleanly()) << broker_->log();
+  }
+
   void StartBroker(const std::string& options = "") {
+    if (broker_) broker_->Stop();
     broker_ = std::make_unique<Broker>(options);
     ASSERT_TRUE(broker_->Start()) << broker_->log();
   }

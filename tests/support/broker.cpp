@@ -65,6 +65,10 @@ bool Broker::Start() {
     int log = open(dir_.sub("mosquitto.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     dup2(log, STDOUT_FILENO);
     dup2(log, STDERR_FILENO);
+#ifdef TWINS_BROKER_PRELOAD
+    // The sanitized plugin needs the sanitizer runtimes the stock broker binary lacks.
+    setenv("LD_PRELOAD", TWINS_BROKER_PRELOAD, 1);
+#endif
     execl("/usr/sbin/mosquitto", "mosquitto", "-c", dir_.sub("mosquitto.conf").c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
@@ -83,8 +87,12 @@ bool Broker::Start() {
 void Broker::Stop() {
   if (pid_ <= 0) return;
   kill(pid_, SIGTERM);
-  waitpid(pid_, nullptr, 0);
+  waitpid(pid_, &exit_status_, 0);
   pid_ = -1;
+}
+
+bool Broker::exited_cleanly() const {
+  return WIFEXITED(exit_status_) && WEXITSTATUS(exit_status_) == 0 && log().find("Sanitizer") == std::string::npos;
 }
 
 void Broker::Kill() {

@@ -27,6 +27,8 @@ class Broker {
   bool Start();
   // SIGTERM and wait: a clean shutdown.
   void Stop();
+  // After Stop(): the broker exited with status 0 and no sanitizer report in its log.
+  bool exited_cleanly() const;
   // SIGKILL and wait: a crash.
   void Kill();
 
@@ -40,6 +42,7 @@ class Broker {
   std::string plugin_options_;
   int port_;
   pid_t pid_ = -1;
+  int exit_status_ = -1;
 };
 
 }  // namespace twins::test
