@@ -1,0 +1,181 @@
+#include "civet_exchange.hpp"
+
+#include <civetweb.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <string>
+
+namespace twins {
+namespace {
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+bool HasToken(std::string_view list, std::string_view token) {
+  while (!list.empty()) {
+    size_t comma = list.find(',');
+    std::string_view item = list.substr(0, comma);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    if (EqualsIgnoreCase(item, token)) return true;
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
+// IMF-fixdate, built by hand because strftime follows the process locale.
+std::string HttpDate() {
+  thread_local time_t cached_second = 0;
+  thread_local char cached[32] = {};
+  const time_t now = time(nullptr);
+  if (now != cached_second) {
+    static const char* const kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static const char* const kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                          "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    struct tm utc;
+    gmtime_r(&now, &utc);
+    snprintf(cached, sizeof(cached), "%s, %02d %s %04d %02d:%02d:%02d GMT", kDays[utc.tm_wday], utc.tm_mday,
+             kMonths[utc.tm_mon], utc.tm_year + 1900, utc.tm_hour, utc.tm_min, utc.tm_sec);
+    cached_second = now;
+  }
+  return cached;
+}
+
+}  // namespace
+
+CivetRequest::CivetRequest(mg_connection* conn) : conn_(conn), info_(mg_get_request_info(conn)) {}
+
+std::string_view CivetRequest::method() const { return info_->request_method ? info_->request_method : ""; }
+
+std::string_view CivetRequest::path() const { return info_->local_uri_raw ? info_->local_uri_raw : ""; }
+
+std::string_view CivetRequest::header(const char* name) const {
+  const char* value = mg_get_header(conn_, name);
+  return value ? value : "";
+}
+
+bool CivetRequest::chunked() const { return EqualsIgnoreCase(header("Transfer-Encoding"), "chunked"); }
+
+bool CivetRequest::has_body() const { return chunked() || info_->content_length > 0; }
+
+bool CivetRequest::http10() const { return info_->http_version && std::strcmp(info_->http_version, "1.0") == 0; }
+
+long long CivetRequest::content_length() const { return info_->content_length; }
+
+BodyRead CivetRequest::ReadBody(size_t max_bytes) {
+  BodyRead read;
+  if (!has_body()) {
+    body_read_ = true;
+    return read;
+  }
+  const bool is_chunked = chunked();
+  if (!is_chunked && static_cast<unsigned long long>(info_->content_length) > max_bytes) {
+    read.outcome = BodyRead::Outcome::kTooLarge;
+    read.length = info_->content_length;
+    return read;
+  }
+  // CivetWeb 1.15 only answers "100 Continue" for its own file and CGI handlers.
+  if (EqualsIgnoreCase(header("Expect"), "100-continue") && !http10()) {
+    mg_printf(conn_, "HTTP/1.1 100 Continue\r\n\r\n");
+  }
+  const size_t wanted = is_chunked ? max_bytes + 1 : static_cast<size_t>(info_->content_length);
+  read.text.resize(is_chunked ? std::min<size_t>(wanted, 16384) : wanted);
+  size_t got = 0;
+  while (got < wanted) {
+    if (got == read.text.size()) read.text.resize(std::min(wanted, 2 * read.text.size()));
+    int n = mg_read(conn_, &read.text[got], read.text.size() - got);
+    if (n < 0) {
+      read.outcome = BodyRead::Outcome::kFailed;
+      return read;
+    }
+    if (n == 0) break;
+    got += static_cast<size_t>(n);
+  }
+  read.text.resize(got);
+  if (is_chunked && got > max_bytes) {
+    read.outcome = BodyRead::Outcome::kTooLarge;
+    read.length = -1;
+    read.text.clear();
+    return read;
+  }
+  if (!is_chunked && got != wanted) {
+    read.outcome = BodyRead::Outcome::kFailed;
+    return read;
+  }
+  body_read_ = true;
+  return read;
+}
+
+void SendResponse(mg_connection* conn, const HttpResponse& response, const CivetRequest* request, bool close) {
+  const bool head = request != nullptr && request->method() == "HEAD";
+  const bool http10 = request != nullptr && request->http10();
+  const std::string_view client_connection = request != nullptr ? request->header("Connection") : "";
+  const bool bodyless = response.status == 204 || response.status == 304;
+  std::string out;
+  out.reserve(response.body.size() + 256);
+  out += "HTTP/1.1 ";
+  out += std::to_string(response.status);
+  out += ' ';
+  out += mg_get_response_code_text(conn, response.status);
+  out += "\r\nDate: ";
+  out += HttpDate();
+  out += "\r\n";
+  if (!response.content_type.empty()) {
+    out += "Content-Type: ";
+    out += response.content_type;
+    out += "\r\n";
+  }
+  if (!bodyless) {
+    out += "Content-Length: ";
+    out += std::to_string(response.body.size());
+    out += "\r\n";
+  }
+  if (!response.etag.empty()) {
+    out += "ETag: ";
+    out += response.etag;
+    out += "\r\n";
+  }
+  if (!response.allow.empty()) {
+    out += "Allow: ";
+    out += response.allow;
+    out += "\r\n";
+  }
+  if (close) {
+    mg_disable_connection_keep_alive(conn);
+    out += "Connection: close\r\n";
+  } else if (http10 && HasToken(client_connection, "keep-alive")) {
+    out += "Connection: keep-alive\r\n";
+  } else if (HasToken(client_connection, "close")) {
+    out += "Connection: close\r\n";
+  }
+  out += "\r\n";
+  if (!head && !bodyless) out += response.body;
+  mg_write(conn, out.data(), out.size());
+}
+
+void SendInternalError(mg_connection* conn) noexcept {
+  static constexpr char kReply[] =
+      "HTTP/1.1 500 Internal Server Error\r\n"
+      "Content-Type: application/json\r\n"
+      "Content-Length: 52\r\n"
+      "Connection: close\r\n"
+      "\r\n"
+      "{\"type\":\"internal_error\",\"message\":\"internal error\"}";
+  static_assert(sizeof("{\"type\":\"internal_error\",\"message\":\"internal error\"}") - 1 == 52, "Content-Length");
+  mg_disable_connection_keep_alive(conn);
+  mg_write(conn, kReply, sizeof(kReply) - 1);
+}
+
+}  // namespace twins

@@ -1,0 +1,92 @@
+#include "errors.hpp"
+
+#include <string>
+
+#include "json.hpp"
+
+namespace twins {
+
+HttpResponse JsonResponse(int status, std::string body) {
+  HttpResponse response;
+  response.status = status;
+  response.content_type = "application/json";
+  response.body = std::move(body);
+  return response;
+}
+
+HttpResponse ErrorResponse(const Status& status, std::string_view document, const LogFn& log) {
+  switch (status.code()) {
+    case Code::kInvalidArgument:
+      return InvalidArgument(status.field(), "constraint", status.message());
+    case Code::kNotFound:
+      return NotFound("twin_document", document, status.message());
+    case Code::kVersionMismatch:
+      return PreconditionFailed(std::to_string(status.expected()), status.actual());
+    case Code::kQuotaExceeded:
+      return JsonResponse(403, "{\"type\":\"quotas_exceeded\",\"details\":[{\"resource\":" +
+                                   QuoteJson(status.field()) + ",\"quota\":" + std::to_string(status.quota()) +
+                                   ",\"current\":" + std::to_string(status.current()) +
+                                   "}],\"message\":" +
+                                   QuoteJson("quota exceeded: " + status.field() + " is limited to " +
+                                             std::to_string(status.quota())) +
+                                   "}");
+    case Code::kOk:
+    case Code::kInternal:
+      break;
+  }
+  // The detail (a RocksDB error, a path) is for the operator, not for API clients.
+  if (log) log(LogLevel::kError, "REST: internal error: " + status.message());
+  return InternalError();
+}
+
+HttpResponse InvalidArgument(std::string_view argument, std::string_view reason, std::string_view help,
+                             int http_status) {
+  return JsonResponse(http_status,
+                      "{\"type\":\"invalid_arguments\",\"message\":\"invalid argument(s)\",\"details\":[{"
+                      "\"argument_name\":" + QuoteJson(argument) + ",\"reason\":" + QuoteJson(reason) +
+                          ",\"help_message\":" + QuoteJson(help) + "}]}");
+}
+
+HttpResponse DeniedAuthentication(std::string_view message) {
+  return JsonResponse(401,
+                      "{\"type\":\"denied_authentication\",\"method\":\"secret_key\",\"reason\":\"invalid_argument\","
+                      "\"message\":" + QuoteJson(message) + "}");
+}
+
+HttpResponse NotFound(std::string_view resource, std::string_view resource_id, std::string_view message) {
+  return JsonResponse(404, "{\"type\":\"not_found\",\"resource\":" + QuoteJson(resource) +
+                               ",\"resource_id\":" + QuoteJson(resource_id) + ",\"message\":" + QuoteJson(message) +
+                               "}");
+}
+
+HttpResponse PreconditionFailed(std::string_view expected, uint64_t actual) {
+  const std::string help = "expected version " + std::string(expected) + ", document is at " + std::to_string(actual);
+  return JsonResponse(412, "{\"type\":\"precondition_failed\",\"precondition\":\"document_version\",\"help_message\":" +
+                               QuoteJson(help) + ",\"message\":\"document version mismatch\"}");
+}
+
+HttpResponse MethodNotAllowed(std::string_view method, std::string_view allow) {
+  HttpResponse response = JsonResponse(
+      405, "{\"type\":\"method_not_allowed\",\"message\":" +
+               QuoteJson("method " + std::string(method) + " is not allowed here; allowed: " + std::string(allow)) +
+               "}");
+  response.allow = std::string(allow);
+  return response;
+}
+
+HttpResponse PayloadTooLarge(long long length, size_t limit) {
+  const std::string size = length >= 0 ? "of " + std::to_string(length) + " bytes " : "";
+  return InvalidArgument("body", "constraint",
+                         "request body " + size + "is larger than the limit of " + std::to_string(limit) + " bytes",
+                         413);
+}
+
+HttpResponse InternalError() {
+  return JsonResponse(500, "{\"type\":\"internal_error\",\"message\":\"internal error\"}");
+}
+
+HttpResponse Unavailable(std::string_view message) {
+  return JsonResponse(503, "{\"type\":\"service_unavailable\",\"message\":" + QuoteJson(message) + "}");
+}
+
+}  // namespace twins

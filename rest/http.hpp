@@ -1,0 +1,39 @@
+// The HTTP exchange as the routes see it. civet_exchange.cpp implements it over CivetWeb,
+// so the routes and endpoints never see civetweb.h.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace twins {
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type;  // empty when there is no body
+  std::string body;
+  std::string etag;          // full header value, quotes included; empty for none
+  std::string allow;         // for 405
+};
+
+struct BodyRead {
+  enum class Outcome { kOk, kTooLarge, kFailed };
+  Outcome outcome = Outcome::kOk;
+  std::string text;
+  long long length = 0;  // bytes announced or seen when kTooLarge
+};
+
+class HttpRequest {
+ public:
+  virtual ~HttpRequest() = default;
+  virtual std::string_view method() const = 0;
+  // The path as sent, still percent-encoded, without the query string.
+  virtual std::string_view path() const = 0;
+  // Empty when absent.
+  virtual std::string_view header(const char* name) const = 0;
+  // Reads the whole body if it is at most max_bytes. A body announced larger is not read
+  // at all; a chunked body is read no further than max_bytes + 1.
+  virtual BodyRead ReadBody(size_t max_bytes) = 0;
+};
+
+}  // namespace twins

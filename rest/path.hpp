@@ -1,0 +1,18 @@
+// Request paths: split into segments before decoding, so an encoded '/' (%2F) stays inside
+// its segment (and is then refused by the name rules instead of changing the route).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace twins {
+
+// "/a/b%20c" -> {"a", "b%20c"}; "/" -> {""}; segments stay encoded.
+std::vector<std::string_view> SplitPath(std::string_view path);
+
+// RFC 3986 percent-decoding ('+' is not a space in a path). nullopt on a bad escape.
+std::optional<std::string> PercentDecode(std::string_view segment);
+
+}  // namespace twins

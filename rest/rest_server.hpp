@@ -1,0 +1,59 @@
+// The REST API of the twins, the Scaleway IoT v1 twin endpoints (see
+// shared/reference/wire-contract.md), served by CivetWeb over a shared Engine:
+//
+//   GET|DELETE                  /iot/v1/regions/{region}/twins/{twin_id}
+//   GET|PUT|PATCH|DELETE        /iot/v1/regions/{region}/twins/{twin_id}/documents/{document_name}
+//   GET (no token)              /healthz, /iot/v1/openapi.yaml
+//
+// Every other request needs an X-Auth-Token header equal to one of the configured tokens.
+//
+// Thread-safety: handlers run on CivetWeb worker threads and call the engine and the LogFn
+// from there; they never call into the broker. Start and the destructor must not race with
+// each other on the same object, but several servers may run in one process.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine.hpp"
+#include "log.hpp"
+#include "status.hpp"
+
+namespace twins {
+
+struct RestOptions {
+  std::string listen = "127.0.0.1:8080";  // CivetWeb listening_ports syntax; a port ending in 's' is TLS
+  int threads = 4;                         // CivetWeb serves one connection per thread at a time
+  std::string region = "fr-par";           // other regions are 404
+  std::string tls_cert;                    // PEM certificate + private key; needs an 's' port
+  std::vector<std::string> tokens;         // accepted X-Auth-Token secrets
+  bool allow_anonymous = false;            // with no token at all, serve without authentication
+};
+
+// One secret per line; surrounding whitespace, blank lines and lines starting with '#' are
+// ignored. A file that cannot be read or holds no secret is an error naming the file.
+Result<std::vector<std::string>> ReadTokensFile(const std::string& path);
+
+class RestServer {
+ public:
+  // Checks the options and starts listening. Fails (port in use, bad option, no token
+  // without allow_anonymous, TLS unavailable) with a message meant for the broker log.
+  // `engine` must outlive the server; `log` may be called from CivetWeb threads.
+  static Result<std::unique_ptr<RestServer>> Start(const RestOptions& options, Engine& engine, LogFn log);
+
+  // Stops accepting, waits for the requests in flight, then releases the port.
+  ~RestServer();
+  RestServer(const RestServer&) = delete;
+  RestServer& operator=(const RestServer&) = delete;
+
+  // The first bound port (the real one when listen asked for port 0).
+  int port() const;
+
+ private:
+  struct Impl;
+  explicit RestServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace twins

@@ -1,0 +1,102 @@
+#include "routes.hpp"
+
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include "errors.hpp"
+#include "json.hpp"
+#include "openapi.hpp"
+#include "path.hpp"
+
+namespace twins {
+namespace {
+
+constexpr std::string_view kHealthPath = "/healthz";
+constexpr std::string_view kOpenApiPath = "/iot/v1/openapi.yaml";
+constexpr std::string_view kHealthTwin = "_healthz";
+constexpr std::string_view kHealthDocument = "health";
+constexpr std::string_view kReadOnly = "GET, HEAD";
+constexpr std::string_view kTwinMethods = "GET, HEAD, DELETE";
+constexpr std::string_view kDocumentMethods = "GET, HEAD, PUT, PATCH, DELETE";
+
+// /iot/v1/regions/{region}/twins/{twin_id}[/documents/{document_name}]
+enum class Route { kNone, kTwin, kDocument };
+
+Route Match(const std::vector<std::string_view>& s) {
+  if (s.size() < 6 || s[0] != "iot" || s[1] != "v1" || s[2] != "regions" || s[4] != "twins") return Route::kNone;
+  if (s.size() == 6) return Route::kTwin;
+  if (s.size() == 8 && s[6] == "documents") return Route::kDocument;
+  return Route::kNone;
+}
+
+bool Allowed(std::string_view method, Route route) {
+  if (method == "GET" || method == "HEAD" || method == "DELETE") return true;
+  return route == Route::kDocument && (method == "PUT" || method == "PATCH");
+}
+
+HttpResponse OpenApi() {
+  HttpResponse response;
+  response.content_type = "application/yaml";
+  response.body = std::string(OpenApiYaml());
+  return response;
+}
+
+}  // namespace
+
+Router::Router(Engine& engine, std::string region, TokenSet tokens, LogFn log)
+    : engine_(engine), region_(std::move(region)), tokens_(std::move(tokens)), log_(log), twins_(engine, log) {}
+
+HttpResponse Router::Handle(HttpRequest& request) const {
+  const std::string_view path = request.path();
+  const std::string_view method = request.method();
+  const bool read_only = method == "GET" || method == "HEAD";
+
+  if (path == kHealthPath) return read_only ? Health() : MethodNotAllowed(method, kReadOnly);
+  if (path == kOpenApiPath) return read_only ? OpenApi() : MethodNotAllowed(method, kReadOnly);
+
+  // Before routing, so that without a token nothing is learnt about the API either.
+  const std::string_view token = request.header("X-Auth-Token");
+  if (!tokens_.Accepts(token)) {
+    return DeniedAuthentication(token.empty() ? "authentication is denied: the X-Auth-Token header is missing"
+                                              : "authentication is denied: invalid X-Auth-Token");
+  }
+
+  const std::vector<std::string_view> segments = SplitPath(path);
+  const Route route = Match(segments);
+  if (route == Route::kNone) {
+    return NotFound("path", IsValidUtf8(path) ? path : std::string_view(), "no such endpoint");
+  }
+  if (!Allowed(method, route)) return MethodNotAllowed(method, route == Route::kTwin ? kTwinMethods : kDocumentMethods);
+
+  std::optional<std::string> region = PercentDecode(segments[3]);
+  if (!region || *region != region_) {
+    const std::string_view shown = region && IsValidUtf8(*region) ? std::string_view(*region) : std::string_view();
+    return NotFound("region", shown, "unknown region, this server serves " + region_);
+  }
+  std::optional<std::string> twin = PercentDecode(segments[5]);
+  if (!twin) return InvalidArgument("twin_id", "format", "the twin id has an invalid percent-encoding");
+
+  if (route == Route::kTwin) {
+    return method == "DELETE" ? twins_.DeleteAll(*twin) : twins_.List(*twin);
+  }
+  std::optional<std::string> doc = PercentDecode(segments[7]);
+  if (!doc) return InvalidArgument("document_name", "format", "the document name has an invalid percent-encoding");
+  if (read_only) return twins_.Get(request, *twin, *doc);
+  if (method == "PUT") return twins_.Put(request, *twin, *doc);
+  if (method == "PATCH") return twins_.Patch(request, *twin, *doc);
+  return twins_.Delete(request, *twin, *doc);
+}
+
+// A point read of a document that never exists: it goes through the store like any read,
+// and is about the cheapest thing the store does, so /healthz stays a near-trivial baseline.
+HttpResponse Router::Health() const {
+  auto found = engine_.Get(kHealthTwin, kHealthDocument);
+  if (!found.ok() && found.status().code() != Code::kNotFound) {
+    if (log_) log_(LogLevel::kWarning, "REST: health check failed: " + found.status().message());
+    return Unavailable("the twin store is not usable");
+  }
+  return JsonResponse(200, "{\"status\":\"ok\"}");
+}
+
+}  // namespace twins
