@@ -1,0 +1,235 @@
+#include "points.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "json.hpp"
+#include "merge.hpp"
+
+namespace twins {
+namespace {
+
+class TsdbPointsTest : public testing::Test {
+ protected:
+  // `doc_config` is the `_config` entry of document "doc", as a user would write it.
+  void Configure(const std::string& doc_config) {
+    Json data(cJSON_Parse((R"({"documents":{"doc":)" + doc_config + "}}").c_str()));
+    ASSERT_TRUE(data) << doc_config;
+    auto parsed = ParseTwinConfig(data.get());
+    ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+    config_ = parsed->documents["doc"];
+  }
+
+  // The points of a put of `data` over `before` ("" when the document is new), rendered as
+  // "path=value{tags}" separated by spaces.
+  std::string Put(const std::string& before, const std::string& data) {
+    Json request = Parse(data);
+    Json old = Parse(before);
+    return Render(EvaluateTriggers(config_, old.get(), request.get(), request.get()));
+  }
+
+  std::string Patch(const std::string& before, const std::string& patch) {
+    Json request = Parse(patch);
+    Json old = Parse(before);
+    Json after = before.empty() ? Json(cJSON_CreateObject()) : Parse(before);
+    EXPECT_TRUE(MergePatch(after.get(), request.get()));
+    return Render(EvaluateTriggers(config_, old.get(), request.get(), after.get()));
+  }
+
+  static Json Parse(const std::string& text) {
+    if (text.empty()) return nullptr;
+    Json json(cJSON_Parse(text.c_str()));
+    EXPECT_TRUE(json) << text;
+    return json;
+  }
+
+  static std::string Render(const std::vector<TsdbPoint>& points) {
+    std::string out;
+    for (const TsdbPoint& point : points) {
+      if (!out.empty()) out += ' ';
+      out += point.json_path + "=" + FormatNumber(point.value);
+      if (point.tags.empty()) continue;
+      out += '{';
+      for (const auto& [k, v] : point.tags) out += (out.back() == '{' ? "" : ",") + k + "=" + v;
+      out += '}';
+    }
+    return out;
+  }
+
+  static std::string FormatNumber(double value) {
+    std::string text = std::to_string(value);
+    text.erase(text.find_last_not_of('0') + 1);
+    if (text.back() == '.') text.pop_back();
+    return text;
+  }
+
+  ConfigNode config_;
+};
+
+TEST_F(TsdbPointsTest, DocumentTriggerAppliesToEveryNumericLeaf) {
+  Configure(R"({"_tsdb_trigger":"on-update"})");
+  EXPECT_EQ(Put("", R"({"temp":21.5,"motor":{"rpm":1200,"load":{"pct":80}}})"),
+            "temp=21.5 motor.rpm=1200 motor.load.pct=80");
+}
+
+TEST_F(TsdbPointsTest, DocumentWithoutTriggerPushesNothing) {
+  Configure(R"({"_tags":{"site":"paris"},"motor":{"_tags":{"unit":"rpm"}}})");
+  EXPECT_FALSE(HasTrigger(config_));
+  EXPECT_EQ(Put("", R"({"temp":21.5,"motor":{"rpm":1200}})"), "");
+}
+
+TEST_F(TsdbPointsTest, KeyTriggerAppliesOnlyToItsSubtree) {
+  Configure(R"({"motor":{"_tsdb_trigger":"on-update"}})");
+  EXPECT_EQ(Put("", R"({"temp":21.5,"motor":{"rpm":1200,"fan":{"speed":3}},"other":{"rpm":1}})"),
+            "motor.rpm=1200 motor.fan.speed=3");
+}
+
+TEST_F(TsdbPointsTest, TriggerOnKeyAbsentFromTheWritePushesNothing) {
+  Configure(R"({"motor":{"_tsdb_trigger":"on-update"}})");
+  EXPECT_EQ(Put("", R"({"temp":21.5,"fan":{"rpm":3}})"), "");
+}
+
+TEST_F(TsdbPointsTest, DeeperTriggerOverridesForItsSubtree) {
+  Configure(R"({"_tsdb_trigger":"on-update","motor":{"_tsdb_trigger":"on-change"}})");
+  EXPECT_EQ(Put(R"({"temp":21.5,"motor":{"rpm":1200,"load":80}})", R"({"temp":21.5,"motor":{"rpm":1300,"load":80}})"),
+            "temp=21.5 motor.rpm=1300");
+}
+
+TEST_F(TsdbPointsTest, DeeperOnUpdateOverridesOnChange) {
+  Configure(R"({"_tsdb_trigger":"on-change","motor":{"_tsdb_trigger":"on-update"}})");
+  EXPECT_EQ(Put(R"({"temp":21.5,"motor":{"rpm":1200}})", R"({"temp":21.5,"motor":{"rpm":1200}})"), "motor.rpm=1200");
+}
+
+TEST_F(TsdbPointsTest, NullTriggerIsNotSetSoDeeperSettingsDecide) {
+  Configure(R"({"_tsdb_trigger":null,"motor":{"_tsdb_trigger":"on-update"}})");
+  EXPECT_EQ(Put("", R"({"temp":21.5,"motor":{"rpm":1200}})"), "motor.rpm=1200");
+}
+
+TEST_F(TsdbPointsTest, NullTriggerOnKeyInheritsFromAncestor) {
+  Configure(R"({"_tsdb_trigger":"on-update","motor":{"_tsdb_trigger":null,"_tags":null}})");
+  EXPECT_EQ(Put("", R"({"temp":21.5,"motor":{"rpm":1200}})"), "temp=21.5 motor.rpm=1200");
+}
+
+TEST_F(TsdbPointsTest, NearestTagsReplaceAncestorTags) {
+  Configure(R"({"_tsdb_trigger":"on-update","_tags":{"site":"paris","room":"a"},)"
+            R"("motor":{"_tags":{"unit":"rpm"},"fan":{"_tsdb_trigger":"on-update"}}})");
+  EXPECT_EQ(Put("", R"({"temp":21.5,"motor":{"rpm":1200,"fan":{"speed":3}}})"),
+            "temp=21.5{room=a,site=paris} motor.rpm=1200{unit=rpm} motor.fan.speed=3{unit=rpm}");
+}
+
+TEST_F(TsdbPointsTest, EmptyTagsClearAncestorTags) {
+  Configure(R"({"_tsdb_trigger":"on-update","_tags":{"site":"paris"},"motor":{"_tags":{}}})");
+  EXPECT_EQ(Put("", R"({"temp":1,"motor":{"rpm":2}})"), "temp=1{site=paris} motor.rpm=2");
+}
+
+TEST_F(TsdbPointsTest, OnChangePushesChangedAndNewLeaves) {
+  Configure(R"({"_tsdb_trigger":"on-change"})");
+  EXPECT_TRUE(HasOnChangeTrigger(config_));
+  EXPECT_EQ(Put(R"({"a":1,"b":2,"c":{"d":3}})", R"({"a":1,"b":2.5,"c":{"d":3,"e":4},"f":5})"), "b=2.5 c.e=4 f=5");
+}
+
+TEST_F(TsdbPointsTest, OnChangeWithIdenticalDataPushesNothing) {
+  Configure(R"({"_tsdb_trigger":"on-change"})");
+  EXPECT_EQ(Put(R"({"a":1,"b":{"c":true}})", R"({"a":1,"b":{"c":true}})"), "");
+  EXPECT_EQ(Patch(R"({"a":1,"b":{"c":true}})", R"({"a":1})"), "");
+}
+
+TEST_F(TsdbPointsTest, OnChangeOfNewDocumentPushesEveryLeaf) {
+  Configure(R"({"_tsdb_trigger":"on-change"})");
+  EXPECT_EQ(Put("", R"({"a":1,"b":{"c":2}})"), "a=1 b.c=2");
+}
+
+TEST_F(TsdbPointsTest, OnChangeCountsALeafThatWasNotANumberAsChanged) {
+  Configure(R"({"_tsdb_trigger":"on-change"})");
+  EXPECT_EQ(Put(R"({"a":"1","b":{"c":1},"d":true,"e":null})", R"({"a":1,"b":1,"d":1,"e":0})"), "a=1 b=1 d=1 e=0");
+}
+
+TEST_F(TsdbPointsTest, OnUpdatePatchPushesOnlyLeavesInThePatch) {
+  Configure(R"({"_tsdb_trigger":"on-update"})");
+  EXPECT_EQ(Patch(R"({"a":1,"b":2,"c":{"d":3,"e":4}})", R"({"b":2,"c":{"e":5}})"), "b=2 c.e=5");
+}
+
+TEST_F(TsdbPointsTest, OnChangePatchPushesOnlyChangedLeavesOfThePatch) {
+  Configure(R"({"_tsdb_trigger":"on-change"})");
+  EXPECT_EQ(Patch(R"({"a":1,"b":2,"c":{"d":3,"e":4}})", R"({"b":2,"c":{"e":5}})"), "c.e=5");
+}
+
+TEST_F(TsdbPointsTest, PatchReplacingAnObjectByAValuePushesIt) {
+  Configure(R"({"_tsdb_trigger":"on-change"})");
+  EXPECT_EQ(Patch(R"({"a":{"x":1}})", R"({"a":7})"), "a=7");
+}
+
+TEST_F(TsdbPointsTest, BooleansArePushedAsOneAndZero) {
+  Configure(R"({"_tsdb_trigger":"on-update"})");
+  EXPECT_EQ(Put("", R"({"on":true,"off":false})"), "on=1 off=0");
+}
+
+TEST_F(TsdbPointsTest, OnChangeComparesBooleans) {
+  Configure(R"({"_tsdb_trigger":"on-change"})");
+  EXPECT_EQ(Put(R"({"on":true,"off":false})", R"({"on":true,"off":true})"), "off=1");
+}
+
+TEST_F(TsdbPointsTest, ArrayElementsAreLeavesNamedByIndex) {
+  Configure(R"({"_tsdb_trigger":"on-update"})");
+  EXPECT_EQ(Put("", R"({"arr":[1,"x",{"v":3},[4,false]]})"), "arr.0=1 arr.2.v=3 arr.3.0=4 arr.3.1=0");
+}
+
+TEST_F(TsdbPointsTest, OnChangeComparesArraysElementByElement) {
+  Configure(R"({"_tsdb_trigger":"on-change"})");
+  EXPECT_EQ(Put(R"({"arr":[1,2,3]})", R"({"arr":[1,5]})"), "arr.1=5");
+  EXPECT_EQ(Put(R"({"arr":[1,2]})", R"({"arr":[1,2,3]})"), "arr.2=3");
+}
+
+TEST_F(TsdbPointsTest, PatchReplacesArraysWholeSoEveryElementIsPresent) {
+  Configure(R"({"_tsdb_trigger":"on-update"})");
+  EXPECT_EQ(Patch(R"({"arr":[1,2],"b":1})", R"({"arr":[1,2,3]})"), "arr.0=1 arr.1=2 arr.2=3");
+}
+
+TEST_F(TsdbPointsTest, ConfigurationAddressesArrayElementsByIndex) {
+  Configure(R"({"arr":{"1":{"_tsdb_trigger":"on-update"}}})");
+  EXPECT_EQ(Put("", R"({"arr":[10,20,30]})"), "arr.1=20");
+}
+
+TEST_F(TsdbPointsTest, NonNumericLeavesAreIgnored) {
+  Configure(R"({"_tsdb_trigger":"on-update"})");
+  EXPECT_EQ(Put("", R"({"s":"21.5","n":null,"o":{},"a":[],"t":"true","x":2})"), "x=2");
+}
+
+TEST_F(TsdbPointsTest, TriggerOnAStringKeyPushesNothing) {
+  Configure(R"({"name":{"_tsdb_trigger":"on-update"}})");
+  EXPECT_EQ(Put("", R"({"name":"pump","x":2})"), "");
+}
+
+TEST_F(TsdbPointsTest, RemovedKeysAreNotPushed) {
+  Configure(R"({"_tsdb_trigger":"on-update"})");
+  EXPECT_EQ(Patch(R"({"a":1,"b":{"c":2},"d":3})", R"({"a":null,"b":{"c":null},"d":4})"), "d=4");
+  EXPECT_EQ(Put(R"({"a":1,"b":2})", R"({"b":2})"), "b=2");
+}
+
+TEST_F(TsdbPointsTest, RemovedKeysAreNotPushedOnChangeEither) {
+  Configure(R"({"_tsdb_trigger":"on-change"})");
+  EXPECT_EQ(Patch(R"({"a":1,"b":2})", R"({"a":null})"), "");
+  EXPECT_EQ(Put(R"({"a":1,"b":2})", R"({"b":2})"), "");
+}
+
+TEST_F(TsdbPointsTest, JsonPathEscapesKeysAndNamesTheEmptyKey) {
+  Configure(R"({"_tsdb_trigger":"on-update"})");
+  EXPECT_EQ(Put("", R"({"a.b":{"c d":1,"":2},"t~;é":3,"ok_key-1":4})"),
+            "a%2Eb.c%20d=1 a%2Eb._=2 t%7E%3B%C3%A9=3 ok_key-1=4");
+}
+
+TEST_F(TsdbPointsTest, LargeObjectsAreComparedKeyByKey) {
+  Configure(R"({"_tsdb_trigger":"on-change"})");
+  std::string before = "{", after = "{";
+  for (int i = 0; i < 40; ++i) {
+    const std::string sep = i == 0 ? "" : ",";
+    before += sep + "\"k" + std::to_string(i) + "\":" + std::to_string(i);
+    after += sep + "\"k" + std::to_string(39 - i) + "\":" + std::to_string(39 - i == 17 ? 99 : 39 - i);
+  }
+  EXPECT_EQ(Put(before + "}", after + "}"), "k17=99");
+  EXPECT_EQ(Patch(before + "}", R"({"k3":3,"k4":5})"), "k4=5");
+}
+
+}  // namespace
+}  // namespace twins

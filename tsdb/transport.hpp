@@ -1,0 +1,33 @@
+// Delivery of encoded points to one Graphite target. The sender thread owns its transport;
+// a transport is never used from two threads.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <vector>
+
+#include "series.hpp"
+#include "status.hpp"
+#include "target.hpp"
+
+namespace twins {
+
+class Transport {
+ public:
+  using Deadline = std::chrono::steady_clock::time_point;
+
+  virtual ~Transport() = default;
+  // Delivers the batch, giving up at `deadline`. Ok: delivered (for TCP: written to the
+  // connection; the plaintext protocol has no acknowledgement). InvalidArgument: the target
+  // refused these points for good, retrying cannot help. Anything else: try again later.
+  virtual Status Send(const std::vector<EncodedPoint>& batch, Deadline deadline) = 0;
+};
+
+// Carbon's plaintext line protocol over one kept-open TCP connection, reopened on failure.
+std::unique_ptr<Transport> MakeCarbonTcpTransport(const GraphiteTarget& target);
+
+// One POST of the JSON array per batch through libcurl, connection kept alive.
+// `interval_seconds` fills each point's "interval".
+std::unique_ptr<Transport> MakeHttpTransport(const GraphiteTarget& target, int interval_seconds);
+
+}  // namespace twins
