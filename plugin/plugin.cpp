@@ -27,8 +27,11 @@
 
 #include "broker_queue.hpp"
 #include "engine.hpp"
+#include "graphite.hpp"
 #include "log.hpp"
+#include "observer.hpp"
 #include "options.hpp"
+#include "rest_server.hpp"
 #include "twin_topics.hpp"
 
 namespace twins {
@@ -42,7 +45,11 @@ struct Plugin {
   mosquitto_plugin_id_t* id = nullptr;
   PluginOptions options;
   BrokerQueue broker_queue{kBrokerQueueCapacity};
+  // Destroyed in reverse order: REST stops before the observer, which goes before the engine.
   std::unique_ptr<Engine> engine;
+  std::unique_ptr<GraphiteSender> graphite;
+  std::unique_ptr<TsdbObserver> tsdb;
+  std::unique_ptr<RestServer> rest;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   bool tick_seen = false;
   bool warned_no_tick = false;
@@ -125,6 +132,59 @@ void LogEffectiveOptions(const PluginOptions& o) {
                        o.limits.max_document_bytes, o.limits.max_depth, o.limits.max_documents);
 }
 
+// Time series are optional: no graphite_url, no observer, no cost on writes.
+int StartGraphite(Plugin& plugin) {
+  const PluginOptions& o = plugin.options;
+  if (o.graphite_url.empty()) return MOSQ_ERR_SUCCESS;
+  GraphiteOptions graphite;
+  graphite.url = o.graphite_url;
+  graphite.queue_capacity = o.graphite_queue;
+  graphite.log = plugin.DeferredLog();
+  auto sender = GraphiteSender::Create(graphite);
+  if (!sender.ok()) {
+    mosquitto_log_printf(MOSQ_LOG_ERR, "twins: plugin_opt_graphite_url: %s", sender.status().message().c_str());
+    return MOSQ_ERR_INVAL;
+  }
+  plugin.graphite = std::move(sender).value();
+  plugin.tsdb = std::make_unique<TsdbObserver>(*plugin.engine, *plugin.graphite, plugin.DeferredLog());
+  plugin.engine->SetObserver(plugin.tsdb.get());
+  mosquitto_log_printf(MOSQ_LOG_INFO, "twins: pushing time series to %s", plugin.graphite->target().c_str());
+  return MOSQ_ERR_SUCCESS;
+}
+
+int StartRest(Plugin& plugin) {
+  const PluginOptions& o = plugin.options;
+  if (o.rest_listen == "off") return MOSQ_ERR_SUCCESS;
+  RestOptions rest{o.rest_listen, o.rest_threads, o.rest_region, o.rest_tls_cert, o.rest_tokens, o.rest_allow_anonymous};
+  if (!o.rest_tokens_file.empty()) {
+    auto tokens = ReadTokensFile(o.rest_tokens_file);
+    if (!tokens.ok()) {
+      mosquitto_log_printf(MOSQ_LOG_ERR, "twins: plugin_opt_rest_tokens_file: %s", tokens.status().message().c_str());
+      return MOSQ_ERR_INVAL;
+    }
+    rest.tokens.insert(rest.tokens.end(), tokens->begin(), tokens->end());
+  }
+  // An admin adding only the plugin line gets MQTT twins and a clear word on REST, not a
+  // broker that refuses to start.
+  if (rest.tokens.empty() && !rest.allow_anonymous) {
+    mosquitto_log_printf(MOSQ_LOG_WARNING,
+                         "twins: REST API not started: no plugin_opt_rest_token or plugin_opt_rest_tokens_file "
+                         "(set plugin_opt_rest_allow_anonymous true to serve it without authentication, or "
+                         "plugin_opt_rest_listen off to silence this)");
+    return MOSQ_ERR_SUCCESS;
+  }
+  auto server = RestServer::Start(rest, *plugin.engine, plugin.DeferredLog());
+  if (!server.ok()) {
+    mosquitto_log_printf(MOSQ_LOG_ERR, "twins: REST API: %s", server.status().message().c_str());
+    return MOSQ_ERR_INVAL;
+  }
+  plugin.rest = std::move(server).value();
+  mosquitto_log_printf(MOSQ_LOG_INFO, "twins: REST API on %s (port %d, region %s, %zu token(s)%s)",
+                       o.rest_listen.c_str(), plugin.rest->port(), o.rest_region.c_str(), rest.tokens.size(),
+                       rest.tokens.empty() ? ", anonymous" : "");
+  return MOSQ_ERR_SUCCESS;
+}
+
 int Init(Plugin& plugin, mosquitto_opt* opts, int opt_count) {
   std::vector<std::pair<std::string, std::string>> pairs;
   for (int i = 0; i < opt_count; ++i) pairs.emplace_back(opts[i].key, opts[i].value ? opts[i].value : "");
@@ -143,7 +203,10 @@ int Init(Plugin& plugin, mosquitto_opt* opts, int opt_count) {
   }
   plugin.engine = std::make_unique<Engine>(std::move(store).value(), plugin.options.limits);
 
-  int rc = mosquitto_callback_register(plugin.id, MOSQ_EVT_MESSAGE, OnMessage, nullptr, &plugin);
+  int rc = StartGraphite(plugin);
+  if (rc == MOSQ_ERR_SUCCESS) rc = StartRest(plugin);
+  if (rc != MOSQ_ERR_SUCCESS) return rc;
+  rc = mosquitto_callback_register(plugin.id, MOSQ_EVT_MESSAGE, OnMessage, nullptr, &plugin);
   if (rc == MOSQ_ERR_SUCCESS) rc = mosquitto_callback_register(plugin.id, MOSQ_EVT_TICK, OnTick, nullptr, &plugin);
   if (rc != MOSQ_ERR_SUCCESS) {
     mosquitto_log_printf(MOSQ_LOG_ERR, "twins: cannot register callbacks: %s", mosquitto_strerror(rc));

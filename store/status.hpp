@@ -35,8 +35,8 @@ class [[nodiscard]] Status {
     return s;
   }
   static Status QuotaExceeded(std::string resource, uint64_t quota, uint64_t current) {
-    Status s(Code::kQuotaExceeded,
-             "quota exceeded: " + resource + " is limited to " + std::to_string(quota), std::move(resource));
+    std::string message = "quota exceeded: " + resource + " is limited to " + std::to_string(quota);
+    Status s(Code::kQuotaExceeded, std::move(message), std::move(resource));
     s.a_ = quota;
     s.b_ = current;
     return s;

@@ -258,6 +258,7 @@ TEST_F(EngineTest, DocumentsPerTwinQuotaCountsOrdinaryDocuments) {
   ASSERT_FALSE(third.ok());
   EXPECT_EQ(third.status().code(), Code::kQuotaExceeded);
   EXPECT_EQ(third.status().field(), "twin_documents");
+  EXPECT_EQ(third.status().message(), "quota exceeded: twin_documents is limited to 2");
   EXPECT_EQ(third.status().quota(), 2u);
   EXPECT_EQ(third.status().current(), 2u);
   EXPECT_FALSE(Patch("c", R"({"data":{}})").ok());
