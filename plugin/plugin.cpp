@@ -18,6 +18,8 @@
 #include <mosquitto_broker.h>
 #include <mosquitto_plugin.h>
 
+#include <dlfcn.h>
+
 #include <chrono>
 #include <cstdlib>
 #include <exception>
@@ -152,10 +154,19 @@ int StartGraphite(Plugin& plugin) {
   return MOSQ_ERR_SUCCESS;
 }
 
+// The OpenSSL 3 compatibility libraries live in mosquitto_twins/ beside this plugin file.
+std::string TlsCompatDir() {
+  Dl_info info;
+  if (dladdr(reinterpret_cast<void*>(&TlsCompatDir), &info) == 0 || info.dli_fname == nullptr) return ".";
+  std::string path = info.dli_fname;
+  return path.substr(0, path.find_last_of('/') + 1) + "mosquitto_twins";
+}
+
 int StartRest(Plugin& plugin) {
   const PluginOptions& o = plugin.options;
   if (o.rest_listen == "off") return MOSQ_ERR_SUCCESS;
-  RestOptions rest{o.rest_listen, o.rest_threads, o.rest_region, o.rest_tls_cert, o.rest_tokens, o.rest_allow_anonymous};
+  RestOptions rest{o.rest_listen,  o.rest_threads, o.rest_region,         o.rest_tls_cert,
+                   TlsCompatDir(), o.rest_tokens,  o.rest_allow_anonymous};
   if (!o.rest_tokens_file.empty()) {
     auto tokens = ReadTokensFile(o.rest_tokens_file);
     if (!tokens.ok()) {

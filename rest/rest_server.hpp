@@ -27,6 +27,7 @@ struct RestOptions {
   int threads = 4;                         // CivetWeb serves one connection per thread at a time
   std::string region = "fr-par";           // other regions are 404
   std::string tls_cert;                    // PEM certificate + private key; needs an 's' port
+  std::string tls_compat_dir;              // folder of the OpenSSL 3 compatibility libraries (TLS only)
   std::vector<std::string> tokens;         // accepted X-Auth-Token secrets
   bool allow_anonymous = false;            // with no token at all, serve without authentication
 };

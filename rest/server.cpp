@@ -21,6 +21,7 @@
 #include "civet_exchange.hpp"
 #include "errors.hpp"
 #include "json.hpp"
+#include "openssl3_compat.hpp"
 #include "rest_server.hpp"
 #include "routes.hpp"
 
@@ -220,15 +221,16 @@ Result<std::unique_ptr<RestServer>> RestServer::Start(const RestOptions& options
   {
     std::lock_guard<std::mutex> lock(LibraryMutex());
     const unsigned wanted = options.tls_cert.empty() ? 0 : MG_FEATURES_TLS;
+    if (wanted != 0) {
+      Status compat = LoadOpenSsl3Compat(options.tls_compat_dir);
+      if (!compat.ok()) return compat;
+    }
     // The result is a feature mask (0 for "no feature asked"), not a success flag; the
     // library counts this call either way, so it is always paired with mg_exit_library.
     const unsigned got = mg_init_library(wanted);
     impl->library_started = true;
     if ((got & wanted) != wanted) {
-      return Status::InvalidArgument("tls_cert", "TLS is not available: CivetWeb could not initialise OpenSSL (it "
-                                                 "loads libssl.so at run time; Debian 12's libcivetweb 1.15 wants the "
-                                                 "OpenSSL 1.1 symbol SSL_get_peer_certificate, absent from OpenSSL "
-                                                 "3); terminate TLS in a proxy instead");
+      return Status::InvalidArgument("tls_cert", "TLS is not available: CivetWeb could not initialise OpenSSL");
     }
   }
 

@@ -4,7 +4,7 @@ set -euo pipefail
 
 packages=(
   cmake g++ make pkg-config
-  libcjson-dev librocksdb-dev libcivetweb-dev libcurl4-openssl-dev
+  libcjson-dev librocksdb-dev libcivetweb-dev libcurl4-openssl-dev libssl-dev openssl
   mosquitto mosquitto-dev libmosquitto-dev mosquitto-clients
   googletest libgtest-dev libbenchmark-dev
   curl graphite-carbon python3-whisper wrk docker-compose

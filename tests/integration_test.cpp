@@ -159,6 +159,43 @@ TEST_F(BrokerWithRest, StartLogNamesTheRestEndpoint) {
       << broker_->log();
 }
 
+// Debian 12's CivetWeb needs the OpenSSL 3 compatibility libraries shipped beside the plugin.
+TEST(BrokerRestTlsTest, RestServesHttpsWithTheConfiguredCertificate) {
+  TempDir dir;
+  const std::string pem = dir.sub("twins.pem");
+  const std::string command = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 -keyout " +
+                              dir.sub("key.pem") + " -out " + dir.sub("cert.pem") + " >/dev/null 2>&1 && cat " +
+                              dir.sub("cert.pem") + " " + dir.sub("key.pem") + " > " + pem;
+  ASSERT_EQ(std::system(command.c_str()), 0);
+  const int port = FreePort();
+  Broker broker("plugin_opt_rest_listen 127.0.0.1:" + std::to_string(port) + "s\nplugin_opt_rest_tls_cert " + pem +
+                "\nplugin_opt_rest_token " + kToken + "\n");
+  ASSERT_TRUE(broker.Start()) << broker.log();
+  ASSERT_TRUE(WaitForPort(port, 5000)) << broker.log();
+  HttpClient client;
+  HttpCall call;
+  call.url = "https://127.0.0.1:" + std::to_string(port) + "/iot/v1/regions/fr-par/twins/dev1/documents/d";
+  call.method = "PUT";
+  call.send_body = true;
+  call.body = R"({"data":{"secure":true}})";
+  call.headers = {std::string("X-Auth-Token: ") + kToken, "Content-Type: application/json"};
+  call.insecure_tls = true;
+  auto reply = client.Send(call);
+  EXPECT_EQ(reply.status, 200) << reply.error << broker.log();
+  EXPECT_EQ(reply.body, R"({"twin_id":"dev1","document_name":"d","version":1,"data":{"secure":true}})");
+  call.url = "http://127.0.0.1:" + std::to_string(port) + "/healthz";
+  call.method = "GET";
+  call.send_body = false;
+  EXPECT_NE(client.Send(call).status, 200);  // plain HTTP is not served on the TLS port
+}
+
+TEST(BrokerRestTlsTest, UnreadableCertificateStopsTheBroker) {
+  Broker broker("plugin_opt_rest_listen 127.0.0.1:" + std::to_string(FreePort()) +
+                "s\nplugin_opt_rest_tls_cert /nonexistent/twins.pem\nplugin_opt_rest_token t\n");
+  EXPECT_FALSE(broker.Start());
+  EXPECT_NE(broker.log().find("twins: REST API: "), std::string::npos) << broker.log();
+}
+
 TEST(BrokerRestOptionsTest, NoTokenLeavesRestOffWithAWarningAndMqttWorking) {
   const int port = FreePort();
   Broker broker("plugin_opt_rest_listen 127.0.0.1:" + std::to_string(port) + "\n");

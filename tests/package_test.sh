@@ -17,6 +17,10 @@ dpkg-deb -f "$deb" Depends | grep -q "mosquitto (>= 2.0)" || fail "Depends lacks
 dpkg-deb -f "$deb" Depends | grep -q "librocksdb" || fail "Depends lacks librocksdb"
 plugin="$root/usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)/mosquitto_twins.so"
 [ -f "$plugin" ] || fail "plugin not beside Debian's mosquitto plugins: $(cd "$root" && find . -type f)"
+for lib in libssl.so libcrypto.so; do
+  [ -f "$(dirname "$plugin")/mosquitto_twins/$lib" ] || fail "OpenSSL 3 compatibility library $lib not shipped"
+done
+dpkg-deb -f "$deb" Depends | grep -q "libssl3" || fail "Depends lacks libssl3"
 example="$root/etc/mosquitto/conf.d/twins.conf.example"
 [ -f "$example" ] || fail "no conf.d/twins.conf.example"
 
