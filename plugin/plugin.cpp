@@ -126,6 +126,12 @@ int OnTick(int, void*, void* userdata) {
   return MOSQ_ERR_SUCCESS;
 }
 
+// Mosquitto 2.0 keeps v5 plugins loaded across a SIGHUP reload and does not call init again.
+int OnReload(int, void*, void*) {
+  mosquitto_log_printf(MOSQ_LOG_INFO, "twins: configuration reloaded; plugin_opt_* changes apply at the next restart");
+  return MOSQ_ERR_SUCCESS;
+}
+
 void LogEffectiveOptions(const PluginOptions& o) {
   mosquitto_log_printf(MOSQ_LOG_INFO, "twins: mosquitto-twins %s, database %s (sync_writes %s, cache %zu MiB)",
                        TWINS_VERSION, o.store.path.c_str(), o.store.sync_writes ? "true" : "false",
@@ -219,6 +225,7 @@ int Init(Plugin& plugin, mosquitto_opt* opts, int opt_count) {
   if (rc != MOSQ_ERR_SUCCESS) return rc;
   rc = mosquitto_callback_register(plugin.id, MOSQ_EVT_MESSAGE, OnMessage, nullptr, &plugin);
   if (rc == MOSQ_ERR_SUCCESS) rc = mosquitto_callback_register(plugin.id, MOSQ_EVT_TICK, OnTick, nullptr, &plugin);
+  if (rc == MOSQ_ERR_SUCCESS) rc = mosquitto_callback_register(plugin.id, MOSQ_EVT_RELOAD, OnReload, nullptr, &plugin);
   if (rc != MOSQ_ERR_SUCCESS) {
     mosquitto_log_printf(MOSQ_LOG_ERR, "twins: cannot register callbacks: %s", mosquitto_strerror(rc));
   }
@@ -259,8 +266,15 @@ int mosquitto_plugin_cleanup(void* userdata, mosquitto_opt*, int) {
     if (plugin == nullptr) return MOSQ_ERR_SUCCESS;
     mosquitto_callback_unregister(plugin->id, MOSQ_EVT_MESSAGE, twins::OnMessage, nullptr);
     mosquitto_callback_unregister(plugin->id, MOSQ_EVT_TICK, twins::OnTick, nullptr);
+    mosquitto_callback_unregister(plugin->id, MOSQ_EVT_RELOAD, twins::OnReload, nullptr);
+    // Stops REST and the Graphite sender (which flushes briefly), then closes the database.
+    plugin->rest.reset();
+    plugin->tsdb.reset();
+    plugin->graphite.reset();
+    plugin->engine.reset();
     plugin->broker_queue.Drain();  // the last deferred log lines
     delete plugin;
+    mosquitto_log_printf(MOSQ_LOG_INFO, "twins: stopped, database closed");
   } catch (...) {
     mosquitto_log_printf(MOSQ_LOG_ERR, "twins: cleanup failed");
   }

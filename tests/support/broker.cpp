@@ -95,6 +95,10 @@ bool Broker::exited_cleanly() const {
   return WIFEXITED(exit_status_) && WEXITSTATUS(exit_status_) == 0 && log().find("Sanitizer") == std::string::npos;
 }
 
+void Broker::Reload() {
+  if (pid_ > 0) kill(pid_, SIGHUP);
+}
+
 void Broker::Kill() {
   if (pid_ <= 0) return;
   kill(pid_, SIGKILL);

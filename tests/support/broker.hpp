@@ -31,6 +31,8 @@ class Broker {
   bool exited_cleanly() const;
   // SIGKILL and wait: a crash.
   void Kill();
+  // SIGHUP: mosquitto reloads its configuration.
+  void Reload();
 
   int port() const { return port_; }
   std::string log() const;
