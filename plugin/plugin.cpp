@@ -40,7 +40,7 @@ namespace twins {
 namespace {
 
 constexpr size_t kBrokerQueueCapacity = 100000;
-constexpr auto kTickGrace = std::chrono::seconds(5);
+constexpr auto kTickGrace = std::chrono::seconds(2);  // ticks come about ten times a second
 
 // The plugin's one context, handed to every callback as userdata.
 struct Plugin {

@@ -286,6 +286,32 @@ TEST_F(PluginTest, PluginLogsVersionAndOptionsAtStart) {
       << broker_->log();
 }
 
+// Under per_listener_settings Mosquitto 2.0 sends plugins no tick: twins still answer, and
+// the log says what is lost.
+TEST(PluginOptionsTest, PerListenerSettingsGetsAClearWarning) {
+  Broker broker("", "per_listener_settings true\n");
+  ASSERT_TRUE(broker.Start()) << broker.log();
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  MqttClient dev("dev1", broker.port());
+  ASSERT_TRUE(dev.Subscribe("$SCW/twins/me/#"));
+  auto reply = dev.Request("$SCW/twins/me/d/put", R"({"data":{}})");
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(reply->topic, "$SCW/twins/me/d/put/response/success");
+  EXPECT_NE(broker.log().find("twins: the broker sends no tick events (per_listener_settings true?)"),
+            std::string::npos)
+      << broker.log();
+}
+
+TEST(PluginOptionsTest, GlobalPluginGetsNoTickWarning) {
+  Broker broker;
+  ASSERT_TRUE(broker.Start()) << broker.log();
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  MqttClient dev("dev1", broker.port());
+  ASSERT_TRUE(dev.Subscribe("$SCW/twins/me/#"));
+  ASSERT_TRUE(dev.Request("$SCW/twins/me/d/put", R"({"data":{}})").has_value());
+  EXPECT_EQ(broker.log().find("no tick events"), std::string::npos) << broker.log();
+}
+
 TEST(PluginOptionsTest, BadOptionValueStopsTheBrokerNamingTheOption) {
   Broker broker("plugin_opt_max_depth deep\n");
   EXPECT_FALSE(broker.Start());

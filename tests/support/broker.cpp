@@ -44,13 +44,14 @@ bool WaitForPort(int port, int timeout_ms) {
   return false;
 }
 
-Broker::Broker(std::string plugin_options) : plugin_options_(std::move(plugin_options)), port_(FreePort()) {}
+Broker::Broker(std::string plugin_options, std::string global_options)
+    : plugin_options_(std::move(plugin_options)), global_options_(std::move(global_options)), port_(FreePort()) {}
 
 Broker::~Broker() { Stop(); }
 
 bool Broker::Start() {
   std::ofstream conf(dir_.sub("mosquitto.conf"));
-  conf << "listener " << port_ << " 127.0.0.1\n"
+  conf << global_options_ << "listener " << port_ << " 127.0.0.1\n"
        << "allow_anonymous true\n"
        << "user root\n"
        << "set_tcp_nodelay true\n"

@@ -17,8 +17,9 @@ bool WaitForPort(int port, int timeout_ms);
 
 class Broker {
  public:
-  // `plugin_options`: extra lines for the config, e.g. "plugin_opt_max_depth 4\n".
-  explicit Broker(std::string plugin_options = "");
+  // `plugin_options`: extra lines for the end of the config, e.g. "plugin_opt_max_depth 4\n";
+  // `global_options`: lines for its start, before any listener.
+  explicit Broker(std::string plugin_options = "", std::string global_options = "");
   ~Broker();
   Broker(const Broker&) = delete;
   Broker& operator=(const Broker&) = delete;
@@ -42,6 +43,7 @@ class Broker {
  private:
   TempDir dir_;
   std::string plugin_options_;
+  std::string global_options_;
   int port_;
   pid_t pid_ = -1;
   int exit_status_ = -1;
