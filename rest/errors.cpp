@@ -26,10 +26,7 @@ HttpResponse ErrorResponse(const Status& status, std::string_view document, cons
       return JsonResponse(403, "{\"type\":\"quotas_exceeded\",\"details\":[{\"resource\":" +
                                    QuoteJson(status.field()) + ",\"quota\":" + std::to_string(status.quota()) +
                                    ",\"current\":" + std::to_string(status.current()) +
-                                   "}],\"message\":" +
-                                   QuoteJson("quota exceeded: " + status.field() + " is limited to " +
-                                             std::to_string(status.quota())) +
-                                   "}");
+                                   "}],\"message\":" + QuoteJson(status.message()) + "}");
     case Code::kOk:
     case Code::kInternal:
       break;
