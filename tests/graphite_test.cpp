@@ -16,6 +16,7 @@
 
 #include "observer.hpp"
 #include "support/carbon_server.hpp"
+#include "support/samples.hpp"
 #include "support/temp_dir.hpp"
 
 namespace twins {
@@ -23,6 +24,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
+using test::MakeSample;
 
 int64_t UnixNow() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -38,17 +40,6 @@ bool WaitFor(const std::function<bool()>& done, std::chrono::milliseconds timeou
   return true;
 }
 
-Sample MakeSample(std::string twin, std::string document, std::string json_path, double value, int64_t time,
-                  std::map<std::string, std::string> tags = {}) {
-  Sample sample;
-  sample.twin = std::move(twin);
-  sample.document = std::move(document);
-  sample.point.json_path = std::move(json_path);
-  sample.point.value = value;
-  sample.point.tags = std::move(tags);
-  sample.time = time;
-  return sample;
-}
 
 // Log lines, recorded from any thread.
 class LogRecorder {

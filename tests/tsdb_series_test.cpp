@@ -3,22 +3,15 @@
 
 #include <gtest/gtest.h>
 
+#include "support/samples.hpp"
 #include "target.hpp"
 
 namespace twins {
 namespace {
 
-Sample MakeSample(std::string twin, std::string document, std::string json_path, double value,
-                  std::map<std::string, std::string> tags = {}) {
-  Sample sample;
-  sample.twin = std::move(twin);
-  sample.document = std::move(document);
-  sample.point.json_path = std::move(json_path);
-  sample.point.value = value;
-  sample.point.tags = std::move(tags);
-  sample.time = 1700000000;
-  return sample;
-}
+using test::MakeSample;
+constexpr int64_t kTime = 1700000000;
+
 
 std::string Line(const Sample& sample) {
   auto encoded = Encode(sample);
@@ -46,32 +39,32 @@ TEST(TsdbSeriesTest, TagNamesAlsoEscapeBangCaretAndEquals) {
 }
 
 TEST(TsdbSeriesTest, LineCarriesNameSortedTagsValueAndTime) {
-  EXPECT_EQ(Line(MakeSample("dev1", "current", "motor.rpm", 1200, {{"site", "paris"}, {"b", "x"}})),
+  EXPECT_EQ(Line(MakeSample("dev1", "current", "motor.rpm", 1200, kTime, {{"site", "paris"}, {"b", "x"}})),
             "twins.dev1.current.motor.rpm;b=x;document=current;json_path=motor.rpm;site=paris;twin_id=dev1"
             " 1200 1700000000\n");
 }
 
 TEST(TsdbSeriesTest, TwinAndDocumentAreEscapedInTheNameNotInTheirTags) {
-  EXPECT_EQ(Line(MakeSample("dev 1.a", "cur.state", "t", 21.5)),
+  EXPECT_EQ(Line(MakeSample("dev 1.a", "cur.state", "t", 21.5, kTime)),
             "twins.dev%201%2Ea.cur%2Estate.t;document=cur.state;json_path=t;twin_id=dev%201.a 21.5 1700000000\n");
 }
 
 TEST(TsdbSeriesTest, ReservedTagsWinOverUserTags) {
-  EXPECT_EQ(Line(MakeSample("dev1", "d", "t", 1,
+  EXPECT_EQ(Line(MakeSample("dev1", "d", "t", 1, kTime,
                             {{"twin_id", "x"}, {"json_path", "y"}, {"document", "z"}, {"name", "n"}})),
             "twins.dev1.d.t;document=d;json_path=t;twin_id=dev1 1 1700000000\n");
 }
 
 TEST(TsdbSeriesTest, UserTagsAreEscapedAndEmptyValuesDropped) {
-  EXPECT_EQ(Line(MakeSample("dev1", "d", "t", 1, {{"a=b", "~x;y"}, {"empty", ""}})),
+  EXPECT_EQ(Line(MakeSample("dev1", "d", "t", 1, kTime, {{"a=b", "~x;y"}, {"empty", ""}})),
             "twins.dev1.d.t;a%3Db=%7Ex%3By;document=d;json_path=t;twin_id=dev1 1 1700000000\n");
 }
 
 TEST(TsdbSeriesTest, OverlongSeriesIsRejected) {
-  auto encoded = Encode(MakeSample("dev1", "d", std::string(kMaxSeriesBytes, 'k'), 1));
+  auto encoded = Encode(MakeSample("dev1", "d", std::string(kMaxSeriesBytes, 'k'), 1, kTime));
   ASSERT_FALSE(encoded.ok());
   EXPECT_EQ(encoded.status().code(), Code::kInvalidArgument);
-  EXPECT_TRUE(Encode(MakeSample("dev1", "d", std::string(kMaxSeriesBytes / 4, 'k'), 1)).ok());
+  EXPECT_TRUE(Encode(MakeSample("dev1", "d", std::string(kMaxSeriesBytes / 4, 'k'), 1, kTime)).ok());
 }
 
 TEST(TsdbSeriesTest, ValuesUseTheShortestExactForm) {
@@ -84,8 +77,8 @@ TEST(TsdbSeriesTest, ValuesUseTheShortestExactForm) {
 
 TEST(TsdbSeriesTest, JsonArrayHasTheGrafanaCloudShape) {
   std::vector<EncodedPoint> points;
-  points.push_back(Encode(MakeSample("dev1", "d", "a", 1.5, {{"site", "p\"q"}})).value());
-  points.push_back(Encode(MakeSample("dev1", "d", "b", 0)).value());
+  points.push_back(Encode(MakeSample("dev1", "d", "a", 1.5, kTime, {{"site", "p\"q"}})).value());
+  points.push_back(Encode(MakeSample("dev1", "d", "b", 0, kTime)).value());
   EXPECT_EQ(GraphiteJson(points, 10),
             R"([{"name":"twins.dev1.d.a","interval":10,"value":1.5,"time":1700000000,)"
             R"("tags":["document=d","json_path=a","site=p\"q","twin_id=dev1"]},)"
