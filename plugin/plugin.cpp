@@ -90,7 +90,11 @@ int OnMessage(int, void* event_data, void* userdata) {
     const char* client_id = mosquitto_client_id(msg->client);
     if (client_id == nullptr) return MOSQ_ERR_ACL_DENIED;
     std::string_view payload(static_cast<const char*>(msg->payload), msg->payloadlen);
-    Reply reply = HandleTwinRequest(*plugin.engine, client_id, msg->topic, parsed, payload);
+    // Mosquitto sends what a plugin publishes at the start of its next loop pass, after this
+    // pass's tick, where the log is written once for all of the pass's writes. Until ticks
+    // are seen to come, each write is made durable on its own.
+    const Durability durability = plugin.tick_seen ? Durability::kAtSync : Durability::kBeforeReturn;
+    Reply reply = HandleTwinRequest(*plugin.engine, client_id, msg->topic, parsed, payload, durability);
 
     mosquitto_property* properties = nullptr;
     void* correlation = nullptr;
@@ -119,6 +123,8 @@ int OnTick(int, void*, void* userdata) {
   auto& plugin = *static_cast<Plugin*>(userdata);
   plugin.tick_seen = true;
   try {
+    Status synced = plugin.engine->Sync();
+    if (!synced.ok()) mosquitto_log_printf(MOSQ_LOG_ERR, "twins: cannot write the database log: %s", synced.message().c_str());
     plugin.broker_queue.Drain();
   } catch (...) {
     mosquitto_log_printf(MOSQ_LOG_ERR, "twins: deferred task failed");
@@ -271,6 +277,7 @@ int mosquitto_plugin_cleanup(void* userdata, mosquitto_opt*, int) {
     plugin->rest.reset();
     plugin->tsdb.reset();
     plugin->graphite.reset();
+    if (!plugin->engine->Sync().ok()) mosquitto_log_printf(MOSQ_LOG_ERR, "twins: cannot write the database log");
     plugin->engine.reset();
     plugin->broker_queue.Drain();  // the last deferred log lines
     delete plugin;

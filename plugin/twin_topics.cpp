@@ -27,7 +27,8 @@ std::string ErrorJson(const Status& status, std::string_view twin, std::string_v
   return out + "}";
 }
 
-Result<Document> Run(Engine& engine, std::string_view twin, const TwinTopic& topic, std::string_view payload) {
+Result<Document> Run(Engine& engine, std::string_view twin, const TwinTopic& topic, std::string_view payload,
+                     Durability durability) {
   if (topic.method == "get") return engine.Get(twin, topic.document);
   const bool is_delete = topic.method == "delete";
   if (!is_delete && topic.method != "put" && topic.method != "patch") {
@@ -36,9 +37,9 @@ Result<Document> Run(Engine& engine, std::string_view twin, const TwinTopic& top
   }
   auto request = ParseWriteRequest(payload, engine.limits(), !is_delete);
   if (!request.ok()) return request.status();
-  if (is_delete) return engine.Delete(twin, topic.document, request->version);
-  if (topic.method == "put") return engine.Put(twin, topic.document, request.value());
-  return engine.Patch(twin, topic.document, request.value());
+  if (is_delete) return engine.Delete(twin, topic.document, request->version, durability);
+  if (topic.method == "put") return engine.Put(twin, topic.document, request.value(), durability);
+  return engine.Patch(twin, topic.document, request.value(), durability);
 }
 
 }  // namespace
@@ -58,7 +59,7 @@ TopicKind ClassifyTopic(std::string_view topic, TwinTopic* parsed) {
 }
 
 Reply HandleTwinRequest(Engine& engine, std::string_view client_id, std::string_view request_topic,
-                        const TwinTopic& parsed, std::string_view payload) {
+                        const TwinTopic& parsed, std::string_view payload, Durability durability) {
   const std::string base(request_topic);
   std::string_view twin = parsed.twin == "me" ? client_id : parsed.twin;
   Result<Document> result = Status::Internal("request not run");
@@ -66,7 +67,7 @@ Reply HandleTwinRequest(Engine& engine, std::string_view client_id, std::string_
     result = Status::InvalidArgument("twin_id", "a device may only use its own twin (its client id, or 'me')");
   } else {
     try {
-      result = Run(engine, twin, parsed, payload);
+      result = Run(engine, twin, parsed, payload, durability);
     } catch (const std::exception& e) {
       result = Status::Internal(std::string("internal error: ") + e.what());
     }

@@ -34,7 +34,8 @@ struct Reply {
 };
 
 // Runs one request for the device `client_id` and builds its reply. Never throws.
+// With Durability::kAtSync the caller must Sync() the engine before the reply leaves.
 Reply HandleTwinRequest(Engine& engine, std::string_view client_id, std::string_view request_topic,
-                        const TwinTopic& parsed, std::string_view payload);
+                        const TwinTopic& parsed, std::string_view payload, Durability durability);
 
 }  // namespace twins

@@ -20,8 +20,9 @@ struct StoredDocument {
   std::string data;  // compact JSON text of the data object
 };
 
-// Every method is safe to call from several threads at once. A write that returned Ok
-// survives a crash of the process (and, with sync writes, of the machine).
+// Every method is safe to call from several threads at once. A write is durable once Sync()
+// has returned after it: it then survives a crash of the process (and, with sync writes, of
+// the machine). Writes before one Sync() share one log write (group commit).
 class DocumentStore {
  public:
   virtual ~DocumentStore() = default;
@@ -34,12 +35,14 @@ class DocumentStore {
   virtual Result<std::vector<std::string>> List(std::string_view twin) const = 0;
   // Deletes every document of one twin atomically.
   virtual Status DeleteAll(std::string_view twin) = 0;
+  // Makes every write that returned before it durable.
+  virtual Status Sync() = 0;
 };
 
 struct RocksDbOptions {
   std::string path;
   bool sync_writes = false;              // fsync the WAL on every write (power-loss durability)
-  size_t block_cache_bytes = 32 << 20;   // bounds read-cache memory whatever the number of twins
+  size_t block_cache_bytes = 32 << 20;   // bounds RocksDB's memory (reads and write buffers) whatever the number of twins
 };
 
 // Opens (creating if missing) a RocksDB database. Refuses one written with an unknown schema.

@@ -90,16 +90,18 @@ Result<Document> Engine::Get(std::string_view twin, std::string_view doc) const 
   return std::move(**found);
 }
 
-Result<Document> Engine::Put(std::string_view twin, std::string_view doc, const WriteRequest& request) {
-  return Write(twin, doc, request, Mode::kPut);
+Result<Document> Engine::Put(std::string_view twin, std::string_view doc, const WriteRequest& request,
+                             Durability durability) {
+  return Write(twin, doc, request, Mode::kPut, durability);
 }
 
-Result<Document> Engine::Patch(std::string_view twin, std::string_view doc, const WriteRequest& request) {
-  return Write(twin, doc, request, Mode::kPatch);
+Result<Document> Engine::Patch(std::string_view twin, std::string_view doc, const WriteRequest& request,
+                               Durability durability) {
+  return Write(twin, doc, request, Mode::kPatch, durability);
 }
 
 Result<Document> Engine::Write(std::string_view twin, std::string_view doc, const WriteRequest& request,
-                               Mode mode) {
+                               Mode mode, Durability durability) {
   Status s = ValidateNames(twin, doc);
   if (!s.ok()) return s;
   if (!cJSON_IsObject(request.data.get())) return Status::InvalidArgument("data", "data must be a JSON object");
@@ -145,6 +147,7 @@ Result<Document> Engine::Write(std::string_view twin, std::string_view doc, cons
                                                std::to_string(limits_.max_document_bytes));
   }
   s = store_->Put(twin, doc, next);
+  if (s.ok()) s = Persist(durability);
   if (!s.ok()) return s;
   if (observer_ != nullptr) {
     observer_->OnWrite({twin, doc, exists ? &**current : nullptr, request.data.get(), result, next.version});
@@ -152,7 +155,8 @@ Result<Document> Engine::Write(std::string_view twin, std::string_view doc, cons
   return next;
 }
 
-Result<Document> Engine::Delete(std::string_view twin, std::string_view doc, uint64_t expected_version) {
+Result<Document> Engine::Delete(std::string_view twin, std::string_view doc, uint64_t expected_version,
+                                Durability durability) {
   Status s = ValidateNames(twin, doc);
   if (!s.ok()) return s;
   std::lock_guard<std::mutex> lock(LockFor(twin));
@@ -165,6 +169,7 @@ Result<Document> Engine::Delete(std::string_view twin, std::string_view doc, uin
   s = CheckVersion(expected_version, (*current)->version);
   if (!s.ok()) return s;
   s = store_->Delete(twin, doc);
+  if (s.ok()) s = Persist(durability);
   if (!s.ok()) return s;
   return std::move(**current);
 }
@@ -179,7 +184,8 @@ Status Engine::DeleteAll(std::string_view twin) {
   Status s = ValidateTwinId(twin);
   if (!s.ok()) return s;
   std::lock_guard<std::mutex> lock(LockFor(twin));
-  return store_->DeleteAll(twin);
+  s = store_->DeleteAll(twin);
+  return s.ok() ? Persist(Durability::kBeforeReturn) : s;
 }
 
 Result<TwinConfig> Engine::Config(std::string_view twin) const {

@@ -65,6 +65,10 @@ class WriteObserver {
   virtual void OnWrite(const WriteEvent& event) noexcept = 0;
 };
 
+// When a write must be durable: before the call returns, or at the caller's next Sync()
+// (group commit: the broker thread syncs once per event-loop pass, before replies leave).
+enum class Durability { kBeforeReturn, kAtSync };
+
 class Engine {
  public:
   Engine(std::unique_ptr<DocumentStore> store, Limits limits);
@@ -75,20 +79,27 @@ class Engine {
 
   Result<Document> Get(std::string_view twin, std::string_view doc) const;
   // Replaces the document (creating it at version 1).
-  Result<Document> Put(std::string_view twin, std::string_view doc, const WriteRequest& request);
+  Result<Document> Put(std::string_view twin, std::string_view doc, const WriteRequest& request,
+                       Durability durability = Durability::kBeforeReturn);
   // Merges into the document (creating it at version 1).
-  Result<Document> Patch(std::string_view twin, std::string_view doc, const WriteRequest& request);
+  Result<Document> Patch(std::string_view twin, std::string_view doc, const WriteRequest& request,
+                         Durability durability = Durability::kBeforeReturn);
   // Returns the document as it was before deletion.
-  Result<Document> Delete(std::string_view twin, std::string_view doc, uint64_t expected_version);
+  Result<Document> Delete(std::string_view twin, std::string_view doc, uint64_t expected_version,
+                          Durability durability = Durability::kBeforeReturn);
   Result<std::vector<std::string>> List(std::string_view twin) const;
   // Succeeds on a twin without documents.
   Status DeleteAll(std::string_view twin);
+  // Makes every kAtSync write that returned before it durable.
+  Status Sync() { return store_->Sync(); }
   // The twin's parsed `_config` (empty when it has none).
   Result<TwinConfig> Config(std::string_view twin) const;
 
  private:
   enum class Mode { kPut, kPatch };
-  Result<Document> Write(std::string_view twin, std::string_view doc, const WriteRequest& request, Mode mode);
+  Result<Document> Write(std::string_view twin, std::string_view doc, const WriteRequest& request, Mode mode,
+                         Durability durability);
+  Status Persist(Durability durability) { return durability == Durability::kBeforeReturn ? store_->Sync() : Status::Ok(); }
   std::mutex& LockFor(std::string_view twin);
 
   std::unique_ptr<DocumentStore> store_;

@@ -424,7 +424,10 @@ TEST_F(EngineTest, ConcurrentUnversionedPatchesAllLand) {
   Engine engine(std::move(store).value(), Limits());
   for (uint32_t i = 1;; ++i) {
     auto request = ParseWriteRequest(R"({"data":{"i":)" + std::to_string(i) + "}}", Limits());
-    if (!engine.Patch("dev1", "doc" + std::to_string(i % 8), request.value()).ok()) _exit(3);
+    // Odd writes are group-committed as the broker does: durable at the Sync before the ack.
+    const Durability durability = i % 2 == 0 ? Durability::kBeforeReturn : Durability::kAtSync;
+    if (!engine.Patch("dev1", "doc" + std::to_string(i % 8), request.value(), durability).ok()) _exit(3);
+    if (durability == Durability::kAtSync && !engine.Sync().ok()) _exit(6);
     if (write(ack_fd, &i, sizeof i) != sizeof i) _exit(4);
   }
 }

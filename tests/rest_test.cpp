@@ -50,6 +50,7 @@ class BrokenStore : public DocumentStore {
   Status Delete(std::string_view, std::string_view) override { return Fail(); }
   Result<std::vector<std::string>> List(std::string_view) const override { return Fail(); }
   Status DeleteAll(std::string_view) override { return Fail(); }
+  Status Sync() override { return Fail(); }
 
  private:
   static Status Fail() { return Status::Internal("IO error: disk on fire"); }
