@@ -34,6 +34,7 @@
 #include "observer.hpp"
 #include "options.hpp"
 #include "rest_server.hpp"
+#include "tick_released_sink.hpp"
 #include "twin_topics.hpp"
 
 namespace twins {
@@ -50,6 +51,7 @@ struct Plugin {
   // Destroyed in reverse order: REST stops before the observer, which goes before the engine.
   std::unique_ptr<Engine> engine;
   std::unique_ptr<GraphiteSender> graphite;
+  std::unique_ptr<TickReleasedSink> held_samples;
   std::unique_ptr<TsdbObserver> tsdb;
   std::unique_ptr<RestServer> rest;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
@@ -125,6 +127,7 @@ int OnTick(int, void*, void* userdata) {
   try {
     Status synced = plugin.engine->Sync();
     if (!synced.ok()) mosquitto_log_printf(MOSQ_LOG_ERR, "twins: cannot write the database log: %s", synced.message().c_str());
+    if (plugin.held_samples) plugin.held_samples->Release();
     plugin.broker_queue.Drain();
   } catch (...) {
     mosquitto_log_printf(MOSQ_LOG_ERR, "twins: deferred task failed");
@@ -160,7 +163,8 @@ int StartGraphite(Plugin& plugin) {
     return MOSQ_ERR_INVAL;
   }
   plugin.graphite = std::move(sender).value();
-  plugin.tsdb = std::make_unique<TsdbObserver>(*plugin.engine, *plugin.graphite, plugin.DeferredLog());
+  plugin.held_samples = std::make_unique<TickReleasedSink>(*plugin.graphite, plugin.tick_seen);
+  plugin.tsdb = std::make_unique<TsdbObserver>(*plugin.engine, *plugin.held_samples, plugin.DeferredLog());
   plugin.engine->SetObserver(plugin.tsdb.get());
   mosquitto_log_printf(MOSQ_LOG_INFO, "twins: pushing time series to %s", plugin.graphite->target().c_str());
   return MOSQ_ERR_SUCCESS;
@@ -273,11 +277,14 @@ int mosquitto_plugin_cleanup(void* userdata, mosquitto_opt*, int) {
     mosquitto_callback_unregister(plugin->id, MOSQ_EVT_MESSAGE, twins::OnMessage, nullptr);
     mosquitto_callback_unregister(plugin->id, MOSQ_EVT_TICK, twins::OnTick, nullptr);
     mosquitto_callback_unregister(plugin->id, MOSQ_EVT_RELOAD, twins::OnReload, nullptr);
-    // Stops REST and the Graphite sender (which flushes briefly), then closes the database.
+    // Stops REST, makes the last writes durable, hands their samples to the Graphite sender
+    // (which flushes briefly), then closes the database.
     plugin->rest.reset();
-    plugin->tsdb.reset();
-    plugin->graphite.reset();
     if (!plugin->engine->Sync().ok()) mosquitto_log_printf(MOSQ_LOG_ERR, "twins: cannot write the database log");
+    plugin->tsdb.reset();
+    if (plugin->held_samples) plugin->held_samples->Release();
+    plugin->held_samples.reset();
+    plugin->graphite.reset();
     plugin->engine.reset();
     plugin->broker_queue.Drain();  // the last deferred log lines
     delete plugin;
