@@ -56,6 +56,7 @@ struct Plugin {
   std::unique_ptr<RestServer> rest;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   bool tick_seen = false;
+  bool sync_pending = false;  // a group-committed write waits for the next tick
   bool warned_no_tick = false;
 
   // For threads other than the broker's: the line is written on the next tick.
@@ -96,6 +97,7 @@ int OnMessage(int, void* event_data, void* userdata) {
     // pass's tick, where the log is written once for all of the pass's writes. Until ticks
     // are seen to come, each write is made durable on its own.
     const Durability durability = plugin.tick_seen ? Durability::kAtSync : Durability::kBeforeReturn;
+    plugin.sync_pending = plugin.sync_pending || durability == Durability::kAtSync;
     Reply reply = HandleTwinRequest(*plugin.engine, client_id, msg->topic, parsed, payload, durability);
 
     mosquitto_property* properties = nullptr;
@@ -125,9 +127,15 @@ int OnTick(int, void*, void* userdata) {
   auto& plugin = *static_cast<Plugin*>(userdata);
   plugin.tick_seen = true;
   try {
-    Status synced = plugin.engine->Sync();
-    if (!synced.ok()) mosquitto_log_printf(MOSQ_LOG_ERR, "twins: cannot write the database log: %s", synced.message().c_str());
-    if (plugin.held_samples) plugin.held_samples->Release();
+    // An idle broker ticks ten times a second: sync (fsync, with sync_writes) only after writes.
+    if (plugin.sync_pending) {
+      plugin.sync_pending = false;
+      Status synced = plugin.engine->Sync();
+      if (!synced.ok()) {
+        mosquitto_log_printf(MOSQ_LOG_ERR, "twins: cannot write the database log: %s", synced.message().c_str());
+      }
+      if (plugin.held_samples) plugin.held_samples->Release();
+    }
     plugin.broker_queue.Drain();
   } catch (...) {
     mosquitto_log_printf(MOSQ_LOG_ERR, "twins: deferred task failed");
