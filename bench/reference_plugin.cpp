@@ -18,6 +18,8 @@
 #include <string>
 #include <string_view>
 
+#include "publish_reply.hpp"
+
 namespace {
 
 constexpr std::string_view kPrefix = "$SCW/twins/";
@@ -53,20 +55,10 @@ int Reply(const Reference& reference, const mosquitto_evt_message* msg) {
   const char* client_id = mosquitto_client_id(msg->client);
   if (client_id == nullptr) return MOSQ_ERR_ACL_DENIED;
 
-  // Correlation data is echoed as mosquitto_twins does, so both pay for the property lookup.
-  mosquitto_property* properties = nullptr;
-  void* correlation = nullptr;
-  uint16_t correlation_len = 0;
-  if (mosquitto_property_read_binary(msg->properties, MQTT_PROP_CORRELATION_DATA, &correlation, &correlation_len,
-                                     false) != nullptr) {
-    mosquitto_property_add_binary(&properties, MQTT_PROP_CORRELATION_DATA, correlation, correlation_len);
-    std::free(correlation);
-  }
+  // The same reply path as mosquitto_twins, so the two differ by the engine alone.
   const std::string reply_topic = std::string(topic) + "/response/success";
-  if (mosquitto_broker_publish_copy(client_id, reply_topic.c_str(), static_cast<int>(reference.document.size()),
-                                    reference.document.data(), msg->qos, false, properties) != MOSQ_ERR_SUCCESS) {
-    mosquitto_property_free_all(&properties);
-  }
+  twins::PublishReply(*msg, client_id, reply_topic.c_str(), reference.document.data(),
+                      static_cast<int>(reference.document.size()));
   return MOSQ_ERR_ACL_DENIED;
 }
 

@@ -14,14 +14,12 @@
 // event this plugin uses to run work from its other threads on the broker thread.
 
 #include <mosquitto.h>
-#include <mqtt_protocol.h>
 #include <mosquitto_broker.h>
 #include <mosquitto_plugin.h>
 
 #include <dlfcn.h>
 
 #include <chrono>
-#include <cstdlib>
 #include <exception>
 #include <memory>
 #include <string>
@@ -33,6 +31,7 @@
 #include "log.hpp"
 #include "observer.hpp"
 #include "options.hpp"
+#include "publish_reply.hpp"
 #include "rest_server.hpp"
 #include "tick_released_sink.hpp"
 #include "twin_topics.hpp"
@@ -99,19 +98,9 @@ int OnMessage(int, void* event_data, void* userdata) {
     const Durability durability = plugin.tick_seen ? Durability::kAtSync : Durability::kBeforeReturn;
     plugin.sync_pending = plugin.sync_pending || durability == Durability::kAtSync;
     Reply reply = HandleTwinRequest(*plugin.engine, client_id, msg->topic, parsed, payload, durability);
-
-    mosquitto_property* properties = nullptr;
-    void* correlation = nullptr;
-    uint16_t correlation_len = 0;
-    if (mosquitto_property_read_binary(msg->properties, MQTT_PROP_CORRELATION_DATA, &correlation, &correlation_len,
-                                       false) != nullptr) {
-      mosquitto_property_add_binary(&properties, MQTT_PROP_CORRELATION_DATA, correlation, correlation_len);
-      std::free(correlation);
-    }
-    int rc = mosquitto_broker_publish_copy(client_id, reply.topic.c_str(), static_cast<int>(reply.payload.size()),
-                                           reply.payload.data(), msg->qos, false, properties);
+    int rc = PublishReply(*msg, client_id, reply.topic.c_str(), reply.payload.data(),
+                          static_cast<int>(reply.payload.size()));
     if (rc != MOSQ_ERR_SUCCESS) {
-      mosquitto_property_free_all(&properties);
       mosquitto_log_printf(MOSQ_LOG_WARNING, "twins: cannot reply to %s on %s: %s", client_id, reply.topic.c_str(),
                            mosquitto_strerror(rc));
     }

@@ -60,8 +60,11 @@ struct WriteEvent {
 class WriteObserver {
  public:
   virtual ~WriteObserver() = default;
-  // Called after the write is durable, under the twin's write lock (so events of one twin
-  // arrive in version order). Must be quick and must not call back into the engine's writes.
+  // Called after the store accepted the write, under the twin's write lock (so events of one
+  // twin arrive in version order). For Durability::kBeforeReturn the write is durable by
+  // then; for kAtSync only at the caller's next Sync(), so whatever the observer sends out
+  // must wait for it (the plugin holds samples until its tick). Must be quick and must not
+  // call back into the engine's writes.
   virtual void OnWrite(const WriteEvent& event) noexcept = 0;
 };
 
