@@ -57,8 +57,7 @@ int Reply(const Reference& reference, const mosquitto_evt_message* msg) {
 
   // The same reply path as mosquitto_twins, so the two differ by the engine alone.
   const std::string reply_topic = std::string(topic) + "/response/success";
-  twins::PublishReply(*msg, client_id, reply_topic.c_str(), reference.document.data(),
-                      static_cast<int>(reference.document.size()));
+  twins::PublishReply(client_id, reply_topic, reference.document, msg->qos, twins::CorrelationData(*msg));
   return MOSQ_ERR_ACL_DENIED;
 }
 

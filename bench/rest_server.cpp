@@ -26,7 +26,7 @@ int main(int argc, char** argv) {
   sigaddset(&stop, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
 
-  auto store = twins::OpenRocksDbStore({argv[1]});
+  auto store = twins::OpenRocksDbStore(argv[1]);
   if (!store.ok()) {
     std::cerr << store.status().message() << "\n";
     return 1;

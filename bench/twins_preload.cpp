@@ -57,7 +57,7 @@ int main(int argc, char** argv) {
   const std::string prefix = argc > 4 ? argv[4] : "bench-";
   const int threads = argc > 5 ? std::atoi(argv[5]) : 2;
 
-  auto store = twins::OpenRocksDbStore({path});
+  auto store = twins::OpenRocksDbStore(path);
   if (!store.ok()) {
     std::fprintf(stderr, "twins_preload: %s\n", store.status().message().c_str());
     return 1;

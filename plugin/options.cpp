@@ -57,7 +57,7 @@ std::function<Status(const std::string&, const std::string&)> Text(std::string* 
 
 Result<PluginOptions> ParseOptions(const std::vector<std::pair<std::string, std::string>>& pairs) {
   PluginOptions o;
-  size_t cache_mb = o.store.block_cache_bytes >> 20;
+  size_t cache_mb = o.store.cache_bytes >> 20;
   const std::map<std::string, std::function<Status(const std::string&, const std::string&)>> parsers = {
       {"db_path", Text(&o.store.path)},
       {"sync_writes", Bool(&o.store.sync_writes)},
@@ -86,7 +86,7 @@ Result<PluginOptions> ParseOptions(const std::vector<std::pair<std::string, std:
     Status s = parser->second(key, value);
     if (!s.ok()) return s;
   }
-  o.store.block_cache_bytes = cache_mb << 20;
+  o.store.cache_bytes = cache_mb << 20;
   return o;
 }
 

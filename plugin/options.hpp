@@ -12,8 +12,14 @@
 
 namespace twins {
 
+inline RocksDbOptions DefaultStore() {
+  RocksDbOptions store;
+  store.path = "/var/lib/mosquitto/twins";
+  return store;
+}
+
 struct PluginOptions {
-  RocksDbOptions store{"/var/lib/mosquitto/twins"};
+  RocksDbOptions store = DefaultStore();
   Limits limits;
 
   std::string rest_listen = "127.0.0.1:8080";  // "off" disables the REST API

@@ -22,6 +22,7 @@
 #include <chrono>
 #include <exception>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -55,8 +56,21 @@ struct Plugin {
   std::unique_ptr<RestServer> rest;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   bool tick_seen = false;
-  bool sync_pending = false;  // a group-committed write waits for the next tick
   bool warned_no_tick = false;
+
+  // Replies of the current loop pass. Mosquitto sends what a plugin publishes at the start of
+  // the next pass, after the tick: held until the tick, they leave no later, and only once
+  // the tick's Sync() made the pass's writes durable.
+  struct HeldReply {
+    std::string client_id;
+    std::string request_topic;
+    bool write;  // put, patch or delete
+    Reply reply;
+    int qos;
+    std::optional<std::string> correlation;
+  };
+  std::vector<HeldReply> held_replies;
+  bool storage_failed = false;  // logged once: from then on every write is refused
 
   // For threads other than the broker's: the line is written on the next tick.
   LogFn DeferredLog() {
@@ -78,6 +92,14 @@ void WarnIfTickNeverCame(Plugin& plugin) {
                        "log lines cannot be written. Load mosquitto_twins as a global plugin.");
 }
 
+void Publish(const char* client_id, const Reply& reply, int qos, const std::optional<std::string>& correlation) {
+  int rc = PublishReply(client_id, reply.topic, reply.payload, qos, correlation);
+  if (rc != MOSQ_ERR_SUCCESS) {
+    mosquitto_log_printf(MOSQ_LOG_WARNING, "twins: cannot reply to %s on %s: %s", client_id, reply.topic.c_str(),
+                         mosquitto_strerror(rc));
+  }
+}
+
 int OnMessage(int, void* event_data, void* userdata) {
   auto& plugin = *static_cast<Plugin*>(userdata);
   auto* msg = static_cast<mosquitto_evt_message*>(event_data);
@@ -92,17 +114,14 @@ int OnMessage(int, void* event_data, void* userdata) {
     const char* client_id = mosquitto_client_id(msg->client);
     if (client_id == nullptr) return MOSQ_ERR_ACL_DENIED;
     std::string_view payload(static_cast<const char*>(msg->payload), msg->payloadlen);
-    // Mosquitto sends what a plugin publishes at the start of its next loop pass, after this
-    // pass's tick, where the log is written once for all of the pass's writes. Until ticks
-    // are seen to come, each write is made durable on its own.
+    // Until ticks are seen to come, each write is made durable on its own and answered now.
     const Durability durability = plugin.tick_seen ? Durability::kAtSync : Durability::kBeforeReturn;
-    plugin.sync_pending = plugin.sync_pending || durability == Durability::kAtSync;
     Reply reply = HandleTwinRequest(*plugin.engine, client_id, msg->topic, parsed, payload, durability);
-    int rc = PublishReply(*msg, client_id, reply.topic.c_str(), reply.payload.data(),
-                          static_cast<int>(reply.payload.size()));
-    if (rc != MOSQ_ERR_SUCCESS) {
-      mosquitto_log_printf(MOSQ_LOG_WARNING, "twins: cannot reply to %s on %s: %s", client_id, reply.topic.c_str(),
-                           mosquitto_strerror(rc));
+    if (durability == Durability::kAtSync) {
+      plugin.held_replies.push_back(
+          {client_id, msg->topic, parsed.method != "get", std::move(reply), msg->qos, CorrelationData(*msg)});
+    } else {
+      Publish(client_id, reply, msg->qos, CorrelationData(*msg));
     }
   } catch (const std::exception& e) {
     mosquitto_log_printf(MOSQ_LOG_ERR, "twins: request on %s failed: %s", msg->topic, e.what());
@@ -112,19 +131,36 @@ int OnMessage(int, void* event_data, void* userdata) {
   return MOSQ_ERR_ACL_DENIED;
 }
 
+// Group commit: one log write for all the writes of the loop pass, then their replies.
+void CommitPass(Plugin& plugin) {
+  if (plugin.held_replies.empty()) return;
+  Status synced = plugin.engine->Sync();
+  if (!synced.ok()) {
+    if (!plugin.storage_failed) mosquitto_log_printf(MOSQ_LOG_ERR, "twins: %s", synced.message().c_str());
+    plugin.storage_failed = true;
+    // Reads stay answered: they show what the database holds.
+    for (Plugin::HeldReply& held : plugin.held_replies) {
+      if (held.write && held.reply.success) held.reply = ErrorReply(held.request_topic, synced);
+    }
+  }
+  if (plugin.held_samples && synced.ok()) plugin.held_samples->Release();
+  if (plugin.held_samples && !synced.ok()) plugin.held_samples->Discard();
+  for (const Plugin::HeldReply& held : plugin.held_replies) {
+    Publish(held.client_id.c_str(), held.reply, held.qos, held.correlation);
+  }
+  plugin.held_replies.clear();
+}
+
 int OnTick(int, void*, void* userdata) {
   auto& plugin = *static_cast<Plugin*>(userdata);
   plugin.tick_seen = true;
   try {
-    // An idle broker ticks ten times a second: sync (fsync, with sync_writes) only after writes.
-    if (plugin.sync_pending) {
-      plugin.sync_pending = false;
-      Status synced = plugin.engine->Sync();
-      if (!synced.ok()) {
-        mosquitto_log_printf(MOSQ_LOG_ERR, "twins: cannot write the database log: %s", synced.message().c_str());
-      }
-      if (plugin.held_samples) plugin.held_samples->Release();
-    }
+    CommitPass(plugin);
+  } catch (...) {
+    mosquitto_log_printf(MOSQ_LOG_ERR, "twins: replies of this loop pass lost");
+    plugin.held_replies.clear();
+  }
+  try {
     plugin.broker_queue.Drain();
   } catch (...) {
     mosquitto_log_printf(MOSQ_LOG_ERR, "twins: deferred task failed");
@@ -141,7 +177,7 @@ int OnReload(int, void*, void*) {
 void LogEffectiveOptions(const PluginOptions& o) {
   mosquitto_log_printf(MOSQ_LOG_INFO, "twins: mosquitto-twins %s, database %s (sync_writes %s, cache %zu MiB)",
                        TWINS_VERSION, o.store.path.c_str(), o.store.sync_writes ? "true" : "false",
-                       o.store.block_cache_bytes >> 20);
+                       o.store.cache_bytes >> 20);
   mosquitto_log_printf(MOSQ_LOG_INFO, "twins: limits: %zu bytes per document, depth %d, %zu documents per twin",
                        o.limits.max_document_bytes, o.limits.max_depth, o.limits.max_documents);
 }
@@ -220,7 +256,9 @@ int Init(Plugin& plugin, mosquitto_opt* opts, int opt_count) {
   plugin.options = std::move(options).value();
   LogEffectiveOptions(plugin.options);
 
-  auto store = OpenRocksDbStore(plugin.options.store);
+  RocksDbOptions store_options = plugin.options.store;
+  store_options.log = plugin.DeferredLog();  // RocksDB calls it from its own threads too
+  auto store = OpenRocksDbStore(store_options);
   if (!store.ok()) {
     mosquitto_log_printf(MOSQ_LOG_ERR, "twins: %s", store.status().message().c_str());
     return MOSQ_ERR_UNKNOWN;

@@ -8,21 +8,34 @@
 #include <mqtt_protocol.h>
 
 #include <cstdlib>
+#include <optional>
+#include <string>
 
 namespace twins {
 
-// Broker thread only. Returns the broker's status (MOSQ_ERR_SUCCESS when queued).
-inline int PublishReply(const mosquitto_evt_message& request, const char* client_id, const char* topic,
-                        const void* payload, int payload_len) {
-  mosquitto_property* properties = nullptr;
-  void* correlation = nullptr;
-  uint16_t correlation_len = 0;
-  if (mosquitto_property_read_binary(request.properties, MQTT_PROP_CORRELATION_DATA, &correlation, &correlation_len,
-                                     false) != nullptr) {
-    mosquitto_property_add_binary(&properties, MQTT_PROP_CORRELATION_DATA, correlation, correlation_len);
-    std::free(correlation);
+// The request's MQTT 5 correlation data, copied: the reply may leave after the request is gone.
+inline std::optional<std::string> CorrelationData(const mosquitto_evt_message& request) {
+  void* data = nullptr;
+  uint16_t length = 0;
+  if (mosquitto_property_read_binary(request.properties, MQTT_PROP_CORRELATION_DATA, &data, &length, false) ==
+      nullptr) {
+    return std::nullopt;
   }
-  int rc = mosquitto_broker_publish_copy(client_id, topic, payload_len, payload, request.qos, false, properties);
+  std::string copy(static_cast<const char*>(data), length);
+  std::free(data);
+  return copy;
+}
+
+// Broker thread only. Returns the broker's status (MOSQ_ERR_SUCCESS when queued).
+inline int PublishReply(const char* client_id, const std::string& topic, const std::string& payload, int qos,
+                        const std::optional<std::string>& correlation) {
+  mosquitto_property* properties = nullptr;
+  if (correlation) {
+    mosquitto_property_add_binary(&properties, MQTT_PROP_CORRELATION_DATA, correlation->data(),
+                                  static_cast<uint16_t>(correlation->size()));
+  }
+  int rc = mosquitto_broker_publish_copy(client_id, topic.c_str(), static_cast<int>(payload.size()), payload.data(),
+                                         qos, false, properties);
   if (rc != MOSQ_ERR_SUCCESS) mosquitto_property_free_all(&properties);  // owned by the broker only on success
   return rc;
 }

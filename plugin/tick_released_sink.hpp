@@ -27,12 +27,15 @@ class TickReleasedSink final : public SampleSink {
     }
   }
 
-  // Broker thread, after the Sync() of the tick.
+  // Broker thread, after the Sync() of the tick: its writes are durable.
   void Release() {
     if (held_.empty()) return;
     next_.Push(std::move(held_));
     held_.clear();
   }
+
+  // Broker thread, after a failed Sync(): the writes these samples describe may be lost.
+  void Discard() { held_.clear(); }
 
  private:
   SampleSink& next_;

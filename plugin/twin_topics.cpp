@@ -72,8 +72,12 @@ Reply HandleTwinRequest(Engine& engine, std::string_view client_id, std::string_
       result = Status::Internal(std::string("internal error: ") + e.what());
     }
   }
-  if (!result.ok()) return {base + "/response/error", ErrorJson(result.status(), twin, parsed.document)};
-  return {base + "/response/success", DocumentJson(result.value())};
+  if (!result.ok()) return {base + "/response/error", ErrorJson(result.status(), twin, parsed.document), false};
+  return {base + "/response/success", DocumentJson(result.value()), true};
+}
+
+Reply ErrorReply(std::string_view request_topic, const Status& status) {
+  return {std::string(request_topic) + "/response/error", ErrorJson(status, {}, {}), false};
 }
 
 }  // namespace twins

@@ -31,11 +31,16 @@ TopicKind ClassifyTopic(std::string_view topic, TwinTopic* parsed);
 struct Reply {
   std::string topic;
   std::string payload;
+  bool success = false;
 };
 
 // Runs one request for the device `client_id` and builds its reply. Never throws.
-// With Durability::kAtSync the caller must Sync() the engine before the reply leaves.
+// With Durability::kAtSync the caller must Sync() the engine before the reply leaves, and
+// send ErrorReply() instead of a success if that fails.
 Reply HandleTwinRequest(Engine& engine, std::string_view client_id, std::string_view request_topic,
                         const TwinTopic& parsed, std::string_view payload, Durability durability);
+
+// The error reply to the request on `request_topic`.
+Reply ErrorReply(std::string_view request_topic, const Status& status);
 
 }  // namespace twins

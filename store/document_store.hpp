@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "log.hpp"
 #include "status.hpp"
 
 namespace twins {
@@ -18,6 +19,13 @@ namespace twins {
 struct StoredDocument {
   uint64_t version = 0;
   std::string data;  // compact JSON text of the data object
+};
+
+// One change to one document: its new content, or its deletion.
+struct DocumentWrite {
+  std::string twin;
+  std::string doc;
+  std::optional<StoredDocument> document;  // nullopt deletes
 };
 
 // Every method is safe to call from several threads at once. A write is durable once Sync()
@@ -29,23 +37,58 @@ class DocumentStore {
 
   // nullopt when the document does not exist.
   virtual Result<std::optional<StoredDocument>> Get(std::string_view twin, std::string_view doc) const = 0;
-  virtual Status Put(std::string_view twin, std::string_view doc, const StoredDocument& document) = 0;
-  virtual Status Delete(std::string_view twin, std::string_view doc) = 0;
+  // Applies the writes in order, all or none.
+  virtual Status Write(std::vector<DocumentWrite> writes) = 0;
   // Document names of one twin, sorted bytewise; empty for an unknown twin.
   virtual Result<std::vector<std::string>> List(std::string_view twin) const = 0;
   // Deletes every document of one twin atomically.
   virtual Status DeleteAll(std::string_view twin) = 0;
   // Makes every write that returned before it durable.
   virtual Status Sync() = 0;
+
+  Status Put(std::string_view twin, std::string_view doc, StoredDocument document) {
+    return WriteOne({std::string(twin), std::string(doc), std::move(document)});
+  }
+  Status Delete(std::string_view twin, std::string_view doc) {
+    return WriteOne({std::string(twin), std::string(doc), std::nullopt});
+  }
+
+ private:
+  Status WriteOne(DocumentWrite write) {
+    std::vector<DocumentWrite> writes;
+    writes.push_back(std::move(write));
+    return Write(std::move(writes));
+  }
 };
+
+// Puts a document cache and a write queue in front of `store`: a write costs its caller a
+// memory copy, and the queue goes to the store in one batch at the next Sync() (the broker's
+// group commit) or when it grows long. A batch costs the store one write, not one per document.
+// - Reads see every write at once: written documents stay in the cache until the store has
+//   them, and recently read or written ones stay within capacity_bytes (least recently used out).
+// - A write the store refuses (I/O error, full disk) stops all writing: Sync() and every later
+//   write fail with that error, and the cache is dropped, so reads show what the store holds.
+//   (After a failed log write RocksDB as packaged aborts the process on the next one.)
+// It stays exact only if every write goes through it and writes to one document are
+// serialised by the caller (the engine's locks).
+std::unique_ptr<DocumentStore> WithWriteBehindCache(std::unique_ptr<DocumentStore> store, size_t capacity_bytes);
 
 struct RocksDbOptions {
   std::string path;
-  bool sync_writes = false;              // fsync the WAL on every write (power-loss durability)
-  size_t block_cache_bytes = 32 << 20;   // bounds RocksDB's memory (reads and write buffers) whatever the number of twins
+  bool sync_writes = false;        // fsync the WAL on every write (power-loss durability)
+  // Bounds the memory of the store, whatever the number of twins: a quarter holds recent
+  // documents' text (WithWriteBehindCache), the rest RocksDB's block cache and write buffers.
+  size_t cache_bytes = 32 << 20;
+  LogFn log;  // RocksDB's warnings and errors; none when empty
 };
 
-// Opens (creating if missing) a RocksDB database. Refuses one written with an unknown schema.
+// Opens (creating if missing) a RocksDB database, behind a document cache. Refuses a
+// database written with an unknown schema.
 Result<std::unique_ptr<DocumentStore>> OpenRocksDbStore(const RocksDbOptions& options);
+inline Result<std::unique_ptr<DocumentStore>> OpenRocksDbStore(std::string path) {
+  RocksDbOptions options;
+  options.path = std::move(path);
+  return OpenRocksDbStore(options);
+}
 
 }  // namespace twins

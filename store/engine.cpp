@@ -127,30 +127,28 @@ Result<Document> Engine::Write(std::string_view twin, std::string_view doc, cons
     }
   }
 
-  Json merged;
-  const cJSON* result = request.data.get();
+  Document next{version + 1, {}};
   if (mode == Mode::kPatch) {
-    merged.reset(exists ? cJSON_Parse((*current)->data.c_str()) : cJSON_CreateObject());
-    if (!merged) return Status::Internal("stored document is not valid JSON");
-    if (!MergePatch(merged.get(), request.data.get())) return Status::Internal("out of memory merging patch");
-    result = merged.get();
+    s = MergePatch(exists ? std::string_view((*current)->data) : std::string_view("{}"), request.data.get(), &next.data);
+    if (!s.ok()) return s;
+  } else {
+    next.data = PrintJson(request.data.get());
   }
-  if (is_config) {
-    auto config = ParseTwinConfig(result);
-    if (!config.ok()) return config.status();
-  }
-
-  Document next{version + 1, PrintJson(result)};
   if (next.data.size() > limits_.max_document_bytes) {
     return Status::InvalidArgument("data", "document of " + std::to_string(next.data.size()) +
                                                " bytes is larger than the limit of " +
                                                std::to_string(limits_.max_document_bytes));
   }
+  if (is_config) {
+    Json parsed(cJSON_Parse(next.data.c_str()));
+    auto config = ParseTwinConfig(parsed.get());
+    if (!config.ok()) return config.status();
+  }
   s = store_->Put(twin, doc, next);
   if (s.ok()) s = Persist(durability);
   if (!s.ok()) return s;
   if (observer_ != nullptr) {
-    observer_->OnWrite({twin, doc, exists ? &**current : nullptr, request.data.get(), result, next.version});
+    observer_->OnWrite({twin, doc, exists ? &**current : nullptr, request.data.get(), &next});
   }
   return next;
 }

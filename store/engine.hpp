@@ -53,8 +53,7 @@ struct WriteEvent {
   std::string_view document;
   const StoredDocument* before;  // nullptr when the write created the document
   const cJSON* request;          // the request's `data` (the patch, for a patch)
-  const cJSON* after;            // the document's data after the write
-  uint64_t version;              // the version after the write
+  const StoredDocument* after;   // the document after the write
 };
 
 class WriteObserver {

@@ -26,6 +26,7 @@ int JsonDepth(const cJSON* json);
 // Compact serialisation (no whitespace), the form documents are stored in. Numbers print
 // as the shortest text that reads back to the same double.
 std::string PrintJson(const cJSON* json);
+void AppendJson(const cJSON* json, std::string* out);
 
 // JSON string literal for `text` (quotes and escapes included).
 std::string QuoteJson(std::string_view text);

@@ -7,6 +7,8 @@
 
 #include <algorithm>
 
+#include <cstdarg>
+#include <cstdio>
 #include <cstring>
 
 #include "document_store.hpp"
@@ -30,12 +32,18 @@ std::string TwinPrefix(std::string_view twin) {
 
 std::string DocumentKey(std::string_view twin, std::string_view doc) { return TwinPrefix(twin).append(doc); }
 
-std::string Encode(const StoredDocument& document) {
-  std::string value(8, '\0');
-  for (int i = 0; i < 8; ++i) value[i] = static_cast<char>((document.version >> (8 * i)) & 0xFF);
-  value += document.data;
-  return value;
-}
+// The value's parts as RocksDB takes them, without copying the data into one string.
+struct EncodedDocument {
+  explicit EncodedDocument(const StoredDocument& document) {
+    for (int i = 0; i < 8; ++i) version[i] = static_cast<char>((document.version >> (8 * i)) & 0xFF);
+    slices[0] = rocksdb::Slice(version, sizeof version);
+    slices[1] = rocksdb::Slice(document.data);
+  }
+  rocksdb::SliceParts parts() const { return rocksdb::SliceParts(slices, 2); }
+
+  char version[8];
+  rocksdb::Slice slices[2];
+};
 
 bool Decode(const std::string& value, StoredDocument* out) {
   if (value.size() < 8) return false;
@@ -45,6 +53,31 @@ bool Decode(const std::string& value, StoredDocument* out) {
   out->data.assign(value, 8, std::string::npos);
   return true;
 }
+
+// RocksDB's own messages. By default they go to a LOG file in the database folder, where
+// Debian's build logs at DEBUG level (a line per Sync(), no rotation) and, on a full disk,
+// aborts the process on the second failed write to that file (its assertions are on). So
+// warnings and errors go to the caller's log, and the rest is dropped.
+class ForwardingLogger final : public rocksdb::Logger {
+ public:
+  explicit ForwardingLogger(LogFn log) : rocksdb::Logger(rocksdb::InfoLogLevel::WARN_LEVEL), log_(std::move(log)) {}
+
+  void Logv(const char* format, va_list ap) override { Logv(rocksdb::InfoLogLevel::INFO_LEVEL, format, ap); }
+  void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
+    if (level < rocksdb::InfoLogLevel::WARN_LEVEL || level > rocksdb::InfoLogLevel::FATAL_LEVEL || !log_) return;
+    char line[1024];
+    std::vsnprintf(line, sizeof line, format, ap);
+    try {
+      log_(level == rocksdb::InfoLogLevel::WARN_LEVEL ? LogLevel::kWarning : LogLevel::kError,
+           std::string("rocksdb: ") + line);
+    } catch (...) {
+      // Nothing may escape into RocksDB.
+    }
+  }
+
+ private:
+  const LogFn log_;
+};
 
 Status FromRocks(const rocksdb::Status& s) { return Status::Internal("storage error: " + s.ToString()); }
 
@@ -66,13 +99,20 @@ class RocksDbStore final : public DocumentStore {
     return std::optional<StoredDocument>(std::move(document));
   }
 
-  Status Put(std::string_view twin, std::string_view doc, const StoredDocument& document) override {
-    rocksdb::Status s = db_->Put(write_options_, DocumentKey(twin, doc), Encode(document));
-    return s.ok() ? Status::Ok() : FromRocks(s);
-  }
-
-  Status Delete(std::string_view twin, std::string_view doc) override {
-    rocksdb::Status s = db_->Delete(write_options_, DocumentKey(twin, doc));
+  Status Write(std::vector<DocumentWrite> writes) override {
+    rocksdb::WriteBatch batch;
+    for (const DocumentWrite& write : writes) {
+      const std::string key = DocumentKey(write.twin, write.doc);
+      rocksdb::Status s;
+      if (write.document) {
+        const rocksdb::Slice key_slice(key);
+        s = batch.Put(nullptr, rocksdb::SliceParts(&key_slice, 1), EncodedDocument(*write.document).parts());
+      } else {
+        s = batch.Delete(key);
+      }
+      if (!s.ok()) return FromRocks(s);
+    }
+    rocksdb::Status s = db_->Write(write_options_, &batch);
     return s.ok() ? Status::Ok() : FromRocks(s);
   }
 
@@ -117,11 +157,13 @@ class RocksDbStore final : public DocumentStore {
 Result<std::unique_ptr<DocumentStore>> OpenRocksDbStore(const RocksDbOptions& options) {
   rocksdb::Options db_options;
   db_options.create_if_missing = true;
-  db_options.keep_log_file_num = 4;
+  db_options.info_log = std::make_shared<ForwardingLogger>(options.log);
   // The log is written by Sync(), once for all the writes before it, not once per write.
   db_options.manual_wal_flush = true;
+  const size_t document_cache_bytes = options.cache_bytes / 4;
+  const size_t block_cache_bytes = options.cache_bytes - document_cache_bytes;
   rocksdb::BlockBasedTableOptions table;
-  table.block_cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+  table.block_cache = rocksdb::NewLRUCache(block_cache_bytes);
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   table.cache_index_and_filter_blocks = true;  // keeps index memory inside the cache bound
   // A single index block of a large database outgrows a cache shard and was decompressed on
@@ -133,9 +175,14 @@ Result<std::unique_ptr<DocumentStore>> OpenRocksDbStore(const RocksDbOptions& op
   table.pin_top_level_index_and_filter = true;
   db_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   // Write buffers are charged to the same cache, so block_cache_bytes bounds them too.
-  db_options.write_buffer_size = std::min<size_t>(8 << 20, options.block_cache_bytes / 4);
+  db_options.write_buffer_size = std::min<size_t>(8 << 20, block_cache_bytes / 4);
   db_options.write_buffer_manager =
-      std::make_shared<rocksdb::WriteBufferManager>(options.block_cache_bytes / 2, table.block_cache);
+      std::make_shared<rocksdb::WriteBufferManager>(block_cache_bytes / 2, table.block_cache);
+  // Twins overwrite the same keys all day: updating a value in its memtable slot, when the
+  // new one fits, keeps the memtable small and a patch 2 us faster than inserting a version.
+  // It forgoes consistent snapshots of values, which no read here uses.
+  db_options.inplace_update_support = true;
+  db_options.allow_concurrent_memtable_write = false;
 
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(db_options, options.path, &raw);
@@ -156,7 +203,7 @@ Result<std::unique_ptr<DocumentStore>> OpenRocksDbStore(const RocksDbOptions& op
                             kSchemaVersion);
   }
   if (!s.ok()) return Status::Internal("cannot read schema version of " + options.path + ": " + s.ToString());
-  return std::unique_ptr<DocumentStore>(new RocksDbStore(db.release(), options.sync_writes));
+  return WithWriteBehindCache(std::make_unique<RocksDbStore>(db.release(), options.sync_writes), document_cache_bytes);
 }
 
 }  // namespace twins

@@ -21,7 +21,7 @@ class EngineTest : public testing::Test {
 
   void Reopen(Limits limits = Limits()) {
     engine_.reset();
-    auto store = OpenRocksDbStore({dir_.sub("db")});
+    auto store = OpenRocksDbStore(dir_.sub("db"));
     ASSERT_TRUE(store.ok()) << store.status().message();
     engine_ = std::make_unique<Engine>(std::move(store).value(), limits);
   }
@@ -270,8 +270,8 @@ class RecordingObserver : public WriteObserver {
  public:
   void OnWrite(const WriteEvent& event) noexcept override {
     events.push_back(std::string(event.twin) + "/" + std::string(event.document) + " v" +
-                     std::to_string(event.version) + " before=" + (event.before ? event.before->data : "none") +
-                     " request=" + PrintJson(event.request) + " after=" + PrintJson(event.after));
+                     std::to_string(event.after->version) + " before=" + (event.before ? event.before->data : "none") +
+                     " request=" + PrintJson(event.request) + " after=" + event.after->data);
   }
   std::vector<std::string> events;
 };
@@ -419,7 +419,7 @@ TEST_F(EngineTest, ConcurrentUnversionedPatchesAllLand) {
 // process that AcknowledgedWritesSurviveSigkill kills. A fresh process (not a bare fork of the
 // test, whose RocksDB thread pools would not survive the fork).
 [[noreturn]] void RunAcknowledgingWriter(const std::string& db, int ack_fd) {
-  auto store = OpenRocksDbStore({db});
+  auto store = OpenRocksDbStore(db);
   if (!store.ok()) _exit(2);
   Engine engine(std::move(store).value(), Limits());
   for (uint32_t i = 1;; ++i) {
@@ -460,7 +460,7 @@ TEST(EngineDurabilityTest, AcknowledgedWritesSurviveSigkill) {
   ASSERT_EQ(waitpid(child, &status, 0), child);
   ASSERT_TRUE(WIFSIGNALED(status)) << "writer exited by itself with " << WEXITSTATUS(status);
 
-  auto store = OpenRocksDbStore({dir.sub("db")});
+  auto store = OpenRocksDbStore(dir.sub("db"));
   ASSERT_TRUE(store.ok()) << store.status().message();
   Engine engine(std::move(store).value(), Limits());
   for (uint32_t i = last - 7; i <= last; ++i) {

@@ -152,7 +152,7 @@ TEST_F(GraphiteCarbonTest, OverlongSeriesIsRejectedAndTheRestOfTheBatchArrives) 
 class EngineWithPush {
  public:
   EngineWithPush(const std::string& path, GraphiteSender& sender) {
-    auto store = OpenRocksDbStore({path});
+    auto store = OpenRocksDbStore(path);
     EXPECT_TRUE(store.ok()) << store.status().message();
     engine = std::make_unique<Engine>(std::move(store).value(), Limits());
     observer = std::make_unique<TsdbObserver>(*engine, sender);

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
+#include <string>
+
 #include "json.hpp"
 
 namespace twins {
@@ -15,13 +18,28 @@ struct MergeCase {
 
 class MergeTest : public testing::TestWithParam<MergeCase> {};
 
+std::string Merge(std::string_view target, const char* patch_text) {
+  auto patch = ParseJson(patch_text, "data");
+  EXPECT_TRUE(patch.ok()) << patch_text;
+  std::string out;
+  Status s = MergePatch(target, patch->get(), &out);
+  return s.ok() ? out : "error: " + s.message();
+}
+
 TEST_P(MergeTest, MatchesExpectedDocument) {
   const MergeCase& c = GetParam();
-  auto target = ParseJson(c.target, "data");
-  auto patch = ParseJson(c.patch, "data");
-  ASSERT_TRUE(target.ok() && patch.ok());
-  ASSERT_TRUE(MergePatch(target->get(), patch->get()));
-  EXPECT_EQ(PrintJson(target->get()), c.expected);
+  EXPECT_EQ(Merge(c.target, c.patch), c.expected);
+}
+
+// Stored text is compact, but the reader does not depend on it.
+TEST_P(MergeTest, IgnoresWhitespaceInTheTarget) {
+  const MergeCase& c = GetParam();
+  std::string spaced;
+  for (char ch : std::string(c.target)) {
+    spaced += ch;
+    if (ch == ',' || ch == ':' || ch == '{' || ch == '[') spaced += " \n\t";
+  }
+  EXPECT_EQ(Merge(" " + spaced + "\r\n", c.patch), c.expected);
 }
 
 // RFC 7396 appendix A, every example whose target and patch are objects (twin data always
@@ -52,6 +70,99 @@ INSTANTIATE_TEST_SUITE_P(
                     MergeCase{R"({"a":{"b":{"c":1,"d":2}}})", R"({"a":{"b":{"c":null}}})", R"({"a":{"b":{"d":2}}})"},
                     MergeCase{R"({"a":[1,2,3]})", R"({"a":[]})", R"({"a":[]})"},
                     MergeCase{R"({"a":1})", R"({"missing":null})", R"({"a":1})"}));
+
+TEST(MergeText, KeysWithEscapesMatchTheirPatchKeys) {
+  EXPECT_EQ(Merge(R"({"a\"b":1,"caf\u00e9":2,"t\tab":3})", R"({"a\"b":10,"café":null,"t\u0009ab":30})"),
+            R"({"a\"b":10,"t\tab":30})");
+}
+
+TEST(MergeText, CopiesUntouchedValuesVerbatim) {
+  EXPECT_EQ(Merge(R"({"s":"x}],{\"y","n":[{"a":[1,{"b":"]"}]}],"k":1})", R"({"k":2})"),
+            R"({"s":"x}],{\"y","n":[{"a":[1,{"b":"]"}]}],"k":2})");
+}
+
+TEST(MergeText, RefusesATargetThatIsNotAnObject) {
+  for (const char* target : {"", "[]", "1", "\"a\"", "{", "{\"a\"", "{\"a\":", "{\"a\":1", "{\"a\":1,}", "{\"a\":[1}",
+                             "{\"a\":\"x}", "{a:1}", "{\"a\":1}x", "{\"a\" 1}", "{\"a\":{\"b\":1}"}) {
+    EXPECT_EQ(Merge(target, R"({"a":2})"), "error: stored document is not a JSON object") << target;
+  }
+}
+
+TEST(MergeText, RefusesAPatchThatIsNotAnObject) {
+  EXPECT_EQ(Merge("{}", "[1]"), "error: a patch must be a JSON object");
+}
+
+// RFC 7396's MergePatch pseudo-code over trees: the oracle for the text merge.
+Json ReferenceMerge(const cJSON* target, const cJSON* patch) {
+  if (!cJSON_IsObject(patch)) return Json(cJSON_Duplicate(patch, true));
+  Json result(cJSON_IsObject(target) ? cJSON_Duplicate(target, true) : cJSON_CreateObject());
+  for (const cJSON* change = patch->child; change != nullptr; change = change->next) {
+    cJSON* existing = cJSON_GetObjectItemCaseSensitive(result.get(), change->string);
+    if (cJSON_IsNull(change)) {
+      if (existing != nullptr) cJSON_DeleteItemFromObjectCaseSensitive(result.get(), change->string);
+      continue;
+    }
+    cJSON* merged = ReferenceMerge(existing, change).release();
+    if (existing != nullptr) {
+      cJSON_ReplaceItemInObjectCaseSensitive(result.get(), change->string, merged);
+    } else {
+      cJSON_AddItemToObject(result.get(), change->string, merged);
+    }
+  }
+  return result;
+}
+
+class RandomJson {
+ public:
+  explicit RandomJson(unsigned seed) : random_(seed) {}
+
+  // An object of up to 4 members from a small key set, so that patches hit existing keys.
+  cJSON* Object(int depth, bool nulls) {
+    static const char* const kKeys[] = {"a", "b", "c", "d\"q", "caf\xc3\xa9", "t\tab", "sensor3"};
+    cJSON* object = cJSON_CreateObject();
+    int members = Pick(5);
+    for (int i = 0; i < members; ++i) {
+      const char* key = kKeys[Pick(7)];
+      if (cJSON_GetObjectItemCaseSensitive(object, key) != nullptr) continue;
+      cJSON_AddItemToObject(object, key, Value(depth, nulls));
+    }
+    return object;
+  }
+
+ private:
+  cJSON* Value(int depth, bool nulls) {
+    switch (Pick(depth > 0 ? 9 : 6)) {
+      case 0: return cJSON_CreateNumber(Pick(1000) / 8.0 - 20);
+      case 1: return cJSON_CreateString(Pick(2) ? "plain" : "q\"uo}te\\ ]");
+      case 2: return cJSON_CreateBool(Pick(2));
+      case 3: return nulls ? cJSON_CreateNull() : cJSON_CreateNumber(7);
+      case 4: return cJSON_CreateString("");
+      case 5: return cJSON_CreateNumber(1e21);
+      case 6: {
+        cJSON* array = cJSON_CreateArray();
+        for (int i = Pick(3); i > 0; --i) cJSON_AddItemToArray(array, depth > 1 ? Object(depth - 2, false) : Value(0, false));
+        return array;
+      }
+      default: return Object(depth - 1, nulls);
+    }
+  }
+  int Pick(int n) { return std::uniform_int_distribution<int>(0, n - 1)(random_); }
+
+  std::mt19937 random_;
+};
+
+TEST(MergeText, AgreesWithTheRfcAlgorithmOnRandomDocuments) {
+  RandomJson random(7396);
+  for (int i = 0; i < 5000; ++i) {
+    Json target(random.Object(4, false));
+    Json patch(random.Object(4, true));
+    const std::string target_text = PrintJson(target.get());
+    const std::string expected = PrintJson(ReferenceMerge(target.get(), patch.get()).get());
+    std::string out;
+    ASSERT_TRUE(MergePatch(target_text, patch.get(), &out).ok());
+    ASSERT_EQ(out, expected) << "target " << target_text << " patch " << PrintJson(patch.get());
+  }
+}
 
 }  // namespace
 }  // namespace twins

@@ -46,8 +46,7 @@ std::string DocPath(const std::string& encoded_twin, const std::string& doc) {
 class BrokenStore : public DocumentStore {
  public:
   Result<std::optional<StoredDocument>> Get(std::string_view, std::string_view) const override { return Fail(); }
-  Status Put(std::string_view, std::string_view, const StoredDocument&) override { return Fail(); }
-  Status Delete(std::string_view, std::string_view) override { return Fail(); }
+  Status Write(std::vector<DocumentWrite>) override { return Fail(); }
   Result<std::vector<std::string>> List(std::string_view) const override { return Fail(); }
   Status DeleteAll(std::string_view) override { return Fail(); }
   Status Sync() override { return Fail(); }
@@ -89,7 +88,7 @@ class RestTest : public testing::Test {
     client_.Disconnect();
     server_.reset();
     engine_.reset();
-    auto store = OpenRocksDbStore({dir_.sub("db")});
+    auto store = OpenRocksDbStore(dir_.sub("db"));
     ASSERT_TRUE(store.ok()) << store.status().message();
     engine_ = std::make_unique<Engine>(std::move(store).value(), limits);
   }

@@ -10,7 +10,7 @@ namespace {
 class RocksDbStoreTest : public testing::Test {
  protected:
   std::unique_ptr<DocumentStore> Open() {
-    auto store = OpenRocksDbStore({dir_.sub("db")});
+    auto store = OpenRocksDbStore(dir_.sub("db"));
     EXPECT_TRUE(store.ok()) << store.status().message();
     return store.ok() ? std::move(store).value() : nullptr;
   }
@@ -72,7 +72,7 @@ TEST_F(RocksDbStoreTest, UnknownSchemaVersionIsRefused) {
     std::unique_ptr<rocksdb::DB> db(raw);
     ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), "!schema", "99").ok());
   }
-  auto store = OpenRocksDbStore({dir_.sub("db")});
+  auto store = OpenRocksDbStore(dir_.sub("db"));
   ASSERT_FALSE(store.ok());
   EXPECT_NE(store.status().message().find("schema version 99"), std::string::npos) << store.status().message();
 }
@@ -86,13 +86,13 @@ TEST_F(RocksDbStoreTest, ForeignDatabaseIsRefused) {
     std::unique_ptr<rocksdb::DB> db(raw);
     ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), "someone-else", "x").ok());
   }
-  auto store = OpenRocksDbStore({dir_.sub("db")});
+  auto store = OpenRocksDbStore(dir_.sub("db"));
   ASSERT_FALSE(store.ok());
   EXPECT_NE(store.status().message().find("not a twins database"), std::string::npos);
 }
 
 TEST_F(RocksDbStoreTest, UnwritablePathFailsWithMessage) {
-  auto store = OpenRocksDbStore({"/proc/twins-cannot-live-here"});
+  auto store = OpenRocksDbStore("/proc/twins-cannot-live-here");
   ASSERT_FALSE(store.ok());
   EXPECT_NE(store.status().message().find("cannot open database"), std::string::npos);
 }

@@ -39,7 +39,7 @@ class RecordingSink : public SampleSink {
 class TsdbObserverTest : public testing::Test {
  protected:
   void SetUp() override {
-    auto store = OpenRocksDbStore({dir_.sub("db")});
+    auto store = OpenRocksDbStore(dir_.sub("db"));
     ASSERT_TRUE(store.ok()) << store.status().message();
     engine_ = std::make_unique<Engine>(std::move(store).value(), Limits());
     observer_ = std::make_unique<TsdbObserver>(*engine_, sink_);

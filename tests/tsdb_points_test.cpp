@@ -32,8 +32,9 @@ class TsdbPointsTest : public testing::Test {
   std::string Patch(const std::string& before, const std::string& patch) {
     Json request = Parse(patch);
     Json old = Parse(before);
-    Json after = before.empty() ? Json(cJSON_CreateObject()) : Parse(before);
-    EXPECT_TRUE(MergePatch(after.get(), request.get()));
+    std::string merged;
+    EXPECT_TRUE(MergePatch(before.empty() ? "{}" : before, request.get(), &merged).ok());
+    Json after = Parse(merged);
     return Render(EvaluateTriggers(config_, old.get(), request.get(), after.get()));
   }
 

@@ -22,7 +22,8 @@ void TsdbObserver::OnWrite(const WriteEvent& event) noexcept {
     if (event.before != nullptr && HasOnChangeTrigger(document->second)) {
       before.reset(cJSON_Parse(event.before->data.c_str()));
     }
-    std::vector<TsdbPoint> points = EvaluateTriggers(document->second, before.get(), event.request, event.after);
+    Json after(cJSON_Parse(event.after->data.c_str()));
+    std::vector<TsdbPoint> points = EvaluateTriggers(document->second, before.get(), event.request, after.get());
     if (points.empty()) return;
 
     const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(

@@ -1,0 +1,238 @@
+// The cache and write queue in front of the store. The store behind it here is an in-memory
+// one that counts its calls and can be made to fail: what is checked is what reaches it, and
+// when. tests/rocksdb_store_test and engine_test run the same layer over real RocksDB.
+#include <gtest/gtest.h>
+
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "document_store.hpp"
+
+namespace twins {
+namespace {
+
+class MemoryStore : public DocumentStore {
+ public:
+  struct Shared {
+    std::mutex mutex;
+    std::map<std::pair<std::string, std::string>, StoredDocument> documents;
+    std::vector<size_t> batches;  // size of each Write call
+    int gets = 0;
+    int syncs = 0;
+    bool failing = false;       // Write fails
+    bool failing_sync = false;  // Sync fails
+    // When set, Get reads, then waits until `release` before returning.
+    bool hold_gets = false;
+    bool holding = false;
+    bool release = false;
+    std::condition_variable changed;
+  };
+
+  explicit MemoryStore(Shared* shared) : shared_(*shared) {}
+
+  Result<std::optional<StoredDocument>> Get(std::string_view twin, std::string_view doc) const override {
+    std::unique_lock<std::mutex> lock(shared_.mutex);
+    ++shared_.gets;
+    std::optional<StoredDocument> found;
+    auto it = shared_.documents.find({std::string(twin), std::string(doc)});
+    if (it != shared_.documents.end()) found = it->second;
+    if (shared_.hold_gets) {
+      shared_.holding = true;
+      shared_.changed.notify_all();
+      shared_.changed.wait(lock, [&] { return shared_.release; });
+    }
+    return found;
+  }
+  Status Write(std::vector<DocumentWrite> writes) override {
+    std::lock_guard<std::mutex> lock(shared_.mutex);
+    shared_.batches.push_back(writes.size());
+    if (shared_.failing) return Status::Internal("IO error: disk on fire");
+    for (DocumentWrite& write : writes) {
+      if (write.document) {
+        shared_.documents[{write.twin, write.doc}] = *write.document;
+      } else {
+        shared_.documents.erase({write.twin, write.doc});
+      }
+    }
+    return Status::Ok();
+  }
+  Result<std::vector<std::string>> List(std::string_view twin) const override {
+    std::lock_guard<std::mutex> lock(shared_.mutex);
+    std::vector<std::string> names;
+    for (const auto& [key, document] : shared_.documents) {
+      if (key.first == twin) names.push_back(key.second);
+    }
+    return names;
+  }
+  Status DeleteAll(std::string_view twin) override {
+    std::lock_guard<std::mutex> lock(shared_.mutex);
+    if (shared_.failing) return Status::Internal("IO error: disk on fire");
+    for (auto it = shared_.documents.begin(); it != shared_.documents.end();) {
+      it = it->first.first == twin ? shared_.documents.erase(it) : std::next(it);
+    }
+    return Status::Ok();
+  }
+  Status Sync() override {
+    std::lock_guard<std::mutex> lock(shared_.mutex);
+    ++shared_.syncs;
+    return shared_.failing_sync ? Status::Internal("IO error: log write failed") : Status::Ok();
+  }
+
+ private:
+  Shared& shared_;
+};
+
+class WriteBehindTest : public testing::Test {
+ protected:
+  void Open(size_t capacity_bytes = 1 << 20) {
+    store_ = WithWriteBehindCache(std::make_unique<MemoryStore>(&backend_), capacity_bytes);
+  }
+  std::optional<StoredDocument> Read(const char* twin, const char* doc) {
+    auto got = store_->Get(twin, doc);
+    EXPECT_TRUE(got.ok()) << got.status().message();
+    return got.ok() ? *got : std::nullopt;
+  }
+  size_t StoredCount() {
+    std::lock_guard<std::mutex> lock(backend_.mutex);
+    return backend_.documents.size();
+  }
+
+  MemoryStore::Shared backend_;
+  std::unique_ptr<DocumentStore> store_;
+};
+
+TEST_F(WriteBehindTest, ReadsSeeQueuedWritesAndSyncAppliesThemInOneBatch) {
+  Open();
+  ASSERT_TRUE(store_->Put("t", "a", {1, R"({"x":1})"}).ok());
+  ASSERT_TRUE(store_->Put("t", "a", {2, R"({"x":2})"}).ok());
+  ASSERT_TRUE(store_->Put("t", "b", {1, "{}"}).ok());
+  ASSERT_TRUE(store_->Delete("t", "b").ok());
+  EXPECT_TRUE(backend_.batches.empty());
+  EXPECT_EQ(Read("t", "a")->data, R"({"x":2})");
+  EXPECT_FALSE(Read("t", "b").has_value());
+  EXPECT_EQ(backend_.gets, 0);
+
+  ASSERT_TRUE(store_->Sync().ok());
+  EXPECT_EQ(backend_.batches, std::vector<size_t>{4});
+  EXPECT_EQ(backend_.syncs, 1);
+  EXPECT_EQ(StoredCount(), 1u);
+  EXPECT_EQ(backend_.documents.at({"t", "a"}).version, 2u);
+  ASSERT_TRUE(store_->Sync().ok());
+  EXPECT_EQ(backend_.batches.size(), 1u);  // nothing new to write
+}
+
+TEST_F(WriteBehindTest, ListAndDeleteAllSeeQueuedWrites) {
+  Open();
+  ASSERT_TRUE(store_->Put("t", "b", {1, "{}"}).ok());
+  ASSERT_TRUE(store_->Put("t", "a", {1, "{}"}).ok());
+  ASSERT_TRUE(store_->Put("u", "a", {1, "{}"}).ok());
+  EXPECT_EQ(*store_->List("t"), (std::vector<std::string>{"a", "b"}));
+  ASSERT_TRUE(store_->DeleteAll("t").ok());
+  EXPECT_TRUE(store_->List("t")->empty());
+  EXPECT_FALSE(Read("t", "a").has_value());
+  EXPECT_TRUE(Read("u", "a").has_value());
+}
+
+TEST_F(WriteBehindTest, DestructionAppliesWhatIsQueued) {
+  Open();
+  ASSERT_TRUE(store_->Put("t", "a", {1, "{}"}).ok());
+  store_.reset();
+  EXPECT_EQ(StoredCount(), 1u);
+}
+
+TEST_F(WriteBehindTest, ALongQueueIsAppliedWithoutWaitingForSync) {
+  Open();
+  for (int i = 0; i < 1024; ++i) ASSERT_TRUE(store_->Put("t", "d" + std::to_string(i), {1, "{}"}).ok());
+  EXPECT_EQ(backend_.batches, std::vector<size_t>{1024});
+  EXPECT_EQ(backend_.syncs, 0);  // applied, not made durable: that stays Sync()'s job
+}
+
+TEST_F(WriteBehindTest, QueuedDocumentsStayReadableBeyondCapacityAndAreEvictedOnceStored) {
+  Open(16 * 2048);  // 16 shards of 2 KiB: about one 1 KiB document each
+  const std::string kilobyte = "{\"v\":\"" + std::string(1000, 'x') + "\"}";
+  for (int i = 0; i < 64; ++i) ASSERT_TRUE(store_->Put("t" + std::to_string(i), "d", {1, kilobyte}).ok());
+  for (int i = 0; i < 64; ++i) EXPECT_TRUE(store_->Get("t" + std::to_string(i), "d")->has_value());
+  EXPECT_EQ(backend_.gets, 0);
+
+  ASSERT_TRUE(store_->Sync().ok());
+  for (int i = 0; i < 64; ++i) EXPECT_TRUE(store_->Get("t" + std::to_string(i), "d")->has_value());
+  EXPECT_GT(backend_.gets, 32);
+}
+
+TEST_F(WriteBehindTest, AReadOverlappingAWriteDoesNotCacheWhatItRead) {
+  Open();
+  ASSERT_TRUE(store_->Put("t", "a", {1, "old"}).ok());
+  ASSERT_TRUE(store_->Sync().ok());
+  store_.reset();  // a fresh cache, so that the next read goes to the store
+  Open();
+  backend_.hold_gets = true;
+  std::optional<StoredDocument> seen;
+  std::thread reader([&] { seen = Read("t", "a"); });
+  {
+    std::unique_lock<std::mutex> lock(backend_.mutex);
+    backend_.changed.wait(lock, [&] { return backend_.holding; });
+  }
+  // The reader has read "old" from the store and waits; a deletion lands and is stored
+  // meanwhile, leaving no entry behind that would stop the reader's insert by itself.
+  ASSERT_TRUE(store_->Delete("t", "a").ok());
+  ASSERT_TRUE(store_->Sync().ok());
+  {
+    std::lock_guard<std::mutex> lock(backend_.mutex);
+    backend_.hold_gets = false;
+    backend_.release = true;
+  }
+  backend_.changed.notify_all();
+  reader.join();
+  EXPECT_EQ(seen->data, "old");
+  EXPECT_FALSE(Read("t", "a").has_value());
+}
+
+TEST_F(WriteBehindTest, AFailedBatchStopsAllWritingAndDropsTheCache) {
+  Open();
+  ASSERT_TRUE(store_->Put("t", "kept", {1, "{}"}).ok());
+  ASSERT_TRUE(store_->Sync().ok());
+  backend_.failing = true;
+  ASSERT_TRUE(store_->Put("t", "lost", {1, "{}"}).ok());  // queued: the store has not refused it yet
+  EXPECT_TRUE(Read("t", "lost").has_value());
+
+  Status synced = store_->Sync();
+  EXPECT_EQ(synced.code(), Code::kInternal);
+  EXPECT_EQ(synced.message(),
+            "the database cannot be written, no write is accepted until a restart: IO error: disk on fire");
+  EXPECT_FALSE(Read("t", "lost").has_value());  // reads show what the store holds
+  EXPECT_TRUE(Read("t", "kept").has_value());
+
+  backend_.failing = false;  // even once the disk is back: a restart decides
+  EXPECT_EQ(store_->Put("t", "later", {1, "{}"}).message(), synced.message());
+  EXPECT_EQ(store_->Sync().message(), synced.message());
+  EXPECT_FALSE(store_->List("t").ok());
+  EXPECT_EQ(StoredCount(), 1u);
+}
+
+TEST_F(WriteBehindTest, AFailedSyncStopsAllWritingToo) {
+  Open();
+  backend_.failing_sync = true;
+  ASSERT_TRUE(store_->Put("t", "a", {1, "{}"}).ok());
+  EXPECT_EQ(store_->Sync().message(),
+            "the database cannot be written, no write is accepted until a restart: IO error: log write failed");
+  EXPECT_FALSE(store_->Put("t", "b", {1, "{}"}).ok());
+  EXPECT_EQ(backend_.batches, std::vector<size_t>{1});
+}
+
+TEST_F(WriteBehindTest, AFailedDeleteAllStopsAllWritingToo) {
+  Open();
+  ASSERT_TRUE(store_->Put("t", "a", {1, "{}"}).ok());
+  ASSERT_TRUE(store_->Sync().ok());
+  backend_.failing = true;
+  EXPECT_EQ(store_->DeleteAll("t").message(),
+            "the database cannot be written, no write is accepted until a restart: IO error: disk on fire");
+  backend_.failing = false;
+  EXPECT_FALSE(store_->Put("t", "b", {1, "{}"}).ok());
+  EXPECT_FALSE(store_->Sync().ok());
+  EXPECT_EQ(backend_.syncs, 1);  // a failed store is not synced again
+}
+
+}  // namespace
+}  // namespace twins
