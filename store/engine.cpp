@@ -5,6 +5,7 @@
 
 #include "merge.hpp"
 #include "names.hpp"
+#include "request_body.hpp"
 
 namespace twins {
 namespace {
@@ -50,28 +51,25 @@ Result<WriteRequest> ParseWriteRequest(std::string_view body, const Limits& limi
                                                " bytes is larger than the limit of " +
                                                std::to_string(limits.max_request_bytes()));
   }
-  Result<Json> parsed = ParseJson(body, "data");
+  auto parsed = ParseRequestBody(body, data_required, "data");
   if (!parsed.ok()) return parsed.status();
-  cJSON* root = parsed->get();
-  if (!cJSON_IsObject(root)) {
-    return Status::InvalidArgument("data", "request must be a JSON object {\"version\"?: N, \"data\": {...}}");
-  }
-  const cJSON* version = cJSON_GetObjectItemCaseSensitive(root, "version");
-  if (version != nullptr && !cJSON_IsNull(version)) {
-    double v = cJSON_IsNumber(version) ? version->valuedouble : -1;
+  using Version = RequestBody::Version;
+  if (parsed->version_kind == Version::kNumber || parsed->version_kind == Version::kOther) {
+    const double v = parsed->version_kind == Version::kNumber ? parsed->version : -1;
     if (v < 0 || v > kMaxVersion || std::floor(v) != v) {
       return Status::InvalidArgument("version", "version must be an integer from 0 to 2^53");
     }
     request.version = static_cast<uint64_t>(v);
   }
   if (!data_required) return request;
-  cJSON* data = cJSON_GetObjectItemCaseSensitive(root, "data");
-  if (data == nullptr) return Status::InvalidArgument("data", "data is required");
-  if (!cJSON_IsObject(data)) return Status::InvalidArgument("data", "data must be a JSON object");
-  if (JsonDepth(data) > limits.max_depth) {
+  if (!parsed->data) return Status::InvalidArgument("data", "data is required");
+  if (!parsed->data_is_object) return Status::InvalidArgument("data", "data must be a JSON object");
+  if (parsed->data_depth > limits.max_depth) {
     return Status::InvalidArgument("data", "data nests deeper than " + std::to_string(limits.max_depth) + " levels");
   }
-  request.data.reset(cJSON_DetachItemViaPointer(root, data));
+  if (!parsed->data_error.ok()) return parsed->data_error;
+  request.data = std::move(*parsed->data);
+  request.reserved_key_path = std::move(parsed->reserved_key_path);
   return request;
 }
 
@@ -104,10 +102,18 @@ Result<Document> Engine::Write(std::string_view twin, std::string_view doc, cons
                                Mode mode, Durability durability) {
   Status s = ValidateNames(twin, doc);
   if (!s.ok()) return s;
-  if (!cJSON_IsObject(request.data.get())) return Status::InvalidArgument("data", "data must be a JSON object");
+  if (request.data.empty() || request.data[0] != '{') {
+    return Status::InvalidArgument("data", "data must be a JSON object");
+  }
   const bool is_config = doc == kConfigDocument;
-  s = CheckDataTree(request.data.get(), !is_config);
-  if (!s.ok()) return s;
+  if (!is_config && !request.reserved_key_path.empty()) {
+    return Status::InvalidArgument("data", request.reserved_key_path + ": keys starting with '_' are reserved");
+  }
+  Json patch;
+  if (mode == Mode::kPatch) {
+    patch.reset(cJSON_Parse(request.data.c_str()));
+    if (!patch) return Status::Internal("out of memory reading the patch");
+  }
 
   std::lock_guard<std::mutex> lock(LockFor(twin));
   auto current = store_->Get(twin, doc);
@@ -129,10 +135,10 @@ Result<Document> Engine::Write(std::string_view twin, std::string_view doc, cons
 
   Document next{version + 1, {}};
   if (mode == Mode::kPatch) {
-    s = MergePatch(exists ? std::string_view((*current)->data) : std::string_view("{}"), request.data.get(), &next.data);
+    s = MergePatch(exists ? std::string_view((*current)->data) : std::string_view("{}"), patch.get(), &next.data);
     if (!s.ok()) return s;
   } else {
-    next.data = PrintJson(request.data.get());
+    next.data = request.data;
   }
   if (next.data.size() > limits_.max_document_bytes) {
     return Status::InvalidArgument("data", "document of " + std::to_string(next.data.size()) +
@@ -148,7 +154,7 @@ Result<Document> Engine::Write(std::string_view twin, std::string_view doc, cons
   if (s.ok()) s = Persist(durability);
   if (!s.ok()) return s;
   if (observer_ != nullptr) {
-    observer_->OnWrite({twin, doc, exists ? &**current : nullptr, request.data.get(), &next});
+    observer_->OnWrite({twin, doc, exists ? &**current : nullptr, request.data, &next});
   }
   return next;
 }

@@ -40,7 +40,8 @@ std::string DocumentJson(const Document& document);
 // A put or patch body, {"version"?: N, "data": {...}}. version 0 means "no check".
 struct WriteRequest {
   uint64_t version = 0;
-  Json data;
+  std::string data;               // checked, in the stored form (see request_body.hpp)
+  std::string reserved_key_path;  // of the first key starting with '_', refused outside `_config`
 };
 
 // Parses a put/patch body. With data_required false (delete), `data` is not read and an
@@ -52,7 +53,7 @@ struct WriteEvent {
   std::string_view twin;
   std::string_view document;
   const StoredDocument* before;  // nullptr when the write created the document
-  const cJSON* request;          // the request's `data` (the patch, for a patch)
+  std::string_view request;      // the request's `data` (the patch, for a patch), compact JSON
   const StoredDocument* after;   // the document after the write
 };
 

@@ -1,71 +1,9 @@
 #include "json.hpp"
 
-#include <cstdlib>
 #include <charconv>
-#include <cmath>
-#include <cstring>
-#include <vector>
+#include <cstdint>
 
 namespace twins {
-namespace {
-
-// The JSON path of the node at the top of `stack` ("data.a[2].b"), built only for an error
-// message so that valid documents cost no string building.
-std::string PathOf(const std::vector<const cJSON*>& stack) {
-  std::string path = "data";
-  for (size_t i = 1; i < stack.size(); ++i) {
-    const cJSON* node = stack[i];
-    if (cJSON_IsArray(stack[i - 1])) {
-      int index = 0;
-      for (const cJSON* sibling = stack[i - 1]->child; sibling != node; sibling = sibling->next) ++index;
-      path += "[" + std::to_string(index) + "]";
-    } else {
-      path += ".";
-      path += node->string;
-    }
-  }
-  return path;
-}
-
-Status CheckTree(std::vector<const cJSON*>* stack, bool inside_array, bool reject_reserved) {
-  const cJSON* json = stack->back();
-  if (cJSON_IsNull(json) && inside_array) {
-    return Status::InvalidArgument("data", PathOf(*stack) + ": arrays cannot contain null");
-  }
-  if (cJSON_IsNumber(json) && !std::isfinite(json->valuedouble)) {
-    return Status::InvalidArgument("data", PathOf(*stack) + ": number out of range");
-  }
-  const bool object = cJSON_IsObject(json);
-  if (!object && !cJSON_IsArray(json)) return Status::Ok();
-  for (const cJSON* child = json->child; child != nullptr; child = child->next) {
-    stack->push_back(child);
-    if (object) {
-      std::string_view key = child->string;
-      if (reject_reserved && !key.empty() && key[0] == '_') {
-        return Status::InvalidArgument("data", PathOf(*stack) + ": keys starting with '_' are reserved");
-      }
-      for (const cJSON* earlier = json->child; earlier != child; earlier = earlier->next) {
-        if (key == earlier->string) return Status::InvalidArgument("data", PathOf(*stack) + ": duplicate key");
-      }
-    }
-    Status s = CheckTree(stack, inside_array || !object, reject_reserved);
-    if (!s.ok()) return s;
-    stack->pop_back();
-  }
-  return Status::Ok();
-}
-
-}  // namespace
-
-int JsonDepth(const cJSON* json) {
-  if (!cJSON_IsObject(json) && !cJSON_IsArray(json)) return 0;
-  int deepest = 0;
-  for (const cJSON* child = json->child; child != nullptr; child = child->next) {
-    int d = JsonDepth(child);
-    if (d > deepest) deepest = d;
-  }
-  return deepest + 1;
-}
 
 bool IsValidUtf8(std::string_view text) {
   const auto* p = reinterpret_cast<const unsigned char*>(text.data());
@@ -101,24 +39,6 @@ bool IsValidUtf8(std::string_view text) {
     p += extra + 1;
   }
   return true;
-}
-
-Result<Json> ParseJson(std::string_view text, std::string_view field) {
-  const std::string name(field);
-  if (text.empty()) return Status::InvalidArgument(name, "empty payload, a JSON object is expected");
-  if (std::memchr(text.data(), '\0', text.size()) != nullptr || !IsValidUtf8(text)) {
-    return Status::InvalidArgument(name, "payload is not valid UTF-8 JSON text");
-  }
-  // cJSON checks "nothing after the value" by finding the terminating NUL, which a
-  // length-delimited MQTT payload does not carry: hand it a terminated copy.
-  const std::string copy(text);
-  const char* end = nullptr;
-  Json json(cJSON_ParseWithLengthOpts(copy.c_str(), copy.size() + 1, &end, true));
-  if (!json) {
-    size_t offset = end != nullptr ? static_cast<size_t>(end - copy.c_str()) : 0;
-    return Status::InvalidArgument(name, "invalid JSON near byte " + std::to_string(offset));
-  }
-  return json;
 }
 
 // cJSON prints each number with sprintf and checks it with sscanf, most of a small patch's
@@ -187,11 +107,6 @@ std::string QuoteJson(std::string_view text) {
   out.reserve(text.size() + 2);
   AppendQuoted(text, &out);
   return out;
-}
-
-Status CheckDataTree(const cJSON* data, bool reject_reserved_keys) {
-  std::vector<const cJSON*> stack{data};
-  return CheckTree(&stack, false, reject_reserved_keys);
 }
 
 }  // namespace twins

@@ -32,11 +32,16 @@ class EngineTest : public testing::Test {
     return request.ok() ? std::move(request).value() : WriteRequest{};
   }
 
+  // A body the parser refuses gives its error, as the broker and REST layers answer it.
   Result<Document> Put(const std::string& doc, const std::string& body, const std::string& twin = "dev1") {
-    return engine_->Put(twin, doc, Request(body));
+    auto request = ParseWriteRequest(body, Limits());
+    if (!request.ok()) return request.status();
+    return engine_->Put(twin, doc, request.value());
   }
   Result<Document> Patch(const std::string& doc, const std::string& body, const std::string& twin = "dev1") {
-    return engine_->Patch(twin, doc, Request(body));
+    auto request = ParseWriteRequest(body, Limits());
+    if (!request.ok()) return request.status();
+    return engine_->Patch(twin, doc, request.value());
   }
   std::string Stored(const std::string& doc, const std::string& twin = "dev1") {
     auto got = engine_->Get(twin, doc);
@@ -271,7 +276,7 @@ class RecordingObserver : public WriteObserver {
   void OnWrite(const WriteEvent& event) noexcept override {
     events.push_back(std::string(event.twin) + "/" + std::string(event.document) + " v" +
                      std::to_string(event.after->version) + " before=" + (event.before ? event.before->data : "none") +
-                     " request=" + PrintJson(event.request) + " after=" + event.after->data);
+                     " request=" + std::string(event.request) + " after=" + event.after->data);
   }
   std::vector<std::string> events;
 };
@@ -298,7 +303,7 @@ TEST(ParseWriteRequestTest, ReadsVersionAndData) {
   auto request = ParseWriteRequest(R"({"version":3,"data":{"a":1},"twin_id":"ignored"})", Limits());
   ASSERT_TRUE(request.ok());
   EXPECT_EQ(request->version, 3u);
-  EXPECT_EQ(PrintJson(request->data.get()), R"({"a":1})");
+  EXPECT_EQ(request->data, R"({"a":1})");
 }
 
 TEST(ParseWriteRequestTest, BadBodiesNameTheField) {

@@ -180,7 +180,7 @@ TEST_F(PluginTest, BadInputGetsAnErrorReplyKeepsTheConnectionAndWritesNothing) {
     std::string error;
   } cases[] = {
       {"d/put", "", R"({"error":"empty payload, a JSON object is expected","argument":"data"})"},
-      {"d/put", "{not json", R"({"error":"invalid JSON near byte 2","argument":"data"})"},
+      {"d/put", "{not json", R"({"error":"invalid JSON near byte 1","argument":"data"})"},
       {"d/patch", R"({"data":[1]})", R"({"error":"data must be a JSON object","argument":"data"})"},
       {"d/put", R"({"version":1})", R"({"error":"data is required","argument":"data"})"},
       {"d/put", R"({"version":"1","data":{}})", R"({"error":"version must be an integer from 0 to 2^53","argument":"version"})"},

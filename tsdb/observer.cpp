@@ -22,8 +22,9 @@ void TsdbObserver::OnWrite(const WriteEvent& event) noexcept {
     if (event.before != nullptr && HasOnChangeTrigger(document->second)) {
       before.reset(cJSON_Parse(event.before->data.c_str()));
     }
+    Json request(cJSON_ParseWithLength(event.request.data(), event.request.size()));
     Json after(cJSON_Parse(event.after->data.c_str()));
-    std::vector<TsdbPoint> points = EvaluateTriggers(document->second, before.get(), event.request, after.get());
+    std::vector<TsdbPoint> points = EvaluateTriggers(document->second, before.get(), request.get(), after.get());
     if (points.empty()) return;
 
     const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(

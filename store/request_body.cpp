@@ -1,0 +1,362 @@
+#include "request_body.hpp"
+
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "json.hpp"
+
+namespace twins {
+namespace {
+
+// Deeper text is refused as cJSON refuses it: the reader recurses once per level.
+constexpr int kMaxNesting = 1000;
+
+// One level of the path from `data` to the value being read, for error messages.
+struct PathStep {
+  size_t key_offset = 0;  // of the key's stored form in the output, for a member
+  size_t key_length = 0;
+  long index = -1;        // for an array element
+};
+
+class BodyReader {
+ public:
+  BodyReader(std::string_view text, bool read_data) : text_(text), read_data_(read_data) {}
+
+  bool ReadBody(RequestBody* body) {
+    body_ = body;
+    SkipSpace();
+    if (!Expect('{')) return false;
+    SkipSpace();
+    if (Peek() == '}') {
+      ++pos_;
+    } else {
+      do {
+        SkipSpace();
+        std::string key;
+        if (!ReadString(&key) || !ExpectAfterSpace(':')) return false;
+        SkipSpace();
+        if (!ReadMember(key)) return false;
+        SkipSpace();
+      } while (Consume(','));
+      if (!Expect('}')) return false;
+    }
+    SkipSpace();
+    return pos_ == text_.size() || Fail();
+  }
+
+  size_t error_offset() const { return error_offset_; }
+
+ private:
+  // Top-level members: the first "version" and "data" count, the rest is only checked.
+  bool ReadMember(const std::string& key) {
+    if (key == "version" && body_->version_kind == RequestBody::Version::kAbsent) return ReadVersion();
+    if (key == "data" && read_data_ && !body_->data) {
+      body_->data.emplace();
+      body_->data->reserve(text_.size());
+      out_ = &*body_->data;
+      body_->data_is_object = Peek() == '{';
+      return ReadValue(1, false);
+    }
+    std::string ignored;
+    out_ = &ignored;
+    return ReadValue(1, false);
+  }
+
+  bool ReadVersion() {
+    std::string token;
+    out_ = &token;
+    if (!ReadValue(1, false)) return false;
+    if (token == "null") {
+      body_->version_kind = RequestBody::Version::kNull;
+    } else if (token[0] == '-' || (token[0] >= '0' && token[0] <= '9')) {
+      body_->version_kind = RequestBody::Version::kNumber;
+      std::from_chars(token.data(), token.data() + token.size(), body_->version);
+    } else {
+      body_->version_kind = RequestBody::Version::kOther;
+    }
+    return true;
+  }
+
+  // `depth`: of the value about to be read, `data` being 1; rules apply only inside `data`.
+  bool ReadValue(int depth, bool inside_array) {
+    const bool in_data = out_ == (body_->data ? &*body_->data : nullptr);
+    switch (Peek()) {
+      case '{':
+      case '[':
+        if (depth > kMaxNesting) return Fail();
+        if (in_data && depth > body_->data_depth) body_->data_depth = depth;
+        return Peek() == '{' ? ReadObject(depth, inside_array, in_data) : ReadArray(depth, in_data);
+      case '"': {
+        std::string value;
+        if (!ReadString(&value)) return false;
+        AppendQuoted(value, out_);
+        return true;
+      }
+      case 't':
+        return ReadLiteral("true");
+      case 'f':
+        return ReadLiteral("false");
+      case 'n':
+        if (in_data && inside_array) RuleBroken("arrays cannot contain null");
+        return ReadLiteral("null");
+      default:
+        return ReadNumber(in_data);
+    }
+  }
+
+  bool ReadObject(int depth, bool inside_array, bool in_data) {
+    ++pos_;
+    *out_ += '{';
+    const size_t object_start = out_->size();
+    const size_t first_key = keys_.size();
+    SkipSpace();
+    if (Consume('}')) {
+      *out_ += '}';
+      return true;
+    }
+    do {
+      SkipSpace();
+      std::string key;
+      if (!ReadString(&key) || !ExpectAfterSpace(':')) return false;
+      if (out_->size() > object_start) *out_ += ',';
+      const size_t key_offset = out_->size() + 1;
+      AppendQuoted(key, out_);
+      const size_t key_length = out_->size() - key_offset - 1;
+      *out_ += ':';
+      if (in_data) {
+        path_.push_back({key_offset, key_length, -1});
+        if (!key.empty() && key[0] == '_' && body_->reserved_key_path.empty()) body_->reserved_key_path = Path();
+        for (size_t i = first_key; i < keys_.size(); ++i) {
+          if (keys_[i].second == key_length && out_->compare(keys_[i].first, key_length, *out_, key_offset, key_length) == 0) {
+            RuleBroken("duplicate key");
+            break;
+          }
+        }
+        keys_.emplace_back(key_offset, key_length);
+      }
+      SkipSpace();
+      if (!ReadValue(depth + 1, inside_array)) return false;
+      if (in_data) path_.pop_back();
+      SkipSpace();
+    } while (Consume(','));
+    if (!Expect('}')) return false;
+    *out_ += '}';
+    keys_.resize(first_key);
+    return true;
+  }
+
+  bool ReadArray(int depth, bool in_data) {
+    ++pos_;
+    *out_ += '[';
+    SkipSpace();
+    if (Consume(']')) {
+      *out_ += ']';
+      return true;
+    }
+    long index = 0;
+    do {
+      if (index > 0) *out_ += ',';
+      if (in_data) path_.push_back({0, 0, index});
+      SkipSpace();
+      if (!ReadValue(depth + 1, true)) return false;
+      if (in_data) path_.pop_back();
+      SkipSpace();
+      ++index;
+    } while (Consume(','));
+    if (!Expect(']')) return false;
+    *out_ += ']';
+    return true;
+  }
+
+  // -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?, written back as the shortest text that
+  // reads as the same double.
+  bool ReadNumber(bool in_data) {
+    const size_t start = pos_;
+    Consume('-');
+    if (Consume('0')) {
+    } else if (!Digits()) {
+      return Fail();
+    }
+    if (Consume('.') && !Digits()) return Fail();
+    if (Consume('e') || Consume('E')) {
+      if (!Consume('+')) Consume('-');
+      if (!Digits()) return Fail();
+    }
+    const char* first = text_.data() + start;
+    const char* last = text_.data() + pos_;
+    double value = 0;
+    if (std::from_chars(first, last, value).ec == std::errc::result_out_of_range) {
+      // from_chars refuses underflow too, which JSON readers take as (nearly) zero.
+      value = std::strtod(std::string(first, last).c_str(), nullptr);
+    }
+    if (!std::isfinite(value) && in_data) RuleBroken("number out of range");
+    char buffer[32];
+    out_->append(buffer, std::to_chars(buffer, buffer + sizeof buffer, value).ptr);
+    return true;
+  }
+
+  bool Digits() {
+    const size_t start = pos_;
+    while (pos_ < text_.size() && text_[pos_] >= '0' && text_[pos_] <= '9') ++pos_;
+    return pos_ > start;
+  }
+
+  // A string token, unescaped. The text is known to be valid UTF-8.
+  bool ReadString(std::string* value) {
+    if (!Expect('"')) return false;
+    while (true) {
+      const size_t run = pos_;
+      while (pos_ < text_.size() && text_[pos_] != '"' && text_[pos_] != '\\' &&
+             static_cast<unsigned char>(text_[pos_]) >= 0x20) {
+        ++pos_;
+      }
+      value->append(text_, run, pos_ - run);
+      if (pos_ == text_.size() || static_cast<unsigned char>(text_[pos_]) < 0x20) return Fail();
+      if (text_[pos_++] == '"') return true;
+      if (!ReadEscape(value)) return false;
+    }
+  }
+
+  bool ReadEscape(std::string* value) {
+    if (pos_ == text_.size()) return Fail();
+    const char c = text_[pos_++];
+    switch (c) {
+      case '"': case '\\': case '/': *value += c; return true;
+      case 'b': *value += '\b'; return true;
+      case 'f': *value += '\f'; return true;
+      case 'n': *value += '\n'; return true;
+      case 'r': *value += '\r'; return true;
+      case 't': *value += '\t'; return true;
+      case 'u': break;
+      default: return Fail();
+    }
+    uint32_t code;
+    if (!Hex4(&code)) return false;
+    if (code >= 0xDC00 && code <= 0xDFFF) return Fail();  // a low surrogate alone
+    if (code >= 0xD800 && code <= 0xDBFF) {
+      uint32_t low;
+      if (!Consume('\\') || !Consume('u') || !Hex4(&low) || low < 0xDC00 || low > 0xDFFF) return Fail();
+      code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00);
+    }
+    if (code == 0) return Fail();  // C strings, cJSON's included, would cut it short
+    AppendUtf8(code, value);
+    return true;
+  }
+
+  bool Hex4(uint32_t* code) {
+    if (text_.size() - pos_ < 4) return Fail();
+    *code = 0;
+    for (int i = 0; i < 4; ++i, ++pos_) {
+      const char h = text_[pos_];
+      uint32_t digit;
+      if (h >= '0' && h <= '9') {
+        digit = h - '0';
+      } else if ((h | 0x20) >= 'a' && (h | 0x20) <= 'f') {
+        digit = (h | 0x20) - 'a' + 10;
+      } else {
+        return Fail();
+      }
+      *code = *code << 4 | digit;
+    }
+    return true;
+  }
+
+  static void AppendUtf8(uint32_t code, std::string* out) {
+    if (code < 0x80) {
+      *out += static_cast<char>(code);
+    } else if (code < 0x800) {
+      *out += static_cast<char>(0xC0 | code >> 6);
+      *out += static_cast<char>(0x80 | (code & 0x3F));
+    } else if (code < 0x10000) {
+      *out += static_cast<char>(0xE0 | code >> 12);
+      *out += static_cast<char>(0x80 | (code >> 6 & 0x3F));
+      *out += static_cast<char>(0x80 | (code & 0x3F));
+    } else {
+      *out += static_cast<char>(0xF0 | code >> 18);
+      *out += static_cast<char>(0x80 | (code >> 12 & 0x3F));
+      *out += static_cast<char>(0x80 | (code >> 6 & 0x3F));
+      *out += static_cast<char>(0x80 | (code & 0x3F));
+    }
+  }
+
+  bool ReadLiteral(std::string_view word) {
+    if (text_.compare(pos_, word.size(), word) != 0) return Fail();
+    pos_ += word.size();
+    out_->append(word);
+    return true;
+  }
+
+  // "data.a[2].b", built only for an error message.
+  std::string Path() const {
+    std::string path = "data";
+    for (const PathStep& step : path_) {
+      if (step.index >= 0) {
+        path += "[" + std::to_string(step.index) + "]";
+      } else {
+        path += '.';
+        path.append(*body_->data, step.key_offset, step.key_length);
+      }
+    }
+    return path;
+  }
+
+  void RuleBroken(const char* what) {
+    if (body_->data_error.ok()) body_->data_error = Status::InvalidArgument("data", Path() + ": " + what);
+  }
+
+  char Peek() const { return pos_ < text_.size() ? text_[pos_] : '\0'; }
+  bool Consume(char c) {
+    if (pos_ == text_.size() || text_[pos_] != c) return false;
+    ++pos_;
+    return true;
+  }
+  bool Expect(char c) { return Consume(c) || Fail(); }
+  bool ExpectAfterSpace(char c) {
+    SkipSpace();
+    return Expect(c);
+  }
+  void SkipSpace() {
+    while (pos_ < text_.size() &&
+           (text_[pos_] == ' ' || text_[pos_] == '\t' || text_[pos_] == '\n' || text_[pos_] == '\r')) {
+      ++pos_;
+    }
+  }
+  bool Fail() {
+    error_offset_ = pos_;
+    return false;
+  }
+
+  std::string_view text_;
+  const bool read_data_;
+  size_t pos_ = 0;
+  size_t error_offset_ = 0;
+  RequestBody* body_ = nullptr;
+  std::string* out_ = nullptr;  // where the value being read is written
+  std::vector<PathStep> path_;
+  std::vector<std::pair<size_t, size_t>> keys_;  // stored forms of the keys of the open objects
+};
+
+}  // namespace
+
+Result<RequestBody> ParseRequestBody(std::string_view text, bool read_data, std::string_view field) {
+  const std::string name(field);
+  if (text.empty()) return Status::InvalidArgument(name, "empty payload, a JSON object is expected");
+  if (std::memchr(text.data(), '\0', text.size()) != nullptr || !IsValidUtf8(text)) {
+    return Status::InvalidArgument(name, "payload is not valid UTF-8 JSON text");
+  }
+  const size_t start = text.find_first_not_of(" \t\r\n");
+  if (start != std::string_view::npos && text[start] != '{') {
+    return Status::InvalidArgument(name, "request must be a JSON object {\"version\"?: N, \"data\": {...}}");
+  }
+  RequestBody body;
+  BodyReader reader(text, read_data);
+  if (!reader.ReadBody(&body)) {
+    return Status::InvalidArgument(name, "invalid JSON near byte " + std::to_string(reader.error_offset()));
+  }
+  return body;
+}
+
+}  // namespace twins
