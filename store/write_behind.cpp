@@ -173,6 +173,7 @@ class WriteBehindStore final : public DocumentStore {
   void Apply(std::unique_lock<std::mutex>& lock) const {
     std::vector<DocumentWrite> batch;
     batch.swap(queue_);
+    queue_.reserve(batch.size());  // the next loop pass brings about as many
     queued_bytes_ = 0;
     Status s = failure_;  // a failed store is not written again: RocksDB may abort on it
     lock.unlock();
