@@ -399,6 +399,48 @@ TEST_F(EngineTest, ConcurrentVersionedWritersLoseNoUpdate) {
   std::cout << "version conflicts retried: " << conflicts << "\n";
 }
 
+// The broker thread's group-committed writes and REST's durable ones, to one document at
+// once, with document creations (which read the twin's document list) among them: every write
+// lands once, versions stay contiguous, and what was read before closing is what reopens.
+TEST_F(EngineTest, GroupCommittedAndDurableWritersTogetherLoseNothing) {
+  constexpr int kBrokerWrites = 300;
+  constexpr int kRestThreads = 2;
+  constexpr int kRestWrites = 150;
+  ASSERT_TRUE(Put("d", R"({"data":{}})").ok());
+  std::vector<std::thread> threads;
+  threads.emplace_back([&] {
+    for (int i = 0; i < kBrokerWrites; ++i) {
+      auto patch = engine_->Patch("dev1", "d", Request(R"({"data":{"g)" + std::to_string(i) + R"(":1}})"),
+                                  Durability::kAtSync);
+      ASSERT_TRUE(patch.ok()) << patch.status().message();
+      if (i % 7 == 0) {
+        ASSERT_TRUE(engine_->Sync().ok());
+      }
+    }
+    ASSERT_TRUE(engine_->Sync().ok());
+  });
+  for (int t = 0; t < kRestThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kRestWrites; ++i) {
+        const std::string key = "r" + std::to_string(t) + "_" + std::to_string(i);
+        ASSERT_TRUE(engine_->Patch("dev1", "d", Request(R"({"data":{")" + key + R"(":1}})")).ok());
+        if (i % 10 == 0) {
+          ASSERT_TRUE(engine_->Put("dev1", "n" + key, Request(R"({"data":{}})")).ok());
+        }
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  const std::string before = Stored("d");
+  EXPECT_NE(before.find(R"("version":)" + std::to_string(1 + kBrokerWrites + kRestThreads * kRestWrites) + ","),
+            std::string::npos)
+      << before;
+  for (int i = 0; i < kBrokerWrites; ++i) EXPECT_NE(before.find("\"g" + std::to_string(i) + "\":1"), std::string::npos);
+  EXPECT_EQ(engine_->List("dev1")->size(), 1u + kRestThreads * kRestWrites / 10);
+  Reopen();
+  EXPECT_EQ(Stored("d"), before);
+}
+
 // Unversioned patches of distinct keys from many threads all land: versions stay contiguous.
 TEST_F(EngineTest, ConcurrentUnversionedPatchesAllLand) {
   constexpr int kThreads = 4;
