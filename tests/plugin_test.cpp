@@ -264,6 +264,33 @@ TEST_F(PluginTest, AcknowledgedWritesSurviveBrokerKill) {
   EXPECT_EQ(Ask(*dev, "$SCW/twins/me/d/get", ""), R"($SCW/twins/me/d/get/response/success {"version":20,"data":{"n":20}})");
 }
 
+// Many devices' writes answered together (one loop pass, one batch, one log write): every
+// write answered before a kill -9 is there after the restart.
+TEST_F(PluginTest, AcknowledgedBatchedWritesOfManyDevicesSurviveBrokerKill) {
+  constexpr int kDevices = 8;
+  constexpr int kRounds = 25;
+  std::vector<std::unique_ptr<MqttClient>> devices;
+  for (int d = 0; d < kDevices; ++d) devices.push_back(Device("dev" + std::to_string(d)));
+  for (int round = 1; round <= kRounds; ++round) {
+    for (auto& dev : devices) {
+      ASSERT_TRUE(dev->Publish("$SCW/twins/me/d/patch", R"({"data":{"n":)" + std::to_string(round) + "}}", 0));
+    }
+    for (auto& dev : devices) {
+      auto reply = dev->Next();
+      ASSERT_TRUE(reply.has_value());
+      ASSERT_EQ(reply->topic, "$SCW/twins/me/d/patch/response/success") << reply->payload;
+    }
+  }
+  broker_->Kill();
+  ASSERT_TRUE(broker_->Start()) << broker_->log();
+  for (int d = 0; d < kDevices; ++d) {
+    auto dev = Device("dev" + std::to_string(d));
+    EXPECT_EQ(Ask(*dev, "$SCW/twins/me/d/get", ""), "$SCW/twins/me/d/get/response/success {\"version\":" +
+                                                         std::to_string(kRounds) + ",\"data\":{\"n\":" +
+                                                         std::to_string(kRounds) + "}}");
+  }
+}
+
 TEST_F(PluginTest, OrdinaryTrafficIsUntouched) {
   MqttClient sub("sub", broker_->port());
   ASSERT_TRUE(sub.Subscribe("sensors/#"));
