@@ -134,7 +134,10 @@ int OnMessage(int, void* event_data, void* userdata) {
 // Group commit: one log write for all the writes of the loop pass, then their replies.
 void CommitPass(Plugin& plugin) {
   if (plugin.held_replies.empty()) return;
-  Status synced = plugin.engine->Sync();
+  // A pass of reads only has nothing to sync (with sync_writes, an fsync saved).
+  bool wrote = false;
+  for (const Plugin::HeldReply& held : plugin.held_replies) wrote = wrote || (held.write && held.reply.success);
+  Status synced = wrote ? plugin.engine->Sync() : Status::Ok();
   if (!synced.ok()) {
     if (!plugin.storage_failed) mosquitto_log_printf(MOSQ_LOG_ERR, "twins: %s", synced.message().c_str());
     plugin.storage_failed = true;

@@ -1,4 +1,5 @@
 #include <array>
+#include <atomic>
 #include <condition_variable>
 #include <functional>
 #include <list>
@@ -44,7 +45,9 @@ class WriteBehindStore final : public DocumentStore {
     auto stored = store_->Get(twin, doc);
     if (stored.ok()) {
       std::lock_guard<std::mutex> lock(shard.mutex);
-      if (shard.generation == generation && shard.index.count(key) == 0) Insert(shard, key, *stored, 0);
+      // After a failure nothing is cached: a batch applied meanwhile could change the store
+      // under an entry that no write would ever correct.
+      if (shard.generation == generation && !failed_ && shard.index.count(key) == 0) Insert(shard, key, *stored, 0);
     }
     return stored;
   }
@@ -183,7 +186,7 @@ class WriteBehindStore final : public DocumentStore {
       Shard& shard = ShardOf(write.twin);
       std::lock_guard<std::mutex> shard_lock(shard.mutex);
       auto found = shard.index.find(Key(write.twin, write.doc));
-      if (found == shard.index.end()) continue;  // dropped by an earlier failure
+      if (found == shard.index.end() || found->second->pending == 0) continue;  // dropped by a failure
       Entry& entry = *found->second;
       if (--entry.pending == 0 && !entry.document) Erase(shard, found->second);
       Trim(shard);  // what was held for the queue may go now
@@ -199,6 +202,7 @@ class WriteBehindStore final : public DocumentStore {
     if (!failure_.ok()) return;
     failure_ = Status::Internal("the database cannot be written, no write is accepted until a restart: " +
                                 cause.message());
+    failed_ = true;  // before the shards are emptied: no read caches what it read before
     for (Shard& shard : shards_) {
       std::lock_guard<std::mutex> shard_lock(shard.mutex);
       ++shard.generation;
@@ -237,6 +241,7 @@ class WriteBehindStore final : public DocumentStore {
   mutable uint64_t applied_ = 0;
   mutable bool applying_ = false;  // one batch at a time keeps writes in order
   mutable Status failure_ = Status::Ok();
+  mutable std::atomic<bool> failed_{false};  // failure_ set, readable without queue_mutex_
 };
 
 }  // namespace

@@ -27,7 +27,28 @@ class MemoryStore : public DocumentStore {
     bool hold_gets = false;
     bool holding = false;
     bool release = false;
+    // When set, Write and Sync wait until theirs is released, before doing anything.
+    bool hold_writes = false, writing = false, release_writes = false;
+    bool hold_syncs = false, syncing = false, release_syncs = false;
     std::condition_variable changed;
+
+    // Waits, from the test's thread, until `flag` is true.
+    void WaitFor(const bool& flag) {
+      std::unique_lock<std::mutex> lock(mutex);
+      changed.wait(lock, [&] { return flag; });
+    }
+    void Set(bool& flag) {
+      std::lock_guard<std::mutex> lock(mutex);
+      flag = true;
+      changed.notify_all();
+    }
+    // In the store's call: says it is in, and waits for its release.
+    void Hold(std::unique_lock<std::mutex>& lock, bool hold, bool& in, const bool& released) {
+      if (!hold) return;
+      in = true;
+      changed.notify_all();
+      changed.wait(lock, [&] { return released; });
+    }
   };
 
   explicit MemoryStore(Shared* shared) : shared_(*shared) {}
@@ -46,7 +67,8 @@ class MemoryStore : public DocumentStore {
     return found;
   }
   Status Write(std::vector<DocumentWrite> writes) override {
-    std::lock_guard<std::mutex> lock(shared_.mutex);
+    std::unique_lock<std::mutex> lock(shared_.mutex);
+    shared_.Hold(lock, shared_.hold_writes, shared_.writing, shared_.release_writes);
     shared_.batches.push_back(writes.size());
     if (shared_.failing) return Status::Internal("IO error: disk on fire");
     for (DocumentWrite& write : writes) {
@@ -75,7 +97,8 @@ class MemoryStore : public DocumentStore {
     return Status::Ok();
   }
   Status Sync() override {
-    std::lock_guard<std::mutex> lock(shared_.mutex);
+    std::unique_lock<std::mutex> lock(shared_.mutex);
+    shared_.Hold(lock, shared_.hold_syncs, shared_.syncing, shared_.release_syncs);
     ++shared_.syncs;
     return shared_.failing_sync ? Status::Internal("IO error: log write failed") : Status::Ok();
   }
@@ -232,6 +255,40 @@ TEST_F(WriteBehindTest, AFailedDeleteAllStopsAllWritingToo) {
   EXPECT_FALSE(store_->Put("t", "b", {1, "{}"}).ok());
   EXPECT_FALSE(store_->Sync().ok());
   EXPECT_EQ(backend_.syncs, 1);  // a failed store is not synced again
+}
+
+// One thread's store sync fails while another's batch is being written: what a read finds in
+// the store meanwhile is not cached, so once the batch lands reads show it, and nothing stays
+// pinned in the cache.
+TEST_F(WriteBehindTest, AFailureDuringAnotherThreadsBatchLeavesNoStaleEntry) {
+  Open(16 * 4096);
+  ASSERT_TRUE(store_->Put("t", "d", {1, "v1"}).ok());
+  ASSERT_TRUE(store_->Sync().ok());
+  store_.reset();  // a fresh cache over the stored v1
+  Open(16 * 4096);
+
+  backend_.hold_syncs = true;
+  backend_.failing_sync = true;
+  std::thread failing_sync([&] { EXPECT_FALSE(store_->Sync().ok()); });  // nothing queued: straight to the store
+  backend_.WaitFor(backend_.syncing);
+  {
+    std::lock_guard<std::mutex> lock(backend_.mutex);
+    backend_.hold_syncs = false;
+    backend_.hold_writes = true;
+  }
+  ASSERT_TRUE(store_->Put("t", "d", {2, "v2"}).ok());
+  std::thread writer([&] { static_cast<void>(store_->Sync()); });
+  backend_.WaitFor(backend_.writing);  // v2's batch is in the store's hands, not yet written
+  backend_.Set(backend_.release_syncs);
+  failing_sync.join();  // the failure dropped the cache, v2's pinned entry with it
+
+  EXPECT_EQ(Read("t", "d")->version, 1u);  // the store's truth at this moment
+  backend_.Set(backend_.release_writes);
+  writer.join();
+  EXPECT_EQ(Read("t", "d")->version, 2u);
+  const int gets = backend_.gets;
+  EXPECT_EQ(Read("t", "d")->version, 2u);
+  EXPECT_EQ(backend_.gets, gets + 1);  // not served from a cache entry
 }
 
 }  // namespace
