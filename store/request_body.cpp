@@ -1,5 +1,7 @@
 #include "request_body.hpp"
 
+#include <algorithm>
+#include <array>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -14,6 +16,13 @@ namespace {
 // Deeper text is refused as cJSON refuses it: the reader recurses once per level.
 constexpr int kMaxNesting = 1000;
 
+// Bytes that a string holds as they are: not a quote, a backslash or a control character.
+constexpr auto kPlain = [] {
+  std::array<bool, 256> plain{};
+  for (int c = 0x20; c < 256; ++c) plain[c] = c != '"' && c != '\\';
+  return plain;
+}();
+
 // One level of the path from `data` to the value being read, for error messages.
 struct PathStep {
   size_t key_offset = 0;  // of the key's stored form in the output, for a member
@@ -23,7 +32,10 @@ struct PathStep {
 
 class BodyReader {
  public:
-  BodyReader(std::string_view text, bool read_data) : text_(text), read_data_(read_data) {}
+  BodyReader(std::string_view text, bool read_data) : text_(text), read_data_(read_data) {
+    path_.reserve(32);
+    keys_.reserve(64);
+  }
 
   bool ReadBody(RequestBody* body) {
     body_ = body;
@@ -89,12 +101,8 @@ class BodyReader {
         if (depth > kMaxNesting) return Fail();
         if (in_data && depth > body_->data_depth) body_->data_depth = depth;
         return Peek() == '{' ? ReadObject(depth, inside_array, in_data) : ReadArray(depth, in_data);
-      case '"': {
-        std::string value;
-        if (!ReadString(&value)) return false;
-        AppendQuoted(value, out_);
-        return true;
-      }
+      case '"':
+        return AppendString();
       case 't':
         return ReadLiteral("true");
       case 'f':
@@ -119,16 +127,17 @@ class BodyReader {
     }
     do {
       SkipSpace();
-      std::string key;
-      if (!ReadString(&key) || !ExpectAfterSpace(':')) return false;
       if (out_->size() > object_start) *out_ += ',';
       const size_t key_offset = out_->size() + 1;
-      AppendQuoted(key, out_);
+      if (!AppendString() || !ExpectAfterSpace(':')) return false;
       const size_t key_length = out_->size() - key_offset - 1;
       *out_ += ':';
       if (in_data) {
         path_.push_back({key_offset, key_length, -1});
-        if (!key.empty() && key[0] == '_' && body_->reserved_key_path.empty()) body_->reserved_key_path = Path();
+        // The stored form starts with '_' exactly when the key does.
+        if (key_length > 0 && (*out_)[key_offset] == '_' && body_->reserved_key_path.empty()) {
+          body_->reserved_key_path = Path();
+        }
         for (size_t i = first_key; i < keys_.size(); ++i) {
           if (keys_[i].second == key_length && out_->compare(keys_[i].first, key_length, *out_, key_offset, key_length) == 0) {
             RuleBroken("duplicate key");
@@ -187,6 +196,14 @@ class BodyReader {
     }
     const char* first = text_.data() + start;
     const char* last = text_.data() + pos_;
+    // An integer of up to 15 digits is exact as a double, and without trailing zeros its
+    // shortest form is itself (with them, "1e+14" can be shorter).
+    const size_t digits = (last - first) - (*first == '-');
+    if (digits <= 15 && last[-1] != '0' &&
+        std::all_of(first + (*first == '-'), last, [](char c) { return c >= '0' && c <= '9'; })) {
+      out_->append(first, last);
+      return true;
+    }
     double value = 0;
     if (std::from_chars(first, last, value).ec == std::errc::result_out_of_range) {
       // from_chars refuses underflow too, which JSON readers take as (nearly) zero.
@@ -204,15 +221,30 @@ class BodyReader {
     return pos_ > start;
   }
 
+  // A string token, appended to the output in the stored form. A string without escapes is
+  // already in it: copied as it is.
+  bool AppendString() {
+    const size_t start = pos_;
+    if (!Expect('"')) return false;
+    while (pos_ < text_.size() && kPlain[static_cast<unsigned char>(text_[pos_])]) ++pos_;
+    if (pos_ < text_.size() && text_[pos_] == '"') {
+      ++pos_;
+      out_->append(text_, start, pos_ - start);
+      return true;
+    }
+    pos_ = start;
+    std::string value;
+    if (!ReadString(&value)) return false;
+    AppendQuoted(value, out_);
+    return true;
+  }
+
   // A string token, unescaped. The text is known to be valid UTF-8.
   bool ReadString(std::string* value) {
     if (!Expect('"')) return false;
     while (true) {
       const size_t run = pos_;
-      while (pos_ < text_.size() && text_[pos_] != '"' && text_[pos_] != '\\' &&
-             static_cast<unsigned char>(text_[pos_]) >= 0x20) {
-        ++pos_;
-      }
+      while (pos_ < text_.size() && kPlain[static_cast<unsigned char>(text_[pos_])]) ++pos_;
       value->append(text_, run, pos_ - run);
       if (pos_ == text_.size() || static_cast<unsigned char>(text_[pos_]) < 0x20) return Fail();
       if (text_[pos_++] == '"') return true;

@@ -23,6 +23,9 @@ TEST(RequestBodyTest, WritesDataInTheStoredForm) {
             R"({"a":[1,2],"b":{},"c":[]})");
   EXPECT_EQ(Data(R"({"data":{"n":[0,-0,20,21.50,0.1,1e21,1E2,-3.25e-8,0.1e1,9007199254740993,1e-400]}})"),
             R"({"n":[0,-0,20,21.5,0.1,1e+21,100,-3.25e-08,1,9007199254740992,0]})");
+  // Integers are copied as they are only where that is also the shortest form.
+  EXPECT_EQ(Data(R"({"data":{"i":[-7,123456789012345,100000000000000,1234567890123456,10,-120,99999999999999999]}})"),
+            R"({"i":[-7,123456789012345,1e+14,1234567890123456,10,-120,1e+17]})");
   EXPECT_EQ(Data(R"({"data":{"k\"ey":"line\nbreak \u0001 \u00E9 \b\f\/ \ud83d\ude00","t":true,"f":false,"z":null}})"),
             "{\"k\\\"ey\":\"line\\nbreak \\u0001 \xc3\xa9 \\u0008\\u000c/ \xf0\x9f\x98\x80\",\"t\":true,\"f\":false,"
             "\"z\":null}");
