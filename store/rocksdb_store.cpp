@@ -6,6 +6,7 @@
 #include <rocksdb/write_buffer_manager.h>
 
 #include <algorithm>
+#include <atomic>
 
 #include <cstdarg>
 #include <cstdio>
@@ -83,7 +84,8 @@ Status FromRocks(const rocksdb::Status& s) { return Status::Internal("storage er
 
 class RocksDbStore final : public DocumentStore {
  public:
-  RocksDbStore(rocksdb::DB* db, bool sync) : db_(db), fsync_(sync) {}
+  RocksDbStore(rocksdb::DB* db, bool sync, size_t max_log_bytes)
+      : db_(db), fsync_(sync), max_log_bytes_(max_log_bytes) {}
   ~RocksDbStore() override {
     // Close() flushes nothing the WAL does not already hold, but reports a clean shutdown.
     db_->Close().PermitUncheckedError();
@@ -113,6 +115,7 @@ class RocksDbStore final : public DocumentStore {
       if (!s.ok()) return FromRocks(s);
     }
     rocksdb::Status s = db_->Write(write_options_, &batch);
+    if (s.ok()) log_bytes_ += batch.GetDataSize();
     return s.ok() ? Status::Ok() : FromRocks(s);
   }
 
@@ -127,7 +130,18 @@ class RocksDbStore final : public DocumentStore {
 
   Status Sync() override {
     rocksdb::Status s = db_->FlushWAL(fsync_);
-    return s.ok() ? Status::Ok() : FromRocks(s);
+    if (!s.ok()) return FromRocks(s);
+    // Updated in place, the memtable of a set of busy documents never fills up, so RocksDB
+    // would never flush it and the log it keeps for it would grow without end (500 MB in 20 s
+    // of patches). A flush every few write buffers' worth of log lets the old log go.
+    if (log_bytes_ >= max_log_bytes_) {
+      log_bytes_ = 0;
+      rocksdb::FlushOptions background;
+      background.wait = false;
+      s = db_->Flush(background);
+      if (!s.ok()) return FromRocks(s);
+    }
+    return Status::Ok();
   }
 
   Status DeleteAll(std::string_view twin) override {
@@ -150,6 +164,8 @@ class RocksDbStore final : public DocumentStore {
   std::unique_ptr<rocksdb::DB> db_;
   const rocksdb::WriteOptions write_options_;
   const bool fsync_;
+  const size_t max_log_bytes_;
+  std::atomic<size_t> log_bytes_{0};  // written since the last flush
 };
 
 }  // namespace
@@ -203,7 +219,8 @@ Result<std::unique_ptr<DocumentStore>> OpenRocksDbStore(const RocksDbOptions& op
                             kSchemaVersion);
   }
   if (!s.ok()) return Status::Internal("cannot read schema version of " + options.path + ": " + s.ToString());
-  return WithWriteBehindCache(std::make_unique<RocksDbStore>(db.release(), options.sync_writes), document_cache_bytes);
+  auto store = std::make_unique<RocksDbStore>(db.release(), options.sync_writes, 2 * db_options.write_buffer_size);
+  return WithWriteBehindCache(std::move(store), document_cache_bytes);
 }
 
 }  // namespace twins
