@@ -94,11 +94,7 @@ class WriteBehindStore final : public DocumentStore {
     Status s = Drain();
     if (s.ok()) {
       s = store_->DeleteAll(twin);
-      if (!s.ok()) {
-        std::lock_guard<std::mutex> lock(queue_mutex_);
-        Fail(s);
-        s = failure_;
-      }
+      if (!s.ok()) s = FailNow(s);
     }
     const std::string prefix = Key(twin, "");
     Shard& shard = ShardOf(twin);
@@ -116,10 +112,7 @@ class WriteBehindStore final : public DocumentStore {
     Status s = Drain();
     if (!s.ok()) return s;
     s = store_->Sync();
-    if (s.ok()) return s;
-    std::lock_guard<std::mutex> lock(queue_mutex_);
-    Fail(s);
-    return failure_;
+    return s.ok() ? s : FailNow(s);
   }
 
  private:
@@ -210,6 +203,12 @@ class WriteBehindStore final : public DocumentStore {
       shard.index.clear();
       shard.bytes = 0;
     }
+  }
+
+  Status FailNow(const Status& cause) const {
+    std::lock_guard<std::mutex> lock(queue_mutex_);
+    Fail(cause);
+    return failure_;
   }
 
   // Waits until every write queued before the call is in the store, applying them itself
