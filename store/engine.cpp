@@ -109,12 +109,6 @@ Result<Document> Engine::Write(std::string_view twin, std::string_view doc, cons
   if (!is_config && !request.reserved_key_path.empty()) {
     return Status::InvalidArgument("data", request.reserved_key_path + ": keys starting with '_' are reserved");
   }
-  Json patch;
-  if (mode == Mode::kPatch) {
-    patch.reset(cJSON_Parse(request.data.c_str()));
-    if (!patch) return Status::Internal("out of memory reading the patch");
-  }
-
   std::lock_guard<std::mutex> lock(LockFor(twin));
   auto current = store_->Get(twin, doc);
   if (!current.ok()) return current.status();
@@ -135,7 +129,7 @@ Result<Document> Engine::Write(std::string_view twin, std::string_view doc, cons
 
   Document next{version + 1, {}};
   if (mode == Mode::kPatch) {
-    s = MergePatch(exists ? std::string_view((*current)->data) : std::string_view("{}"), patch.get(), &next.data);
+    s = MergePatch(exists ? std::string_view((*current)->data) : std::string_view("{}"), request.data, &next.data);
     if (!s.ok()) return s;
   } else {
     next.data = request.data;

@@ -1,8 +1,6 @@
 // JSON merge patch (RFC 7396), the Cloud Twins patch format, applied to stored text.
 #pragma once
 
-#include <cjson/cJSON.h>
-
 #include <string>
 #include <string_view>
 
@@ -10,16 +8,16 @@
 
 namespace twins {
 
-// Merges the object `patch` (a request's data, already checked: no duplicate keys, no null
-// inside arrays) into `target`, the compact JSON text of a stored object, and appends the
-// merged object's compact text to `out`. Keys absent from the patch are kept, null removes
+// Merges the object text `patch` (a request's data as ParseWriteRequest stores it: checked,
+// compact, no duplicate keys, no null inside arrays) into `target`, the compact JSON text of
+// a stored object, and appends the merged object's compact text to `out`. Keys absent from the patch are kept, null removes
 // a key, objects merge recursively, everything else (strings, numbers, booleans, arrays)
 // replaces; kept keys keep their place and new keys follow in patch order.
 //
 // Why text: a patch usually changes a few leaves of a much larger document. Copying the
 // untouched members byte for byte costs one pass over the stored text, where parsing it into
 // a tree and printing it back cost most of a patch. Fails only on a target that is not an
-// object's JSON text (a corrupt record).
-Status MergePatch(std::string_view target, const cJSON* patch, std::string* out);
+// object's JSON text (a corrupt record). Taking the patch as text too spares parsing it.
+Status MergePatch(std::string_view target, std::string_view patch, std::string* out);
 
 }  // namespace twins

@@ -18,11 +18,12 @@ struct MergeCase {
 
 class MergeTest : public testing::TestWithParam<MergeCase> {};
 
+// The patch in the form the engine passes: compact, escaped as the engine writes.
 std::string Merge(std::string_view target, const char* patch_text) {
   Json patch(cJSON_Parse(patch_text));
   EXPECT_TRUE(patch) << patch_text;
   std::string out;
-  Status s = MergePatch(target, patch.get(), &out);
+  Status s = MergePatch(target, PrintJson(patch.get()), &out);
   return s.ok() ? out : "error: " + s.message();
 }
 
@@ -81,6 +82,31 @@ TEST(MergeText, CopiesUntouchedValuesVerbatim) {
             R"({"s":"x}],{\"y","n":[{"a":[1,{"b":"]"}]}],"k":2})");
 }
 
+// The skip over untouched values reads 16 bytes at a time: put quotes, escapes and brackets
+// inside strings at every offset from a block's start, and escapes across a block's end.
+TEST(MergeText, SkipsNestedValuesWhateverTheirStringsHoldAndWhereverTheyFall) {
+  for (const char* tricky : {R"(\"]})", R"(\\)", R"(\\\"{[)", R"(x\u005d\"}])", R"(caf\u00e9 {)", "]]}}"}) {
+    for (int pad = 0; pad < 40; ++pad) {
+      const std::string value = R"({"s":")" + std::string(pad, 'p') + tricky + R"(","a":[1,{"b":")" + tricky +
+                                R"("},[]],"o":{"x":{}}})";
+      const std::string target = R"({"v":)" + value + R"(,"k":1})";
+      EXPECT_EQ(Merge(target, R"({"k":2})"), R"({"v":)" + value + R"(,"k":2})") << target;
+      EXPECT_EQ(Merge(target, R"({"v":{"s":null}})"),
+                R"({"v":{"a":[1,{"b":")" + std::string(tricky) + R"("},[]],"o":{"x":{}}},"k":1})")
+          << target;
+    }
+  }
+}
+
+TEST(MergeText, RefusesEveryTruncationOfATarget) {
+  const std::string target = R"({"a":{"s":"0123456789abcdef\"}]x","n":[1,[2,{"c":"\\"}]]},"b":"yyyyyyyyyyyyyyyyyyyy"})";
+  ASSERT_EQ(Merge(target, R"({"z":1})"), target.substr(0, target.size() - 1) + R"(,"z":1})");
+  for (size_t length = 0; length < target.size(); ++length) {
+    EXPECT_EQ(Merge(target.substr(0, length), R"({"z":1})"), "error: stored document is not a JSON object")
+        << length;
+  }
+}
+
 TEST(MergeText, RefusesATargetThatIsNotAnObject) {
   for (const char* target : {"", "[]", "1", "\"a\"", "{", "{\"a\"", "{\"a\":", "{\"a\":1", "{\"a\":1,}", "{\"a\":[1}",
                              "{\"a\":\"x}", "{a:1}", "{\"a\":1}x", "{\"a\" 1}", "{\"a\":{\"b\":1}"}) {
@@ -90,6 +116,10 @@ TEST(MergeText, RefusesATargetThatIsNotAnObject) {
 
 TEST(MergeText, RefusesAPatchThatIsNotAnObject) {
   EXPECT_EQ(Merge("{}", "[1]"), "error: a patch must be a JSON object");
+  for (const char* patch : {"", "{", "{\"a\":", "{\"a\":1", "{\"a\":1}x", "1"}) {
+    std::string out;
+    EXPECT_EQ(MergePatch(R"({"a":0})", patch, &out).message(), "a patch must be a JSON object") << patch;
+  }
 }
 
 // RFC 7396's MergePatch pseudo-code over trees: the oracle for the text merge.
@@ -159,7 +189,7 @@ TEST(MergeText, AgreesWithTheRfcAlgorithmOnRandomDocuments) {
     const std::string target_text = PrintJson(target.get());
     const std::string expected = PrintJson(ReferenceMerge(target.get(), patch.get()).get());
     std::string out;
-    ASSERT_TRUE(MergePatch(target_text, patch.get(), &out).ok());
+    ASSERT_TRUE(MergePatch(target_text, PrintJson(patch.get()), &out).ok());
     ASSERT_EQ(out, expected) << "target " << target_text << " patch " << PrintJson(patch.get());
   }
 }

@@ -33,7 +33,7 @@ class TsdbPointsTest : public testing::Test {
     Json request = Parse(patch);
     Json old = Parse(before);
     std::string merged;
-    EXPECT_TRUE(MergePatch(before.empty() ? "{}" : before, request.get(), &merged).ok());
+    EXPECT_TRUE(MergePatch(before.empty() ? "{}" : before, PrintJson(request.get()), &merged).ok());
     Json after = Parse(merged);
     return Render(EvaluateTriggers(config_, old.get(), request.get(), after.get()));
   }
