@@ -12,7 +12,7 @@
 # (straight through the engine), broker start time, RSS, database size.
 #
 # Environment: OUT (results folder; default a new /tmp/twins-bench-*), DURATION (measured
-# seconds per load, 3), WARMUP (0.5), REPEAT (runs of each load pair, median reported; 3),
+# seconds per load, 3), WARMUP (0.5), REPEAT (runs of each load pair, median reported; 5),
 # DEVICE_COUNTS ("1 4 16 64 128"), SCALE_TWINS (100000), SCALE_READ_STEP (read every Nth
 # preloaded twin through the broker; 10), CACHE_MB (32).
 # Needs mosquitto, jq, ss (iproute2); gnuplot for the plot.
@@ -23,7 +23,7 @@ src=$(dirname "$here")
 build=${1:-$src/build-bench}
 DURATION=${DURATION:-3}
 WARMUP=${WARMUP:-0.5}
-REPEAT=${REPEAT:-3}
+REPEAT=${REPEAT:-5}
 DEVICE_COUNTS=${DEVICE_COUNTS:-"1 4 16 64 128"}
 SCALE_TWINS=${SCALE_TWINS:-100000}
 SCALE_READ_STEP=${SCALE_READ_STEP:-10}
@@ -137,13 +137,15 @@ twins_lines() {
 # Each load gets client ids of its own, so that no connection takes over a session that the
 # broker may still be closing from the load before.
 load_seq=0
+rep=0  # which repeat of a pair() the load belongs to
 run_load() {
   local name=$1 run=$2
   shift 2
   load_seq=$((load_seq + 1))
   "$load_bin" --port "${broker_port[$name]}" --broker-pid "${broker_pid[$name]}" --label "$name" \
     --duration "$DURATION" --warmup "$WARMUP" --prefix "l$load_seq-" "$@" |
-    jq -c --arg target "$name" --arg run "$run" '. + {target: $target, run: $run}' >>"$results"
+    jq -c --arg target "$name" --arg run "$run" --argjson rep "$rep" '. + {target: $target, run: $run, rep: $rep}' \
+      >>"$results"
 }
 
 # pair RUN_NAME options...: the load against the ceiling and against twins, REPEAT times,
@@ -152,6 +154,7 @@ pair() {
   local run=$1 i
   shift
   for ((i = 0; i < REPEAT; i++)); do
+    rep=$i
     if ((i % 2 == 0)); then
       run_load ceiling "$run" "$@"
       run_load twins "$run" "$@"
@@ -167,7 +170,16 @@ fig() {
   jq -s -r --arg run "$1" --arg target "$2" --arg f "$3" \
     '[.[] | select(.run == $run and .target == $target) | .[$f]] | sort | .[(length - 1) / 2 | floor] // 0' "$results"
 }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
+# pair_ratio RUN FIELD [inverse]: the median over the repeats of twins/ceiling (ceiling/twins
+# with "inverse"), each repeat's two loads taken back to back. On a shared machine whose speed
+# drifts by a third between minutes, this cancels the drift that a ratio of medians keeps.
+pair_ratio() {
+  jq -s -r --arg run "$1" --arg f "$2" --arg inverse "${3:-}" '
+    [.[] | select(.run == $run)] | group_by(.rep)
+    | map((map(select(.target == "twins"))[0][$f] // 0) as $t | (map(select(.target == "ceiling"))[0][$f] // 0) as $c
+          | if $inverse == "" then (if $c > 0 then $t / $c else 0 end) else (if $t > 0 then $c / $t else 0 end) end)
+    | sort | .[(length - 1) / 2 | floor] // 0' "$results" | awk '{ printf "%.2f", $1 }'
+}
 # latencies RUN TARGET: "p50 / p99 / p99.9".
 latencies() { echo "$(fig "$1" "$2" p50_ms) / $(fig "$1" "$2" p99_ms) / $(fig "$1" "$2" p999_ms)"; }
 # row CELL...: one markdown table row.
@@ -252,7 +264,8 @@ memory_gib=$(free -g | awk '/^Mem:/ {print $2}')
 mosquitto_version=$(mosquitto -h 2>/dev/null | awk 'NR==1 {print $3}' || true)  # -h exits non-zero
 say "$(nproc) cores, $cpu_model, $memory_gib GiB, load average $load_before before the run," \
   "$(cut -d' ' -f1-3 /proc/loadavg) after; mosquitto $mosquitto_version."
-say "Each load: ${WARMUP} s warm-up, ${DURATION} s measured, median of ${REPEAT} run(s)."
+say "Each load: ${WARMUP} s warm-up, ${DURATION} s measured, median of ${REPEAT} run(s); ratios are the"
+say "median of the ${REPEAT} back-to-back pairs' ratios."
 say ""
 say "## 64 devices, closed loop"
 say ""
@@ -265,8 +278,8 @@ for qos in 0 1; do
     t=$(fig "$r" twins ops_per_s)
     cu=$(fig "$r" ceiling broker_us_per_op)
     tu=$(fig "$r" twins broker_us_per_op)
-    row "$method QoS $qos" "${c%.*}" "${t%.*}" "$(ratio "$t" "$c")" "$(latencies "$r" ceiling)" \
-      "$(latencies "$r" twins)" "$cu / $tu ($(ratio "$cu" "$tu"))" "$(fig "$r" twins errors)"
+    row "$method QoS $qos" "${c%.*}" "${t%.*}" "$(pair_ratio "$r" ops_per_s)" "$(latencies "$r" ceiling)" \
+      "$(latencies "$r" twins)" "$cu / $tu ($(pair_ratio "$r" broker_us_per_op inverse))" "$(fig "$r" twins errors)"
   done
 done
 say ""
@@ -303,7 +316,7 @@ for devices in $DEVICE_COUNTS; do
     r=$method-q0-d$devices
     c=$(fig "$r" ceiling ops_per_s)
     t=$(fig "$r" twins ops_per_s)
-    say "| $devices | $method | ${c%.*} | ${t%.*} | $(ratio "$t" "$c") | $(fig "$r" ceiling p99_ms) | $(fig "$r" twins p99_ms) |"
+    say "| $devices | $method | ${c%.*} | ${t%.*} | $(pair_ratio "$r" ops_per_s) | $(fig "$r" ceiling p99_ms) | $(fig "$r" twins p99_ms) |"
     row="$row $c $t"
     p99s="$p99s $(fig "$r" ceiling p99_ms) $(fig "$r" twins p99_ms)"
   done
@@ -337,8 +350,8 @@ say "| twins, $SCALE_TWINS twins: restarted | $(mib "$rss_scale_restart") | |"
 say ""
 say "## Targets (issue 7)"
 say ""
-get_ratio=$(ratio "$(fig get-q0-d64 twins ops_per_s)" "$(fig get-q0-d64 ceiling ops_per_s)")
-patch_ratio=$(ratio "$(fig patch-q0-d64 twins ops_per_s)" "$(fig patch-q0-d64 ceiling ops_per_s)")
+get_ratio=$(pair_ratio get-q0-d64 ops_per_s)
+patch_ratio=$(pair_ratio patch-q0-d64 ops_per_s)
 verdict() { awk -v v="$1" -v t="$2" -v op="$3" 'BEGIN { ok = op == ">=" ? v >= t : v < t; print ok ? "met" : "MISSED" }'; }
 say "- get, QoS 0, 64 devices: $get_ratio x the ceiling (target >= 0.9): $(verdict "$get_ratio" 0.9 ">=")"
 say "- patch, QoS 0, 64 devices: $patch_ratio x the ceiling (target >= 0.75): $(verdict "$patch_ratio" 0.75 ">=")"
