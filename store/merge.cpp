@@ -1,6 +1,5 @@
 #include "merge.hpp"
 
-#include <array>
 #include <vector>
 
 #if defined(__SSE2__)
@@ -18,19 +17,25 @@ Status Corrupt() { return Status::Internal("stored document is not a JSON object
 
 // From just after an opening quote to just after its closing quote; nullptr if unclosed.
 // A byte loop: keys and most string values are a few bytes long, shorter than a call costs.
-const char* SkipStringBody(const char* p, const char* end) {
+// Sets *escaped if the string holds a backslash.
+const char* SkipStringBody(const char* p, const char* end, bool* escaped) {
   while (p < end) {
     const char c = *p++;
     if (c == '"') return p;
-    if (c == '\\' && p++ == end) return nullptr;
+    if (c == '\\') {
+      *escaped = true;
+      if (p++ == end) return nullptr;
+    }
   }
   return nullptr;
 }
 
 // Bytes [p, limit) of an object or array being skipped, one at a time, with the state the
 // caller carries between calls. Returns just past the value's end, `limit` (or a byte past it,
-// after an escape) if it goes on, or nullptr where the text ends inside a string.
-const char* SkipBytes(const char* p, const char* limit, const char* end, int* depth, bool* in_string) {
+// after an escape) if it goes on, or nullptr where the text ends inside a string or, with
+// `compact`, holds whitespace outside strings.
+const char* SkipBytes(const char* p, const char* limit, const char* end, bool compact, int* depth,
+                      bool* in_string) {
   while (p < limit) {
     const char c = *p++;
     if (*in_string) {
@@ -42,54 +47,44 @@ const char* SkipBytes(const char* p, const char* limit, const char* end, int* de
       ++*depth;
     } else if ((c == '}' || c == ']') && --*depth == 0) {
       return p;
+    } else if (compact && IsSpace(c)) {
+      return nullptr;
     }
   }
   return p;
 }
 
-#if defined(__SSE2__)
-// Set bits of a 16-bit mask. A table: without -mpopcnt, __builtin_popcount is a call.
-int Count(unsigned mask) {
-  static constexpr auto kBits = [] {
-    std::array<unsigned char, 256> bits{};
-    for (int i = 1; i < 256; ++i) bits[i] = static_cast<unsigned char>((i & 1) + bits[i / 2]);
-    return bits;
-  }();
-  return kBits[mask & 0xFF] + kBits[mask >> 8];
-}
-#endif
-
-// Just past the end of the object or array starting at p, or nullptr if the text ends first.
+// Just past the bracket that brings `depth` open brackets at p down to none, or nullptr if
+// the text ends first (or, with `compact`, has whitespace outside strings). From an opening
+// bracket with depth 0, that is the end of the object or array it opens.
 // Merging scans every member the patch leaves alone, so this is most of a patch's own cost:
 // with SSE2 (every x86-64) it classifies 16 bytes at a time and only looks at single bytes
 // around backslashes and where the value may close.
-const char* SkipNested(const char* p, const char* end) {
-  int depth = 0;
+const char* SkipNested(const char* p, const char* end, int depth = 0, bool compact = false) {
   bool in_string = false;
   while (p < end) {
     const char* limit = end;
 #if defined(__SSE2__)
     if (end - p >= 16) {
       const __m128i block = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-      auto mask = [&](char c) { return _mm_movemask_epi8(_mm_cmpeq_epi8(block, _mm_set1_epi8(c))); };
-      const unsigned quotes = mask('"');
-      if (mask('\\') == 0) {
+      auto mask = [](__m128i bytes) { return static_cast<unsigned>(_mm_movemask_epi8(bytes)); };
+      if (mask(_mm_cmpeq_epi8(block, _mm_set1_epi8('\\'))) == 0) {
         // Bit i set: byte i is inside a string (an opening quote counts as inside).
-        unsigned inside = quotes;
+        unsigned inside = mask(_mm_cmpeq_epi8(block, _mm_set1_epi8('"')));
         inside ^= inside << 1;
         inside ^= inside << 2;
         inside ^= inside << 4;
         inside ^= inside << 8;
         if (in_string) inside = ~inside;
         inside &= 0xFFFF;
-        const unsigned opens = (mask('{') | mask('[')) & ~inside;
-        const unsigned closes = (mask('}') | mask(']')) & ~inside;
         in_string = (inside >> 15) & 1;
-        if (depth > Count(closes)) {  // cannot close in this block
-          depth += Count(opens) - Count(closes);
-          p += 16;
-          continue;
-        }
+        // Outside strings compact JSON has no byte below '!' (and no byte above 0x7F, which
+        // the signed comparison counts in too).
+        if (compact && (mask(_mm_cmplt_epi8(block, _mm_set1_epi8('!'))) & ~inside) != 0) return nullptr;
+        // '[' and '{' differ by bit 0x20 only, as ']' and '}' do: one comparison for each pair.
+        const __m128i folded = _mm_or_si128(block, _mm_set1_epi8(0x20));
+        const unsigned opens = mask(_mm_cmpeq_epi8(folded, _mm_set1_epi8('{'))) & ~inside;
+        const unsigned closes = mask(_mm_cmpeq_epi8(folded, _mm_set1_epi8('}'))) & ~inside;
         for (unsigned brackets = opens | closes; brackets != 0; brackets &= brackets - 1) {
           const unsigned bit = brackets & -brackets;
           depth += (opens & bit) ? 1 : -1;
@@ -101,7 +96,7 @@ const char* SkipNested(const char* p, const char* end) {
       limit = p + 16;
     }
 #endif
-    p = SkipBytes(p, limit, end, &depth, &in_string);
+    p = SkipBytes(p, limit, end, compact, &depth, &in_string);
     if (p == nullptr || depth == 0) return p;
   }
   return nullptr;
@@ -125,14 +120,17 @@ class Reader {
     return pos_ == text_.size();
   }
 
-  // The string token here, quotes included.
-  bool String(std::string_view* token) {
+  // The string token here, quotes included; *escaped set if it holds an escape.
+  bool String(std::string_view* token, bool* escaped) {
     SkipSpace();
     size_t start = pos_;
-    if (!SkipString()) return false;
+    if (!SkipString(escaped)) return false;
     *token = text_.substr(start, pos_ - start);
     return true;
   }
+
+  // The text from here to the end.
+  std::string_view Rest() const { return text_.substr(pos_); }
 
   // The value token here, nested values included.
   bool Value(std::string_view* token) {
@@ -141,7 +139,8 @@ class Reader {
     if (pos_ == text_.size()) return false;
     char c = text_[pos_];
     if (c == '"') {
-      if (!SkipString()) return false;
+      bool escaped = false;
+      if (!SkipString(&escaped)) return false;
     } else if (c == '{' || c == '[') {
       if (!SkipNested()) return false;
     } else {
@@ -160,9 +159,9 @@ class Reader {
     while (pos_ < text_.size() && IsSpace(text_[pos_])) ++pos_;
   }
 
-  bool SkipString() {
+  bool SkipString(bool* escaped) {
     if (pos_ == text_.size() || text_[pos_] != '"') return false;
-    return Advance(SkipStringBody(text_.data() + pos_ + 1, text_.data() + text_.size()));
+    return Advance(SkipStringBody(text_.data() + pos_ + 1, text_.data() + text_.size(), escaped));
   }
 
   bool SkipNested() { return Advance(twins::SkipNested(text_.data() + pos_, text_.data() + text_.size())); }
@@ -183,17 +182,22 @@ std::string Unescape(std::string_view token) {
   return cJSON_IsString(parsed.get()) ? std::string(parsed->valuestring) : std::string();
 }
 
-// Whether two string tokens hold the same string. Escapes are rare in keys; only they need
-// decoding, because the stored text and the patch may escape one character differently.
-bool SameKey(std::string_view a, std::string_view b) {
-  if (a.find('\\') == std::string_view::npos && b.find('\\') == std::string_view::npos) return a == b;
-  return Unescape(a) == Unescape(b);
-}
-
 struct Member {
   std::string_view key;    // the string token, quotes included
   std::string_view value;  // the value token
+  bool escaped = false;    // the key holds an escape
 };
+
+// Whether two keys are the same string. Escapes are rare in keys; only they need decoding,
+// because the stored text and the patch may escape one character differently.
+bool SameKey(const Member& a, const Member& b) {
+  if (!a.escaped && !b.escaped) return a.key == b.key;
+  return Unescape(a.key) == Unescape(b.key);
+}
+
+bool ReadMember(Reader& in, Member* member) {
+  return in.String(&member->key, &member->escaped) && in.Consume(':') && in.Value(&member->value);
+}
 
 // Calls visit(member) for each member of the object text `object`; false if it is not one.
 template <class Visit>
@@ -203,12 +207,20 @@ bool ForEachMember(std::string_view object, Visit visit) {
   if (!in.Consume('}')) {
     do {
       Member member;
-      if (!in.String(&member.key) || !in.Consume(':') || !in.Value(&member.value)) return false;
-      if (!visit(member)) return false;
+      if (!ReadMember(in, &member) || !visit(member)) return false;
     } while (in.Consume(','));
     if (!in.Consume('}')) return false;
   }
   return in.AtEnd();
+}
+
+// The members after the last one a patch changes, from just after a comma to the object's
+// closing brace, when they are compact and end the object where the text ends: they can be
+// copied as they are. Only their nesting and strings are checked, not their syntax: the
+// target is text this program wrote.
+bool IsCompactTail(std::string_view rest) {
+  if (rest.empty() || rest[0] == '}') return false;  // a comma before the brace
+  return SkipNested(rest.data(), rest.data() + rest.size(), 1, true) == rest.data() + rest.size();
 }
 
 bool IsNull(std::string_view value) { return value == "null"; }
@@ -243,6 +255,7 @@ Status MergeObject(std::string_view target, std::string_view patch, std::string*
     return true;
   });
   if (!patch_ok) return Status::InvalidArgument("data", "a patch must be a JSON object");
+  size_t pending = unmatched.size();
 
   *out += '{';
   bool first = true;
@@ -250,38 +263,54 @@ Status MergeObject(std::string_view target, std::string_view patch, std::string*
     if (!first) *out += ',';
     first = false;
   };
-  Status status = Status::Ok();
-  const bool target_ok = ForEachMember(target, [&](const Member& member) {
-    Member* change = nullptr;
-    for (Member& candidate : unmatched) {
-      if (!candidate.key.empty() && SameKey(member.key, candidate.key)) {
-        change = &candidate;
-        break;
+  Reader in(target);
+  if (!in.Consume('{')) return Corrupt();
+  if (!in.Consume('}')) {
+    bool tail_tried = false;  // once: a tail that is not compact is read member by member
+    do {
+      if (pending == 0 && !tail_tried) {
+        tail_tried = true;
+        if (IsCompactTail(in.Rest())) {
+          // Every change is made: the members left go as they are, without reading them.
+          separate();
+          out->append(in.Rest());
+          return Status::Ok();
+        }
       }
-    }
-    if (change == nullptr) {
+      Member member;
+      if (!ReadMember(in, &member)) return Corrupt();
+      Member* change = nullptr;
+      for (Member& candidate : unmatched) {
+        if (!candidate.key.empty() && SameKey(member, candidate)) {
+          change = &candidate;
+          break;
+        }
+      }
+      if (change == nullptr) {
+        separate();
+        if (member.value.data() == member.key.data() + member.key.size() + 1) {  // compact: one copy
+          out->append(member.key.data(), member.key.size() + 1 + member.value.size());
+        } else {
+          out->append(member.key).append(1, ':').append(member.value);
+        }
+        continue;
+      }
+      const std::string_view value = change->value;
+      change->key = {};  // matched
+      --pending;
+      if (IsNull(value)) continue;
       separate();
-      if (member.value.data() == member.key.data() + member.key.size() + 1) {  // compact: one copy
-        out->append(member.key.data(), member.key.size() + 1 + member.value.size());
+      out->append(member.key).append(1, ':');
+      if (IsObject(value) && IsObject(member.value)) {
+        Status s = MergeObject(member.value, value, out);
+        if (!s.ok()) return s;
       } else {
-        out->append(member.key).append(1, ':').append(member.value);
+        AppendPatchValue(value, out);
       }
-      return true;
-    }
-    const std::string_view value = change->value;
-    change->key = {};  // matched
-    if (IsNull(value)) return true;
-    separate();
-    out->append(member.key).append(1, ':');
-    if (IsObject(value) && IsObject(member.value)) {
-      status = MergeObject(member.value, value, out);
-      return status.ok();
-    }
-    AppendPatchValue(value, out);
-    return true;
-  });
-  if (!status.ok()) return status;
-  if (!target_ok) return Corrupt();
+    } while (in.Consume(','));
+    if (!in.Consume('}')) return Corrupt();
+  }
+  if (!in.AtEnd()) return Corrupt();
   for (const Member& change : unmatched) {
     if (change.key.empty() || IsNull(change.value)) continue;
     separate();

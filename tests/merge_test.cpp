@@ -101,10 +101,24 @@ TEST(MergeText, SkipsNestedValuesWhateverTheirStringsHoldAndWhereverTheyFall) {
 TEST(MergeText, RefusesEveryTruncationOfATarget) {
   const std::string target = R"({"a":{"s":"0123456789abcdef\"}]x","n":[1,[2,{"c":"\\"}]]},"b":"yyyyyyyyyyyyyyyyyyyy"})";
   ASSERT_EQ(Merge(target, R"({"z":1})"), target.substr(0, target.size() - 1) + R"(,"z":1})");
+  // A patch of the first member: the rest is copied without being read member by member.
+  ASSERT_EQ(Merge(target, R"({"a":{"n":null}})"),
+            R"({"a":{"s":"0123456789abcdef\"}]x"},"b":"yyyyyyyyyyyyyyyyyyyy"})");
   for (size_t length = 0; length < target.size(); ++length) {
-    EXPECT_EQ(Merge(target.substr(0, length), R"({"z":1})"), "error: stored document is not a JSON object")
-        << length;
+    for (const char* patch : {R"({"z":1})", R"({"a":{"n":null}})"}) {
+      EXPECT_EQ(Merge(target.substr(0, length), patch), "error: stored document is not a JSON object")
+          << length << " " << patch;
+    }
   }
+}
+
+// After the last member a patch changes, the rest of the target is copied as it is: bytes of
+// UTF-8 and escapes in its strings included, whitespace outside them normalized.
+TEST(MergeText, CopiesTheRestAfterTheLastChangeExactly) {
+  const std::string rest = "\"s\":\"caf\xc3\xa9 \xe2\x82\xac \\\" \\u00e9 ] } long enough for blocks\",\"n\":[{}],\"t\":true}";
+  EXPECT_EQ(Merge("{\"a\":1," + rest, R"({"a":2})"), "{\"a\":2," + rest);
+  EXPECT_EQ(Merge("{\"a\":1, \"b\" : [ 1 , 2 ] , " + rest, R"({"a":2})"), "{\"a\":2,\"b\":[ 1 , 2 ]," + rest);
+  EXPECT_EQ(Merge("{\"a\":1," + rest, R"({"a":null})"), "{" + rest);
 }
 
 TEST(MergeText, RefusesATargetThatIsNotAnObject) {
