@@ -248,14 +248,26 @@ void AppendPatchValue(std::string_view value, std::string* out) {
 }
 
 Status MergeObject(std::string_view target, std::string_view patch, std::string* out) {
-  // Patches change a few members: a small array, searched linearly, is all they need.
-  std::vector<Member> unmatched;
+  // Patches change a few members: a small array, searched linearly, is all they need; on the
+  // stack up to kInline of them.
+  constexpr size_t kInline = 8;
+  Member inline_members[kInline];
+  std::vector<Member> more;
+  size_t count = 0;
   const bool patch_ok = ForEachMember(patch, [&](const Member& member) {
-    unmatched.push_back(member);
+    if (count < kInline) {
+      inline_members[count] = member;
+    } else {
+      if (count == kInline) more.assign(inline_members, inline_members + kInline);
+      more.push_back(member);
+    }
+    ++count;
     return true;
   });
   if (!patch_ok) return Status::InvalidArgument("data", "a patch must be a JSON object");
-  size_t pending = unmatched.size();
+  Member* const unmatched_begin = count <= kInline ? inline_members : more.data();
+  Member* const unmatched_end = unmatched_begin + count;
+  size_t pending = count;
 
   *out += '{';
   bool first = true;
@@ -280,9 +292,9 @@ Status MergeObject(std::string_view target, std::string_view patch, std::string*
       Member member;
       if (!ReadMember(in, &member)) return Corrupt();
       Member* change = nullptr;
-      for (Member& candidate : unmatched) {
-        if (!candidate.key.empty() && SameKey(member, candidate)) {
-          change = &candidate;
+      for (Member* candidate = unmatched_begin; candidate != unmatched_end; ++candidate) {
+        if (!candidate->key.empty() && SameKey(member, *candidate)) {
+          change = candidate;
           break;
         }
       }
@@ -311,7 +323,8 @@ Status MergeObject(std::string_view target, std::string_view patch, std::string*
     if (!in.Consume('}')) return Corrupt();
   }
   if (!in.AtEnd()) return Corrupt();
-  for (const Member& change : unmatched) {
+  for (const Member* change_it = unmatched_begin; change_it != unmatched_end; ++change_it) {
+    const Member& change = *change_it;
     if (change.key.empty() || IsNull(change.value)) continue;
     separate();
     out->append(change.key).append(1, ':');

@@ -24,16 +24,31 @@ namespace {
 constexpr char kSchemaKey[] = "!schema";
 constexpr char kSchemaVersion[] = "1";
 
+void AppendTwinPrefix(std::string_view twin, std::string* key) {
+  *key += 'd';
+  key->append(twin);
+  *key += '\0';
+}
+
 std::string TwinPrefix(std::string_view twin) {
   std::string key;
   key.reserve(twin.size() + 2);
-  key += 'd';
-  key += twin;
-  key += '\0';
+  AppendTwinPrefix(twin, &key);
   return key;
 }
 
-std::string DocumentKey(std::string_view twin, std::string_view doc) { return TwinPrefix(twin).append(doc); }
+// The key of a document, written into *key so that a batch reuses one buffer for all of them.
+void SetDocumentKey(std::string_view twin, std::string_view doc, std::string* key) {
+  key->clear();
+  AppendTwinPrefix(twin, key);
+  key->append(doc);
+}
+
+std::string DocumentKey(std::string_view twin, std::string_view doc) {
+  std::string key;
+  SetDocumentKey(twin, doc, &key);
+  return key;
+}
 
 // The value's parts as RocksDB takes them, without copying the data into one string.
 struct EncodedDocument {
@@ -116,9 +131,14 @@ class RocksDbStore final : public DocumentStore {
   }
 
   Status Write(std::vector<DocumentWrite> writes) override {
-    rocksdb::WriteBatch batch;
+    size_t bytes = 0;  // the batch's size, reserved so that it grows without copies
     for (const DocumentWrite& write : writes) {
-      const std::string key = DocumentKey(write.twin, write.doc);
+      bytes += write.twin.size() + write.doc.size() + 8 + (write.document ? write.document->data.size() : 0) + 16;
+    }
+    rocksdb::WriteBatch batch(bytes);
+    std::string key;
+    for (const DocumentWrite& write : writes) {
+      SetDocumentKey(write.twin, write.doc, &key);
       rocksdb::Status s;
       if (write.document) {
         const rocksdb::Slice key_slice(key);

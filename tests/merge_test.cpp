@@ -195,6 +195,23 @@ class RandomJson {
   std::mt19937 random_;
 };
 
+// A patch of more members than the merge keeps on the stack, at the top and one level down.
+TEST(MergeText, AgreesWithTheRfcAlgorithmOnPatchesOfManyMembers) {
+  std::string target = "{", patch = "{";
+  for (int i = 0; i < 20; ++i) target += (i ? ",\"k" : "\"k") + std::to_string(i) + "\":" + std::to_string(i);
+  target += ",\"o\":{\"a\":1}}";
+  for (int i = 0; i < 30; i += 2) {
+    patch += "\"k" + std::to_string(i) + "\":" + (i % 4 == 0 ? std::string("null") : "{\"x\":" + std::to_string(i) + "}") + ",";
+  }
+  patch += "\"o\":{";
+  for (int i = 0; i < 12; ++i) patch += (i ? ",\"p" : "\"p") + std::to_string(i) + "\":" + std::to_string(i);
+  patch += ",\"a\":null}}";
+  Json target_tree(cJSON_Parse(target.c_str()));
+  Json patch_tree(cJSON_Parse(patch.c_str()));
+  ASSERT_TRUE(target_tree && patch_tree);
+  EXPECT_EQ(Merge(target, patch.c_str()), PrintJson(ReferenceMerge(target_tree.get(), patch_tree.get()).get()));
+}
+
 TEST(MergeText, AgreesWithTheRfcAlgorithmOnRandomDocuments) {
   RandomJson random(7396);
   for (int i = 0; i < 5000; ++i) {
