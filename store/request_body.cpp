@@ -39,6 +39,12 @@ class BodyReader {
     path_.clear();
     keys_.clear();
   }
+  // A body of thousands of keys or levels leaves its thread no more than what small ones use.
+  ~BodyReader() {
+    constexpr size_t kKept = 256;
+    if (path_.capacity() > kKept) std::vector<PathStep>().swap(path_);
+    if (keys_.capacity() > kKept) std::vector<std::pair<size_t, size_t>>().swap(keys_);
+  }
 
   bool ReadBody(RequestBody* body) {
     body_ = body;
