@@ -30,10 +30,14 @@ const char* SkipStringBody(const char* p, const char* end, bool* escaped) {
   return nullptr;
 }
 
+// Outside strings, compact JSON has no byte below '!' (no whitespace, no control character)
+// and none above 0x7F: read as signed, both are below '!'. One rule for both scans below.
+bool BreaksCompact(char c) { return static_cast<signed char>(c) < '!'; }
+
 // Bytes [p, limit) of an object or array being skipped, one at a time, with the state the
 // caller carries between calls. Returns just past the value's end, `limit` (or a byte past it,
 // after an escape) if it goes on, or nullptr where the text ends inside a string or, with
-// `compact`, holds whitespace outside strings.
+// `compact`, is not compact outside strings.
 const char* SkipBytes(const char* p, const char* limit, const char* end, bool compact, int* depth,
                       bool* in_string) {
   while (p < limit) {
@@ -47,7 +51,7 @@ const char* SkipBytes(const char* p, const char* limit, const char* end, bool co
       ++*depth;
     } else if ((c == '}' || c == ']') && --*depth == 0) {
       return p;
-    } else if (compact && IsSpace(c)) {
+    } else if (compact && BreaksCompact(c)) {
       return nullptr;
     }
   }
@@ -78,8 +82,7 @@ const char* SkipNested(const char* p, const char* end, int depth = 0, bool compa
         if (in_string) inside = ~inside;
         inside &= 0xFFFF;
         in_string = (inside >> 15) & 1;
-        // Outside strings compact JSON has no byte below '!' (and no byte above 0x7F, which
-        // the signed comparison counts in too).
+        // BreaksCompact, 16 bytes at a time.
         if (compact && (mask(_mm_cmplt_epi8(block, _mm_set1_epi8('!'))) & ~inside) != 0) return nullptr;
         // '[' and '{' differ by bit 0x20 only, as ']' and '}' do: one comparison for each pair.
         const __m128i folded = _mm_or_si128(block, _mm_set1_epi8(0x20));

@@ -10,9 +10,10 @@ namespace twins {
 
 // Merges the object text `patch` (a request's data as ParseWriteRequest stores it: checked,
 // compact, no duplicate keys, no null inside arrays) into `target`, the compact JSON text of
-// a stored object, and appends the merged object's compact text to `out`. Keys absent from the patch are kept, null removes
-// a key, objects merge recursively, everything else (strings, numbers, booleans, arrays)
-// replaces; kept keys keep their place and new keys follow in patch order.
+// a stored object, and appends the merged object's compact text to `out`. Keys absent from
+// the patch are kept, null removes a key, objects merge recursively, everything else
+// (strings, numbers, booleans, arrays) replaces; kept keys keep their place and new keys
+// follow in patch order.
 //
 // Why text: a patch usually changes a few leaves of a much larger document. Copying the
 // untouched members byte for byte costs one pass over the stored text, where parsing it into

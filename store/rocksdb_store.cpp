@@ -238,7 +238,8 @@ Result<std::unique_ptr<DocumentStore>> OpenRocksDbStore(const RocksDbOptions& op
   // The bucket array (8 bytes a bucket) takes an eighth of the write buffer: a new memtable
   // already over its size aborts Debian's RocksDB. 96 Ki buckets with 6 MiB write buffers.
   db_options.prefix_extractor = std::make_shared<TwinPrefixTransform>();
-  db_options.memtable_factory.reset(rocksdb::NewHashSkipListRepFactory(std::max<size_t>(1, db_options.write_buffer_size / 64)));
+  db_options.memtable_factory.reset(
+      rocksdb::NewHashSkipListRepFactory(std::max<size_t>(1, db_options.write_buffer_size / 64)));
 
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(db_options, options.path, &raw);
