@@ -79,6 +79,14 @@ Result<PluginOptions> ParseOptions(const std::vector<std::pair<std::string, std:
       {"rest_allow_anonymous", Bool(&o.rest_allow_anonymous)},
       {"graphite_url", Text(&o.graphite_url)},
       {"graphite_queue", Number(&o.graphite_queue, 1, 100000000)},
+      {"twin_identity",
+       [&o](const std::string& key, const std::string& value) {
+         if (value != "clientid" && value != "username") return Bad(key, "'" + value + "' is not clientid or username");
+         o.twin_identity = value == "clientid" ? TwinIdentity::kClientId : TwinIdentity::kUsername;
+         return Status::Ok();
+       }},
+      {"max_requests_per_second", Number(&o.max_requests_per_second, 0, 1000000)},
+      {"request_burst", Number(&o.request_burst, 1, 1000000)},
   };
   for (const auto& [key, value] : pairs) {
     auto parser = parsers.find(key);

@@ -2,6 +2,7 @@
 // mosquitto.conf.example.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
@@ -18,9 +19,17 @@ inline RocksDbOptions DefaultStore() {
   return store;
 }
 
+// What names a device's twin: its MQTT client id (any client may choose any id, so only
+// safe when the broker authenticates client ids), or its authenticated username (or the
+// certificate's CN with use_identity_as_username).
+enum class TwinIdentity { kClientId, kUsername };
+
 struct PluginOptions {
   RocksDbOptions store = DefaultStore();
   Limits limits;
+  TwinIdentity twin_identity = TwinIdentity::kClientId;
+  uint32_t max_requests_per_second = 100;  // per twin, MQTT requests and REST writes; 0: unlimited
+  uint32_t request_burst = 200;            // requests a quiet twin may make at once
 
   std::string rest_listen = "127.0.0.1:8080";  // "off" disables the REST API
   int rest_threads = 4;

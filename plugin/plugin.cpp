@@ -12,6 +12,10 @@
 //
 // Global plugin only: under `per_listener_settings true` mosquitto 2.0 never sends the tick
 // event this plugin uses to run work from its other threads on the broker thread.
+//
+// It also checks access (MOSQ_EVT_ACL_CHECK, registered at init so that it runs before an
+// acl_file and the plugins listed after it): nothing under $SCW/twins/ reaches subscribers,
+// so no client can forge a reply by publish, retained message or Will (access_guard.hpp).
 
 #include <mosquitto.h>
 #include <mosquitto_broker.h>
@@ -26,6 +30,8 @@
 #include <string>
 #include <vector>
 
+#include "access_guard.hpp"
+#include "broker_config.hpp"
 #include "broker_queue.hpp"
 #include "engine.hpp"
 #include "graphite.hpp"
@@ -33,7 +39,10 @@
 #include "observer.hpp"
 #include "options.hpp"
 #include "publish_reply.hpp"
+#include "rate_limiter.hpp"
+#include "resend_filter.hpp"
 #include "rest_server.hpp"
+#include "store_reclaimer.hpp"
 #include "tick_released_sink.hpp"
 #include "twin_topics.hpp"
 
@@ -47,7 +56,11 @@ constexpr auto kTickGrace = std::chrono::seconds(2);  // ticks come about ten ti
 struct Plugin {
   mosquitto_plugin_id_t* id = nullptr;
   PluginOptions options;
+  AccessSetup access;
   BrokerQueue broker_queue{kBrokerQueueCapacity};
+  std::unique_ptr<RateLimiter> request_limiter;
+  ResendFilter resends;
+  StoreReclaimer reclaimer;
   // Destroyed in reverse order: REST stops before the observer, which goes before the engine.
   std::unique_ptr<Engine> engine;
   std::unique_ptr<GraphiteSender> graphite;
@@ -62,6 +75,7 @@ struct Plugin {
   // the next pass, after the tick: held until the tick, they leave no later, and only once
   // the tick's Sync() made the pass's writes durable.
   struct HeldReply {
+    const mosquitto* client;  // the requesting connection; its reply is dropped if it goes
     std::string client_id;
     std::string request_topic;
     bool write;  // put, patch or delete
@@ -100,6 +114,33 @@ void Publish(const char* client_id, const Reply& reply, int qos, const std::opti
   }
 }
 
+Requester RequesterOf(const Plugin& plugin, const mosquitto* client) {
+  if (plugin.options.twin_identity == TwinIdentity::kUsername) {
+    const char* username = mosquitto_client_username(client);
+    if (username == nullptr) {
+      return {std::nullopt, "this broker names twins by username: connect with a username (or a client certificate)"};
+    }
+    return {std::string_view(username), {}};
+  }
+  return {std::string_view(mosquitto_client_id(client)), {}};
+}
+
+// A QoS 2 write that repeats the client's last one, taken for its re-send: answered from
+// memory (see resend_filter.hpp for when that is sure).
+std::optional<Reply> AnswerResend(Plugin& plugin, const char* client_id, const mosquitto_evt_message& msg,
+                                  const TwinTopic& parsed, std::string_view payload,
+                                  const std::optional<std::string>& correlation, const Requester& requester) {
+  const ResendFilter::Remembered* last = plugin.resends.Find(client_id, msg.topic, payload, correlation);
+  if (last == nullptr) return std::nullopt;
+  if (!last->by_correlation) {
+    std::string_view twin = parsed.twin == "me" ? requester.twin.value_or("") : parsed.twin;
+    auto now = plugin.engine->Get(twin, parsed.document);
+    const uint64_t version = now.ok() ? now->version : 0;
+    if (version != last->version) return std::nullopt;
+  }
+  return Reply{last->reply_topic, last->reply_payload, true};
+}
+
 int OnMessage(int, void* event_data, void* userdata) {
   auto& plugin = *static_cast<Plugin*>(userdata);
   auto* msg = static_cast<mosquitto_evt_message*>(event_data);
@@ -114,14 +155,26 @@ int OnMessage(int, void* event_data, void* userdata) {
     const char* client_id = mosquitto_client_id(msg->client);
     if (client_id == nullptr) return MOSQ_ERR_ACL_DENIED;
     std::string_view payload(static_cast<const char*>(msg->payload), msg->payloadlen);
+    const Requester requester = RequesterOf(plugin, msg->client);
+    std::optional<std::string> correlation = CorrelationData(*msg);
+    const bool write = parsed.method != "get";
+    const bool exactly_once = msg->qos == 2 && write;
+    std::optional<Reply> resent;
+    if (exactly_once) resent = AnswerResend(plugin, client_id, *msg, parsed, payload, correlation, requester);
     // Until ticks are seen to come, each write is made durable on its own and answered now.
     const Durability durability = plugin.tick_seen ? Durability::kAtSync : Durability::kBeforeReturn;
-    Reply reply = HandleTwinRequest(*plugin.engine, client_id, msg->topic, parsed, payload, durability);
+    Reply reply = resent ? std::move(*resent)
+                         : HandleTwinRequest(*plugin.engine, *plugin.request_limiter, requester, msg->topic, parsed,
+                                             payload, durability);
+    if (exactly_once && !resent && reply.success) {
+      plugin.resends.Remember(client_id, msg->topic, payload, correlation,
+                              {reply.topic, reply.payload, parsed.method == "delete" ? 0 : reply.version, false});
+    }
     if (durability == Durability::kAtSync) {
       plugin.held_replies.push_back(
-          {client_id, msg->topic, parsed.method != "get", std::move(reply), msg->qos, CorrelationData(*msg)});
+          {msg->client, client_id, msg->topic, write && !resent, std::move(reply), msg->qos, std::move(correlation)});
     } else {
-      Publish(client_id, reply, msg->qos, CorrelationData(*msg));
+      Publish(client_id, reply, msg->qos, correlation);
     }
   } catch (const std::exception& e) {
     mosquitto_log_printf(MOSQ_LOG_ERR, "twins: request on %s failed: %s", msg->topic, e.what());
@@ -129,6 +182,49 @@ int OnMessage(int, void* event_data, void* userdata) {
     mosquitto_log_printf(MOSQ_LOG_ERR, "twins: request on %s failed", msg->topic);
   }
   return MOSQ_ERR_ACL_DENIED;
+}
+
+// A connection that goes (also when another connection takes its client id over) gets no
+// more replies: they would reach whoever uses that client id next.
+int OnDisconnect(int, void* event_data, void* userdata) {
+  auto& plugin = *static_cast<Plugin*>(userdata);
+  const mosquitto* client = static_cast<mosquitto_evt_disconnect*>(event_data)->client;
+  auto& held = plugin.held_replies;
+  for (auto& reply : held) {
+    if (reply.client == client) reply.client = nullptr;
+  }
+  return MOSQ_ERR_SUCCESS;
+}
+
+int OnAccessCheck(int, void* event_data, void* userdata) noexcept try {
+  const auto& plugin = *static_cast<const Plugin*>(userdata);
+  const auto* check = static_cast<mosquitto_evt_acl_check*>(event_data);
+  AccessKind access = check->access == MOSQ_ACL_READ        ? AccessKind::kRead
+                      : check->access == MOSQ_ACL_WRITE       ? AccessKind::kWrite
+                      : check->access == MOSQ_ACL_SUBSCRIBE   ? AccessKind::kSubscribe
+                      : check->access == MOSQ_ACL_UNSUBSCRIBE ? AccessKind::kUnsubscribe
+                                                              : AccessKind::kOther;
+  const char* topic = check->topic != nullptr ? check->topic : "";
+  switch (CheckAccess(topic, access, check->retain, plugin.access.others_decide)) {
+    case Verdict::kAllow:
+      return MOSQ_ERR_SUCCESS;
+    case Verdict::kDefer:
+      return MOSQ_ERR_PLUGIN_DEFER;
+    case Verdict::kDeny:
+      break;
+  }
+  // A retained request is refused before the plugin sees it: say why, like for bad input.
+  TwinTopic parsed;
+  const char* client_id = mosquitto_client_id(check->client);
+  if (access == AccessKind::kWrite && check->retain && client_id != nullptr &&
+      ClassifyTopic(topic, &parsed) == TopicKind::kMethod) {
+    Publish(client_id,
+            ErrorReply(topic, Status::InvalidArgument("retain", "requests must not be retained (retain flag set)")),
+            check->qos, std::nullopt);
+  }
+  return MOSQ_ERR_ACL_DENIED;
+} catch (...) {
+  return MOSQ_ERR_ACL_DENIED;  // when in doubt, nothing moves under $SCW/twins/ (and elsewhere)
 }
 
 // Group commit: one log write for all the writes of the loop pass, then their replies.
@@ -149,7 +245,7 @@ void CommitPass(Plugin& plugin) {
   if (plugin.held_samples && synced.ok()) plugin.held_samples->Release();
   if (plugin.held_samples && !synced.ok()) plugin.held_samples->Discard();
   for (const Plugin::HeldReply& held : plugin.held_replies) {
-    Publish(held.client_id.c_str(), held.reply, held.qos, held.correlation);
+    if (held.client != nullptr) Publish(held.client_id.c_str(), held.reply, held.qos, held.correlation);
   }
   plugin.held_replies.clear();
 }
@@ -168,6 +264,7 @@ int OnTick(int, void*, void* userdata) {
   } catch (...) {
     mosquitto_log_printf(MOSQ_LOG_ERR, "twins: deferred task failed");
   }
+  plugin.reclaimer.OnTick();
   return MOSQ_ERR_SUCCESS;
 }
 
@@ -183,6 +280,9 @@ void LogEffectiveOptions(const PluginOptions& o) {
                        o.store.cache_bytes >> 20);
   mosquitto_log_printf(MOSQ_LOG_INFO, "twins: limits: %zu bytes per document, depth %d, %zu documents per twin",
                        o.limits.max_document_bytes, o.limits.max_depth, o.limits.max_documents);
+  mosquitto_log_printf(MOSQ_LOG_INFO, "twins: twins named by %s; %u requests a second per twin (burst %u)",
+                       o.twin_identity == TwinIdentity::kUsername ? "username" : "client id",
+                       o.max_requests_per_second, o.request_burst);
 }
 
 // Time series are optional: no graphite_url, no observer, no cost on writes.
@@ -206,19 +306,53 @@ int StartGraphite(Plugin& plugin) {
   return MOSQ_ERR_SUCCESS;
 }
 
+// This plugin's own file, as the dynamic loader opened it.
+std::string PluginFile() {
+  Dl_info info;
+  if (dladdr(reinterpret_cast<void*>(&PluginFile), &info) == 0 || info.dli_fname == nullptr) return {};
+  return info.dli_fname;
+}
+
 // The OpenSSL 3 compatibility libraries live in mosquitto_twins/ beside this plugin file.
 std::string TlsCompatDir() {
-  Dl_info info;
-  if (dladdr(reinterpret_cast<void*>(&TlsCompatDir), &info) == 0 || info.dli_fname == nullptr) return ".";
-  std::string path = info.dli_fname;
+  std::string path = PluginFile();
+  if (path.empty()) return ".";
   return path.substr(0, path.find_last_of('/') + 1) + "mosquitto_twins";
+}
+
+// Whether an acl_file or another plugin decides what the twin rules leave open.
+int ReadBrokerAccessSetup(Plugin& plugin) {
+  std::optional<std::string> config = RunningBrokerConfigPath();
+  if (!config) return MOSQ_ERR_SUCCESS;  // built-in defaults: no other access checks
+  auto setup = ReadAccessSetup(*config, PluginFile());
+  if (!setup.ok()) {
+    mosquitto_log_printf(MOSQ_LOG_ERR, "twins: %s (needed to know which access checks the broker runs)",
+                         setup.status().message().c_str());
+    return MOSQ_ERR_INVAL;
+  }
+  plugin.access = std::move(setup).value();
+  if (!plugin.access.plugin_before_us.empty()) {
+    mosquitto_log_printf(MOSQ_LOG_WARNING,
+                         "twins: %s is loaded before mosquitto_twins: if it checks access (dynamic-security does), "
+                         "clients may forge twin replies through it; put the mosquitto_twins plugin line first",
+                         plugin.access.plugin_before_us.c_str());
+  }
+  return MOSQ_ERR_SUCCESS;
 }
 
 int StartRest(Plugin& plugin) {
   const PluginOptions& o = plugin.options;
   if (o.rest_listen == "off") return MOSQ_ERR_SUCCESS;
-  RestOptions rest{o.rest_listen,  o.rest_threads, o.rest_region,         o.rest_tls_cert,
-                   TlsCompatDir(), o.rest_tokens,  o.rest_allow_anonymous};
+  RestOptions rest;
+  rest.listen = o.rest_listen;
+  rest.threads = o.rest_threads;
+  rest.region = o.rest_region;
+  rest.tls_cert = o.rest_tls_cert;
+  rest.tls_compat_dir = TlsCompatDir();
+  rest.tokens = o.rest_tokens;
+  rest.allow_anonymous = o.rest_allow_anonymous;
+  rest.writes_per_second = o.max_requests_per_second;
+  rest.write_burst = o.request_burst;
   if (!o.rest_tokens_file.empty()) {
     auto tokens = ReadTokensFile(o.rest_tokens_file);
     if (!tokens.ok()) {
@@ -258,6 +392,22 @@ int Init(Plugin& plugin, mosquitto_opt* opts, int opt_count) {
   }
   plugin.options = std::move(options).value();
   LogEffectiveOptions(plugin.options);
+  int rc = ReadBrokerAccessSetup(plugin);
+  if (rc != MOSQ_ERR_SUCCESS) return rc;
+  // First of all: no twin traffic may be forged from the moment clients can connect.
+  rc = mosquitto_callback_register(plugin.id, MOSQ_EVT_ACL_CHECK, OnAccessCheck, nullptr, &plugin);
+  if (rc != MOSQ_ERR_SUCCESS) {
+    mosquitto_log_printf(MOSQ_LOG_ERR, "twins: cannot register the access check: %s", mosquitto_strerror(rc));
+    return rc;
+  }
+  plugin.request_limiter = std::make_unique<RateLimiter>(plugin.options.max_requests_per_second,
+                                                         plugin.options.request_burst);
+  if (!plugin.reclaimer.available()) {
+    mosquitto_log_printf(MOSQ_LOG_INFO,
+                         "twins: this broker does not export db__msg_store_compact: replies it drops for clients "
+                         "that do not read stay in its memory (a Mosquitto bug); max_queued_messages and the "
+                         "request rate limit bound how fast");
+  }
 
   RocksDbOptions store_options = plugin.options.store;
   store_options.log = plugin.DeferredLog();  // RocksDB calls it from its own threads too
@@ -268,12 +418,15 @@ int Init(Plugin& plugin, mosquitto_opt* opts, int opt_count) {
   }
   plugin.engine = std::make_unique<Engine>(std::move(store).value(), plugin.options.limits);
 
-  int rc = StartGraphite(plugin);
+  rc = StartGraphite(plugin);
   if (rc == MOSQ_ERR_SUCCESS) rc = StartRest(plugin);
   if (rc != MOSQ_ERR_SUCCESS) return rc;
   rc = mosquitto_callback_register(plugin.id, MOSQ_EVT_MESSAGE, OnMessage, nullptr, &plugin);
   if (rc == MOSQ_ERR_SUCCESS) rc = mosquitto_callback_register(plugin.id, MOSQ_EVT_TICK, OnTick, nullptr, &plugin);
   if (rc == MOSQ_ERR_SUCCESS) rc = mosquitto_callback_register(plugin.id, MOSQ_EVT_RELOAD, OnReload, nullptr, &plugin);
+  if (rc == MOSQ_ERR_SUCCESS) {
+    rc = mosquitto_callback_register(plugin.id, MOSQ_EVT_DISCONNECT, OnDisconnect, nullptr, &plugin);
+  }
   if (rc != MOSQ_ERR_SUCCESS) {
     mosquitto_log_printf(MOSQ_LOG_ERR, "twins: cannot register callbacks: %s", mosquitto_strerror(rc));
   }
@@ -315,6 +468,8 @@ int mosquitto_plugin_cleanup(void* userdata, mosquitto_opt*, int) {
     mosquitto_callback_unregister(plugin->id, MOSQ_EVT_MESSAGE, twins::OnMessage, nullptr);
     mosquitto_callback_unregister(plugin->id, MOSQ_EVT_TICK, twins::OnTick, nullptr);
     mosquitto_callback_unregister(plugin->id, MOSQ_EVT_RELOAD, twins::OnReload, nullptr);
+    mosquitto_callback_unregister(plugin->id, MOSQ_EVT_DISCONNECT, twins::OnDisconnect, nullptr);
+    mosquitto_callback_unregister(plugin->id, MOSQ_EVT_ACL_CHECK, twins::OnAccessCheck, nullptr);
     // Stops REST, makes the last writes durable, hands their samples to the Graphite sender
     // (which flushes briefly), then closes the database.
     plugin->rest.reset();

@@ -17,6 +17,9 @@ std::string ErrorJson(const Status& status, std::string_view twin, std::string_v
     case Code::kInvalidArgument:
       out += ",\"argument\":" + QuoteJson(status.field());
       break;
+    case Code::kTooManyRequests:
+      out += ",\"retry_after_ms\":" + std::to_string(status.retry_after_ms());
+      break;
     case Code::kQuotaExceeded:
       out += ",\"resource\":" + QuoteJson(status.field()) + ",\"quota\":" + std::to_string(status.quota()) +
              ",\"current\":" + std::to_string(status.current());
@@ -58,13 +61,19 @@ TopicKind ClassifyTopic(std::string_view topic, TwinTopic* parsed) {
   return TopicKind::kMethod;
 }
 
-Reply HandleTwinRequest(Engine& engine, std::string_view client_id, std::string_view request_topic,
-                        const TwinTopic& parsed, std::string_view payload, Durability durability) {
+Reply HandleTwinRequest(Engine& engine, RateLimiter& limiter, const Requester& requester,
+                        std::string_view request_topic, const TwinTopic& parsed, std::string_view payload,
+                        Durability durability) {
   const std::string base(request_topic);
-  std::string_view twin = parsed.twin == "me" ? client_id : parsed.twin;
+  std::string_view twin = parsed.twin == "me" ? requester.twin.value_or(std::string_view()) : parsed.twin;
   Result<Document> result = Status::Internal("request not run");
-  if (twin != client_id) {
+  uint64_t wait_ms = 0;
+  if (!requester.twin) {
+    result = Status::InvalidArgument("twin_id", std::string(requester.missing_reason));
+  } else if (twin != *requester.twin) {
     result = Status::InvalidArgument("twin_id", "a device may only use its own twin (its client id, or 'me')");
+  } else if ((wait_ms = limiter.Acquire(twin)) != 0) {
+    result = Status::TooManyRequests(wait_ms);
   } else {
     try {
       result = Run(engine, twin, parsed, payload, durability);
@@ -73,7 +82,7 @@ Reply HandleTwinRequest(Engine& engine, std::string_view client_id, std::string_
     }
   }
   if (!result.ok()) return {base + "/response/error", ErrorJson(result.status(), twin, parsed.document), false};
-  return {base + "/response/success", DocumentJson(result.value()), true};
+  return {base + "/response/success", DocumentJson(result.value()), true, result->version};
 }
 
 Reply ErrorReply(std::string_view request_topic, const Status& status) {

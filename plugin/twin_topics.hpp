@@ -5,10 +5,12 @@
 //   replies:  <request topic>/response/success | <request topic>/response/error
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "engine.hpp"
+#include "rate_limiter.hpp"
 
 namespace twins {
 
@@ -32,13 +34,22 @@ struct Reply {
   std::string topic;
   std::string payload;
   bool success = false;
+  uint64_t version = 0;  // of the document a success shows
 };
 
-// Runs one request for the device `client_id` and builds its reply. Never throws.
-// With Durability::kAtSync the caller must Sync() the engine before the reply leaves, and
-// send ErrorReply() instead of a success if that fails.
-Reply HandleTwinRequest(Engine& engine, std::string_view client_id, std::string_view request_topic,
-                        const TwinTopic& parsed, std::string_view payload, Durability durability);
+// Who is asking: the twin the connection owns (its client id or its authenticated username,
+// see plugin_opt_twin_identity), or nothing when the connection has no such identity.
+struct Requester {
+  std::optional<std::string_view> twin;
+  std::string_view missing_reason;  // the error when twin is empty
+};
+
+// Runs one request of `requester` and builds its reply. Never throws. `limiter` admits the
+// requests of each twin. With Durability::kAtSync the caller must Sync() the engine before
+// the reply leaves, and send ErrorReply() instead of a success if that fails.
+Reply HandleTwinRequest(Engine& engine, RateLimiter& limiter, const Requester& requester,
+                        std::string_view request_topic, const TwinTopic& parsed, std::string_view payload,
+                        Durability durability);
 
 // The error reply to the request on `request_topic`.
 Reply ErrorReply(std::string_view request_topic, const Status& status);

@@ -147,6 +147,11 @@ void SendResponse(mg_connection* conn, const HttpResponse& response, const Civet
     out += response.etag;
     out += "\r\n";
   }
+  if (!response.retry_after.empty()) {
+    out += "Retry-After: ";
+    out += response.retry_after;
+    out += "\r\n";
+  }
   if (!response.allow.empty()) {
     out += "Allow: ";
     out += response.allow;

@@ -86,7 +86,14 @@ HttpResponse TwinEndpoints::List(std::string_view twin) const {
   return JsonResponse(200, std::move(body));
 }
 
+std::optional<HttpResponse> TwinEndpoints::Throttle(std::string_view twin, std::string_view doc) const {
+  const uint64_t wait_ms = write_limiter_.Acquire(twin);
+  if (wait_ms == 0) return std::nullopt;
+  return ErrorResponse(Status::TooManyRequests(wait_ms), doc, log_);
+}
+
 HttpResponse TwinEndpoints::DeleteAll(std::string_view twin) const {
+  if (auto throttled = Throttle(twin, {})) return *throttled;
   Status status = engine_.DeleteAll(twin);
   if (!status.ok()) return ErrorResponse(status, {}, log_);
   return NoContent();
@@ -115,6 +122,7 @@ HttpResponse TwinEndpoints::Patch(HttpRequest& request, std::string_view twin, s
 
 HttpResponse TwinEndpoints::Write(HttpRequest& request, std::string_view twin, std::string_view doc,
                                   bool patch) const {
+  if (auto throttled = Throttle(twin, doc)) return *throttled;
   const Limits& limits = engine_.limits();
   std::string body;
   if (auto error = ReadJsonBody(request, limits.max_request_bytes(), &body)) return *error;
@@ -134,6 +142,7 @@ HttpResponse TwinEndpoints::Write(HttpRequest& request, std::string_view twin, s
 }
 
 HttpResponse TwinEndpoints::Delete(HttpRequest& request, std::string_view twin, std::string_view doc) const {
+  if (auto throttled = Throttle(twin, doc)) return *throttled;
   const Limits& limits = engine_.limits();
   std::string body;
   if (auto error = ReadJsonBody(request, limits.max_request_bytes(), &body)) return *error;

@@ -3,18 +3,22 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string_view>
 #include <utility>
 
 #include "engine.hpp"
 #include "http.hpp"
 #include "log.hpp"
+#include "rate_limiter.hpp"
 
 namespace twins {
 
 class TwinEndpoints {
  public:
-  TwinEndpoints(Engine& engine, LogFn log) : engine_(engine), log_(std::move(log)) {}
+  // `write_limiter` admits writes per twin id; it must outlive the endpoints.
+  TwinEndpoints(Engine& engine, RateLimiter& write_limiter, LogFn log)
+      : engine_(engine), write_limiter_(write_limiter), log_(std::move(log)) {}
 
   HttpResponse List(std::string_view twin) const;
   HttpResponse DeleteAll(std::string_view twin) const;
@@ -32,7 +36,11 @@ class TwinEndpoints {
   HttpResponse Reply(const Result<Document>& result, std::string_view twin, std::string_view doc,
                      bool reply_document) const;
 
+  // A 429 reply when the twin has used up its writes, else nothing.
+  std::optional<HttpResponse> Throttle(std::string_view twin, std::string_view doc) const;
+
   Engine& engine_;
+  RateLimiter& write_limiter_;
   LogFn log_;
 };
 

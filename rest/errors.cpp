@@ -27,6 +27,15 @@ HttpResponse ErrorResponse(const Status& status, std::string_view document, cons
                                    QuoteJson(status.field()) + ",\"quota\":" + std::to_string(status.quota()) +
                                    ",\"current\":" + std::to_string(status.current()) +
                                    "}],\"message\":" + QuoteJson(status.message()) + "}");
+    case Code::kTooManyRequests: {
+      const uint64_t ms = status.retry_after_ms();
+      HttpResponse response =
+          JsonResponse(429, "{\"type\":\"too_many_requests\",\"help_message\":" +
+                                QuoteJson("too many writes to this twin; retry in " + std::to_string(ms) + " ms") +
+                                ",\"retry_after_ms\":" + std::to_string(ms) + ",\"message\":\"too many requests\"}");
+      response.retry_after = std::to_string((ms + 999) / 1000);  // whole seconds, never 0
+      return response;
+    }
     case Code::kOk:
     case Code::kInternal:
       break;

@@ -14,6 +14,7 @@ struct HttpResponse {
   std::string body;
   std::string etag;          // full header value, quotes included; empty for none
   std::string allow;         // for 405
+  std::string retry_after;   // seconds, for 429
 };
 
 struct BodyRead {

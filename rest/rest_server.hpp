@@ -12,6 +12,7 @@
 // each other on the same object, but several servers may run in one process.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -30,6 +31,8 @@ struct RestOptions {
   std::string tls_compat_dir;              // folder of the OpenSSL 3 compatibility libraries (TLS only)
   std::vector<std::string> tokens;         // accepted X-Auth-Token secrets
   bool allow_anonymous = false;            // with no token at all, serve without authentication
+  uint32_t writes_per_second = 0;          // per twin (put, patch, delete); 0: unlimited
+  uint32_t write_burst = 0;                // writes a quiet twin may make at once
 };
 
 // One secret per line; surrounding whitespace, blank lines and lines starting with '#' are

@@ -44,8 +44,12 @@ HttpResponse OpenApi() {
 
 }  // namespace
 
-Router::Router(Engine& engine, std::string region, TokenSet tokens, LogFn log)
-    : engine_(engine), region_(std::move(region)), tokens_(std::move(tokens)), log_(log), twins_(engine, log) {}
+Router::Router(Engine& engine, std::string region, TokenSet tokens, RateLimiter& write_limiter, LogFn log)
+    : engine_(engine),
+      region_(std::move(region)),
+      tokens_(std::move(tokens)),
+      log_(log),
+      twins_(engine, write_limiter, log) {}
 
 HttpResponse Router::Handle(HttpRequest& request) const {
   const std::string_view path = request.path();

@@ -10,12 +10,14 @@
 #include "engine.hpp"
 #include "http.hpp"
 #include "log.hpp"
+#include "rate_limiter.hpp"
 
 namespace twins {
 
 class Router {
  public:
-  Router(Engine& engine, std::string region, TokenSet tokens, LogFn log);
+  // `write_limiter` admits writes per twin; it must outlive the router.
+  Router(Engine& engine, std::string region, TokenSet tokens, RateLimiter& write_limiter, LogFn log);
 
   // HEAD is answered like GET; the caller leaves the body out.
   HttpResponse Handle(HttpRequest& request) const;

@@ -123,7 +123,8 @@ std::mutex& LibraryMutex() {
 struct RestServer::Impl {
   Impl(const RestOptions& options, Engine& engine, LogFn log_fn)
       : log(std::move(log_fn)),
-        router(engine, options.region, TokenSet(options.tokens), log),
+        write_limiter(options.writes_per_second, options.write_burst),
+        router(engine, options.region, TokenSet(options.tokens), write_limiter, log),
         max_request_bytes(engine.limits().max_request_bytes()) {}
 
   ~Impl() {
@@ -139,6 +140,7 @@ struct RestServer::Impl {
   static int LogMessage(const mg_connection* conn, const char* message) noexcept;
 
   const LogFn log;
+  RateLimiter write_limiter;
   const Router router;
   const size_t max_request_bytes;
   bool library_started = false;

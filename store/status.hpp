@@ -16,6 +16,7 @@ enum class Code {
   kNotFound,
   kVersionMismatch,  // expected() is what the request carried, actual() the stored version
   kQuotaExceeded,    // field() names the resource, quota()/current() the figures
+  kTooManyRequests,  // retry_after_ms() says when the twin may ask again
   kInternal,
 };
 
@@ -41,6 +42,11 @@ class [[nodiscard]] Status {
     s.b_ = current;
     return s;
   }
+  static Status TooManyRequests(uint64_t retry_after_ms) {
+    Status s(Code::kTooManyRequests, "too many requests", {});
+    s.a_ = retry_after_ms;
+    return s;
+  }
   static Status Internal(std::string message) { return Status(Code::kInternal, std::move(message), {}); }
 
   bool ok() const { return code_ == Code::kOk; }
@@ -51,6 +57,7 @@ class [[nodiscard]] Status {
   uint64_t actual() const { return b_; }
   uint64_t quota() const { return a_; }
   uint64_t current() const { return b_; }
+  uint64_t retry_after_ms() const { return a_; }
 
  private:
   Status(Code code, std::string message, std::string field)

@@ -149,13 +149,22 @@ TEST_F(PluginTest, OtherClientsReceiveNeitherRequestsNorReplies) {
   EXPECT_FALSE(leaked.has_value()) << leaked->topic << " " << leaked->payload;
 }
 
-TEST_F(PluginTest, RetainedRequestIsNotStored) {
+TEST_F(PluginTest, RetainedRequestIsRefusedWithAnErrorAndNotStored) {
   auto dev = Device("dev1");
-  ASSERT_TRUE(dev->Publish("$SCW/twins/me/d/put", R"({"data":{}})", 1, true));
-  ASSERT_TRUE(dev->Next().has_value());
+  dev->Publish("$SCW/twins/me/d/put", R"({"data":{}})", 1, true);
+  auto reply = dev->Next();
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(reply->topic + " " + reply->payload,
+            R"j($SCW/twins/me/d/put/response/error {"error":"requests must not be retained (retain flag set)","argument":"retain"})j");
+  EXPECT_EQ(Ask(*dev, "$SCW/twins/me/d/get", ""), R"($SCW/twins/me/d/get/response/error {"error":"document not found"})");
+  // A later subscriber gets the retained marker, published after, and nothing before it.
+  ASSERT_TRUE(dev->Publish("marker/retained", "m", 1, true));
   MqttClient late("late", broker_->port());
   ASSERT_TRUE(late.Subscribe("$SCW/#"));
-  EXPECT_FALSE(late.Next(300).has_value());
+  ASSERT_TRUE(late.Subscribe("marker/#"));
+  auto first = late.Next();
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->topic, "marker/retained");
 }
 
 TEST_F(PluginTest, DeviceCannotReadWriteOrDeleteAnotherTwin) {

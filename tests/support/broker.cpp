@@ -55,11 +55,13 @@ bool Broker::Start() {
        << "allow_anonymous true\n"
        << "user root\n"
        << "set_tcp_nodelay true\n"
-       << "log_type all\n"
-       << "plugin " << TWINS_PLUGIN_PATH << "\n"
-       << "plugin_opt_db_path " << db_path() << "\n"
-       << "plugin_opt_rest_listen off\n"
-       << plugin_options_;
+       << "log_type all\n";
+  if (load_plugin_) {
+    conf << "plugin " << TWINS_PLUGIN_PATH << "\n"
+         << "plugin_opt_db_path " << db_path() << "\n"
+         << "plugin_opt_rest_listen off\n"
+         << plugin_options_;
+  }
   conf.close();
   pid_ = fork();
   if (pid_ == 0) {
@@ -94,6 +96,22 @@ void Broker::Stop() {
 
 bool Broker::exited_cleanly() const {
   return WIFEXITED(exit_status_) && WEXITSTATUS(exit_status_) == 0 && log().find("Sanitizer") == std::string::npos;
+}
+
+void Broker::Pause() {
+  if (pid_ > 0) kill(pid_, SIGSTOP);
+}
+
+void Broker::Resume() {
+  if (pid_ > 0) kill(pid_, SIGCONT);
+}
+
+long Broker::RssKib() const {
+  std::ifstream status("/proc/" + std::to_string(pid_) + "/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return -1;
 }
 
 void Broker::Reload() {

@@ -35,6 +35,15 @@ class Broker {
   // SIGHUP: mosquitto reloads its configuration.
   void Reload();
 
+  // Before Start(): run the same configuration without mosquitto_twins (and its options), to
+  // compare the broker's own behaviour with and without the plugin.
+  void WithoutPlugin() { load_plugin_ = false; }
+  // Sends SIGSTOP / SIGCONT, so that what clients send meanwhile is read in one loop pass.
+  void Pause();
+  void Resume();
+  // The broker's resident memory, from /proc, in KiB.
+  long RssKib() const;
+
   int port() const { return port_; }
   std::string log() const;
   const TempDir& dir() const { return dir_; }
@@ -46,6 +55,7 @@ class Broker {
   std::string global_options_;
   int port_;
   pid_t pid_ = -1;
+  bool load_plugin_ = true;
   int exit_status_ = -1;
 };
 

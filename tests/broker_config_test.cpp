@@ -1,0 +1,85 @@
+// Reading which access checks the broker runs from its configuration (plugin/broker_config.hpp).
+#include "broker_config.hpp"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <fstream>
+
+#include "support/temp_dir.hpp"
+
+namespace twins {
+namespace {
+
+class BrokerConfigTest : public testing::Test {
+ protected:
+  std::string Write(const std::string& name, const std::string& text) {
+    std::ofstream(dir_.sub(name)) << text;
+    return dir_.sub(name);
+  }
+  std::string Own() { return Write("mosquitto_twins.so", ""); }
+
+  test::TempDir dir_;
+};
+
+TEST_F(BrokerConfigTest, PluginAloneLeavesNoOtherChecker) {
+  const std::string own = Own();
+  auto setup = ReadAccessSetup(Write("m.conf", "listener 1883\n# acl_file /x\nplugin " + own + "\n"), own);
+  ASSERT_TRUE(setup.ok()) << setup.status().message();
+  EXPECT_FALSE(setup->others_decide);
+  EXPECT_TRUE(setup->plugin_before_us.empty());
+}
+
+TEST_F(BrokerConfigTest, AclFileMakesOthersDecide) {
+  const std::string own = Own();
+  auto setup = ReadAccessSetup(Write("m.conf", "plugin " + own + "\n  acl_file   /etc/mosquitto/acl  \n"), own);
+  ASSERT_TRUE(setup.ok());
+  EXPECT_TRUE(setup->others_decide);
+  EXPECT_EQ(setup->acl_file, "/etc/mosquitto/acl");
+}
+
+TEST_F(BrokerConfigTest, AnotherPluginAfterUsDecidesAndOneBeforeUsIsNamed) {
+  const std::string own = Own();
+  auto after = ReadAccessSetup(Write("a.conf", "plugin " + own + "\nplugin /usr/lib/dynsec.so\n"), own);
+  ASSERT_TRUE(after.ok());
+  EXPECT_TRUE(after->others_decide);
+  EXPECT_TRUE(after->plugin_before_us.empty());
+  auto before = ReadAccessSetup(Write("b.conf", "auth_plugin /usr/lib/go-auth.so\nplugin " + own + "\n"), own);
+  ASSERT_TRUE(before.ok());
+  EXPECT_EQ(before->plugin_before_us, "/usr/lib/go-auth.so");
+}
+
+TEST_F(BrokerConfigTest, OurPluginIsRecognisedThroughAnotherPath) {
+  const std::string own = Own();
+  ASSERT_EQ(symlink(own.c_str(), dir_.sub("link.so").c_str()), 0);
+  auto setup = ReadAccessSetup(Write("m.conf", "plugin " + dir_.sub("link.so") + "\n"), own);
+  ASSERT_TRUE(setup.ok());
+  EXPECT_FALSE(setup->others_decide);
+}
+
+TEST_F(BrokerConfigTest, IncludeDirFilesAreReadInNameOrder) {
+  const std::string own = Own();
+  ASSERT_EQ(mkdir(dir_.sub("conf.d").c_str(), 0755), 0);
+  Write("conf.d/20-twins.conf", "plugin " + own + "\n");
+  Write("conf.d/10-dynsec.conf", "plugin /usr/lib/dynsec.so\n");
+  Write("conf.d/notes.txt", "acl_file /ignored\n");
+  auto setup = ReadAccessSetup(Write("m.conf", "include_dir " + dir_.sub("conf.d") + "\n"), own);
+  ASSERT_TRUE(setup.ok());
+  EXPECT_TRUE(setup->others_decide);
+  EXPECT_EQ(setup->plugin_before_us, "/usr/lib/dynsec.so");
+  EXPECT_TRUE(setup->acl_file.empty());
+}
+
+TEST_F(BrokerConfigTest, UnreadableFilesAreErrorsNamingThem) {
+  auto missing = ReadAccessSetup(dir_.sub("absent.conf"), Own());
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().message().find("absent.conf"), std::string::npos);
+  auto bad_dir = ReadAccessSetup(Write("m.conf", "include_dir " + dir_.sub("nope") + "\n"), Own());
+  ASSERT_FALSE(bad_dir.ok());
+  EXPECT_NE(bad_dir.status().message().find("nope"), std::string::npos);
+}
+
+TEST_F(BrokerConfigTest, TheTestProcessHasNoConfigArgument) { EXPECT_FALSE(RunningBrokerConfigPath().has_value()); }
+
+}  // namespace
+}  // namespace twins
