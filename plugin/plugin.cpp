@@ -125,20 +125,27 @@ Requester RequesterOf(const Plugin& plugin, const mosquitto* client) {
   return {std::string_view(mosquitto_client_id(client)), {}};
 }
 
-// A QoS 2 write that repeats the client's last one, taken for its re-send: answered from
-// memory (see resend_filter.hpp for when that is sure).
-std::optional<Reply> AnswerResend(Plugin& plugin, const char* client_id, const mosquitto_evt_message& msg,
-                                  const TwinTopic& parsed, std::string_view payload,
-                                  const std::optional<std::string>& correlation, const Requester& requester) {
+// A QoS 2 write that repeats the client's last one is taken for its re-send (see
+// resend_filter.hpp for when that is sure): not run again, and answered again only on a new
+// connection, since the first connection has its reply already.
+struct Resend {
+  bool found = false;
+  std::optional<Reply> reply;
+};
+
+Resend FindResend(Plugin& plugin, const char* client_id, const mosquitto_evt_message& msg, const TwinTopic& parsed,
+                  std::string_view payload, const std::optional<std::string>& correlation,
+                  const Requester& requester) {
   const ResendFilter::Remembered* last = plugin.resends.Find(client_id, msg.topic, payload, correlation);
-  if (last == nullptr) return std::nullopt;
+  if (last == nullptr) return {};
   if (!last->by_correlation) {
     std::string_view twin = parsed.twin == "me" ? requester.twin.value_or("") : parsed.twin;
     auto now = plugin.engine->Get(twin, parsed.document);
     const uint64_t version = now.ok() ? now->version : 0;
-    if (version != last->version) return std::nullopt;
+    if (version != last->version) return {};
   }
-  return Reply{last->reply_topic, last->reply_payload, true};
+  if (last->connection == msg.client) return {true, std::nullopt};
+  return {true, Reply{last->reply_topic, last->reply_payload, true, last->version}};
 }
 
 int OnMessage(int, void* event_data, void* userdata) {
@@ -159,16 +166,19 @@ int OnMessage(int, void* event_data, void* userdata) {
     std::optional<std::string> correlation = CorrelationData(*msg);
     const bool write = parsed.method != "get";
     const bool exactly_once = msg->qos == 2 && write;
-    std::optional<Reply> resent;
-    if (exactly_once) resent = AnswerResend(plugin, client_id, *msg, parsed, payload, correlation, requester);
+    Resend resend;
+    if (exactly_once) resend = FindResend(plugin, client_id, *msg, parsed, payload, correlation, requester);
+    if (resend.found && !resend.reply) return MOSQ_ERR_ACL_DENIED;
+    const bool resent = resend.found;
     // Until ticks are seen to come, each write is made durable on its own and answered now.
     const Durability durability = plugin.tick_seen ? Durability::kAtSync : Durability::kBeforeReturn;
-    Reply reply = resent ? std::move(*resent)
+    Reply reply = resent ? std::move(*resend.reply)
                          : HandleTwinRequest(*plugin.engine, *plugin.request_limiter, requester, msg->topic, parsed,
                                              payload, durability);
     if (exactly_once && !resent && reply.success) {
-      plugin.resends.Remember(client_id, msg->topic, payload, correlation,
-                              {reply.topic, reply.payload, parsed.method == "delete" ? 0 : reply.version, false});
+      plugin.resends.Remember(
+          client_id, msg->topic, payload, correlation,
+          {reply.topic, reply.payload, parsed.method == "delete" ? 0 : reply.version, false, msg->client});
     }
     if (durability == Durability::kAtSync) {
       plugin.held_replies.push_back(
@@ -186,13 +196,16 @@ int OnMessage(int, void* event_data, void* userdata) {
 
 // A connection that goes (also when another connection takes its client id over) gets no
 // more replies: they would reach whoever uses that client id next.
-int OnDisconnect(int, void* event_data, void* userdata) {
+int OnDisconnect(int, void* event_data, void* userdata) noexcept try {
   auto& plugin = *static_cast<Plugin*>(userdata);
   const mosquitto* client = static_cast<mosquitto_evt_disconnect*>(event_data)->client;
   auto& held = plugin.held_replies;
   for (auto& reply : held) {
     if (reply.client == client) reply.client = nullptr;
   }
+  if (const char* id = mosquitto_client_id(client)) plugin.resends.ConnectionGone(id, client);
+  return MOSQ_ERR_SUCCESS;
+} catch (...) {
   return MOSQ_ERR_SUCCESS;
 }
 

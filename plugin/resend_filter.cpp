@@ -17,6 +17,11 @@ const ResendFilter::Remembered* ResendFilter::Find(std::string_view client, std:
   return &entry.reply;
 }
 
+void ResendFilter::ConnectionGone(std::string_view client, const void* connection) {
+  auto it = entries_.find(std::string(client));
+  if (it != entries_.end() && it->second.reply.connection == connection) it->second.reply.connection = nullptr;
+}
+
 size_t ResendFilter::Cost(const std::string& client, const Entry& entry) {
   return 2 * client.size() + entry.topic.size() + entry.correlation.value_or("").size() +
          entry.reply.reply_topic.size() + entry.reply.reply_payload.size() + 128;  // + map and list nodes

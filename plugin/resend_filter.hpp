@@ -34,6 +34,7 @@ class ResendFilter {
     std::string reply_payload;
     uint64_t version;  // what the write left: the document's version (0 after a delete)
     bool by_correlation;
+    const void* connection;  // that got the reply; nullptr once it is gone
   };
 
   // The remembered write of `client` if this request repeats it (same topic, payload and
@@ -41,6 +42,9 @@ class ResendFilter {
   // a re-send (see above).
   const Remembered* Find(std::string_view client, std::string_view topic, std::string_view payload,
                          const std::optional<std::string>& correlation) const;
+
+  // `connection` of `client` is gone (a later one may reuse its address).
+  void ConnectionGone(std::string_view client, const void* connection);
 
   // After a successful QoS 2 write of `client`.
   void Remember(std::string_view client, std::string_view topic, std::string_view payload,

@@ -12,7 +12,7 @@ StoreReclaimer::StoreReclaimer() {
 
 bool StoreReclaimer::OnTick(std::chrono::steady_clock::time_point now) {
   if (!available() || *dropped_ == seen_) return false;
-  if (now - last_ < std::chrono::seconds(1)) return false;
+  if (now - last_ < std::chrono::milliseconds(10)) return false;
   seen_ = *dropped_;
   last_ = now;
   compact_();

@@ -6,7 +6,7 @@
 // the broker only frees such messages in db__msg_store_compact(), which 2.0.x never calls and
 // 2.1-develop calls only at start. So every dropped reply stays in memory (58.8 KB per 60 KB
 // reply measured). Debian's mosquitto exports db__msg_store_compact and the dropped-message
-// counter: when the counter moves, this calls the compaction at most once a second, on the
+// counter: when the counter moves, this calls the compaction (at most every 10 ms), on the
 // broker thread at the end of a loop pass, when no message is held unreferenced on purpose.
 // Brokers that do not export them (upstream builds export only src/linker.syms) keep the
 // leak; the rate limit and max_queued_* settings then bound how fast it grows.

@@ -9,7 +9,7 @@ namespace twins {
 namespace {
 
 ResendFilter::Remembered Reply(uint64_t version) {
-  return {"t/response/success", "{\"version\":" + std::to_string(version) + "}", version, false};
+  return {"t/response/success", "{\"version\":" + std::to_string(version) + "}", version, false, nullptr};
 }
 
 TEST(ResendFilterTest, TheSameRequestIsFoundWithItsReply) {

@@ -354,6 +354,26 @@ TEST_F(RestTest, QuotaExceededIsForbiddenWithFigures) {
   EXPECT_EQ(Put("b", R"j({"data":{"still":"writable"}})j").status, 200);
 }
 
+TEST_F(RestTest, WritesOverATwinsRateAreTooManyRequestsWithRetryAfter) {
+  RestOptions options = Options();
+  options.writes_per_second = 1;
+  options.write_burst = 2;
+  Start(options);
+  ASSERT_EQ(Put("a", R"j({"data":{"n":1}})j").status, 200);
+  ASSERT_EQ(Call("PATCH", DocPath("dev1", "a"), R"j({"data":{"n":2}})j").status, 200);
+  HttpReply refused = Call("DELETE", DocPath("dev1", "a"));
+  EXPECT_EQ(refused.status, 429) << refused.body;
+  EXPECT_EQ(refused.header("retry-after"), "1");
+  EXPECT_NE(refused.body.find(R"j("type":"too_many_requests")j"), std::string::npos) << refused.body;
+  EXPECT_NE(refused.body.find(R"j("retry_after_ms":)j"), std::string::npos) << refused.body;
+  EXPECT_EQ(Call("DELETE", std::string(kTwinBase) + "dev1").status, 429);
+  // The refused writes changed nothing; reads and other twins are not limited.
+  HttpReply read = Call("GET", DocPath("dev1", "a"));
+  EXPECT_EQ(read.status, 200);
+  EXPECT_NE(read.body.find(R"j("version":2)j"), std::string::npos) << read.body;
+  EXPECT_EQ(Call("PUT", DocPath("dev2", "a"), R"j({"data":{}})j").status, 200);
+}
+
 TEST_F(RestTest, DocumentLargerThanLimitIsInvalidArgument) {
   Limits limits;
   limits.max_document_bytes = 100;

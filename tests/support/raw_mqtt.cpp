@@ -68,6 +68,17 @@ void RawMqtt::Send(uint8_t header, const std::string& body) {
 
 bool RawMqtt::Connect(const std::string& client_id, bool clean_session, const std::optional<Will>& will,
                       const std::string& username, const std::string& password) {
+  SendConnect(client_id, clean_session, will, username, password);
+  return AwaitConnack();
+}
+
+bool RawMqtt::AwaitConnack() {
+  auto connack = Read();
+  return connack && connack->type == 2 && connack->body.size() == 2 && connack->body[1] == 0;
+}
+
+void RawMqtt::SendConnect(const std::string& client_id, bool clean_session, const std::optional<Will>& will,
+                          const std::string& username, const std::string& password) {
   uint8_t flags = clean_session ? 0x02 : 0;
   if (will) flags |= 0x04 | static_cast<uint8_t>(will->qos << 3) | (will->retain ? 0x20 : 0);
   if (!username.empty()) flags |= 0x80 | (password.empty() ? 0 : 0x40);
@@ -76,8 +87,6 @@ bool RawMqtt::Connect(const std::string& client_id, bool clean_session, const st
   if (!username.empty()) body += Str(username);
   if (!password.empty()) body += Str(password);
   Send(0x10, body);
-  auto connack = Read();
-  return connack && connack->type == 2 && connack->body.size() == 2 && connack->body[1] == 0;
 }
 
 void RawMqtt::Publish(const std::string& topic, const std::string& payload, int qos, uint16_t packet_id, bool dup,

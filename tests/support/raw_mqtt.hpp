@@ -35,6 +35,10 @@ class RawMqtt {
   // Sends CONNECT and waits for CONNACK; true when accepted.
   bool Connect(const std::string& client_id, bool clean_session, const std::optional<Will>& will = std::nullopt,
                const std::string& username = "", const std::string& password = "");
+  // The two halves of Connect, for a CONNECT that must arrive while the broker is paused.
+  void SendConnect(const std::string& client_id, bool clean_session, const std::optional<Will>& will = std::nullopt,
+                   const std::string& username = "", const std::string& password = "");
+  bool AwaitConnack();
   void Publish(const std::string& topic, const std::string& payload, int qos, uint16_t packet_id = 0,
                bool dup = false, bool retain = false);
   void Subscribe(const std::string& pattern, uint16_t packet_id);

@@ -1,0 +1,386 @@
+// One device must not be able to hurt another: forged replies, identity, re-sent QoS 2
+// requests, request floods and unread replies, against the real broker with the plugin.
+// "Nothing arrives" is always proved by a marker sent after, arriving first.
+#include <gtest/gtest.h>
+#include <mqtt_protocol.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "support/broker.hpp"
+#include "support/mqtt_client.hpp"
+#include "support/raw_mqtt.hpp"
+
+namespace twins::test {
+namespace {
+
+constexpr char kDynsec[] = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so";
+
+// The broker's access control beside the plugin: none, the README's acl_file, or
+// dynamic-security with a role for anonymous devices (listed after the plugin).
+struct AccessSetup {
+  std::string name;
+  std::string acl;     // acl_file contents, empty for none
+  bool dynsec = false;
+};
+
+void PrintTo(const AccessSetup& setup, std::ostream* out) { *out << setup.name; }
+
+const std::string kReadmeAcl =
+    "topic readwrite marker/#\n"
+    "topic readwrite allowed/#\n"
+    "topic read secret/#\n"
+    "pattern readwrite $SCW/twins/%c/#\n"
+    "pattern readwrite $SCW/twins/me/#\n";
+
+const std::string kDynsecConfig = R"({
+  "defaultACLAccess": {"publishClientSend": false, "publishClientReceive": true, "subscribe": false, "unsubscribe": true},
+  "clients": [],
+  "groups": [{"groupname": "devices", "roles": [{"rolename": "device"}], "clients": []}],
+  "anonymousGroup": "devices",
+  "roles": [{"rolename": "device", "acls": [
+    {"acltype": "publishClientSend", "topic": "$SCW/twins/%c/#", "allow": true},
+    {"acltype": "publishClientSend", "topic": "$SCW/twins/me/#", "allow": true},
+    {"acltype": "publishClientSend", "topic": "marker/#", "allow": true},
+    {"acltype": "publishClientSend", "topic": "allowed/#", "allow": true},
+    {"acltype": "publishClientReceive", "topic": "other/#", "allow": false},
+    {"acltype": "subscribePattern", "topic": "#", "allow": true},
+    {"acltype": "subscribePattern", "topic": "$SCW/#", "allow": true},
+    {"acltype": "subscribePattern", "topic": "$SCW/twins/#", "allow": true}
+  ]}]
+})";
+
+class SecurityTest : public testing::TestWithParam<AccessSetup> {
+ protected:
+  void TearDown() override {
+    if (!broker_) return;
+    broker_->Stop();
+    EXPECT_TRUE(broker_->exited_cleanly()) << broker_->log();
+  }
+
+  // `with_plugin` false: the same access setup in a broker without mosquitto_twins.
+  void StartBroker(bool with_plugin = true, const std::string& plugin_options = "") {
+    const AccessSetup& setup = GetParam();
+    files_ = std::make_unique<TempDir>();
+    std::string global, after_plugin = plugin_options;
+    if (!setup.acl.empty()) {
+      std::ofstream(files_->sub("acl")) << setup.acl;
+      global += "acl_file " + files_->sub("acl") + "\n";
+    }
+    if (setup.dynsec) {
+      std::ofstream(files_->sub("dynsec.json")) << kDynsecConfig;
+      std::string lines = std::string("plugin ") + kDynsec + "\nplugin_opt_config_file " + files_->sub("dynsec.json") + "\n";
+      (with_plugin ? after_plugin : global) += lines;
+    }
+    broker_ = std::make_unique<Broker>(after_plugin, global);
+    if (!with_plugin) broker_->WithoutPlugin();
+    ASSERT_TRUE(broker_->Start()) << broker_->log();
+  }
+
+  // A client subscribed to everything a device might (its twin topics, all of $SCW) and to
+  // the markers.
+  std::unique_ptr<MqttClient> Listener(const std::string& id) {
+    auto client = std::make_unique<MqttClient>(id, broker_->port());
+    EXPECT_TRUE(client->connected());
+    for (const char* pattern : {"$SCW/twins/me/#", "$SCW/#", "marker/#"}) EXPECT_TRUE(client->Subscribe(pattern));
+    EXPECT_TRUE(client->Subscribe("$SCW/twins/" + id + "/#"));
+    return client;
+  }
+
+  // Publishes `marker/<name>` and returns the topic of the first message `client` receives.
+  std::string FirstAfterMarker(MqttClient& client, const std::string& name) {
+    MqttClient sender("marker-" + name, broker_->port());
+    EXPECT_TRUE(sender.Publish("marker/" + name, "m", 1));
+    auto first = client.Next();
+    return first ? first->topic : "<nothing, not even the marker>";
+  }
+
+  // A client with `will` that loses its connection; returns once the broker has dealt with
+  // the Will (a new connection with the same client id is accepted only after that).
+  void LoseConnectionWithWill(const std::string& id, const Will& will) {
+    {
+      RawMqtt attacker(broker_->port());
+      ASSERT_TRUE(attacker.Connect(id, true, will));
+      attacker.Drop();
+    }
+    MqttClient same_id(id, broker_->port());
+    ASSERT_TRUE(same_id.connected());
+  }
+
+  std::unique_ptr<TempDir> files_;
+  std::unique_ptr<Broker> broker_;
+};
+
+const std::string kForged = R"({"version":99,"data":{"forged":true}})";
+
+TEST_P(SecurityTest, WillsUnderTwinTopicsReachNoSubscriber) {
+  StartBroker();
+  auto victim = Listener("victim");
+  LoseConnectionWithWill("mallory1", {"$SCW/twins/me/desired/get/response/success", kForged, 1, false});
+  LoseConnectionWithWill("mallory2", {"$SCW/twins/victim/desired/get/response/success", kForged, 0, false});
+  LoseConnectionWithWill("mallory3", {"$SCW/twins/me/desired/get", kForged, 1, false});
+  EXPECT_EQ(FirstAfterMarker(*victim, "wills"), "marker/wills");
+}
+
+TEST_P(SecurityTest, RetainedWillsAndPublishesUnderTwinTopicsAreNeverStored) {
+  StartBroker();
+  LoseConnectionWithWill("mallory1", {"$SCW/twins/me/desired/get/response/success", kForged, 1, true});
+  LoseConnectionWithWill("mallory2", {"$SCW/twins/me/desired/get", kForged, 1, true});
+  {
+    MqttClient mallory("mallory3", broker_->port());
+    mallory.Publish("$SCW/twins/me/desired/get/response/success", kForged, 1, true);
+    mallory.Publish("$SCW/twins", kForged, 1, true);
+    ASSERT_TRUE(mallory.Publish("marker/retained", "m", 1, true));
+  }
+  // Retained messages are sent on SUBSCRIBE, in subscription order: anything stored under
+  // $SCW would come before the marker.
+  MqttClient late("late", broker_->port());
+  ASSERT_TRUE(late.Subscribe("$SCW/#"));
+  ASSERT_TRUE(late.Subscribe("marker/#"));
+  auto first = late.Next();
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->topic, "marker/retained");
+}
+
+TEST_P(SecurityTest, PublishedRepliesAreForgedForNobodyAndRealRepliesStillCome) {
+  StartBroker();
+  auto victim = Listener("victim");
+  {
+    MqttClient mallory("mallory", broker_->port());
+    mallory.Publish("$SCW/twins/me/desired/get/response/success", kForged, 1);
+    mallory.Publish("$SCW/twins/victim/desired/get/response/success", kForged, 0);
+    mallory.Publish("$SCW/twins/victim/desired/updated", kForged, 1);
+  }
+  EXPECT_EQ(FirstAfterMarker(*victim, "published"), "marker/published");
+  auto reply = victim->Request("$SCW/twins/me/desired/put", R"({"data":{"real":true}})", 1);
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(reply->topic + " " + reply->payload,
+            R"($SCW/twins/me/desired/put/response/success {"version":1,"data":{"real":true}})");
+}
+
+// Non-twin traffic: what each client receives, with and without the plugin, must be the same.
+std::vector<std::string> NonTwinDeliveries(int port) {
+  MqttClient reader("reader", port);
+  for (const char* pattern : {"allowed/#", "secret/#", "other/#", "marker/#"}) reader.Subscribe(pattern);
+  {
+    MqttClient writer("writer", port);
+    for (const char* topic : {"allowed/a", "secret/s", "other/o", "$SCW/other/x"}) writer.Publish(topic, "x", 1);
+    writer.Publish("marker/end", "m", 1);
+  }
+  std::vector<std::string> seen;
+  while (auto message = reader.Next()) {
+    seen.push_back(message->topic);
+    if (message->topic == "marker/end") break;
+  }
+  return seen;
+}
+
+TEST_P(SecurityTest, OtherTrafficIsDecidedExactlyAsWithoutThePlugin) {
+  StartBroker(false);
+  const std::vector<std::string> without = NonTwinDeliveries(broker_->port());
+  broker_->Stop();
+  ASSERT_TRUE(broker_->exited_cleanly()) << broker_->log();
+  StartBroker(true);
+  const std::vector<std::string> with = NonTwinDeliveries(broker_->port());
+  EXPECT_EQ(with, without);
+  ASSERT_FALSE(without.empty());
+  EXPECT_EQ(without.back(), "marker/end");  // the scenario ran to its end in both brokers
+}
+
+INSTANTIATE_TEST_SUITE_P(AccessSetups, SecurityTest,
+                         testing::Values(AccessSetup{"NoAcl", "", false}, AccessSetup{"AclFile", kReadmeAcl, false},
+                                         AccessSetup{"DynamicSecurity", "", true}),
+                         [](const auto& info) { return info.param.name; });
+
+// The remaining tests need no access setup.
+class PluginSafetyTest : public testing::Test {
+ protected:
+  void TearDown() override {
+    if (!broker_) return;
+    broker_->Stop();
+    EXPECT_TRUE(broker_->exited_cleanly()) << broker_->log();
+  }
+  void StartBroker(const std::string& options = "", const std::string& global = "") {
+    broker_ = std::make_unique<Broker>(options, global);
+    ASSERT_TRUE(broker_->Start()) << broker_->log();
+  }
+  // The next PUBLISH a raw client receives, as "topic payload".
+  static std::string NextPublish(RawMqtt& client) {
+    auto packet = client.ReadType(3);
+    return packet ? packet->topic() + " " + packet->payload() : "<no reply>";
+  }
+  std::unique_ptr<Broker> broker_;
+};
+
+TEST_F(PluginSafetyTest, ReSentQos2RequestChangesTheTwinOnceAndGetsOneReply) {
+  StartBroker();
+  const std::string topic = "$SCW/twins/me/d/patch";
+  RawMqtt dev(broker_->port());
+  ASSERT_TRUE(dev.Connect("q2dev", false));
+  dev.Subscribe("$SCW/twins/me/#", 1);
+  ASSERT_TRUE(dev.ReadType(9).has_value());  // SUBACK
+  // A re-send in the same connection (as after a lost PUBREC): its reply is on its way already.
+  dev.Publish(topic, R"({"data":{"n":1}})", 2, 7);
+  ASSERT_TRUE(dev.ReadType(5).has_value());  // PUBREC
+  EXPECT_EQ(NextPublish(dev), topic + R"(/response/success {"version":1,"data":{"n":1}})");
+  dev.Publish(topic, R"({"data":{"n":1}})", 2, 7, true);
+  dev.PubRel(7);
+  dev.Publish("$SCW/twins/me/d/get", "", 0);
+  EXPECT_EQ(NextPublish(dev), R"($SCW/twins/me/d/get/response/success {"version":1,"data":{"n":1}})");
+  // A re-send after a reconnect of the same session, the reply lost with the connection.
+  dev.Publish(topic, R"({"data":{"n":2}})", 2, 9);
+  ASSERT_TRUE(dev.ReadType(5).has_value());
+  dev.Drop();
+  RawMqtt again(broker_->port());
+  ASSERT_TRUE(again.Connect("q2dev", false));
+  again.Publish(topic, R"({"data":{"n":2}})", 2, 9, true);
+  again.PubRel(9);
+  EXPECT_EQ(NextPublish(again), topic + R"(/response/success {"version":2,"data":{"n":2}})");
+  again.Drop();
+  // Only two writes happened, and the session saw one reply for the second.
+  MqttClient check("q2dev", broker_->port());
+  ASSERT_TRUE(check.Subscribe("$SCW/twins/me/#"));
+  auto got = check.Request("$SCW/twins/me/d/get", "", 1);
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->payload, R"({"version":2,"data":{"n":2}})");
+}
+
+TEST_F(PluginSafetyTest, Qos2RequestsThatDifferAreAllRun) {
+  StartBroker();
+  auto dev = std::make_unique<MqttClient>("q2", broker_->port(), MQTT_PROTOCOL_V5);
+  ASSERT_TRUE(dev->Subscribe("$SCW/twins/me/#"));
+  // Same body, distinct correlation data: two requests. Different bodies: new requests.
+  ASSERT_TRUE(dev->Publish("$SCW/twins/me/d/put", R"({"data":{"a":1}})", 2, false, "c1"));
+  ASSERT_TRUE(dev->Next().has_value());
+  ASSERT_TRUE(dev->Publish("$SCW/twins/me/d/put", R"({"data":{"a":1}})", 2, false, "c2"));
+  ASSERT_TRUE(dev->Next().has_value());
+  ASSERT_TRUE(dev->Publish("$SCW/twins/me/d/put", R"({"data":{"a":2}})", 2));
+  auto last = dev->Next();
+  ASSERT_TRUE(last.has_value());
+  EXPECT_EQ(last->payload, R"({"version":3,"data":{"a":2}})");
+  // The same request again, no correlation data, the document unchanged: taken for a re-send
+  // on the same connection, which has its reply already; the next reply is the get's.
+  ASSERT_TRUE(dev->Publish("$SCW/twins/me/d/put", R"({"data":{"a":2}})", 2));
+  auto got = dev->Request("$SCW/twins/me/d/get", "", 2);
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->topic + " " + got->payload, R"($SCW/twins/me/d/get/response/success {"version":3,"data":{"a":2}})");
+}
+
+TEST_F(PluginSafetyTest, TwinNamedByUsernameCannotBeClaimedByChoosingAClientId) {
+  TempDir auth;
+  const std::string passwords = auth.sub("passwords");
+  ASSERT_EQ(std::system(("mosquitto_passwd -b -c " + passwords + " alice pw-a >/dev/null && mosquitto_passwd -b " +
+                         passwords + " bob pw-b >/dev/null").c_str()),
+            0);
+  StartBroker("plugin_opt_twin_identity username\nallow_anonymous false\npassword_file " + passwords + "\n");
+  // alice connects with bob's client id: `me` is still alice, and bob's twin stays out of reach.
+  RawMqtt alice(broker_->port());
+  ASSERT_TRUE(alice.Connect("bob", true, std::nullopt, "alice", "pw-a"));
+  alice.Publish("$SCW/twins/me/d/put", R"({"data":{"by":"alice"}})", 0);
+  EXPECT_EQ(NextPublish(alice), R"($SCW/twins/me/d/put/response/success {"version":1,"data":{"by":"alice"}})");
+  alice.Publish("$SCW/twins/bob/d/put", R"({"data":{"by":"alice"}})", 0);
+  EXPECT_EQ(NextPublish(alice), R"j($SCW/twins/bob/d/put/response/error {"error":"a device may only use its own twin (its client id, or 'me')","argument":"twin_id"})j");
+  RawMqtt bob(broker_->port());
+  ASSERT_TRUE(bob.Connect("anything", true, std::nullopt, "bob", "pw-b"));
+  bob.Publish("$SCW/twins/bob/d/get", "", 0);
+  EXPECT_EQ(NextPublish(bob), R"($SCW/twins/bob/d/get/response/error {"error":"document not found"})");
+  bob.Publish("$SCW/twins/alice/d/get", "", 0);
+  EXPECT_EQ(NextPublish(bob).substr(0, 48), "$SCW/twins/alice/d/get/response/error {\"error\":\"");
+}
+
+TEST_F(PluginSafetyTest, WithoutAUsernameThereIsNoTwinUnderUsernameIdentity) {
+  StartBroker("plugin_opt_twin_identity username\n");
+  RawMqtt anonymous(broker_->port());
+  ASSERT_TRUE(anonymous.Connect("dev1", true));
+  anonymous.Publish("$SCW/twins/me/d/get", "", 0);
+  EXPECT_EQ(NextPublish(anonymous),
+            R"j($SCW/twins/me/d/get/response/error {"error":"this broker names twins by username: connect with a username (or a client certificate)","argument":"twin_id"})j");
+  anonymous.Publish("$SCW/twins/dev1/d/get", "", 0);
+  EXPECT_EQ(NextPublish(anonymous).substr(0, 40), "$SCW/twins/dev1/d/get/response/error {\"e");
+}
+
+TEST_F(PluginSafetyTest, ATakeoverNeverReceivesTheReplyToThePreviousConnection) {
+  StartBroker();
+  RawMqtt first(broker_->port());
+  ASSERT_TRUE(first.Connect("dev", true));
+  first.Publish("$SCW/twins/me/d/put", R"({"data":{"first":true}})", 0);
+  ASSERT_NE(NextPublish(first), "<no reply>");
+  // The old connection's request and the new connection's CONNECT are read in one loop pass.
+  RawMqtt second(broker_->port());
+  broker_->Pause();
+  first.Publish("$SCW/twins/me/d/get", "", 0);
+  second.SendConnect("dev", true);
+  broker_->Resume();
+  ASSERT_TRUE(second.AwaitConnack());
+  second.Subscribe("$SCW/twins/me/#", 1);
+  ASSERT_TRUE(second.ReadType(9).has_value());
+  second.Publish("$SCW/twins/me/d/patch", R"({"data":{"second":true}})", 0);
+  EXPECT_EQ(NextPublish(second), R"($SCW/twins/me/d/patch/response/success {"version":2,"data":{"first":true,"second":true}})");
+}
+
+TEST_F(PluginSafetyTest, ATwinOverItsRequestRateIsToldWhenToRetry) {
+  StartBroker("plugin_opt_max_requests_per_second 1\nplugin_opt_request_burst 2\n");
+  auto dev = std::make_unique<MqttClient>("flood", broker_->port());
+  ASSERT_TRUE(dev->Subscribe("$SCW/twins/me/#"));
+  EXPECT_EQ(dev->Request("$SCW/twins/me/d/put", R"({"data":{}})")->topic, "$SCW/twins/me/d/put/response/success");
+  EXPECT_EQ(dev->Request("$SCW/twins/me/d/get", "")->topic, "$SCW/twins/me/d/get/response/success");
+  auto refused = dev->Request("$SCW/twins/me/d/patch", R"({"data":{"x":1}})");
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_EQ(refused->topic, "$SCW/twins/me/d/patch/response/error");
+  const std::string prefix = R"({"error":"too many requests","retry_after_ms":)";
+  ASSERT_EQ(refused->payload.substr(0, prefix.size()), prefix) << refused->payload;
+  const long wait_ms = std::stol(refused->payload.substr(prefix.size()));
+  EXPECT_GT(wait_ms, 0);
+  EXPECT_LE(wait_ms, 1000);
+  // The refused patch changed nothing, and another twin is not slowed.
+  auto other = std::make_unique<MqttClient>("calm", broker_->port());
+  ASSERT_TRUE(other->Subscribe("$SCW/twins/me/#"));
+  EXPECT_EQ(other->Request("$SCW/twins/me/d/get", "")->topic, "$SCW/twins/me/d/get/response/error");
+  EXPECT_EQ(other->Request("$SCW/twins/me/d/put", R"({"data":{}})")->topic, "$SCW/twins/me/d/put/response/success");
+}
+
+TEST_F(PluginSafetyTest, BadHardeningOptionsStopTheBrokerNamingTheOption) {
+  for (const std::string option :
+       {"plugin_opt_twin_identity cn\n", "plugin_opt_max_requests_per_second -1\n",
+        "plugin_opt_max_requests_per_second many\n", "plugin_opt_request_burst 0\n",
+        "plugin_opt_request_burst 99999999999\n"}) {
+    Broker broker(option);
+    EXPECT_FALSE(broker.Start()) << option;
+    const std::string name = option.substr(0, option.find(' '));
+    EXPECT_NE(broker.log().find("twins: " + name + ": "), std::string::npos) << broker.log();
+  }
+}
+
+// F3: a client that sends small QoS 1 requests for a large document and never reads.
+TEST_F(PluginSafetyTest, UnreadRepliesDoNotGrowTheBroker) {
+  StartBroker("plugin_opt_max_requests_per_second 0\n", "max_queued_messages 100\n");
+  const std::string big = R"({"data":{"blob":")" + std::string(60000, 'x') + "\"}}";
+  {
+    MqttClient owner("reader", broker_->port());
+    ASSERT_TRUE(owner.Subscribe("$SCW/twins/me/#"));
+    ASSERT_EQ(owner.Request("$SCW/twins/me/big/put", big)->topic, "$SCW/twins/me/big/put/response/success");
+  }
+  MqttClient done("done-watch", broker_->port());
+  ASSERT_TRUE(done.Subscribe("marker/#"));
+  const long before = broker_->RssKib();
+  constexpr int kRequests = 20000;
+  RawMqtt flood(broker_->port());
+  ASSERT_TRUE(flood.Connect("reader", true));
+  for (int i = 0; i < kRequests; ++i) flood.Publish("$SCW/twins/me/big/get", "", 1, static_cast<uint16_t>(i % 60000 + 1));
+  flood.Publish("marker/flood-done", "", 0);  // read after every request: they are all answered
+  auto marker = done.Next(120000);
+  ASSERT_TRUE(marker.has_value());
+  EXPECT_EQ(marker->topic, "marker/flood-done");
+  // Once the last drops are reclaimed (next tick): 20 000 replies of 60 KB would be 1.2 GB.
+  MqttClient sync("sync", broker_->port());
+  ASSERT_TRUE(sync.Publish("marker/sync", "", 1));
+  const long growth_mib = (broker_->RssKib() - before) / 1024;
+  RecordProperty("rss_growth_mib", static_cast<int>(growth_mib));
+  EXPECT_LT(growth_mib, 200) << "broker RSS grew by " << growth_mib << " MiB";
+}
+
+}  // namespace
+}  // namespace twins::test
