@@ -308,15 +308,15 @@ TEST_F(PluginSafetyTest, ATakeoverNeverReceivesTheReplyToThePreviousConnection) 
   ASSERT_TRUE(first.Connect("dev", true));
   first.Publish("$SCW/twins/me/d/put", R"({"data":{"first":true}})", 0);
   ASSERT_NE(NextPublish(first), "<no reply>");
-  // The old connection's request and the new connection's CONNECT are read in one loop pass.
+  // The old connection's request and the new connection's CONNECT are read in one loop pass
+  // (the new connection accepted first: the broker reads a new socket only from the next pass).
   RawMqtt second(broker_->port());
+  ASSERT_TRUE(broker_->WaitForLog("New connection from 127.0.0.1:" + std::to_string(second.local_port())));
   broker_->Pause();
   first.Publish("$SCW/twins/me/d/get", "", 0);
   second.SendConnect("dev", true);
   broker_->Resume();
   ASSERT_TRUE(second.AwaitConnack());
-  second.Subscribe("$SCW/twins/me/#", 1);
-  ASSERT_TRUE(second.ReadType(9).has_value());
   second.Publish("$SCW/twins/me/d/patch", R"({"data":{"second":true}})", 0);
   EXPECT_EQ(NextPublish(second), R"($SCW/twins/me/d/patch/response/success {"version":2,"data":{"first":true,"second":true}})");
 }
@@ -354,9 +354,12 @@ TEST_F(PluginSafetyTest, BadHardeningOptionsStopTheBrokerNamingTheOption) {
   }
 }
 
-// F3: a client that sends small QoS 1 requests for a large document and never reads.
+// A client that sends small QoS 1 requests for a large document and never reads. The rate
+// limit is off to show the reclaiming alone; TWINS_UNREAD_REQUESTS and TWINS_UNREAD_OPTIONS
+// (e.g. "" against an older plugin) serve the figures in the README.
 TEST_F(PluginSafetyTest, UnreadRepliesDoNotGrowTheBroker) {
-  StartBroker("plugin_opt_max_requests_per_second 0\n", "max_queued_messages 100\n");
+  const char* options = std::getenv("TWINS_UNREAD_OPTIONS");
+  StartBroker(options ? options : "plugin_opt_max_requests_per_second 0\n", "max_queued_messages 100\n");
   const std::string big = R"({"data":{"blob":")" + std::string(60000, 'x') + "\"}}";
   {
     MqttClient owner("reader", broker_->port());
@@ -366,15 +369,16 @@ TEST_F(PluginSafetyTest, UnreadRepliesDoNotGrowTheBroker) {
   MqttClient done("done-watch", broker_->port());
   ASSERT_TRUE(done.Subscribe("marker/#"));
   const long before = broker_->RssKib();
-  constexpr int kRequests = 20000;
+  const char* count = std::getenv("TWINS_UNREAD_REQUESTS");
+  const int kRequests = count ? std::atoi(count) : 20000;
   RawMqtt flood(broker_->port());
   ASSERT_TRUE(flood.Connect("reader", true));
   for (int i = 0; i < kRequests; ++i) flood.Publish("$SCW/twins/me/big/get", "", 1, static_cast<uint16_t>(i % 60000 + 1));
   flood.Publish("marker/flood-done", "", 0);  // read after every request: they are all answered
-  auto marker = done.Next(120000);
+  auto marker = done.Next(600000);
   ASSERT_TRUE(marker.has_value());
   EXPECT_EQ(marker->topic, "marker/flood-done");
-  // Once the last drops are reclaimed (next tick): 20 000 replies of 60 KB would be 1.2 GB.
+  // Once the last drops are reclaimed (next tick): 20 000 leaked replies of 60 KB are 1.2 GB.
   MqttClient sync("sync", broker_->port());
   ASSERT_TRUE(sync.Publish("marker/sync", "", 1));
   const long growth_mib = (broker_->RssKib() - before) / 1024;

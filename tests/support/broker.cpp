@@ -98,6 +98,15 @@ bool Broker::exited_cleanly() const {
   return WIFEXITED(exit_status_) && WEXITSTATUS(exit_status_) == 0 && log().find("Sanitizer") == std::string::npos;
 }
 
+bool Broker::WaitForLog(const std::string& text, int timeout_ms) const {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (log().find(text) == std::string::npos) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
 void Broker::Pause() {
   if (pid_ > 0) kill(pid_, SIGSTOP);
 }

@@ -41,6 +41,8 @@ class Broker {
   // Sends SIGSTOP / SIGCONT, so that what clients send meanwhile is read in one loop pass.
   void Pause();
   void Resume();
+  // Waits until the broker's log contains `text`; false after timeout_ms.
+  bool WaitForLog(const std::string& text, int timeout_ms = 5000) const;
   // The broker's resident memory, from /proc, in KiB.
   long RssKib() const;
 

@@ -40,6 +40,13 @@ RawMqtt::RawMqtt(int port) {
 
 RawMqtt::~RawMqtt() { Drop(); }
 
+int RawMqtt::local_port() const {
+  sockaddr_in addr{};
+  socklen_t len = sizeof addr;
+  if (fd_ < 0 || getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return -1;
+  return ntohs(addr.sin_port);
+}
+
 void RawMqtt::Drop() {
   if (fd_ < 0) return;
   // An abortive close (RST): the broker sees a lost connection, not a clean DISCONNECT.

@@ -49,6 +49,8 @@ class RawMqtt {
   std::optional<RawPacket> ReadType(uint8_t type, int timeout_ms = 2000);
   // Closes the socket without DISCONNECT: the broker sees the connection lost.
   void Drop();
+  // The client side's port, as the broker logs it ("New connection from 127.0.0.1:<port>").
+  int local_port() const;
 
  private:
   void Send(uint8_t header, const std::string& body);
