@@ -27,6 +27,13 @@ HttpResponse ErrorResponse(const Status& status, std::string_view document, cons
                                    QuoteJson(status.field()) + ",\"quota\":" + std::to_string(status.quota()) +
                                    ",\"current\":" + std::to_string(status.current()) +
                                    "}],\"message\":" + QuoteJson(status.message()) + "}");
+    case Code::kInsufficientStorage:
+      // Scaleway's type for capacity the platform lacks (the SDKs raise OutOfStockError); 507
+      // says the request may succeed later.
+      return JsonResponse(507, "{\"type\":\"out_of_stock\",\"resource\":" + QuoteJson(status.field()) +
+                                   ",\"min_free_mb\":" + std::to_string(status.min_free_mb()) +
+                                   ",\"free_mb\":" + std::to_string(status.free_mb()) +
+                                   ",\"message\":" + QuoteJson(status.message()) + "}");
     case Code::kOk:
     case Code::kInternal:
       break;
