@@ -58,6 +58,7 @@ std::function<Status(const std::string&, const std::string&)> Text(std::string* 
 Result<PluginOptions> ParseOptions(const std::vector<std::pair<std::string, std::string>>& pairs) {
   PluginOptions o;
   size_t cache_mb = o.store.cache_bytes >> 20;
+  uint64_t min_free_mb = o.store.min_free_bytes >> 20;
   const std::map<std::string, std::function<Status(const std::string&, const std::string&)>> parsers = {
       {"db_path", Text(&o.store.path)},
       {"sync_writes", Bool(&o.store.sync_writes)},
@@ -65,6 +66,8 @@ Result<PluginOptions> ParseOptions(const std::vector<std::pair<std::string, std:
       {"max_document_bytes", Number(&o.limits.max_document_bytes, 2, 64 << 20)},
       {"max_depth", Number(&o.limits.max_depth, 1, 256)},
       {"max_documents", Number(&o.limits.max_documents, 1, 1000000)},
+      {"max_twins", Number(&o.limits.max_twins, 0, 1000000000)},
+      {"min_free_mb", Number(&min_free_mb, 0, 1 << 30)},
       {"rest_listen", Text(&o.rest_listen)},
       {"rest_threads", Number(&o.rest_threads, 1, 256)},
       {"rest_region", Text(&o.rest_region)},
@@ -95,6 +98,7 @@ Result<PluginOptions> ParseOptions(const std::vector<std::pair<std::string, std:
     if (!s.ok()) return s;
   }
   o.store.cache_bytes = cache_mb << 20;
+  o.store.min_free_bytes = min_free_mb << 20;
   return o;
 }
 

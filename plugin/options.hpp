@@ -16,6 +16,7 @@ namespace twins {
 inline RocksDbOptions DefaultStore() {
   RocksDbOptions store;
   store.path = "/var/lib/mosquitto/twins";
+  store.min_free_bytes = uint64_t{256} << 20;
   return store;
 }
 

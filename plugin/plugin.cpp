@@ -84,7 +84,6 @@ struct Plugin {
     std::optional<std::string> correlation;
   };
   std::vector<HeldReply> held_replies;
-  bool storage_failed = false;  // logged once: from then on every write is refused
 
   // For threads other than the broker's: the line is written on the next tick.
   LogFn DeferredLog() {
@@ -248,9 +247,8 @@ void CommitPass(Plugin& plugin) {
   for (const Plugin::HeldReply& held : plugin.held_replies) wrote = wrote || (held.write && held.reply.success);
   Status synced = wrote ? plugin.engine->Sync() : Status::Ok();
   if (!synced.ok()) {
-    if (!plugin.storage_failed) mosquitto_log_printf(MOSQ_LOG_ERR, "twins: %s", synced.message().c_str());
-    plugin.storage_failed = true;
-    // Reads stay answered: they show what the database holds.
+    // The store logs its stop and its recovery. Reads stay answered: they show what the
+    // database holds.
     for (Plugin::HeldReply& held : plugin.held_replies) {
       if (held.write && held.reply.success) held.reply = ErrorReply(held.request_topic, synced);
     }
@@ -296,6 +294,10 @@ void LogEffectiveOptions(const PluginOptions& o) {
   mosquitto_log_printf(MOSQ_LOG_INFO, "twins: twins named by %s; %u requests a second per twin (burst %u)",
                        o.twin_identity == TwinIdentity::kUsername ? "username" : "client id",
                        o.max_requests_per_second, o.request_burst);
+  const std::string twins = o.limits.max_twins == 0 ? "unlimited" : "at most " + std::to_string(o.limits.max_twins);
+  mosquitto_log_printf(MOSQ_LOG_INFO, "twins: disk: %s twins, writes that add data refused below %llu MiB free",
+                       twins.c_str(),
+                       static_cast<unsigned long long>(o.store.min_free_bytes >> 20));
 }
 
 // Time series are optional: no graphite_url, no observer, no cost on writes.
@@ -430,6 +432,14 @@ int Init(Plugin& plugin, mosquitto_opt* opts, int opt_count) {
     return MOSQ_ERR_UNKNOWN;
   }
   plugin.engine = std::make_unique<Engine>(std::move(store).value(), plugin.options.limits);
+  if (!plugin.engine->start_status().ok()) {
+    mosquitto_log_printf(MOSQ_LOG_ERR, "twins: %s", plugin.engine->start_status().message().c_str());
+    return MOSQ_ERR_UNKNOWN;
+  }
+  if (plugin.options.limits.max_twins > 0) {
+    mosquitto_log_printf(MOSQ_LOG_INFO, "twins: %llu twins of at most %zu",
+                         static_cast<unsigned long long>(plugin.engine->twins()), plugin.options.limits.max_twins);
+  }
 
   rc = StartGraphite(plugin);
   if (rc == MOSQ_ERR_SUCCESS) rc = StartRest(plugin);

@@ -24,6 +24,10 @@ std::string ErrorJson(const Status& status, std::string_view twin, std::string_v
       out += ",\"resource\":" + QuoteJson(status.field()) + ",\"quota\":" + std::to_string(status.quota()) +
              ",\"current\":" + std::to_string(status.current());
       break;
+    case Code::kInsufficientStorage:
+      out += ",\"resource\":" + QuoteJson(status.field()) + ",\"min_free_mb\":" +
+             std::to_string(status.min_free_mb()) + ",\"free_mb\":" + std::to_string(status.free_mb());
+      break;
     default:
       break;
   }

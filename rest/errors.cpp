@@ -36,6 +36,13 @@ HttpResponse ErrorResponse(const Status& status, std::string_view document, cons
       response.retry_after = std::to_string((ms + 999) / 1000);  // whole seconds, never 0
       return response;
     }
+    case Code::kInsufficientStorage:
+      // Scaleway's type for capacity the platform lacks (the SDKs raise OutOfStockError); 507
+      // says the request may succeed later.
+      return JsonResponse(507, "{\"type\":\"out_of_stock\",\"resource\":" + QuoteJson(status.field()) +
+                                   ",\"min_free_mb\":" + std::to_string(status.min_free_mb()) +
+                                   ",\"free_mb\":" + std::to_string(status.free_mb()) +
+                                   ",\"message\":" + QuoteJson(status.message()) + "}");
     case Code::kOk:
     case Code::kInternal:
       break;

@@ -45,6 +45,14 @@ class DocumentStore {
   virtual Status DeleteAll(std::string_view twin) = 0;
   // Makes every write that returned before it durable.
   virtual Status Sync() = 0;
+  // Whether a write may be tried now: Ok, or why not. `grows` is true for a put (deletions
+  // shrink the database): those are refused with kInsufficientStorage while the disk is below
+  // the store's free-space reserve. After a failed write every write is refused with the
+  // failure's status until the store has recovered, which this call tries when the disk has
+  // room again (at most every few hundred ms). Cheap otherwise: no system call per call.
+  virtual Status Writable(bool /*grows*/) { return Status::Ok(); }
+  // How many twins have at least one document. Reads the whole key space: for start-up.
+  virtual Result<uint64_t> CountTwins() const { return Status::Internal("this store cannot count twins"); }
 
   Status Put(std::string_view twin, std::string_view doc, StoredDocument document) {
     return WriteOne({std::string(twin), std::string(doc), std::move(document)});
@@ -66,9 +74,9 @@ class DocumentStore {
 // group commit) or when it grows long. A batch costs the store one write, not one per document.
 // - Reads see every write at once: written documents stay in the cache until the store has
 //   them, and recently read or written ones stay within capacity_bytes (least recently used out).
-// - A write the store refuses (I/O error, full disk) stops all writing: Sync() and every later
-//   write fail with that error, and the cache is dropped, so reads show what the store holds.
-//   (After a failed log write RocksDB as packaged aborts the process on the next one.)
+// - A write the store refuses (I/O error, full disk) drops the cache, so reads show what the
+//   store holds, and fails Sync() and every later write with that error until Writable()
+//   finds the store writable again.
 // It stays exact only if every write goes through it and writes to one document are
 // serialised by the caller (the engine's locks).
 std::unique_ptr<DocumentStore> WithWriteBehindCache(std::unique_ptr<DocumentStore> store, size_t capacity_bytes);
@@ -79,11 +87,17 @@ struct RocksDbOptions {
   // Bounds the memory of the store, whatever the number of twins: a quarter holds recent
   // documents' text (WithWriteBehindCache), the rest RocksDB's block cache and write buffers.
   size_t cache_bytes = 32 << 20;
-  LogFn log;  // RocksDB's warnings and errors; none when empty
+  // Puts are refused while the filesystem of `path` has less free space (0: no reserve).
+  uint64_t min_free_bytes = 0;
+  LogFn log;  // RocksDB's warnings and errors, and the store's stops and recoveries; none when empty
 };
 
 // Opens (creating if missing) a RocksDB database, behind a document cache. Refuses a
 // database written with an unknown schema.
+// A failed write (a full disk, an I/O error) stops its writes, reads go on; Writable() then
+// resumes RocksDB (DB::Resume) once the disk has room, tried at most every 250 ms. RocksDB's
+// own recovery, which polls every 5 s, is turned off. The log of RocksDB is never written
+// again after it failed (RocksDB 7.8 then refuses to recover; with a LOG file it aborts).
 Result<std::unique_ptr<DocumentStore>> OpenRocksDbStore(const RocksDbOptions& options);
 inline Result<std::unique_ptr<DocumentStore>> OpenRocksDbStore(std::string path) {
   RocksDbOptions options;

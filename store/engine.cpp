@@ -73,7 +73,30 @@ Result<WriteRequest> ParseWriteRequest(std::string_view body, const Limits& limi
   return request;
 }
 
-Engine::Engine(std::unique_ptr<DocumentStore> store, Limits limits) : store_(std::move(store)), limits_(limits) {}
+Engine::Engine(std::unique_ptr<DocumentStore> store, Limits limits) : store_(std::move(store)), limits_(limits) {
+  if (limits_.max_twins == 0) return;
+  auto twins = store_->CountTwins();
+  if (twins.ok()) {
+    twins_ = *twins;
+  } else {
+    start_status_ = Status::Internal("cannot count the twins: " + twins.status().message());
+  }
+}
+
+Status Engine::ReserveTwin() {
+  if (!start_status_.ok()) return start_status_;
+  uint64_t twins = twins_.load();
+  do {
+    if (twins >= limits_.max_twins) return Status::QuotaExceeded("twins", limits_.max_twins, twins);
+  } while (!twins_.compare_exchange_weak(twins, twins + 1));
+  return Status::Ok();
+}
+
+void Engine::ForgetTwinIfEmpty(std::string_view twin) {
+  if (limits_.max_twins == 0) return;
+  auto names = store_->List(twin);
+  if (names.ok() && names->empty()) --twins_;
+}
 
 std::mutex& Engine::LockFor(std::string_view twin) {
   return stripes_[std::hash<std::string_view>()(twin) % stripes_.size()];
@@ -109,6 +132,8 @@ Result<Document> Engine::Write(std::string_view twin, std::string_view doc, cons
   if (!is_config && !request.reserved_key_path.empty()) {
     return Status::InvalidArgument("data", request.reserved_key_path + ": keys starting with '_' are reserved");
   }
+  s = store_->Writable(true);
+  if (!s.ok()) return s;
   std::lock_guard<std::mutex> lock(LockFor(twin));
   auto current = store_->Get(twin, doc);
   if (!current.ok()) return current.status();
@@ -117,14 +142,16 @@ Result<Document> Engine::Write(std::string_view twin, std::string_view doc, cons
   s = CheckVersion(request.version, version);
   if (!s.ok()) return s;
 
-  if (!exists && !is_config) {
+  bool new_twin = false;
+  if (!exists && (!is_config || limits_.max_twins > 0)) {
     auto names = store_->List(twin);
     if (!names.ok()) return names.status();
     size_t documents = names->size();
     for (const std::string& name : *names) documents -= name == kConfigDocument ? 1 : 0;
-    if (documents >= limits_.max_documents) {
+    if (!is_config && documents >= limits_.max_documents) {
       return Status::QuotaExceeded("twin_documents", limits_.max_documents, documents);
     }
+    new_twin = limits_.max_twins > 0 && names->empty();
   }
 
   Document next{version + 1, {}};
@@ -144,8 +171,17 @@ Result<Document> Engine::Write(std::string_view twin, std::string_view doc, cons
     auto config = ParseTwinConfig(parsed.get());
     if (!config.ok()) return config.status();
   }
+  if (new_twin) {
+    s = ReserveTwin();
+    if (!s.ok()) return s;
+  }
   s = store_->Put(twin, doc, next);
-  if (s.ok()) s = Persist(durability);
+  if (!s.ok()) {
+    if (new_twin) --twins_;  // refused: the twin was not created
+    return s;
+  }
+  // A failed sync leaves the write uncertain: the twin stays counted (the stricter error).
+  s = Persist(durability);
   if (!s.ok()) return s;
   if (observer_ != nullptr) {
     observer_->OnWrite({twin, doc, exists ? &**current : nullptr, request.data, &next});
@@ -156,6 +192,8 @@ Result<Document> Engine::Write(std::string_view twin, std::string_view doc, cons
 Result<Document> Engine::Delete(std::string_view twin, std::string_view doc, uint64_t expected_version,
                                 Durability durability) {
   Status s = ValidateNames(twin, doc);
+  if (!s.ok()) return s;
+  s = store_->Writable(false);
   if (!s.ok()) return s;
   std::lock_guard<std::mutex> lock(LockFor(twin));
   auto current = store_->Get(twin, doc);
@@ -169,6 +207,7 @@ Result<Document> Engine::Delete(std::string_view twin, std::string_view doc, uin
   s = store_->Delete(twin, doc);
   if (s.ok()) s = Persist(durability);
   if (!s.ok()) return s;
+  ForgetTwinIfEmpty(twin);
   return std::move(**current);
 }
 
@@ -181,9 +220,19 @@ Result<std::vector<std::string>> Engine::List(std::string_view twin) const {
 Status Engine::DeleteAll(std::string_view twin) {
   Status s = ValidateTwinId(twin);
   if (!s.ok()) return s;
+  s = store_->Writable(false);
+  if (!s.ok()) return s;
   std::lock_guard<std::mutex> lock(LockFor(twin));
+  bool had_documents = false;
+  if (limits_.max_twins > 0) {
+    auto names = store_->List(twin);
+    if (!names.ok()) return names.status();
+    had_documents = !names->empty();
+  }
   s = store_->DeleteAll(twin);
-  return s.ok() ? Persist(Durability::kBeforeReturn) : s;
+  if (s.ok()) s = Persist(Durability::kBeforeReturn);
+  if (s.ok() && had_documents) --twins_;
+  return s;
 }
 
 Result<TwinConfig> Engine::Config(std::string_view twin) const {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -24,6 +25,7 @@ struct Limits {
   size_t max_document_bytes = 64 * 1024;  // compact JSON of `data`
   int max_depth = 32;                     // nesting of objects/arrays in `data`, itself included
   size_t max_documents = 64;              // per twin, `_config` not counted
+  size_t max_twins = 0;                   // twins with any document, `_config` included; 0: no limit
 
   // Larger request bodies are refused unread; headroom for whitespace and the envelope.
   size_t max_request_bytes() const { return 2 * max_document_bytes + 4096; }
@@ -74,7 +76,13 @@ enum class Durability { kBeforeReturn, kAtSync };
 
 class Engine {
  public:
+  // With limits.max_twins, counts the store's twins (a seek per twin); a failure to count is
+  // kept in start_status() and refuses every creation of a twin.
   Engine(std::unique_ptr<DocumentStore> store, Limits limits);
+
+  const Status& start_status() const { return start_status_; }
+  // Twins with at least one document, counted only with limits.max_twins (0 otherwise).
+  uint64_t twins() const { return twins_.load(); }
 
   const Limits& limits() const { return limits_; }
   // Set once, before the engine is shared between threads; nullptr for none.
@@ -104,9 +112,17 @@ class Engine {
                          Durability durability);
   Status Persist(Durability durability) { return durability == Durability::kBeforeReturn ? store_->Sync() : Status::Ok(); }
   std::mutex& LockFor(std::string_view twin);
+  // Counts one more twin, unless max_twins are there already.
+  Status ReserveTwin();
+  // After a twin lost its last document (or may have), with its lock held.
+  void ForgetTwinIfEmpty(std::string_view twin);
 
   std::unique_ptr<DocumentStore> store_;
   const Limits limits_;
+  Status start_status_;
+  // Exact under concurrent creations of different twins: a creation reserves its slot with a
+  // compare-and-swap before writing, and gives it back if the store refused the write.
+  std::atomic<uint64_t> twins_{0};
   std::array<std::mutex, 64> stripes_;
   WriteObserver* observer_ = nullptr;
 };

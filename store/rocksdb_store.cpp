@@ -1,6 +1,7 @@
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/listener.h>
 #include <rocksdb/memtablerep.h>
 #include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
@@ -9,12 +10,15 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <mutex>
 
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
 
 #include "document_store.hpp"
+#include "free_space.hpp"
 
 namespace twins {
 namespace {
@@ -111,10 +115,55 @@ class TwinPrefixTransform final : public rocksdb::SliceTransform {
 
 Status FromRocks(const rocksdb::Status& s) { return Status::Internal("storage error: " + s.ToString()); }
 
+constexpr auto kFreeSpaceRefresh = std::chrono::milliseconds(100);
+constexpr auto kResumeInterval = std::chrono::milliseconds(250);
+// Resuming flushes the memtable to a table file: not tried on a disk with less room than this.
+constexpr uint64_t kMinFreeToResume = 256 << 10;
+
+uint64_t Mib(uint64_t bytes) { return bytes == UINT64_MAX ? bytes : bytes >> 20; }
+
+// RocksDB's background errors (a failed memtable flush), seen as they happen, so that writes
+// are refused at once; and no automatic recovery: RocksDB's polls the disk every 5 s and
+// keeps DB::Resume() busy meanwhile, the store resumes by itself sooner.
+class ErrorListener final : public rocksdb::EventListener {
+ public:
+  void OnBackgroundError(rocksdb::BackgroundErrorReason, rocksdb::Status* error) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (seen_) return;
+    no_space_ = error->IsNoSpace();
+    message_ = error->ToString();
+    seen_.store(true);
+  }
+  void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason, rocksdb::Status, bool* auto_recovery) override {
+    *auto_recovery = false;
+  }
+
+  bool seen() const { return seen_.load(); }
+  // The error seen, and forgets it.
+  rocksdb::Status Take() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    seen_.store(false);
+    return no_space_ ? rocksdb::Status::NoSpace(message_) : rocksdb::Status::IOError(message_);
+  }
+
+ private:
+  std::mutex mutex_;  // never held while calling RocksDB, which calls in here under its own locks
+  std::atomic<bool> seen_{false};
+  bool no_space_ = false;
+  std::string message_;
+};
+
 class RocksDbStore final : public DocumentStore {
  public:
-  RocksDbStore(rocksdb::DB* db, bool sync, size_t max_log_bytes)
-      : db_(db), fsync_(sync), max_log_bytes_(max_log_bytes) {}
+  RocksDbStore(rocksdb::DB* db, const RocksDbOptions& options, size_t max_log_bytes,
+               std::shared_ptr<ErrorListener> errors)
+      : db_(db),
+        fsync_(options.sync_writes),
+        max_log_bytes_(max_log_bytes),
+        min_free_bytes_(options.min_free_bytes),
+        free_space_(options.path, kFreeSpaceRefresh),
+        errors_(std::move(errors)),
+        log_(options.log) {}
   ~RocksDbStore() override {
     // Close() flushes nothing the WAL does not already hold, but reports a clean shutdown.
     db_->Close().PermitUncheckedError();
@@ -148,9 +197,12 @@ class RocksDbStore final : public DocumentStore {
       }
       if (!s.ok()) return FromRocks(s);
     }
+    std::lock_guard<std::mutex> lock(write_mutex_);
+    if (stopped_) return stop_status_;
     rocksdb::Status s = db_->Write(write_options_, &batch);
-    if (s.ok()) log_bytes_ += batch.GetDataSize();
-    return s.ok() ? Status::Ok() : FromRocks(s);
+    if (!s.ok()) return Stop(s);
+    log_bytes_ += batch.GetDataSize();
+    return Status::Ok();
   }
 
   Result<std::vector<std::string>> List(std::string_view twin) const override {
@@ -163,8 +215,10 @@ class RocksDbStore final : public DocumentStore {
   }
 
   Status Sync() override {
+    std::lock_guard<std::mutex> lock(write_mutex_);
+    if (stopped_) return stop_status_;
     rocksdb::Status s = db_->FlushWAL(fsync_);
-    if (!s.ok()) return FromRocks(s);
+    if (!s.ok()) return Stop(s);
     // Updated in place, the memtable of a set of busy documents never fills up, so RocksDB
     // would never flush it and the log it keeps for it would grow without end (500 MB in 20 s
     // of patches). A flush every few write buffers' worth of log lets the old log go.
@@ -173,7 +227,7 @@ class RocksDbStore final : public DocumentStore {
       rocksdb::FlushOptions background;
       background.wait = false;
       s = db_->Flush(background);
-      if (!s.ok()) return FromRocks(s);
+      if (!s.ok()) return Stop(s);
     }
     return Status::Ok();
   }
@@ -182,8 +236,46 @@ class RocksDbStore final : public DocumentStore {
     rocksdb::WriteBatch batch;
     Status s = Scan(twin, [&](const rocksdb::Slice& key) { batch.Delete(key).PermitUncheckedError(); });
     if (!s.ok()) return s;
+    std::lock_guard<std::mutex> lock(write_mutex_);
+    if (stopped_) return stop_status_;
     rocksdb::Status w = db_->Write(write_options_, &batch);
-    return w.ok() ? Status::Ok() : FromRocks(w);
+    return w.ok() ? Status::Ok() : Stop(w);
+  }
+
+  Status Writable(bool grows) override {
+    if (stopped_.load(std::memory_order_acquire) || errors_->seen()) {
+      Status s = TryResume();
+      if (!s.ok()) return s;
+    }
+    if (!grows || min_free_bytes_ == 0) return Status::Ok();
+    const uint64_t free = free_space_.Bytes();
+    const bool below = free < min_free_bytes_;
+    if (below != below_reserve_.exchange(below, std::memory_order_relaxed)) LogReserve(below, free);
+    if (!below) return Status::Ok();
+    return Status::InsufficientStorage("not enough free disk space for the database: writes that add data are "
+                                       "refused while less than " +
+                                           std::to_string(Mib(min_free_bytes_)) + " MiB are free",
+                                       Mib(min_free_bytes_), Mib(free));
+  }
+
+  Result<uint64_t> CountTwins() const override {
+    rocksdb::ReadOptions all;
+    all.total_order_seek = true;  // across twins: the memtable is hashed by twin
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(all));
+    uint64_t twins = 0;
+    std::string next;
+    // Keys are "d" twin NUL doc: after a twin's first key, seek past all of them at once.
+    for (it->Seek("d"); it->Valid() && it->key().starts_with("d");) {
+      ++twins;
+      const rocksdb::Slice key = it->key();
+      const char* nul = static_cast<const char*>(std::memchr(key.data(), '\0', key.size()));
+      if (nul == nullptr) return Status::Internal("corrupt document key");
+      next.assign(key.data(), nul - key.data());
+      next += '\x01';
+      it->Seek(next);
+    }
+    if (!it->status().ok()) return FromRocks(it->status());
+    return twins;
   }
 
  private:
@@ -195,11 +287,82 @@ class RocksDbStore final : public DocumentStore {
     return it->status().ok() ? Status::Ok() : FromRocks(it->status());
   }
 
+  void Log(LogLevel level, const std::string& message) const {
+    if (log_) log_(level, message);
+  }
+
+  // Called with write_mutex_ held, after RocksDB refused a write, a log write or a flush.
+  // From then on nothing reaches the log until RocksDB has resumed: a second write to a log
+  // that failed once leaves RocksDB 7.8 unable to recover ("Seen error").
+  Status Stop(const rocksdb::Status& cause) {
+    if (stopped_) return stop_status_;
+    const uint64_t free = free_space_.Refresh();
+    if (cause.IsNoSpace()) {
+      stop_status_ = Status::InsufficientStorage("the database's disk is full: writes are refused until space is freed",
+                                                 Mib(min_free_bytes_), Mib(free));
+    } else {
+      stop_status_ = Status::Internal("the database cannot be written, writes are refused until it recovers: " +
+                                      cause.ToString());
+    }
+    stopped_at_ = std::chrono::steady_clock::now();
+    next_resume_ = stopped_at_;
+    stopped_.store(true, std::memory_order_release);
+    Log(LogLevel::kError, "the database cannot be written (" + cause.ToString() +
+                              "): writes are refused, reads go on; it resumes by itself once the disk has room");
+    return stop_status_;
+  }
+
+  // Resumes RocksDB when the disk has room, at most every kResumeInterval.
+  Status TryResume() {
+    std::lock_guard<std::mutex> lock(write_mutex_);
+    if (errors_->seen()) {
+      rocksdb::Status cause = errors_->Take();
+      if (!stopped_) static_cast<void>(Stop(cause));
+    }
+    if (!stopped_) return Status::Ok();
+    const auto now = std::chrono::steady_clock::now();
+    if (now < next_resume_) return stop_status_;
+    next_resume_ = now + kResumeInterval;
+    if (free_space_.Refresh() < kMinFreeToResume) return stop_status_;
+    rocksdb::Status s = db_->Resume();
+    if (!s.ok() || errors_->seen()) {
+      if (errors_->seen()) errors_->Take();
+      return stop_status_;
+    }
+    stopped_.store(false, std::memory_order_release);
+    stop_status_ = Status::Ok();
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now - stopped_at_).count();
+    Log(LogLevel::kWarning, "the database accepts writes again (refused for " + std::to_string(ms) + " ms)");
+    return Status::Ok();
+  }
+
+  void LogReserve(bool below, uint64_t free) const {
+    const std::string figures = std::to_string(Mib(free)) + " MiB free, reserve " + std::to_string(Mib(min_free_bytes_)) + " MiB";
+    if (below) {
+      Log(LogLevel::kWarning, "disk space low (" + figures + "): writes that add data are refused, reads and deletions go on");
+    } else {
+      Log(LogLevel::kWarning, "disk space back above the reserve (" + figures + "): writes accepted again");
+    }
+  }
+
   std::unique_ptr<rocksdb::DB> db_;
   const rocksdb::WriteOptions write_options_;
   const bool fsync_;
   const size_t max_log_bytes_;
+  const uint64_t min_free_bytes_;
   std::atomic<size_t> log_bytes_{0};  // written since the last flush
+  FreeSpace free_space_;
+  std::atomic<bool> below_reserve_{false};
+  const std::shared_ptr<ErrorListener> errors_;
+  const LogFn log_;
+
+  // Held around every call that writes RocksDB's log (Write, FlushWAL, Resume), so that none
+  // follows a failed one. Guards what follows.
+  std::mutex write_mutex_;
+  std::atomic<bool> stopped_{false};  // set with write_mutex_ held, read without
+  Status stop_status_;
+  std::chrono::steady_clock::time_point stopped_at_;
+  std::chrono::steady_clock::time_point next_resume_;
 };
 
 }  // namespace
@@ -208,6 +371,8 @@ Result<std::unique_ptr<DocumentStore>> OpenRocksDbStore(const RocksDbOptions& op
   rocksdb::Options db_options;
   db_options.create_if_missing = true;
   db_options.info_log = std::make_shared<ForwardingLogger>(options.log);
+  auto errors = std::make_shared<ErrorListener>();
+  db_options.listeners.push_back(errors);
   // The log is written by Sync(), once for all the writes before it, not once per write.
   db_options.manual_wal_flush = true;
   const size_t document_cache_bytes = options.cache_bytes / 4;
@@ -262,7 +427,7 @@ Result<std::unique_ptr<DocumentStore>> OpenRocksDbStore(const RocksDbOptions& op
                             kSchemaVersion);
   }
   if (!s.ok()) return Status::Internal("cannot read schema version of " + options.path + ": " + s.ToString());
-  auto store = std::make_unique<RocksDbStore>(db.release(), options.sync_writes, 2 * db_options.write_buffer_size);
+  auto store = std::make_unique<RocksDbStore>(db.release(), options, 2 * db_options.write_buffer_size, errors);
   return WithWriteBehindCache(std::move(store), document_cache_bytes);
 }
 

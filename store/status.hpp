@@ -17,6 +17,9 @@ enum class Code {
   kVersionMismatch,  // expected() is what the request carried, actual() the stored version
   kQuotaExceeded,    // field() names the resource, quota()/current() the figures
   kTooManyRequests,  // retry_after_ms() says when the twin may ask again
+  // The disk cannot take the write now (below the free-space reserve, or full): it may
+  // succeed later. min_free_mb()/free_mb() are the reserve and the free space seen.
+  kInsufficientStorage,
   kInternal,
 };
 
@@ -47,6 +50,12 @@ class [[nodiscard]] Status {
     s.a_ = retry_after_ms;
     return s;
   }
+  static Status InsufficientStorage(std::string message, uint64_t min_free_mb, uint64_t free_mb) {
+    Status s(Code::kInsufficientStorage, std::move(message), "disk_space");
+    s.a_ = min_free_mb;
+    s.b_ = free_mb;
+    return s;
+  }
   static Status Internal(std::string message) { return Status(Code::kInternal, std::move(message), {}); }
 
   bool ok() const { return code_ == Code::kOk; }
@@ -58,6 +67,8 @@ class [[nodiscard]] Status {
   uint64_t quota() const { return a_; }
   uint64_t current() const { return b_; }
   uint64_t retry_after_ms() const { return a_; }
+  uint64_t min_free_mb() const { return a_; }
+  uint64_t free_mb() const { return b_; }
 
  private:
   Status(Code code, std::string message, std::string field)

@@ -45,9 +45,7 @@ class WriteBehindStore final : public DocumentStore {
     auto stored = store_->Get(twin, doc);
     if (stored.ok()) {
       std::lock_guard<std::mutex> lock(shard.mutex);
-      // After a failure nothing is cached: a batch applied meanwhile could change the store
-      // under an entry that no write would ever correct.
-      if (shard.generation == generation && !failed_ && shard.index.count(key) == 0) Insert(shard, key, *stored, 0);
+      if (shard.generation == generation && shard.index.count(key) == 0) Insert(shard, key, *stored, 0);
     }
     return stored;
   }
@@ -85,9 +83,24 @@ class WriteBehindStore final : public DocumentStore {
   }
 
   Result<std::vector<std::string>> List(std::string_view twin) const override {
-    Status s = Drain();  // queued creations and deletions must show
-    if (!s.ok()) return s;
+    // Queued creations and deletions must show. A failed batch is dropped: the store is right.
+    static_cast<void>(Drain());
     return store_->List(twin);
+  }
+
+  Status Writable(bool grows) override {
+    Status s = store_->Writable(grows);
+    if (s.ok() && failed_.load(std::memory_order_acquire)) {
+      std::lock_guard<std::mutex> lock(queue_mutex_);
+      failure_ = Status::Ok();
+      failed_.store(false, std::memory_order_release);
+    }
+    return s;
+  }
+
+  Result<uint64_t> CountTwins() const override {
+    static_cast<void>(Drain());
+    return store_->CountTwins();
   }
 
   Status DeleteAll(std::string_view twin) override {
@@ -171,15 +184,26 @@ class WriteBehindStore final : public DocumentStore {
     batch.swap(queue_);
     queue_.reserve(batch.size());  // the next loop pass brings about as many
     queued_bytes_ = 0;
-    Status s = failure_;  // a failed store is not written again: RocksDB may abort on it
+    Status s = failure_;  // a failed store is not written again before it recovers
+    const uint64_t failures = failures_;
     lock.unlock();
     if (s.ok()) s = store_->Write(batch);
     lock.lock();
+    // A failure meanwhile (another thread's Sync) emptied the cache, this batch's entries too.
+    const bool dropped = failures != failures_;
     for (const DocumentWrite& write : batch) {
       Shard& shard = ShardOf(write.twin);
       std::lock_guard<std::mutex> shard_lock(shard.mutex);
+      // A read that began before the batch reached the store must not cache what it read.
+      ++shard.generation;
       auto found = shard.index.find(Key(write.twin, write.doc));
-      if (found == shard.index.end() || found->second->pending == 0) continue;  // dropped by a failure
+      if (found == shard.index.end()) continue;
+      if (dropped) {
+        // An entry read back since may hold what the store had before the batch reached it;
+        // one with writes pending is a later write's.
+        if (found->second->pending == 0) Erase(shard, found->second);
+        continue;
+      }
       Entry& entry = *found->second;
       if (--entry.pending == 0 && !entry.document) Erase(shard, found->second);
       Trim(shard);  // what was held for the queue may go now
@@ -190,12 +214,19 @@ class WriteBehindStore final : public DocumentStore {
     applied_cv_.notify_all();
   }
 
-  // Called with queue_mutex_ held.
+  // Called with queue_mutex_ held. The store's status stands for every write until
+  // Writable() finds the store writable again.
   void Fail(const Status& cause) const {
     if (!failure_.ok()) return;
-    failure_ = Status::Internal("the database cannot be written, no write is accepted until a restart: " +
-                                cause.message());
-    failed_ = true;  // before the shards are emptied: no read caches what it read before
+    failure_ = cause;
+    ++failures_;
+    failed_ = true;
+    // Writes queued behind the failed one fail with it (their Sync() reports the failure);
+    // kept, they would reach the store after it recovered.
+    applied_ += queue_.size();
+    queue_.clear();
+    queued_bytes_ = 0;
+    applied_cv_.notify_all();
     for (Shard& shard : shards_) {
       std::lock_guard<std::mutex> shard_lock(shard.mutex);
       ++shard.generation;
@@ -240,7 +271,8 @@ class WriteBehindStore final : public DocumentStore {
   mutable uint64_t applied_ = 0;
   mutable bool applying_ = false;  // one batch at a time keeps writes in order
   mutable Status failure_ = Status::Ok();
-  mutable std::atomic<bool> failed_{false};  // failure_ set, readable without queue_mutex_
+  mutable uint64_t failures_ = 0;  // counts Fail(): a batch applied across one lost its entries
+  mutable std::atomic<bool> failed_{false};  // failure_ set, readable without queue_mutex_ (Writable)
 };
 
 }  // namespace

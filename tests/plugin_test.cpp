@@ -2,8 +2,6 @@
 #include <gtest/gtest.h>
 #include <mqtt_protocol.h>
 
-#include <sys/stat.h>
-
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -368,73 +366,6 @@ TEST(PluginOptionsTest, UnopenableDatabaseStopsTheBroker) {
   Broker broker("plugin_opt_db_path /proc/no-twins-here\n");
   EXPECT_FALSE(broker.Start());
   EXPECT_NE(broker.log().find("cannot open database at /proc/no-twins-here"), std::string::npos) << broker.log();
-}
-
-// A tmpfs of `megabytes` mounted on `path` for the life of the object (CI runs as root).
-class SmallDisk {
- public:
-  SmallDisk(const std::string& path, int megabytes) : path_(path) {
-    mkdir(path.c_str(), 0700);
-    const std::string mount = "mount -t tmpfs -o size=" + std::to_string(megabytes) + "m tmpfs " + path;
-    mounted_ = std::system(mount.c_str()) == 0;
-  }
-  ~SmallDisk() {
-    if (mounted_) std::system(("umount -l " + path_).c_str());
-  }
-  bool mounted() const { return mounted_; }
-
-  // Takes all the free space left.
-  void Fill() {
-    FILE* filler = std::fopen((path_ + "/filler").c_str(), "w");
-    const std::string chunk(4096, 'f');
-    while (filler != nullptr && std::fwrite(chunk.data(), 1, chunk.size(), filler) == chunk.size() &&
-           std::fflush(filler) == 0) {
-    }
-    if (filler != nullptr) std::fclose(filler);
-  }
-
- private:
-  std::string path_;
-  bool mounted_ = false;
-};
-
-// A full disk: the write the database cannot take is answered with an error, later writes are
-// refused at once, reads and the connection go on, and the broker neither crashes nor hangs.
-TEST(PluginDiskTest, AFullDiskTurnsWritesIntoErrorRepliesAndKeepsTheBrokerUp) {
-  Broker broker("plugin_opt_cache_mb 1\n");
-  SmallDisk disk(broker.db_path(), 2);
-  ASSERT_TRUE(disk.mounted());
-  ASSERT_TRUE(broker.Start()) << broker.log();
-  MqttClient dev("dev1", broker.port());
-  ASSERT_TRUE(dev.Subscribe("$SCW/twins/me/#"));
-  auto kept = dev.Request("$SCW/twins/me/kept/put", R"({"data":{"a":1}})");
-  ASSERT_TRUE(kept.has_value());
-  ASSERT_EQ(kept->topic, "$SCW/twins/me/kept/put/response/success");
-
-  disk.Fill();
-  const std::string filler(16 * 1024, 'x');
-  std::optional<Message> failed;
-  for (int i = 0; i < 200 && !failed; ++i) {
-    auto reply = dev.Request("$SCW/twins/me/big/put", R"({"data":{"n":)" + std::to_string(i) + R"(,"s":")" + filler + R"("}})");
-    ASSERT_TRUE(reply.has_value()) << "no reply to write " << i << "\n" << broker.log();
-    if (reply->topic == "$SCW/twins/me/big/put/response/error") failed = reply;
-  }
-  ASSERT_TRUE(failed.has_value()) << "the disk never filled";
-  const std::string stopped = R"({"error":"the database cannot be written, no write is accepted until a restart: )";
-  EXPECT_EQ(failed->payload.rfind(stopped, 0), 0u) << failed->payload;
-  EXPECT_NE(failed->payload.find("No space left on device"), std::string::npos) << failed->payload;
-
-  auto refused = dev.Request("$SCW/twins/me/kept/patch", R"({"data":{"a":2}})");
-  ASSERT_TRUE(refused.has_value());
-  EXPECT_EQ(refused->topic, "$SCW/twins/me/kept/patch/response/error");
-  EXPECT_EQ(refused->payload.rfind(stopped, 0), 0u) << refused->payload;
-  auto read = dev.Request("$SCW/twins/me/kept/get", "");
-  ASSERT_TRUE(read.has_value());
-  EXPECT_EQ(read->topic + " " + read->payload, R"($SCW/twins/me/kept/get/response/success {"version":1,"data":{"a":1}})");
-  EXPECT_TRUE(dev.connected());
-  EXPECT_NE(broker.log().find("twins: the database cannot be written"), std::string::npos) << broker.log();
-  broker.Stop();
-  EXPECT_TRUE(broker.exited_cleanly()) << broker.log();
 }
 
 }  // namespace

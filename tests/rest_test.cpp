@@ -823,5 +823,49 @@ TEST_F(RestTest, TlsServesHttps) {
                     R"j({"twin_id":"dev1","document_name":"d","version":1,"data":{"secure":true}})j");
 }
 
+TEST_F(RestTest, TwinLimitIsForbiddenWithFigures) {
+  Limits limits;
+  limits.max_twins = 1;
+  OpenEngine(limits);
+  Start(Options());
+  ASSERT_EQ(Put("d", R"j({"data":{}})j").status, 200);
+  EXPECT_JSON_REPLY(Call("PUT", DocPath("dev2", "d"), R"j({"data":{}})j"), 403,
+                    R"j({"type":"quotas_exceeded","details":[{"resource":"twins","quota":1,"current":1}],)j"
+                    R"j("message":"quota exceeded: twins is limited to 1"})j");
+  EXPECT_EQ(Call("DELETE", TwinPath("dev1")).status, 204);
+  EXPECT_EQ(Call("PUT", DocPath("dev2", "d"), R"j({"data":{}})j").status, 200);
+}
+
+// Below the free-space reserve: writes are 507 with Scaleway's out_of_stock type (the SDKs
+// raise OutOfStockError), reads and deletions answer as usual.
+TEST_F(RestTest, DiskBelowReserveIsInsufficientStorageWhileReadsAndDeletesWork) {
+  Start(Options());
+  ASSERT_EQ(Put("d", R"j({"data":{"a":1}})j").status, 200);
+  client_.Disconnect();
+  server_.reset();
+  engine_.reset();
+  RocksDbOptions options;
+  options.path = dir_.sub("db");
+  options.min_free_bytes = uint64_t{1} << 60;
+  auto store = OpenRocksDbStore(options);
+  ASSERT_TRUE(store.ok()) << store.status().message();
+  OpenEngineOver(std::move(store).value());
+  HttpReply refused = Put("d", R"j({"data":{"a":2}})j");
+  EXPECT_EQ(refused.status, 507);
+  EXPECT_EQ(refused.header("content-type"), "application/json");
+  EXPECT_EQ(refused.body.rfind(R"j({"type":"out_of_stock","resource":"disk_space","min_free_mb":1099511627776,"free_mb":)j", 0),
+            0u)
+      << refused.body;
+  EXPECT_NE(refused.body.find(R"j("message":"not enough free disk space for the database: writes that add data are )j"
+                              R"j(refused while less than 1099511627776 MiB are free"})j"),
+            std::string::npos)
+      << refused.body;
+  EXPECT_EQ(Call("PATCH", DocPath("dev1", "new"), R"j({"data":{}})j").status, 507);
+  EXPECT_EQ(Call("GET", DocPath("dev1", "d")).status, 200);
+  EXPECT_EQ(Call("DELETE", DocPath("dev1", "d")).status, 204);
+  EXPECT_EQ(Call("DELETE", TwinPath("dev1")).status, 204);
+  EXPECT_EQ(Logged().find("internal error"), std::string::npos) << Logged();
+}
+
 }  // namespace
 }  // namespace twins
