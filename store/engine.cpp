@@ -1,6 +1,5 @@
 #include "engine.hpp"
 
-#include <cmath>
 #include <functional>
 
 #include "merge.hpp"
@@ -9,8 +8,6 @@
 
 namespace twins {
 namespace {
-
-constexpr double kMaxVersion = 9007199254740992.0;  // 2^53: larger integers are not exact in JSON
 
 Status ValidateNames(std::string_view twin, std::string_view doc) {
   Status s = ValidateTwinId(twin);
@@ -54,13 +51,10 @@ Result<WriteRequest> ParseWriteRequest(std::string_view body, const Limits& limi
   auto parsed = ParseRequestBody(body, data_required, "data");
   if (!parsed.ok()) return parsed.status();
   using Version = RequestBody::Version;
-  if (parsed->version_kind == Version::kNumber || parsed->version_kind == Version::kOther) {
-    const double v = parsed->version_kind == Version::kNumber ? parsed->version : -1;
-    if (v < 0 || v > kMaxVersion || std::floor(v) != v) {
-      return Status::InvalidArgument("version", "version must be an integer from 0 to 2^53");
-    }
-    request.version = static_cast<uint64_t>(v);
+  if (parsed->version_kind == Version::kOther) {
+    return Status::InvalidArgument("version", "version must be an integer from 0 to 2^53");
   }
+  if (parsed->version_kind == Version::kNumber) request.version = parsed->version;
   if (!data_required) return request;
   if (!parsed->data) return Status::InvalidArgument("data", "data is required");
   if (!parsed->data_is_object) return Status::InvalidArgument("data", "data must be a JSON object");

@@ -89,15 +89,59 @@ class BodyReader {
   bool ReadVersion() {
     std::string token;
     out_ = &token;
+    const size_t start = pos_;
     if (!ReadValue(1, false)) return false;
     if (token == "null") {
       body_->version_kind = RequestBody::Version::kNull;
     } else if (token[0] == '-' || (token[0] >= '0' && token[0] <= '9')) {
-      body_->version_kind = RequestBody::Version::kNumber;
-      std::from_chars(token.data(), token.data() + token.size(), body_->version);
+      const bool exact = ExactVersion(text_.substr(start, pos_ - start), &body_->version);
+      body_->version_kind = exact ? RequestBody::Version::kNumber : RequestBody::Version::kOther;
     } else {
       body_->version_kind = RequestBody::Version::kOther;
     }
+    return true;
+  }
+
+  // The exact value of a JSON number token (as sent: `token` must be the request's own text,
+  // not its shortest form), when it is an integer from 0 to kMaxVersion. Decimal arithmetic on
+  // the digits, so 9007199254740993 is not taken for the double it rounds to.
+  static bool ExactVersion(std::string_view token, uint64_t* version) {
+    const bool negative = token[0] == '-';
+    if (negative) token.remove_prefix(1);
+    const size_t mantissa_end = std::min(token.find_first_of("eE"), token.size());
+    long exponent = 0;
+    if (mantissa_end < token.size()) {
+      std::string_view text = token.substr(mantissa_end + 1);
+      if (text[0] == '+') text.remove_prefix(1);
+      // Beyond a few digits the exponent only matters by its sign (the digits are few).
+      const bool exponent_negative = text[0] == '-';
+      if (exponent_negative) text.remove_prefix(1);
+      for (char c : text) exponent = std::min(exponent * 10 + (c - '0'), 100000L);
+      if (exponent_negative) exponent = -exponent;
+    }
+    std::string digits;  // the mantissa's digits without the point: value = digits * 10^exponent
+    for (size_t i = 0; i < mantissa_end; ++i) {
+      if (token[i] != '.') {
+        digits += token[i];
+      } else {
+        exponent -= static_cast<long>(mantissa_end - i - 1);
+      }
+    }
+    digits.erase(0, std::min(digits.find_first_not_of('0'), digits.size()));
+    while (!digits.empty() && digits.back() == '0') {
+      digits.pop_back();
+      ++exponent;
+    }
+    if (digits.empty()) {  // zero, -0 included
+      *version = 0;
+      return true;
+    }
+    if (negative || exponent < 0 || digits.size() + exponent > 16) return false;  // 2^53 has 16 digits
+    uint64_t value = 0;
+    for (char c : digits) value = value * 10 + static_cast<uint64_t>(c - '0');
+    for (long i = 0; i < exponent; ++i) value *= 10;
+    if (value > kMaxVersion) return false;
+    *version = value;
     return true;
   }
 

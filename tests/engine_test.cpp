@@ -331,6 +331,53 @@ TEST(ParseWriteRequestTest, BadBodiesNameTheField) {
   }
 }
 
+TEST(ParseWriteRequestTest, VersionsUpTo2To53AreTakenExactly) {
+  const std::pair<const char*, uint64_t> cases[] = {
+      {"9007199254740992", 9007199254740992u}, {"9007199254740991", 9007199254740991u},
+      {"9.007199254740992e15", 9007199254740992u}, {"7.0", 7}, {"70e-1", 7}, {"0.07e2", 7},
+      {"-0", 0}, {"0e5", 0}, {"12E+2", 1200},
+  };
+  for (const auto& [text, version] : cases) {
+    for (bool data_required : {true, false}) {  // put and patch bodies, delete bodies
+      const std::string body = std::string(R"({"version":)") + text + (data_required ? R"(,"data":{}})" : "}");
+      auto request = ParseWriteRequest(body, Limits(), data_required);
+      ASSERT_TRUE(request.ok()) << body << ": " << request.status().message();
+      EXPECT_EQ(request->version, version) << body;
+    }
+  }
+}
+
+TEST(ParseWriteRequestTest, VersionsAbove2To53AreRefusedNotRounded) {
+  // 9007199254740993 reads as the double 2^53: the old check let it through as 2^53.
+  for (const char* text : {"9007199254740993", "9007199254740993.0", "9007199254740992.5", "90071992547409921e-1",
+                           "9007199254740990.5", "18446744073709551617", "1e16", "1e300", "0.5", "-1", "-0.0001"}) {
+    for (bool data_required : {true, false}) {
+      const std::string body = std::string(R"({"version":)") + text + (data_required ? R"(,"data":{}})" : "}");
+      auto request = ParseWriteRequest(body, Limits(), data_required);
+      ASSERT_FALSE(request.ok()) << body;
+      EXPECT_EQ(request.status().field(), "version") << body;
+      EXPECT_EQ(request.status().message(), "version must be an integer from 0 to 2^53") << body;
+    }
+  }
+}
+
+TEST_F(EngineTest, AVersionAbove2To53IsRefusedNotReportedAsAMismatch) {
+  ASSERT_TRUE(Put("d", R"({"data":{"a":1}})").ok());
+  auto put = Put("d", R"({"version":9007199254740993,"data":{"a":2}})");
+  ASSERT_FALSE(put.ok());
+  EXPECT_EQ(put.status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(put.status().message(), "version must be an integer from 0 to 2^53");
+  auto patch = Patch("d", R"({"version":9007199254740993,"data":{"a":2}})");
+  ASSERT_FALSE(patch.ok());
+  EXPECT_EQ(patch.status().code(), Code::kInvalidArgument);
+  // 2^53 itself is a version: a mismatch here, reported as sent.
+  auto exact = Patch("d", R"({"version":9007199254740992,"data":{"a":2}})");
+  ASSERT_FALSE(exact.ok());
+  EXPECT_EQ(exact.status().code(), Code::kVersionMismatch);
+  EXPECT_EQ(exact.status().expected(), 9007199254740992u);
+  EXPECT_EQ(Stored("d"), R"({"version":1,"data":{"a":1}})");
+}
+
 TEST(ParseWriteRequestTest, DepthLimitCountsDataItself) {
   Limits limits;
   limits.max_depth = 2;

@@ -36,12 +36,22 @@ TEST(RequestBodyTest, ReadsVersionAndOnlyTheFirstOfEachMember) {
                                true, "data");
   ASSERT_TRUE(body.ok());
   EXPECT_EQ(body->version_kind, RequestBody::Version::kNumber);
-  EXPECT_EQ(body->version, 7);
+  EXPECT_EQ(body->version, 7u);
   EXPECT_EQ(*body->data, R"({"a":1})");
   EXPECT_EQ(ParseRequestBody(R"({"version":null})", true, "data")->version_kind, RequestBody::Version::kNull);
   EXPECT_EQ(ParseRequestBody(R"({"version":"3"})", true, "data")->version_kind, RequestBody::Version::kOther);
   EXPECT_EQ(ParseRequestBody(R"({"version":1e999})", true, "data")->version_kind, RequestBody::Version::kOther);
   EXPECT_EQ(ParseRequestBody("{}", true, "data")->version_kind, RequestBody::Version::kAbsent);
+}
+
+TEST(RequestBodyTest, VersionIsReadFromTheTextNotFromTheDoubleItRoundsTo) {
+  auto exact = ParseRequestBody(R"({"version":9007199254740992})", false, "data");
+  EXPECT_EQ(exact->version_kind, RequestBody::Version::kNumber);
+  EXPECT_EQ(exact->version, kMaxVersion);
+  EXPECT_EQ(ParseRequestBody(R"({"version":9007199254740993})", false, "data")->version_kind,
+            RequestBody::Version::kOther);
+  EXPECT_EQ(ParseRequestBody(R"({"version":  1.55e1 })", false, "data")->version_kind, RequestBody::Version::kOther);
+  EXPECT_EQ(ParseRequestBody(R"({"version":  1.50e2 })", false, "data")->version, 150u);
 }
 
 TEST(RequestBodyTest, WithoutReadingDataTheRulesDoNotApply) {
