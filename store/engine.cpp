@@ -123,7 +123,8 @@ Result<Document> Engine::Write(std::string_view twin, std::string_view doc, cons
 
   Document next{version + 1, {}};
   if (mode == Mode::kPatch) {
-    s = MergePatch(exists ? std::string_view((*current)->data) : std::string_view("{}"), request.data, &next.data);
+    s = MergePatch(exists ? std::string_view((*current)->data) : std::string_view("{}"), request.data, &next.data,
+                   limits_.max_document_bytes);
     if (!s.ok()) return s;
   } else {
     next.data = request.data;

@@ -6,9 +6,11 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "json.hpp"
+#include "key_index.hpp"
 
 namespace twins {
 namespace {
@@ -69,6 +71,9 @@ class BodyReader {
   }
 
   size_t error_offset() const { return error_offset_; }
+
+  // The text is one string token: its value, unescaped.
+  bool ReadWholeString(std::string* value) { return ReadString(value) && pos_ == text_.size(); }
 
  private:
   // Top-level members: the first "version" and "data" count, the rest is only checked.
@@ -173,6 +178,7 @@ class BodyReader {
     *out_ += '{';
     const size_t object_start = out_->size();
     const size_t first_key = keys_.size();
+    std::unique_ptr<KeyIndex> large_object;  // its keys, once they are many
     SkipSpace();
     if (Consume('}')) {
       *out_ += '}';
@@ -191,13 +197,7 @@ class BodyReader {
         if (key_length > 0 && (*out_)[key_offset] == '_' && body_->reserved_key_path.empty()) {
           body_->reserved_key_path = Path();
         }
-        for (size_t i = first_key; i < keys_.size(); ++i) {
-          if (keys_[i].second == key_length && out_->compare(keys_[i].first, key_length, *out_, key_offset, key_length) == 0) {
-            RuleBroken("duplicate key");
-            break;
-          }
-        }
-        keys_.emplace_back(key_offset, key_length);
+        if (IsDuplicate(first_key, key_offset, key_length, &large_object)) RuleBroken("duplicate key");
       }
       SkipSpace();
       if (!ReadValue(depth + 1, inside_array)) return false;
@@ -208,6 +208,32 @@ class BodyReader {
     *out_ += '}';
     keys_.resize(first_key);
     return true;
+  }
+
+  // Keys are compared in their stored form, where "b" and "\u0062" are one spelling. The
+  // first keys of an object are searched linearly (most objects have a few: cheaper than
+  // hashing); from kIndexFrom on they are indexed, so an object of n keys costs O(n).
+  static constexpr size_t kIndexFrom = 16;
+
+  // Records the key; true if the object already had it.
+  bool IsDuplicate(size_t first_key, size_t key_offset, size_t key_length, std::unique_ptr<KeyIndex>* index) {
+    const std::string_view key(out_->data() + key_offset, key_length);
+    auto key_at = [this](uint32_t i) { return std::string_view(out_->data() + keys_[i].first, keys_[i].second); };
+    if (*index) {
+      if ((*index)->Insert(key, static_cast<uint32_t>(keys_.size()), key_at) != KeyIndex::kNone) return true;
+    } else {
+      for (size_t i = first_key; i < keys_.size(); ++i) {
+        if (key_at(static_cast<uint32_t>(i)) == key) return true;
+      }
+    }
+    keys_.emplace_back(key_offset, key_length);
+    if (!*index && keys_.size() - first_key == kIndexFrom) {
+      *index = std::make_unique<KeyIndex>();
+      for (size_t i = first_key; i < keys_.size(); ++i) {
+        (void)(*index)->Insert(key_at(static_cast<uint32_t>(i)), static_cast<uint32_t>(i), key_at);
+      }
+    }
+    return false;
   }
 
   bool ReadArray(int depth, bool in_data) {
@@ -250,9 +276,9 @@ class BodyReader {
     const char* first = text_.data() + start;
     const char* last = text_.data() + pos_;
     // An integer of up to 15 digits is exact as a double, and without trailing zeros its
-    // shortest form is itself (with them, "1e+14" can be shorter).
+    // shortest form is itself (with them, "1e+14" can be shorter; 0 and -0 are short already).
     const size_t digits = (last - first) - (*first == '-');
-    if (digits <= 15 && last[-1] != '0' &&
+    if (digits <= 15 && (last[-1] != '0' || digits == 1) &&
         std::all_of(first + (*first == '-'), last, [](char c) { return c >= '0' && c <= '9'; })) {
       out_->append(first, last);
       return true;
@@ -434,6 +460,10 @@ class BodyReader {
 };
 
 }  // namespace
+
+bool UnescapeJsonString(std::string_view token, std::string* value) {
+  return BodyReader(token, false).ReadWholeString(value);
+}
 
 Result<RequestBody> ParseRequestBody(std::string_view text, bool read_data, std::string_view field) {
   const std::string name(field);

@@ -34,6 +34,10 @@ struct RequestBody {
   std::string reserved_key_path;    // the first key starting with '_' in `data`, as a path
 };
 
+// The value of the JSON string token `token` (quotes included), unescaped, appended to
+// `value`; false if `token` is not exactly one string token. `token` must be valid UTF-8.
+bool UnescapeJsonString(std::string_view token, std::string* value);
+
 // Fails only when the text is not one JSON object (invalid UTF-8, NUL, syntax, trailing
 // bytes); the error names `field`. With read_data false, `data` is checked as JSON only.
 Result<RequestBody> ParseRequestBody(std::string_view text, bool read_data, std::string_view field);

@@ -61,6 +61,47 @@ TEST(RequestBodyTest, WithoutReadingDataTheRulesDoNotApply) {
   EXPECT_TRUE(body->data_error.ok());
 }
 
+// {"k00000":0,...,"k<n-1>":0, <extra>} with keys of five digits.
+std::string ManyKeys(int n, const std::string& extra = "") {
+  std::string data = "{";
+  char key[16];
+  for (int i = 0; i < n; ++i) {
+    snprintf(key, sizeof key, "\"k%05d\":0,", i);
+    data += key;
+  }
+  if (extra.empty()) data.pop_back();
+  return data + extra + "}";
+}
+
+TEST(RequestBodyTest, DuplicateKeysAreFoundAmongTwentyThousandKeys) {
+  EXPECT_EQ(Data("{\"data\":" + ManyKeys(20000) + "}"), ManyKeys(20000));
+  EXPECT_EQ(Data("{\"data\":" + ManyKeys(20000, R"("k00003":1)") + "}"), "rule: data.k00003: duplicate key");
+  EXPECT_EQ(Data("{\"data\":" + ManyKeys(20000, R"("k19999":1,"k00000":2)") + "}"),
+            "rule: data.k19999: duplicate key");
+  // Spelled differently: \u006b is 'k', \u0030 is '0'.
+  EXPECT_EQ(Data("{\"data\":" + ManyKeys(20000, R"("\u006b12345":1)") + "}"), "rule: data.k12345: duplicate key");
+  EXPECT_EQ(Data("{\"data\":" + ManyKeys(20000, R"("k0001\u0030":1)") + "}"), "rule: data.k00010: duplicate key");
+  EXPECT_EQ(Data("{\"data\":" + ManyKeys(20000, R"("\u006b20000":1)") + "}"),
+            ManyKeys(20000, R"("k20000":1)"));
+}
+
+TEST(RequestBodyTest, EscapedDuplicatesAreFoundAmongManyEscapedKeys) {
+  std::string data = "{";
+  for (int i = 0; i < 3000; ++i) data += "\"\\u0062" + std::to_string(i) + "\":0,";
+  EXPECT_EQ(Data("{\"data\":" + data + "\"b\":1,\"b2999\":1}}"), "rule: data.b2999: duplicate key");
+  EXPECT_EQ(Data("{\"data\":" + data + "\"b\":1,\"b3000\":1}}").substr(0, 10), "{\"b0\":0,\"b");
+}
+
+TEST(RequestBodyTest, KeysOfDifferentObjectsAreNotDuplicates) {
+  // Large objects side by side and nested in one another, each with the same keys.
+  const std::string inner = ManyKeys(40);
+  std::string data = ManyKeys(40, R"("o":)" + ManyKeys(40, R"("p":)" + inner + ",\"q\":" + inner) + ",\"r\":" + inner);
+  EXPECT_EQ(Data("{\"data\":" + data + "}"), data);
+  // A duplicate after a large nested object is still found in its own object.
+  data = ManyKeys(20, R"("o":)" + ManyKeys(40) + R"(,"k00019":1)");
+  EXPECT_EQ(Data("{\"data\":" + data + "}"), "rule: data.k00019: duplicate key");
+}
+
 TEST(RequestBodyTest, MeasuresDepthAndKindOfData) {
   auto body = ParseRequestBody(R"({"data":{"a":{"b":[[1]]},"c":2}})", true, "data");
   EXPECT_EQ(body->data_depth, 4);
