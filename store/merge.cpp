@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <forward_list>
 #include <memory>
 #include <vector>
 
@@ -284,13 +283,23 @@ class PatchMembers {
   // Indexes the names; after Read, before Find.
   void Index() {
     Entry* const first = begin();
+    // Escaped names are decoded one after the other into decoded_, and viewed once it no
+    // longer grows: no allocation per name.
+    std::vector<std::pair<size_t, size_t>> spans;
     for (Entry* entry = first; entry != end(); ++entry) {
-      if (entry->member.escaped) {
-        decoded_.emplace_front();
-        entry->name = KeyName(entry->member, &decoded_.front());
-      } else {
+      if (!entry->member.escaped) {
         entry->name = KeyName(entry->member, nullptr);
+        continue;
       }
+      const size_t start = decoded_.size();
+      (void)UnescapeJsonString(entry->member.key, &decoded_);  // a checked patch: always a string
+      spans.emplace_back(start, decoded_.size() - start);
+    }
+    auto span = spans.begin();
+    for (Entry* entry = first; entry != end(); ++entry) {
+      if (!entry->member.escaped) continue;
+      entry->name = std::string_view(decoded_).substr(span->first, span->second);
+      ++span;
     }
     if (count_ <= kInline) return;
     index_ = std::make_unique<KeyIndex>();
@@ -351,7 +360,7 @@ class PatchMembers {
   size_t count_ = 0;
   size_t pending_ = 0;
   Member taken_;
-  std::forward_list<std::string> decoded_;  // names of escaped keys; elements never move
+  std::string decoded_;  // the names of escaped keys, end to end
   std::unique_ptr<KeyIndex> index_;  // of more_, past kInline members
 };
 
