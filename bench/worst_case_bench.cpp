@@ -48,7 +48,7 @@ class WorstCase : public benchmark::Fixture {
     if (!store.ok()) std::abort();
     engine_ = std::make_unique<Engine>(std::move(store).value(), Limits());
   }
-  void TearDown(const benchmark::State& state) override {
+  void TearDown(const benchmark::State&) override {
     if (observer_) engine_->SetObserver(nullptr);
     observer_.reset();
     engine_.reset();
@@ -57,7 +57,7 @@ class WorstCase : public benchmark::Fixture {
 
  protected:
   void Observe() {
-    observer_ = std::make_unique<TsdbObserver>(*engine_, sink_);
+    observer_ = std::make_unique<TsdbObserver>(sink_);
     engine_->SetObserver(observer_.get());
   }
   void MustWrite(const std::string& doc, const std::string& data, bool patch = false) {

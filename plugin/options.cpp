@@ -65,6 +65,7 @@ Result<PluginOptions> ParseOptions(const std::vector<std::pair<std::string, std:
       {"max_document_bytes", Number(&o.limits.max_document_bytes, 2, 64 << 20)},
       {"max_depth", Number(&o.limits.max_depth, 1, 256)},
       {"max_documents", Number(&o.limits.max_documents, 1, 1000000)},
+      {"max_config_bytes", Number(&o.limits.max_config_bytes, 2, 64 << 20)},
       {"rest_listen", Text(&o.rest_listen)},
       {"rest_threads", Number(&o.rest_threads, 1, 256)},
       {"rest_region", Text(&o.rest_region)},
@@ -79,6 +80,7 @@ Result<PluginOptions> ParseOptions(const std::vector<std::pair<std::string, std:
       {"rest_allow_anonymous", Bool(&o.rest_allow_anonymous)},
       {"graphite_url", Text(&o.graphite_url)},
       {"graphite_queue", Number(&o.graphite_queue, 1, 100000000)},
+      {"max_series_per_twin", Number(&o.max_series_per_twin, 1, 100000000)},
   };
   for (const auto& [key, value] : pairs) {
     auto parser = parsers.find(key);
