@@ -155,10 +155,10 @@ BENCHMARK_F(WorstCase, PutLongArray)(benchmark::State& state) {
   Requests(state, "doc", Body(data + "]}"), false, true);
 }
 
-// The largest `_config` the limits allow (1 000 documents named when there was no limit of
-// its own), Graphite on: a one-number patch of a document with an on-update trigger.
+// The largest `_config` the limits allow (max_config_bytes; 56 KiB, ~1 000 documents, before
+// it had a limit of its own), Graphite on: a one-number patch of a document with a trigger.
 BENCHMARK_F(WorstCase, PatchWithLargeConfig)(benchmark::State& state) {
-  constexpr size_t kConfigBytes = 56 * 1024;
+  const size_t kConfigBytes = Limits().max_config_bytes;
   std::string config = "{\"documents\":{\"doc\":{\"_tsdb_trigger\":\"on-update\"}";
   for (int i = 0; config.size() + 60 < kConfigBytes; ++i) {
     config += ",\"d" + Key(i, 4) + "\":{\"_tsdb_trigger\":\"on-change\",\"_tags\":{\"site\":\"lyon\"}}";

@@ -36,8 +36,9 @@ void TsdbObserver::OnWrite(const WriteEvent& event) noexcept {
     if (event.before != nullptr && HasOnChangeTrigger(document->second)) {
       before.reset(cJSON_Parse(event.before->data.c_str()));
     }
+    // A put's request is its document: one tree for both.
     Json request(cJSON_ParseWithLength(event.request.data(), event.request.size()));
-    Json after(cJSON_Parse(event.after->data.c_str()));
+    Json after(event.request == event.after->data ? nullptr : cJSON_Parse(event.after->data.c_str()));
 
     // One write's points are of distinct series, so it yields at most max_series_ of them.
     std::vector<TsdbPoint> points;
@@ -55,7 +56,7 @@ void TsdbObserver::OnWrite(const WriteEvent& event) noexcept {
         ++dropped;
         return false;
       };
-      points = EvaluateTriggers(document->second, before.get(), request.get(), after.get(), admit);
+      points = EvaluateTriggers(document->second, before.get(), request.get(), after ? after.get() : request.get(), admit);
       if (dropped != 0 && !twin->logged) first_drop = twin->logged = true;
       // Last: charging may evict other twins, never this one.
       if (twin->fed.size() != known) series_.Charge(event.twin, twin->fed.size() * kBytesPerSeries);
