@@ -68,6 +68,7 @@ Result<PluginOptions> ParseOptions(const std::vector<std::pair<std::string, std:
       {"max_documents", Number(&o.limits.max_documents, 1, 1000000)},
       {"max_twins", Number(&o.limits.max_twins, 0, 1000000000)},
       {"min_free_mb", Number(&min_free_mb, 0, 1 << 30)},
+      {"max_config_bytes", Number(&o.limits.max_config_bytes, 2, 64 << 20)},
       {"rest_listen", Text(&o.rest_listen)},
       {"rest_threads", Number(&o.rest_threads, 1, 256)},
       {"rest_region", Text(&o.rest_region)},
@@ -90,6 +91,7 @@ Result<PluginOptions> ParseOptions(const std::vector<std::pair<std::string, std:
        }},
       {"max_requests_per_second", Number(&o.max_requests_per_second, 0, 1000000)},
       {"request_burst", Number(&o.request_burst, 1, 1000000)},
+      {"max_series_per_twin", Number(&o.max_series_per_twin, 1, 100000000)},
   };
   for (const auto& [key, value] : pairs) {
     auto parser = parsers.find(key);

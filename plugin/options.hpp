@@ -42,6 +42,7 @@ struct PluginOptions {
 
   std::string graphite_url;                    // empty: no time-series push
   size_t graphite_queue = 100000;              // points held while Graphite is unreachable
+  size_t max_series_per_twin = 1000;           // distinct series one twin may feed
 };
 
 // Parses (key, value) pairs, keys without the "plugin_opt_" prefix. An unknown key or a bad

@@ -289,8 +289,11 @@ void LogEffectiveOptions(const PluginOptions& o) {
   mosquitto_log_printf(MOSQ_LOG_INFO, "twins: mosquitto-twins %s, database %s (sync_writes %s, cache %zu MiB)",
                        TWINS_VERSION, o.store.path.c_str(), o.store.sync_writes ? "true" : "false",
                        o.store.cache_bytes >> 20);
-  mosquitto_log_printf(MOSQ_LOG_INFO, "twins: limits: %zu bytes per document, depth %d, %zu documents per twin",
-                       o.limits.max_document_bytes, o.limits.max_depth, o.limits.max_documents);
+  mosquitto_log_printf(MOSQ_LOG_INFO,
+                       "twins: limits: %zu bytes per document, depth %d, %zu documents per twin, %zu bytes per _config, "
+                       "%zu series per twin",
+                       o.limits.max_document_bytes, o.limits.max_depth, o.limits.max_documents,
+                       o.limits.max_config_bytes, o.max_series_per_twin);
   mosquitto_log_printf(MOSQ_LOG_INFO, "twins: twins named by %s; %u requests a second per twin (burst %u)",
                        o.twin_identity == TwinIdentity::kUsername ? "username" : "client id",
                        o.max_requests_per_second, o.request_burst);
@@ -315,7 +318,7 @@ int StartGraphite(Plugin& plugin) {
   }
   plugin.graphite = std::move(sender).value();
   plugin.held_samples = std::make_unique<TickReleasedSink>(*plugin.graphite, plugin.tick_seen);
-  plugin.tsdb = std::make_unique<TsdbObserver>(*plugin.engine, *plugin.held_samples, plugin.DeferredLog());
+  plugin.tsdb = std::make_unique<TsdbObserver>(*plugin.held_samples, o.max_series_per_twin, plugin.DeferredLog());
   plugin.engine->SetObserver(plugin.tsdb.get());
   mosquitto_log_printf(MOSQ_LOG_INFO, "twins: pushing time series to %s", plugin.graphite->target().c_str());
   return MOSQ_ERR_SUCCESS;

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <optional>
 
+#include "request_body.hpp"
+
 namespace twins {
 namespace {
 
@@ -52,7 +54,7 @@ std::optional<uint64_t> TagVersion(std::string_view opaque) {
     if (c < '0' || c > '9') return std::nullopt;
     version = version * 10 + static_cast<uint64_t>(c - '0');
   }
-  if (version > (uint64_t{1} << 53)) return std::nullopt;
+  if (version > kMaxVersion) return std::nullopt;
   return version;
 }
 

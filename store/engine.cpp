@@ -1,7 +1,7 @@
 #include "engine.hpp"
 
-#include <cmath>
 #include <functional>
+#include <optional>
 
 #include "merge.hpp"
 #include "names.hpp"
@@ -9,8 +9,6 @@
 
 namespace twins {
 namespace {
-
-constexpr double kMaxVersion = 9007199254740992.0;  // 2^53: larger integers are not exact in JSON
 
 Status ValidateNames(std::string_view twin, std::string_view doc) {
   Status s = ValidateTwinId(twin);
@@ -29,6 +27,7 @@ Status ValidateLimits(const Limits& limits) {
   if (limits.max_document_bytes < 2) return Status::InvalidArgument("max_document_bytes", "must be at least 2");
   if (limits.max_depth < 1) return Status::InvalidArgument("max_depth", "must be at least 1");
   if (limits.max_documents < 1) return Status::InvalidArgument("max_documents", "must be at least 1");
+  if (limits.max_config_bytes < 2) return Status::InvalidArgument("max_config_bytes", "must be at least 2");
   return Status::Ok();
 }
 
@@ -54,13 +53,10 @@ Result<WriteRequest> ParseWriteRequest(std::string_view body, const Limits& limi
   auto parsed = ParseRequestBody(body, data_required, "data");
   if (!parsed.ok()) return parsed.status();
   using Version = RequestBody::Version;
-  if (parsed->version_kind == Version::kNumber || parsed->version_kind == Version::kOther) {
-    const double v = parsed->version_kind == Version::kNumber ? parsed->version : -1;
-    if (v < 0 || v > kMaxVersion || std::floor(v) != v) {
-      return Status::InvalidArgument("version", "version must be an integer from 0 to 2^53");
-    }
-    request.version = static_cast<uint64_t>(v);
+  if (parsed->version_kind == Version::kOther) {
+    return Status::InvalidArgument("version", "version must be an integer from 0 to 2^53");
   }
+  if (parsed->version_kind == Version::kNumber) request.version = parsed->version;
   if (!data_required) return request;
   if (!parsed->data) return Status::InvalidArgument("data", "data is required");
   if (!parsed->data_is_object) return Status::InvalidArgument("data", "data must be a JSON object");
@@ -98,7 +94,7 @@ void Engine::ForgetTwinIfEmpty(std::string_view twin) {
   if (names.ok() && names->empty()) --twins_;
 }
 
-std::mutex& Engine::LockFor(std::string_view twin) {
+std::mutex& Engine::LockFor(std::string_view twin) const {
   return stripes_[std::hash<std::string_view>()(twin) % stripes_.size()];
 }
 
@@ -156,7 +152,8 @@ Result<Document> Engine::Write(std::string_view twin, std::string_view doc, cons
 
   Document next{version + 1, {}};
   if (mode == Mode::kPatch) {
-    s = MergePatch(exists ? std::string_view((*current)->data) : std::string_view("{}"), request.data, &next.data);
+    s = MergePatch(exists ? std::string_view((*current)->data) : std::string_view("{}"), request.data, &next.data,
+                   limits_.max_document_bytes);
     if (!s.ok()) return s;
   } else {
     next.data = request.data;
@@ -166,10 +163,18 @@ Result<Document> Engine::Write(std::string_view twin, std::string_view doc, cons
                                                " bytes is larger than the limit of " +
                                                std::to_string(limits_.max_document_bytes));
   }
+  std::shared_ptr<const TwinConfig> config;
   if (is_config) {
+    // Refused before it is parsed: every write of the twin may consult it.
+    if (next.data.size() > limits_.max_config_bytes) {
+      return Status::InvalidArgument("data", "_config of " + std::to_string(next.data.size()) +
+                                                 " bytes is larger than the limit of " +
+                                                 std::to_string(limits_.max_config_bytes) + " (max_config_bytes)");
+    }
     Json parsed(cJSON_Parse(next.data.c_str()));
-    auto config = ParseTwinConfig(parsed.get());
-    if (!config.ok()) return config.status();
+    auto checked = ParseTwinConfig(parsed.get());
+    if (!checked.ok()) return checked.status();
+    config = std::make_shared<const TwinConfig>(std::move(checked).value());
   }
   if (new_twin) {
     s = ReserveTwin();
@@ -183,8 +188,19 @@ Result<Document> Engine::Write(std::string_view twin, std::string_view doc, cons
   // A failed sync leaves the write uncertain: the twin stays counted (the stricter error).
   s = Persist(durability);
   if (!s.ok()) return s;
+  if (is_config) configs_.Set(twin, std::move(config), next.data.size());
   if (observer_ != nullptr) {
-    observer_->OnWrite({twin, doc, exists ? &**current : nullptr, request.data, &next});
+    WriteEvent event{twin, doc, exists ? &**current : nullptr, request.data, &next};
+    std::optional<Result<std::shared_ptr<const TwinConfig>>> twin_config;
+    if (!is_config) {
+      twin_config.emplace(LoadConfig(twin));
+      if (twin_config->ok()) {
+        event.config = twin_config->value().get();
+      } else {
+        event.config_error = &twin_config->status();
+      }
+    }
+    observer_->OnWrite(event);
   }
   return next;
 }
@@ -208,6 +224,7 @@ Result<Document> Engine::Delete(std::string_view twin, std::string_view doc, uin
   if (s.ok()) s = Persist(durability);
   if (!s.ok()) return s;
   ForgetTwinIfEmpty(twin);
+  if (doc == kConfigDocument) configs_.Set(twin, std::make_shared<const TwinConfig>(), 0);
   return std::move(**current);
 }
 
@@ -230,20 +247,37 @@ Status Engine::DeleteAll(std::string_view twin) {
     had_documents = !names->empty();
   }
   s = store_->DeleteAll(twin);
+  if (s.ok()) configs_.Set(twin, std::make_shared<const TwinConfig>(), 0);
   if (s.ok()) s = Persist(Durability::kBeforeReturn);
   if (s.ok() && had_documents) --twins_;
   return s;
 }
 
 Result<TwinConfig> Engine::Config(std::string_view twin) const {
-  auto found = Get(twin, kConfigDocument);
-  if (!found.ok()) {
-    if (found.status().code() == Code::kNotFound) return TwinConfig{};
-    return found.status();
+  Status s = ValidateTwinId(twin);
+  if (!s.ok()) return s;
+  std::lock_guard<std::mutex> lock(LockFor(twin));
+  auto config = LoadConfig(twin);
+  if (!config.ok()) return config.status();
+  return **config;
+}
+
+Result<std::shared_ptr<const TwinConfig>> Engine::LoadConfig(std::string_view twin) const {
+  if (auto cached = configs_.Find(twin)) return cached;
+  auto found = store_->Get(twin, kConfigDocument);
+  if (!found.ok()) return found.status();
+  auto config = std::make_shared<TwinConfig>();
+  size_t bytes = 0;
+  if (found->has_value()) {
+    bytes = (*found)->data.size();
+    Json data(cJSON_Parse((*found)->data.c_str()));
+    if (!data) return Status::Internal("stored _config is not valid JSON");
+    auto parsed = ParseTwinConfig(data.get());
+    if (!parsed.ok()) return parsed.status();
+    *config = std::move(parsed).value();
   }
-  Json data(cJSON_Parse(found->data.c_str()));
-  if (!data) return Status::Internal("stored _config is not valid JSON");
-  return ParseTwinConfig(data.get());
+  configs_.Set(twin, config, bytes);
+  return std::shared_ptr<const TwinConfig>(std::move(config));
 }
 
 }  // namespace twins

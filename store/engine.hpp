@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "config_cache.hpp"
 #include "document_store.hpp"
 #include "json.hpp"
 #include "status.hpp"
@@ -26,6 +27,7 @@ struct Limits {
   int max_depth = 32;                     // nesting of objects/arrays in `data`, itself included
   size_t max_documents = 64;              // per twin, `_config` not counted
   size_t max_twins = 0;                   // twins with any document, `_config` included; 0: no limit
+  size_t max_config_bytes = 8192;         // compact JSON of a `_config`'s `data`
 
   // Larger request bodies are refused unread; headroom for whitespace and the envelope.
   size_t max_request_bytes() const { return 2 * max_document_bytes + 4096; }
@@ -57,6 +59,11 @@ struct WriteEvent {
   const StoredDocument* before;  // nullptr when the write created the document
   std::string_view request;      // the request's `data` (the patch, for a patch), compact JSON
   const StoredDocument* after;   // the document after the write
+  // Only when an observer is installed, and not for a write of `_config` itself: the twin's
+  // `_config`, parsed (empty when it has none), as it is when the write is made. nullptr
+  // when it could not be read, and then config_error says why.
+  const TwinConfig* config = nullptr;
+  const Status* config_error = nullptr;
 };
 
 class WriteObserver {
@@ -103,7 +110,8 @@ class Engine {
   Status DeleteAll(std::string_view twin);
   // Makes every kAtSync write that returned before it durable.
   Status Sync() { return store_->Sync(); }
-  // The twin's parsed `_config` (empty when it has none).
+  // The twin's parsed `_config` (empty when it has none). `_config` is parsed when it is
+  // written and kept (ConfigCache), so this costs a lookup, not a parse.
   Result<TwinConfig> Config(std::string_view twin) const;
 
  private:
@@ -111,11 +119,13 @@ class Engine {
   Result<Document> Write(std::string_view twin, std::string_view doc, const WriteRequest& request, Mode mode,
                          Durability durability);
   Status Persist(Durability durability) { return durability == Durability::kBeforeReturn ? store_->Sync() : Status::Ok(); }
-  std::mutex& LockFor(std::string_view twin);
+  std::mutex& LockFor(std::string_view twin) const;
   // Counts one more twin, unless max_twins are there already.
   Status ReserveTwin();
   // After a twin lost its last document (or may have), with its lock held.
   void ForgetTwinIfEmpty(std::string_view twin);
+  // The twin's configuration, from the cache or read and cached; the twin's lock must be held.
+  Result<std::shared_ptr<const TwinConfig>> LoadConfig(std::string_view twin) const;
 
   std::unique_ptr<DocumentStore> store_;
   const Limits limits_;
@@ -123,8 +133,9 @@ class Engine {
   // Exact under concurrent creations of different twins: a creation reserves its slot with a
   // compare-and-swap before writing, and gives it back if the store refused the write.
   std::atomic<uint64_t> twins_{0};
-  std::array<std::mutex, 64> stripes_;
+  mutable std::array<std::mutex, 64> stripes_;
   WriteObserver* observer_ = nullptr;
+  mutable ConfigCache configs_{4 << 20};
 };
 
 }  // namespace twins

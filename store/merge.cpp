@@ -1,12 +1,16 @@
 #include "merge.hpp"
 
+#include <algorithm>
+#include <cstdint>
+#include <memory>
 #include <vector>
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
 
-#include "json.hpp"
+#include "key_index.hpp"
+#include "request_body.hpp"
 
 namespace twins {
 namespace {
@@ -179,23 +183,20 @@ class Reader {
   size_t pos_ = 0;
 };
 
-// The text of a JSON string token without its quotes, unescaped.
-std::string Unescape(std::string_view token) {
-  Json parsed(cJSON_ParseWithLength(token.data(), token.size()));
-  return cJSON_IsString(parsed.get()) ? std::string(parsed->valuestring) : std::string();
-}
-
 struct Member {
   std::string_view key;    // the string token, quotes included
   std::string_view value;  // the value token
   bool escaped = false;    // the key holds an escape
 };
 
-// Whether two keys are the same string. Escapes are rare in keys; only they need decoding,
-// because the stored text and the patch may escape one character differently.
-bool SameKey(const Member& a, const Member& b) {
-  if (!a.escaped && !b.escaped) return a.key == b.key;
-  return Unescape(a.key) == Unescape(b.key);
+// The key's string, for comparing keys: the stored text and the patch may escape one
+// character differently ("caf\u00e9" and "café"), so an escaped key is decoded, once, into
+// `decoded`; most keys have no escape and are their token without the quotes.
+std::string_view KeyName(const Member& member, std::string* decoded) {
+  if (!member.escaped) return member.key.substr(1, member.key.size() - 2);
+  decoded->clear();
+  if (!UnescapeJsonString(member.key, decoded)) return member.key;  // corrupt: matches no valid name
+  return *decoded;
 }
 
 bool ReadMember(Reader& in, Member* member) {
@@ -250,27 +251,125 @@ void AppendPatchValue(std::string_view value, std::string* out) {
   *out += '}';
 }
 
-Status MergeObject(std::string_view target, std::string_view patch, std::string* out) {
-  // Patches change a few members: a small array, searched linearly, is all they need; on the
-  // stack up to kInline of them.
-  constexpr size_t kInline = 8;
-  Member inline_members[kInline];
-  std::vector<Member> more;
-  size_t count = 0;
-  const bool patch_ok = ForEachMember(patch, [&](const Member& member) {
-    if (count < kInline) {
-      inline_members[count] = member;
-    } else {
-      if (count == kInline) more.assign(inline_members, inline_members + kInline);
-      more.push_back(member);
+// How large `out` may grow: `end`, the limit of `bytes` after what it held before the merge.
+struct OutputLimit {
+  size_t end;
+  size_t bytes;
+};
+
+Status TooLarge(OutputLimit limit) {
+  return Status::InvalidArgument("data", "document would be larger than the limit of " + std::to_string(limit.bytes) +
+                                             " bytes");
+}
+
+// The patch's members, found by key name: a linear search while they are few (a patch
+// changes a few members, and a search of 8 costs less than hashing one key), a hash index
+// beyond (KeyIndex), so that merging n target members with m patch members costs O(n + m).
+class PatchMembers {
+ public:
+  bool Read(std::string_view patch) {
+    return ForEachMember(patch, [&](const Member& member) {
+      if (count_ < kInline) {
+        inline_[count_] = {member, {}};
+      } else {
+        if (count_ == kInline) more_.assign(inline_, inline_ + kInline);
+        more_.push_back({member, {}});
+      }
+      ++count_;
+      return true;
+    });
+  }
+
+  // Indexes the names; after Read, before Find.
+  void Index() {
+    Entry* const first = begin();
+    // Escaped names are decoded one after the other into decoded_, and viewed once it no
+    // longer grows: no allocation per name.
+    std::vector<std::pair<size_t, size_t>> spans;
+    for (Entry* entry = first; entry != end(); ++entry) {
+      if (!entry->member.escaped) {
+        entry->name = KeyName(entry->member, nullptr);
+        continue;
+      }
+      const size_t start = decoded_.size();
+      (void)UnescapeJsonString(entry->member.key, &decoded_);  // a checked patch: always a string
+      spans.emplace_back(start, decoded_.size() - start);
     }
-    ++count;
-    return true;
-  });
-  if (!patch_ok) return Status::InvalidArgument("data", "a patch must be a JSON object");
-  Member* const unmatched_begin = count <= kInline ? inline_members : more.data();
-  Member* const unmatched_end = unmatched_begin + count;
-  size_t pending = count;
+    auto span = spans.begin();
+    for (Entry* entry = first; entry != end(); ++entry) {
+      if (!entry->member.escaped) continue;
+      entry->name = std::string_view(decoded_).substr(span->first, span->second);
+      ++span;
+    }
+    if (count_ <= kInline) return;
+    index_ = std::make_unique<KeyIndex>();
+    for (uint32_t i = 0; i < count_; ++i) (void)index_->Insert(more_[i].name, i, NameAt());
+  }
+
+  // The unmatched member named `name`, marked matched; nullptr if none.
+  Member* Take(std::string_view name) {
+    Entry* found = nullptr;
+    if (!index_) {
+      for (Entry* entry = begin(); entry != end(); ++entry) {
+        if (!entry->member.key.empty() && entry->name == name) {
+          found = entry;
+          break;
+        }
+      }
+    } else {
+      const uint32_t at = index_->Find(name, NameAt());
+      if (at != KeyIndex::kNone && !more_[at].member.key.empty()) found = &more_[at];
+    }
+    if (found == nullptr) return nullptr;
+    --pending_;
+    taken_ = found->member;
+    found->member.key = {};  // matched
+    return &taken_;
+  }
+
+  size_t pending() const { return pending_; }
+  void StartMatching() { pending_ = count_; }
+
+  // The members not matched, in patch order.
+  template <class Visit>
+  void ForEachUnmatched(Visit visit) const {
+    for (const Entry* entry = begin(); entry != end(); ++entry) {
+      if (!entry->member.key.empty()) visit(entry->member);
+    }
+  }
+
+ private:
+  struct Entry {
+    Member member;
+    std::string_view name;
+  };
+  static constexpr size_t kInline = 8;  // on the stack up to this many
+
+  struct NameAtFn {
+    const std::vector<Entry>* entries;
+    std::string_view operator()(uint32_t i) const { return (*entries)[i].name; }
+  };
+  NameAtFn NameAt() const { return {&more_}; }
+  Entry* begin() { return count_ <= kInline ? inline_ : more_.data(); }
+  Entry* end() { return begin() + count_; }
+  const Entry* begin() const { return count_ <= kInline ? inline_ : more_.data(); }
+  const Entry* end() const { return begin() + count_; }
+
+  Entry inline_[kInline];
+  std::vector<Entry> more_;
+  size_t count_ = 0;
+  size_t pending_ = 0;
+  Member taken_;
+  std::string decoded_;  // the names of escaped keys, end to end
+  std::unique_ptr<KeyIndex> index_;  // of more_, past kInline members
+};
+
+// Merging stops as soon as `out` passes the limit.
+Status MergeObject(std::string_view target, std::string_view patch, OutputLimit limit, std::string* out) {
+  PatchMembers changes;
+  if (!changes.Read(patch)) return Status::InvalidArgument("data", "a patch must be a JSON object");
+  changes.Index();
+  changes.StartMatching();
 
   *out += '{';
   bool first = true;
@@ -278,29 +377,25 @@ Status MergeObject(std::string_view target, std::string_view patch, std::string*
     if (!first) *out += ',';
     first = false;
   };
+  std::string decoded;  // the current target key's name, when it holds an escape
   Reader in(target);
   if (!in.Consume('{')) return Corrupt();
   if (!in.Consume('}')) {
     bool tail_tried = false;  // once: a tail that is not compact is read member by member
     do {
-      if (pending == 0 && !tail_tried) {
+      if (out->size() > limit.end) return TooLarge(limit);
+      if (changes.pending() == 0 && !tail_tried) {
         tail_tried = true;
         if (IsCompactTail(in.Rest())) {
           // Every change is made: the members left go as they are, without reading them.
           separate();
           out->append(in.Rest());
-          return Status::Ok();
+          return out->size() > limit.end ? TooLarge(limit) : Status::Ok();
         }
       }
       Member member;
       if (!ReadMember(in, &member)) return Corrupt();
-      Member* change = nullptr;
-      for (Member* candidate = unmatched_begin; candidate != unmatched_end; ++candidate) {
-        if (!candidate->key.empty() && SameKey(member, *candidate)) {
-          change = candidate;
-          break;
-        }
-      }
+      const Member* change = changes.pending() == 0 ? nullptr : changes.Take(KeyName(member, &decoded));
       if (change == nullptr) {
         separate();
         if (member.value.data() == member.key.data() + member.key.size() + 1) {  // compact: one copy
@@ -311,13 +406,11 @@ Status MergeObject(std::string_view target, std::string_view patch, std::string*
         continue;
       }
       const std::string_view value = change->value;
-      change->key = {};  // matched
-      --pending;
       if (IsNull(value)) continue;
       separate();
       out->append(member.key).append(1, ':');
       if (IsObject(value) && IsObject(member.value)) {
-        Status s = MergeObject(member.value, value, out);
+        Status s = MergeObject(member.value, value, limit, out);
         if (!s.ok()) return s;
       } else {
         AppendPatchValue(value, out);
@@ -326,23 +419,27 @@ Status MergeObject(std::string_view target, std::string_view patch, std::string*
     if (!in.Consume('}')) return Corrupt();
   }
   if (!in.AtEnd()) return Corrupt();
-  for (const Member* change_it = unmatched_begin; change_it != unmatched_end; ++change_it) {
-    const Member& change = *change_it;
-    if (change.key.empty() || IsNull(change.value)) continue;
+  bool too_large = false;
+  changes.ForEachUnmatched([&](const Member& change) {
+    if (too_large || IsNull(change.value)) return;
     separate();
     out->append(change.key).append(1, ':');
     AppendPatchValue(change.value, out);
-  }
+    too_large = out->size() > limit.end;
+  });
+  if (too_large) return TooLarge(limit);
   *out += '}';
-  return Status::Ok();
+  return out->size() > limit.end ? TooLarge(limit) : Status::Ok();
 }
 
 }  // namespace
 
-Status MergePatch(std::string_view target, std::string_view patch, std::string* out) {
+Status MergePatch(std::string_view target, std::string_view patch, std::string* out, size_t max_bytes) {
   if (patch.empty() || !IsObject(patch)) return Status::InvalidArgument("data", "a patch must be a JSON object");
-  out->reserve(out->size() + target.size() + patch.size());
-  return MergeObject(target, patch, out);
+  const size_t start = out->size();
+  const OutputLimit limit{max_bytes > SIZE_MAX - start ? SIZE_MAX : start + max_bytes, max_bytes};
+  out->reserve(start + std::min(target.size() + patch.size(), max_bytes));
+  return MergeObject(target, patch, limit, out);
 }
 
 }  // namespace twins

@@ -1,6 +1,7 @@
 // JSON merge patch (RFC 7396), the Cloud Twins patch format, applied to stored text.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -22,6 +23,12 @@ namespace twins {
 // Fails on a target that is not an object's JSON text (a corrupt record): always where it is
 // cut short, not always where its syntax is wrong past the last change. Taking the patch as
 // text too spares parsing it.
-Status MergePatch(std::string_view target, std::string_view patch, std::string* out);
+//
+// Bounded work: O(size of target + size of patch) whatever their shape (many keys, escaped
+// keys); and once the merged text passes `max_bytes` the merge stops and fails with an
+// invalid argument naming the limit ("document would be larger than the limit of N bytes"),
+// `out` then holding a part of it.
+Status MergePatch(std::string_view target, std::string_view patch, std::string* out,
+                  size_t max_bytes = SIZE_MAX);
 
 }  // namespace twins

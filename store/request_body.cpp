@@ -6,9 +6,11 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "json.hpp"
+#include "key_index.hpp"
 
 namespace twins {
 namespace {
@@ -70,6 +72,9 @@ class BodyReader {
 
   size_t error_offset() const { return error_offset_; }
 
+  // The text is one string token: its value, unescaped.
+  bool ReadWholeString(std::string* value) { return ReadString(value) && pos_ == text_.size(); }
+
  private:
   // Top-level members: the first "version" and "data" count, the rest is only checked.
   bool ReadMember(const std::string& key) {
@@ -89,15 +94,59 @@ class BodyReader {
   bool ReadVersion() {
     std::string token;
     out_ = &token;
+    const size_t start = pos_;
     if (!ReadValue(1, false)) return false;
     if (token == "null") {
       body_->version_kind = RequestBody::Version::kNull;
     } else if (token[0] == '-' || (token[0] >= '0' && token[0] <= '9')) {
-      body_->version_kind = RequestBody::Version::kNumber;
-      std::from_chars(token.data(), token.data() + token.size(), body_->version);
+      const bool exact = ExactVersion(text_.substr(start, pos_ - start), &body_->version);
+      body_->version_kind = exact ? RequestBody::Version::kNumber : RequestBody::Version::kOther;
     } else {
       body_->version_kind = RequestBody::Version::kOther;
     }
+    return true;
+  }
+
+  // The exact value of a JSON number token (as sent: `token` must be the request's own text,
+  // not its shortest form), when it is an integer from 0 to kMaxVersion. Decimal arithmetic on
+  // the digits, so 9007199254740993 is not taken for the double it rounds to.
+  static bool ExactVersion(std::string_view token, uint64_t* version) {
+    const bool negative = token[0] == '-';
+    if (negative) token.remove_prefix(1);
+    const size_t mantissa_end = std::min(token.find_first_of("eE"), token.size());
+    long exponent = 0;
+    if (mantissa_end < token.size()) {
+      std::string_view text = token.substr(mantissa_end + 1);
+      if (text[0] == '+') text.remove_prefix(1);
+      // Beyond a few digits the exponent only matters by its sign (the digits are few).
+      const bool exponent_negative = text[0] == '-';
+      if (exponent_negative) text.remove_prefix(1);
+      for (char c : text) exponent = std::min(exponent * 10 + (c - '0'), 100000L);
+      if (exponent_negative) exponent = -exponent;
+    }
+    std::string digits;  // the mantissa's digits without the point: value = digits * 10^exponent
+    for (size_t i = 0; i < mantissa_end; ++i) {
+      if (token[i] != '.') {
+        digits += token[i];
+      } else {
+        exponent -= static_cast<long>(mantissa_end - i - 1);
+      }
+    }
+    digits.erase(0, std::min(digits.find_first_not_of('0'), digits.size()));
+    while (!digits.empty() && digits.back() == '0') {
+      digits.pop_back();
+      ++exponent;
+    }
+    if (digits.empty()) {  // zero, -0 included
+      *version = 0;
+      return true;
+    }
+    if (negative || exponent < 0 || digits.size() + exponent > 16) return false;  // 2^53 has 16 digits
+    uint64_t value = 0;
+    for (char c : digits) value = value * 10 + static_cast<uint64_t>(c - '0');
+    for (long i = 0; i < exponent; ++i) value *= 10;
+    if (value > kMaxVersion) return false;
+    *version = value;
     return true;
   }
 
@@ -129,6 +178,7 @@ class BodyReader {
     *out_ += '{';
     const size_t object_start = out_->size();
     const size_t first_key = keys_.size();
+    std::unique_ptr<KeyIndex> large_object;  // its keys, once they are many
     SkipSpace();
     if (Consume('}')) {
       *out_ += '}';
@@ -147,13 +197,7 @@ class BodyReader {
         if (key_length > 0 && (*out_)[key_offset] == '_' && body_->reserved_key_path.empty()) {
           body_->reserved_key_path = Path();
         }
-        for (size_t i = first_key; i < keys_.size(); ++i) {
-          if (keys_[i].second == key_length && out_->compare(keys_[i].first, key_length, *out_, key_offset, key_length) == 0) {
-            RuleBroken("duplicate key");
-            break;
-          }
-        }
-        keys_.emplace_back(key_offset, key_length);
+        if (IsDuplicate(first_key, key_offset, key_length, &large_object)) RuleBroken("duplicate key");
       }
       SkipSpace();
       if (!ReadValue(depth + 1, inside_array)) return false;
@@ -164,6 +208,32 @@ class BodyReader {
     *out_ += '}';
     keys_.resize(first_key);
     return true;
+  }
+
+  // Keys are compared in their stored form, where "b" and "\u0062" are one spelling. The
+  // first keys of an object are searched linearly (most objects have a few: cheaper than
+  // hashing); from kIndexFrom on they are indexed, so an object of n keys costs O(n).
+  static constexpr size_t kIndexFrom = 16;
+
+  // Records the key; true if the object already had it.
+  bool IsDuplicate(size_t first_key, size_t key_offset, size_t key_length, std::unique_ptr<KeyIndex>* index) {
+    const std::string_view key(out_->data() + key_offset, key_length);
+    auto key_at = [this](uint32_t i) { return std::string_view(out_->data() + keys_[i].first, keys_[i].second); };
+    if (*index) {
+      if ((*index)->Insert(key, static_cast<uint32_t>(keys_.size()), key_at) != KeyIndex::kNone) return true;
+    } else {
+      for (size_t i = first_key; i < keys_.size(); ++i) {
+        if (key_at(static_cast<uint32_t>(i)) == key) return true;
+      }
+    }
+    keys_.emplace_back(key_offset, key_length);
+    if (!*index && keys_.size() - first_key == kIndexFrom) {
+      *index = std::make_unique<KeyIndex>();
+      for (size_t i = first_key; i < keys_.size(); ++i) {
+        (void)(*index)->Insert(key_at(static_cast<uint32_t>(i)), static_cast<uint32_t>(i), key_at);
+      }
+    }
+    return false;
   }
 
   bool ReadArray(int depth, bool in_data) {
@@ -206,9 +276,9 @@ class BodyReader {
     const char* first = text_.data() + start;
     const char* last = text_.data() + pos_;
     // An integer of up to 15 digits is exact as a double, and without trailing zeros its
-    // shortest form is itself (with them, "1e+14" can be shorter).
+    // shortest form is itself (with them, "1e+14" can be shorter; 0 and -0 are short already).
     const size_t digits = (last - first) - (*first == '-');
-    if (digits <= 15 && last[-1] != '0' &&
+    if (digits <= 15 && (last[-1] != '0' || digits == 1) &&
         std::all_of(first + (*first == '-'), last, [](char c) { return c >= '0' && c <= '9'; })) {
       out_->append(first, last);
       return true;
@@ -390,6 +460,10 @@ class BodyReader {
 };
 
 }  // namespace
+
+bool UnescapeJsonString(std::string_view token, std::string* value) {
+  return BodyReader(token, false).ReadWholeString(value);
+}
 
 Result<RequestBody> ParseRequestBody(std::string_view text, bool read_data, std::string_view field) {
   const std::string name(field);

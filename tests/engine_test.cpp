@@ -6,10 +6,12 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "names.hpp"
 #include "support/temp_dir.hpp"
 
 namespace twins {
@@ -291,6 +293,105 @@ TEST_F(EngineTest, ObserverSeesEverySuccessfulWriteWithBeforeAndAfter) {
                                  R"(dev1/d v2 before={"a":1} request={"b":2} after={"a":1,"b":2})"}));
 }
 
+// Records the configuration each write of an ordinary document was handed.
+class ConfigObserver : public WriteObserver {
+ public:
+  void OnWrite(const WriteEvent& event) noexcept override {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (event.document == kConfigDocument) {
+      EXPECT_EQ(event.config, nullptr);
+      return;
+    }
+    configs.push_back(event.config);
+    triggers.push_back(event.config == nullptr                      ? "<error>"
+                       : event.config->documents.count("d") == 0 ? "none"
+                       : !event.config->documents.at("d").trigger ? "unset"
+                       : *event.config->documents.at("d").trigger == TsdbTrigger::kOnUpdate ? "on-update"
+                                                                                              : "on-change");
+  }
+  std::mutex mutex;
+  std::vector<const TwinConfig*> configs;
+  std::vector<std::string> triggers;
+};
+
+TEST_F(EngineTest, ConfigIsParsedWhenWrittenAndHandedToEveryWriteUntilItChanges) {
+  ConfigObserver observer;
+  engine_->SetObserver(&observer);
+  ASSERT_TRUE(Put("d", R"({"data":{"a":1}})").ok());
+  ASSERT_TRUE(Put("_config", R"({"data":{"documents":{"d":{"_tsdb_trigger":"on-update"}}}})").ok());
+  ASSERT_TRUE(Patch("d", R"({"data":{"a":2}})").ok());
+  ASSERT_TRUE(Patch("d", R"({"data":{"a":3}})").ok());
+  ASSERT_TRUE(Patch("_config", R"({"data":{"documents":{"d":{"_tsdb_trigger":"on-change"}}}})").ok());
+  ASSERT_TRUE(Patch("d", R"({"data":{"a":4}})").ok());
+  ASSERT_TRUE(engine_->Delete("dev1", "_config", 0).ok());
+  ASSERT_TRUE(Patch("d", R"({"data":{"a":5}})").ok());
+  ASSERT_TRUE(Put("_config", R"({"data":{"documents":{"d":{}}}})").ok());
+  ASSERT_TRUE(engine_->DeleteAll("dev1").ok());
+  ASSERT_TRUE(Patch("d", R"({"data":{"a":6}})").ok());
+  EXPECT_EQ(observer.triggers,
+            (std::vector<std::string>{"none", "on-update", "on-update", "on-change", "none", "none"}));
+  EXPECT_EQ(observer.configs[1], observer.configs[2]);  // the same parsed form: no parse per write
+  EXPECT_NE(observer.configs[2], observer.configs[3]);
+}
+
+TEST_F(EngineTest, ConfigWrittenBeforeTheEngineStartedIsReadOnceAndKept) {
+  ASSERT_TRUE(Put("_config", R"({"data":{"documents":{"d":{"_tsdb_trigger":"on-change"}}}})").ok());
+  Reopen();
+  ConfigObserver observer;
+  engine_->SetObserver(&observer);
+  ASSERT_TRUE(Put("d", R"({"data":{"a":1}})").ok());
+  ASSERT_TRUE(Put("d", R"({"data":{"a":2}})").ok());
+  EXPECT_EQ(observer.triggers, (std::vector<std::string>{"on-change", "on-change"}));
+  EXPECT_EQ(observer.configs[0], observer.configs[1]);
+  EXPECT_EQ(engine_->Config("dev1")->documents.at("d").trigger, TsdbTrigger::kOnChange);
+}
+
+TEST_F(EngineTest, ConfigLargerThanItsLimitIsRefusedNamingTheLimit) {
+  Limits limits;
+  limits.max_config_bytes = 60;
+  Reopen(limits);
+  const std::string fits = R"({"documents":{"d":{"_tsdb_trigger":"on-update"}}})";  // 49 bytes
+  ASSERT_TRUE(Put("_config", "{\"data\":" + fits + "}").ok());
+  auto grown = Patch("_config", R"({"data":{"documents":{"e":{"_tsdb_trigger":"on-update"}}}})");
+  ASSERT_FALSE(grown.ok());
+  EXPECT_EQ(grown.status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(grown.status().field(), "data");
+  EXPECT_EQ(grown.status().message(), "_config of 83 bytes is larger than the limit of 60 (max_config_bytes)");
+  EXPECT_EQ(Stored("_config"), "{\"version\":1,\"data\":" + fits + "}");
+  // Ordinary documents keep their own, larger limit.
+  EXPECT_TRUE(Put("d", R"({"data":{"documents":{"e":{"x":"on-update"}},"more":"0123456789012345"}})").ok());
+  Limits zero;
+  zero.max_config_bytes = 1;
+  EXPECT_EQ(ValidateLimits(zero).field(), "max_config_bytes");
+}
+
+// REST threads and the broker thread write one twin's _config and documents at once: every
+// write is handed the _config in force when it was made, and the last one wins.
+TEST_F(EngineTest, ConcurrentConfigAndDocumentWritersSeeTheConfigInForce) {
+  ConfigObserver observer;
+  engine_->SetObserver(&observer);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 200; ++i) {
+        if (t == 0) {
+          const char* trigger = i % 2 ? "on-update" : "on-change";
+          EXPECT_TRUE(Put("_config", std::string(R"({"data":{"documents":{"d":{"_tsdb_trigger":")") + trigger +
+                                         R"("}}}})")
+                          .ok());
+        } else {
+          EXPECT_TRUE(Patch("d", R"({"data":{"n":)" + std::to_string(i) + "}}").ok());
+        }
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  ASSERT_TRUE(Patch("d", R"({"data":{"n":-1}})").ok());
+  std::lock_guard<std::mutex> lock(observer.mutex);
+  EXPECT_EQ(observer.triggers.back(), "on-update");  // the last _config written (i = 199)
+  for (const std::string& trigger : observer.triggers) EXPECT_NE(trigger, "<error>");
+}
+
 TEST_F(EngineTest, ObserverDoesNotSeeRejectedWrites) {
   RecordingObserver observer;
   engine_->SetObserver(&observer);
@@ -329,6 +430,53 @@ TEST(ParseWriteRequestTest, BadBodiesNameTheField) {
     EXPECT_EQ(request.status().code(), Code::kInvalidArgument) << c.body;
     EXPECT_EQ(request.status().field(), c.field) << c.body;
   }
+}
+
+TEST(ParseWriteRequestTest, VersionsUpTo2To53AreTakenExactly) {
+  const std::pair<const char*, uint64_t> cases[] = {
+      {"9007199254740992", 9007199254740992u}, {"9007199254740991", 9007199254740991u},
+      {"9.007199254740992e15", 9007199254740992u}, {"7.0", 7}, {"70e-1", 7}, {"0.07e2", 7},
+      {"-0", 0}, {"0e5", 0}, {"12E+2", 1200},
+  };
+  for (const auto& [text, version] : cases) {
+    for (bool data_required : {true, false}) {  // put and patch bodies, delete bodies
+      const std::string body = std::string(R"({"version":)") + text + (data_required ? R"(,"data":{}})" : "}");
+      auto request = ParseWriteRequest(body, Limits(), data_required);
+      ASSERT_TRUE(request.ok()) << body << ": " << request.status().message();
+      EXPECT_EQ(request->version, version) << body;
+    }
+  }
+}
+
+TEST(ParseWriteRequestTest, VersionsAbove2To53AreRefusedNotRounded) {
+  // 9007199254740993 reads as the double 2^53: the old check let it through as 2^53.
+  for (const char* text : {"9007199254740993", "9007199254740993.0", "9007199254740992.5", "90071992547409921e-1",
+                           "9007199254740990.5", "18446744073709551617", "1e16", "1e300", "0.5", "-1", "-0.0001"}) {
+    for (bool data_required : {true, false}) {
+      const std::string body = std::string(R"({"version":)") + text + (data_required ? R"(,"data":{}})" : "}");
+      auto request = ParseWriteRequest(body, Limits(), data_required);
+      ASSERT_FALSE(request.ok()) << body;
+      EXPECT_EQ(request.status().field(), "version") << body;
+      EXPECT_EQ(request.status().message(), "version must be an integer from 0 to 2^53") << body;
+    }
+  }
+}
+
+TEST_F(EngineTest, AVersionAbove2To53IsRefusedNotReportedAsAMismatch) {
+  ASSERT_TRUE(Put("d", R"({"data":{"a":1}})").ok());
+  auto put = Put("d", R"({"version":9007199254740993,"data":{"a":2}})");
+  ASSERT_FALSE(put.ok());
+  EXPECT_EQ(put.status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(put.status().message(), "version must be an integer from 0 to 2^53");
+  auto patch = Patch("d", R"({"version":9007199254740993,"data":{"a":2}})");
+  ASSERT_FALSE(patch.ok());
+  EXPECT_EQ(patch.status().code(), Code::kInvalidArgument);
+  // 2^53 itself is a version: a mismatch here, reported as sent.
+  auto exact = Patch("d", R"({"version":9007199254740992,"data":{"a":2}})");
+  ASSERT_FALSE(exact.ok());
+  EXPECT_EQ(exact.status().code(), Code::kVersionMismatch);
+  EXPECT_EQ(exact.status().expected(), 9007199254740992u);
+  EXPECT_EQ(Stored("d"), R"({"version":1,"data":{"a":1}})");
 }
 
 TEST(ParseWriteRequestTest, DepthLimitCountsDataItself) {

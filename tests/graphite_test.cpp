@@ -155,7 +155,7 @@ class EngineWithPush {
     auto store = OpenRocksDbStore(path);
     EXPECT_TRUE(store.ok()) << store.status().message();
     engine = std::make_unique<Engine>(std::move(store).value(), Limits());
-    observer = std::make_unique<TsdbObserver>(*engine, sender);
+    observer = std::make_unique<TsdbObserver>(sender);
     engine->SetObserver(observer.get());
   }
   // Put or patch; returns how long the engine took.

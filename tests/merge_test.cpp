@@ -212,6 +212,55 @@ TEST(MergeText, AgreesWithTheRfcAlgorithmOnPatchesOfManyMembers) {
   EXPECT_EQ(Merge(target, patch.c_str()), PrintJson(ReferenceMerge(target_tree.get(), patch_tree.get()).get()));
 }
 
+// Thousands of members on both sides, target keys escaped in other spellings than the
+// patch's (as stored text written by another program may be), nested objects merged, nulls.
+TEST(MergeText, AgreesWithTheRfcAlgorithmOnPatchesOfThousandsOfMembers) {
+  std::string target = "{", patch = "{";
+  for (int i = 0; i < 6000; ++i) {
+    const std::string n = std::to_string(i);
+    // "\u006b" is 'k'; "\n" stays escaped in every spelling.
+    target += (i % 3 == 0 ? "\"\\u006b" : i % 3 == 1 ? "\"\\n" : "\"k") + n + "\":" +
+              (i % 5 == 0 ? "{\"x\":" + n + ",\"y\":1}" : n) + ",";
+  }
+  target.back() = '}';
+  for (int i = 0; i < 9000; i += 2) {  // every other key of the target, then 3000 new ones
+    const std::string n = std::to_string(i);
+    const std::string key = (i % 3 == 1 ? "\"\\n" : "\"k") + n + "\":";
+    patch += key + (i % 4 == 0 ? "null" : i % 5 == 0 ? "{\"x\":null,\"z\":" + n + "}" : "[" + n + "]") + ",";
+  }
+  patch.back() = '}';
+  Json target_tree(cJSON_Parse(target.c_str()));
+  Json patch_tree(cJSON_Parse(patch.c_str()));
+  ASSERT_TRUE(target_tree && patch_tree);
+  const std::string expected = PrintJson(ReferenceMerge(target_tree.get(), patch_tree.get()).get());
+  // Kept members keep the target's spelling.
+  Json merged(cJSON_Parse(Merge(target, patch.c_str()).c_str()));
+  ASSERT_TRUE(merged);
+  EXPECT_TRUE(PrintJson(merged.get()) == expected);
+  EXPECT_TRUE(Merge(PrintJson(target_tree.get()), patch.c_str()) == expected);  // the stored spelling
+}
+
+TEST(MergeText, StopsAtTheSizeLimitAndNamesIt) {
+  const std::string target = R"({"a":"0123456789","b":1})";
+  std::string out;
+  ASSERT_TRUE(MergePatch(target, R"({"c":2})", &out, 30).ok());
+  EXPECT_EQ(out, R"({"a":"0123456789","b":1,"c":2})");  // exactly 30 bytes
+  for (const char* patch : {R"({"c":22})", R"({"a":"01234567890123456"})", R"({"b":{"x":1,"y":2}})"}) {
+    out = "prefix";  // the limit counts what the merge appends
+    Status s = MergePatch(target, patch, &out, 30);
+    EXPECT_EQ(s.code(), Code::kInvalidArgument) << patch;
+    EXPECT_EQ(s.field(), "data");
+    EXPECT_EQ(s.message(), "document would be larger than the limit of 30 bytes") << patch;
+  }
+  // Thousands of new keys: refused once the output passes the limit, not after the whole merge.
+  std::string many = "{";
+  for (int i = 0; i < 20000; ++i) many += "\"n" + std::to_string(i) + "\":0,";
+  many.back() = '}';
+  out.clear();
+  EXPECT_EQ(MergePatch(target, many, &out, 1000).message(), "document would be larger than the limit of 1000 bytes");
+  EXPECT_LT(out.size(), 1100u);
+}
+
 TEST(MergeText, AgreesWithTheRfcAlgorithmOnRandomDocuments) {
   RandomJson random(7396);
   for (int i = 0; i < 5000; ++i) {

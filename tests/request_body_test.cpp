@@ -36,7 +36,7 @@ TEST(RequestBodyTest, ReadsVersionAndOnlyTheFirstOfEachMember) {
                                true, "data");
   ASSERT_TRUE(body.ok());
   EXPECT_EQ(body->version_kind, RequestBody::Version::kNumber);
-  EXPECT_EQ(body->version, 7);
+  EXPECT_EQ(body->version, 7u);
   EXPECT_EQ(*body->data, R"({"a":1})");
   EXPECT_EQ(ParseRequestBody(R"({"version":null})", true, "data")->version_kind, RequestBody::Version::kNull);
   EXPECT_EQ(ParseRequestBody(R"({"version":"3"})", true, "data")->version_kind, RequestBody::Version::kOther);
@@ -44,11 +44,62 @@ TEST(RequestBodyTest, ReadsVersionAndOnlyTheFirstOfEachMember) {
   EXPECT_EQ(ParseRequestBody("{}", true, "data")->version_kind, RequestBody::Version::kAbsent);
 }
 
+TEST(RequestBodyTest, VersionIsReadFromTheTextNotFromTheDoubleItRoundsTo) {
+  auto exact = ParseRequestBody(R"({"version":9007199254740992})", false, "data");
+  EXPECT_EQ(exact->version_kind, RequestBody::Version::kNumber);
+  EXPECT_EQ(exact->version, kMaxVersion);
+  EXPECT_EQ(ParseRequestBody(R"({"version":9007199254740993})", false, "data")->version_kind,
+            RequestBody::Version::kOther);
+  EXPECT_EQ(ParseRequestBody(R"({"version":  1.55e1 })", false, "data")->version_kind, RequestBody::Version::kOther);
+  EXPECT_EQ(ParseRequestBody(R"({"version":  1.50e2 })", false, "data")->version, 150u);
+}
+
 TEST(RequestBodyTest, WithoutReadingDataTheRulesDoNotApply) {
   auto body = ParseRequestBody(R"({"version":2,"data":{"a":[null]}})", false, "data");
   ASSERT_TRUE(body.ok());
   EXPECT_FALSE(body->data.has_value());
   EXPECT_TRUE(body->data_error.ok());
+}
+
+// {"k00000":0,...,"k<n-1>":0, <extra>} with keys of five digits.
+std::string ManyKeys(int n, const std::string& extra = "") {
+  std::string data = "{";
+  char key[16];
+  for (int i = 0; i < n; ++i) {
+    snprintf(key, sizeof key, "\"k%05d\":0,", i);
+    data += key;
+  }
+  if (extra.empty()) data.pop_back();
+  return data + extra + "}";
+}
+
+TEST(RequestBodyTest, DuplicateKeysAreFoundAmongTwentyThousandKeys) {
+  EXPECT_EQ(Data("{\"data\":" + ManyKeys(20000) + "}"), ManyKeys(20000));
+  EXPECT_EQ(Data("{\"data\":" + ManyKeys(20000, R"("k00003":1)") + "}"), "rule: data.k00003: duplicate key");
+  EXPECT_EQ(Data("{\"data\":" + ManyKeys(20000, R"("k19999":1,"k00000":2)") + "}"),
+            "rule: data.k19999: duplicate key");
+  // Spelled differently: \u006b is 'k', \u0030 is '0'.
+  EXPECT_EQ(Data("{\"data\":" + ManyKeys(20000, R"("\u006b12345":1)") + "}"), "rule: data.k12345: duplicate key");
+  EXPECT_EQ(Data("{\"data\":" + ManyKeys(20000, R"("k0001\u0030":1)") + "}"), "rule: data.k00010: duplicate key");
+  EXPECT_EQ(Data("{\"data\":" + ManyKeys(20000, R"("\u006b20000":1)") + "}"),
+            ManyKeys(20000, R"("k20000":1)"));
+}
+
+TEST(RequestBodyTest, EscapedDuplicatesAreFoundAmongManyEscapedKeys) {
+  std::string data = "{";
+  for (int i = 0; i < 3000; ++i) data += "\"\\u0062" + std::to_string(i) + "\":0,";
+  EXPECT_EQ(Data("{\"data\":" + data + "\"b\":1,\"b2999\":1}}"), "rule: data.b2999: duplicate key");
+  EXPECT_EQ(Data("{\"data\":" + data + "\"b\":1,\"b3000\":1}}").substr(0, 10), "{\"b0\":0,\"b");
+}
+
+TEST(RequestBodyTest, KeysOfDifferentObjectsAreNotDuplicates) {
+  // Large objects side by side and nested in one another, each with the same keys.
+  const std::string inner = ManyKeys(40);
+  std::string data = ManyKeys(40, R"("o":)" + ManyKeys(40, R"("p":)" + inner + ",\"q\":" + inner) + ",\"r\":" + inner);
+  EXPECT_EQ(Data("{\"data\":" + data + "}"), data);
+  // A duplicate after a large nested object is still found in its own object.
+  data = ManyKeys(20, R"("o":)" + ManyKeys(40) + R"(,"k00019":1)");
+  EXPECT_EQ(Data("{\"data\":" + data + "}"), "rule: data.k00019: duplicate key");
 }
 
 TEST(RequestBodyTest, MeasuresDepthAndKindOfData) {

@@ -42,7 +42,7 @@ class TsdbObserverTest : public testing::Test {
     auto store = OpenRocksDbStore(dir_.sub("db"));
     ASSERT_TRUE(store.ok()) << store.status().message();
     engine_ = std::make_unique<Engine>(std::move(store).value(), Limits());
-    observer_ = std::make_unique<TsdbObserver>(*engine_, sink_);
+    observer_ = std::make_unique<TsdbObserver>(sink_);
     engine_->SetObserver(observer_.get());
   }
 
@@ -113,6 +113,51 @@ TEST_F(TsdbObserverTest, FailedWriteIsNotPushed) {
   ASSERT_TRUE(request.ok());
   EXPECT_FALSE(engine_->Put("dev1", "state", request.value()).ok());
   EXPECT_EQ(sink_.Take(), "");
+}
+
+TEST_F(TsdbObserverTest, ATwinFeedsAtMostMaxSeriesAndTheRestIsDroppedAndCounted) {
+  std::vector<std::string> logged;
+  observer_ = std::make_unique<TsdbObserver>(sink_, 3, [&](LogLevel, const std::string& line) { logged.push_back(line); });
+  engine_->SetObserver(observer_.get());
+  Write("_config", R"({"data":{"documents":{"state":{"_tsdb_trigger":"on-update"}}}})");
+  Write("state", R"({"data":{"a":[1,2,3,4,5]}})");
+  EXPECT_EQ(sink_.Take(), "dev1/state/a.0=1 dev1/state/a.1=2 dev1/state/a.2=3");
+  EXPECT_EQ(observer_->dropped(), 2u);
+  // The series fed go on; new ones, in any document, are dropped.
+  Write("state", R"({"data":{"b":7,"a":[6,7,8,9]}})");
+  EXPECT_EQ(sink_.Take(), "dev1/state/a.0=6 dev1/state/a.1=7 dev1/state/a.2=8");
+  EXPECT_EQ(observer_->dropped(), 4u);
+  // Another twin has its own count.
+  Write("_config", R"({"data":{"documents":{"state":{"_tsdb_trigger":"on-update"}}}})", false, "dev2");
+  Write("state", R"({"data":{"x":1,"y":2}})", false, "dev2");
+  EXPECT_EQ(sink_.Take(), "dev2/state/x=1 dev2/state/y=2");
+  ASSERT_EQ(logged.size(), 1u);  // once per twin
+  EXPECT_EQ(logged[0], "tsdb: twin dev1 feeds 3 series, the limit (plugin_opt_max_series_per_twin): points of "
+                       "other series are dropped");
+}
+
+TEST_F(TsdbObserverTest, OtherTagsMakeAnotherSeries) {
+  observer_ = std::make_unique<TsdbObserver>(sink_, 1);
+  engine_->SetObserver(observer_.get());
+  Write("_config", R"({"data":{"documents":{"state":{"_tsdb_trigger":"on-update","_tags":{"site":"a"}}}}})");
+  Write("state", R"({"data":{"t":1}})");
+  EXPECT_EQ(sink_.Take(), "dev1/state/t=1");
+  Write("_config", R"({"data":{"documents":{"state":{"_tsdb_trigger":"on-update","_tags":{"site":"b"}}}}})");
+  Write("state", R"({"data":{"t":2}})");
+  EXPECT_EQ(sink_.Take(), "");
+  EXPECT_EQ(observer_->dropped(), 1u);
+}
+
+// A trigger on a long array: a write yields no more points than the series limit allows.
+TEST_F(TsdbObserverTest, ALongArrayYieldsAtMostTheSeriesLimit) {
+  Write("_config", R"({"data":{"documents":{"state":{"_tsdb_trigger":"on-update"}}}})");
+  std::string data = R"({"data":{"a":[0)";
+  for (int i = 1; i < 30000; ++i) data += ",1";
+  Write("state", data + "]}}");
+  sink_.Take();
+  EXPECT_EQ(sink_.last_.size(), TsdbObserver::kDefaultMaxSeriesPerTwin);
+  EXPECT_EQ(sink_.last_.back().point.json_path, "a.999");
+  EXPECT_EQ(observer_->dropped(), 29000u);
 }
 
 TEST_F(TsdbObserverTest, ConfigurationOfOneTwinDoesNotApplyToAnother) {

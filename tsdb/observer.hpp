@@ -1,30 +1,62 @@
 // Turns successful twin writes into time-series samples, per the twin's `_config`.
 //
 // Installed with Engine::SetObserver. For each put or patch of a document (never of
-// `_config` itself) it reads the twin's configuration, so a `_config` change applies from
-// the next write on, evaluates the triggers (points.hpp) and hands the samples, stamped
-// with the time of the write, to the sink. It never waits on the network: the sink queues.
-// A document without `_tsdb_trigger` costs one configuration read and no JSON parsing.
+// `_config` itself) it takes the twin's configuration from the write event (the engine
+// parses `_config` when it is written and keeps it, so a `_config` change applies from the
+// next write on and costs nothing per write), evaluates the triggers (points.hpp) and hands
+// the samples, stamped with the time of the write, to the sink. It never waits on the
+// network: the sink queues. A document without `_tsdb_trigger` costs no JSON parsing.
+//
+// Series per twin: a series is what Graphite stores apart, a twin's document, json_path and
+// tags. A twin feeds at most `max_series_per_twin` distinct series: a point of a series the
+// twin has not fed yet, once it feeds that many, is dropped and counted (dropped()), and
+// the first drop of a twin is logged. The series a twin fed are remembered for the twins that
+// pushed most recently (about 16 MiB of them, 16 bytes a series); a twin forgotten, and every
+// twin after a restart, starts counting again.
+//
+// Thread-safety: OnWrite may run on several threads at once (REST workers, the broker).
 #pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <unordered_set>
 
 #include "engine.hpp"
 #include "log.hpp"
+#include "lru_map.hpp"
 #include "sample.hpp"
 
 namespace twins {
 
 class TsdbObserver final : public WriteObserver {
  public:
-  // `engine` and `sink` must outlive the observer. `log` may be empty.
-  TsdbObserver(const Engine& engine, SampleSink& sink, LogFn log = nullptr)
-      : engine_(engine), sink_(sink), log_(std::move(log)) {}
+  static constexpr size_t kDefaultMaxSeriesPerTwin = 1000;
+
+  // `sink` must outlive the observer. `log` may be empty.
+  explicit TsdbObserver(SampleSink& sink, size_t max_series_per_twin = kDefaultMaxSeriesPerTwin,
+                        LogFn log = nullptr)
+      : sink_(sink), max_series_(max_series_per_twin), log_(std::move(log)) {}
 
   void OnWrite(const WriteEvent& event) noexcept override;
 
+  // Points dropped because their twin feeds max_series_per_twin series already.
+  uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
+
  private:
-  const Engine& engine_;
+  struct TwinSeries {
+    std::unordered_set<uint64_t> fed;  // hashes of document, json_path and tags
+    bool logged = false;
+  };
+  static constexpr size_t kSeriesMemory = 16 << 20;
+  static constexpr size_t kBytesPerSeries = 16;
+
   SampleSink& sink_;
+  const size_t max_series_;
   LogFn log_;
+  std::mutex series_mutex_;
+  LruMap<TwinSeries> series_{kSeriesMemory};  // by twin id
+  std::atomic<uint64_t> dropped_{0};
 };
 
 }  // namespace twins

@@ -58,6 +58,8 @@ bool Changed(const cJSON* before, const cJSON* after) {
 
 class Evaluator {
  public:
+  explicit Evaluator(const PointFilter& admit) : admit_(admit) {}
+
   std::vector<TsdbPoint> points;
 
   // `request` is an object of the request, `after` the same object after the write.
@@ -87,6 +89,7 @@ class Evaluator {
     if (cJSON_IsNumber(now) || cJSON_IsBool(now)) {
       if (!scope.trigger) return;
       if (*scope.trigger == TsdbTrigger::kOnChange && !Changed(before, now)) return;
+      if (admit_ && !admit_(path_, scope.tags)) return;
       TsdbPoint point;
       point.json_path = path_;
       point.value = cJSON_IsNumber(now) ? now->valuedouble : cJSON_IsTrue(now) ? 1 : 0;
@@ -124,6 +127,7 @@ class Evaluator {
     return mark;
   }
 
+  const PointFilter& admit_;
   std::string path_;
 };
 
@@ -142,13 +146,13 @@ bool HasTrigger(const ConfigNode& document) { return AnyTrigger(document, false)
 bool HasOnChangeTrigger(const ConfigNode& document) { return AnyTrigger(document, true); }
 
 std::vector<TsdbPoint> EvaluateTriggers(const ConfigNode& document, const cJSON* before, const cJSON* request,
-                                        const cJSON* after) {
+                                        const cJSON* after, const PointFilter& admit) {
   if (!cJSON_IsObject(request) || !cJSON_IsObject(after) || !HasTrigger(document)) return {};
   Scope root;
   root.config = &document;
   root.trigger = document.trigger;
   if (document.tags) root.tags = &*document.tags;
-  Evaluator evaluator;
+  Evaluator evaluator(admit);
   evaluator.Requested(root, cJSON_IsObject(before) ? before : nullptr, request, after);
   return std::move(evaluator.points);
 }

@@ -19,8 +19,10 @@
 
 #include <cjson/cJSON.h>
 
+#include <functional>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "twin_config.hpp"
@@ -45,7 +47,12 @@ bool HasOnChangeTrigger(const ConfigNode& document);
 // before the write (nullptr when the document was created, or when no on-change trigger is
 // configured), `request` the request's data (the whole new data for a put, the patch for a
 // patch), `after` the data after the write.
+//
+// `admit`, when given, is asked before each point is made (with its json_path and effective
+// tags, nullptr for none); a point it refuses is left out. Work is linear in the size of the
+// three trees whatever their shape (large objects are indexed).
+using PointFilter = std::function<bool(std::string_view json_path, const std::map<std::string, std::string>* tags)>;
 std::vector<TsdbPoint> EvaluateTriggers(const ConfigNode& document, const cJSON* before, const cJSON* request,
-                                        const cJSON* after);
+                                        const cJSON* after, const PointFilter& admit = nullptr);
 
 }  // namespace twins

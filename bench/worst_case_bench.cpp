@@ -1,0 +1,185 @@
+// The cost of the worst request shapes a device can send within the default limits, through
+// the code path of the broker thread: ParseWriteRequest, then Engine::Put/Patch with
+// Durability::kAtSync (one Sync() per 32 accepted writes), with the Graphite observer
+// installed where the shape is about `_config`. One request per iteration.
+// Run: build/bench/worst_case_bench
+#include <benchmark/benchmark.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+#include "engine.hpp"
+#include "observer.hpp"
+
+namespace twins {
+namespace {
+
+// Distinct keys of `width` lower-case letters: "aaa", "aab", ...
+std::string Key(int i, int width) {
+  std::string key(width, 'a');
+  for (int pos = width - 1; pos >= 0; --pos, i /= 26) key[pos] = static_cast<char>('a' + i % 26);
+  return key;
+}
+
+// {"<prefix><key>":0,...} with `count` members.
+std::string Members(int count, int width, const std::string& prefix = "") {
+  std::string data = "{";
+  for (int i = 0; i < count; ++i) data += (i ? ",\"" : "\"") + prefix + Key(i, width) + "\":0";
+  return data + "}";
+}
+
+std::string Body(const std::string& data) { return "{\"data\":" + data + "}"; }
+
+// Counts and drops the samples: the cost measured is the broker thread's.
+class DroppingSink : public SampleSink {
+ public:
+  void Push(std::vector<Sample> samples) noexcept override { pushed += samples.size(); }
+  std::atomic<size_t> pushed{0};
+};
+
+class WorstCase : public benchmark::Fixture {
+ public:
+  void SetUp(const benchmark::State&) override {
+    char pattern[] = "/tmp/twins-worst-XXXXXX";
+    dir_ = mkdtemp(pattern);
+    auto store = OpenRocksDbStore(dir_ + "/db");
+    if (!store.ok()) std::abort();
+    engine_ = std::make_unique<Engine>(std::move(store).value(), Limits());
+  }
+  void TearDown(const benchmark::State&) override {
+    if (observer_) engine_->SetObserver(nullptr);
+    observer_.reset();
+    engine_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+ protected:
+  void Observe() {
+    observer_ = std::make_unique<TsdbObserver>(sink_);
+    engine_->SetObserver(observer_.get());
+  }
+  void MustWrite(const std::string& doc, const std::string& data, bool patch = false) {
+    auto request = ParseWriteRequest(Body(data), engine_->limits());
+    if (!request.ok()) std::abort();
+    auto written = patch ? engine_->Patch("device", doc, *request) : engine_->Put("device", doc, *request);
+    if (!written.ok()) {
+      fprintf(stderr, "setup write refused: %s\n", written.status().message().c_str());
+      std::abort();
+    }
+  }
+  // One request per iteration, as the broker thread runs it; `accepted` checks the outcome.
+  void Requests(benchmark::State& state, const std::string& doc, const std::string& body, bool patch,
+                bool accepted) {
+    int i = 0;
+    for (auto _ : state) {
+      auto request = ParseWriteRequest(body, engine_->limits());
+      bool ok = request.ok();
+      if (ok) {
+        auto written = patch ? engine_->Patch("device", doc, *request, Durability::kAtSync)
+                             : engine_->Put("device", doc, *request, Durability::kAtSync);
+        ok = written.ok();
+      }
+      if (ok != accepted) {
+        state.SkipWithError("unexpected outcome");
+        break;
+      }
+      if (ok && ++i % 32 == 0 && !engine_->Sync().ok()) std::abort();
+    }
+    if (!engine_->Sync().ok()) std::abort();
+    state.counters["body_bytes"] = static_cast<double>(body.size());
+  }
+
+  std::string dir_;
+  std::unique_ptr<Engine> engine_;
+  DroppingSink sink_;
+  std::unique_ptr<TsdbObserver> observer_;
+};
+
+// F2': a body at the request limit with ~16 800 distinct keys (refused: larger than a document).
+BENCHMARK_F(WorstCase, PutManyKeysOverLimit)(benchmark::State& state) {
+  Requests(state, "doc", Body(Members(16800, 3)), false, false);
+}
+
+// The most distinct keys a document may hold (~7 000), accepted.
+BENCHMARK_F(WorstCase, PutManyKeys)(benchmark::State& state) {
+  Requests(state, "doc", Body(Members(7000, 4)), false, true);
+}
+
+// ~7 000 keys written with escapes (\u0061 for 'a'), accepted.
+BENCHMARK_F(WorstCase, PutManyEscapedKeys)(benchmark::State& state) {
+  std::string data = "{";
+  for (int i = 0; i < 5000; ++i) data += (i ? ",\"\\u0061" : "\"\\u0061") + Key(i, 3) + "\":0";
+  Requests(state, "doc", Body(data + "}"), false, true);
+}
+
+// F2: a stored document of ~6 500 keys holding escapes, patched with 8 000 new keys (refused:
+// the merge is larger than a document).
+BENCHMARK_F(WorstCase, PatchManyKeysIntoEscapedDocumentOverLimit)(benchmark::State& state) {
+  std::string stored = "{";
+  for (int i = 0; i < 6500; ++i) stored += (i ? ",\"\\n" : "\"\\n") + Key(i, 3) + "\":0";
+  MustWrite("doc", stored + "}");
+  Requests(state, "doc", Body(Members(8000, 4, "x")), true, false);
+}
+
+// A patch naming every one of ~6 500 escaped keys of the stored document, accepted.
+BENCHMARK_F(WorstCase, PatchEveryKeyOfEscapedDocument)(benchmark::State& state) {
+  std::string stored = "{";
+  std::string patch = "{";
+  for (int i = 0; i < 6500; ++i) {
+    stored += (i ? ",\"\\n" : "\"\\n") + Key(i, 3) + "\":0";
+    patch += (i ? ",\"\\n" : "\"\\n") + Key(i, 3) + "\":1";
+  }
+  MustWrite("doc", stored + "}");
+  Requests(state, "doc", Body(patch + "}"), true, true);
+}
+
+// Nesting at the depth limit, as many times as fits: [[[...]]],[[[...]]],...
+BENCHMARK_F(WorstCase, PutDeepNesting)(benchmark::State& state) {
+  const std::string chain = std::string(30, '[') + "0" + std::string(30, ']');
+  std::string data = "{\"a\":[";
+  for (int i = 0; i < 1000; ++i) data += (i ? "," : "") + chain;
+  Requests(state, "doc", Body(data + "]}"), false, true);
+}
+
+// 1000 levels, refused (deeper than max_depth).
+BENCHMARK_F(WorstCase, PutTooDeep)(benchmark::State& state) {
+  Requests(state, "doc", Body("{\"a\":" + std::string(998, '[') + std::string(998, ']') + "}"), false, false);
+}
+
+// An array of ~32 000 numbers, accepted.
+BENCHMARK_F(WorstCase, PutLongArray)(benchmark::State& state) {
+  std::string data = "{\"a\":[0";
+  for (int i = 1; i < 32000; ++i) data += ",0";
+  Requests(state, "doc", Body(data + "]}"), false, true);
+}
+
+// The largest `_config` the limits allow (max_config_bytes; 56 KiB, ~1 000 documents, before
+// it had a limit of its own), Graphite on: a one-number patch of a document with a trigger.
+BENCHMARK_F(WorstCase, PatchWithLargeConfig)(benchmark::State& state) {
+  const size_t kConfigBytes = Limits().max_config_bytes;
+  std::string config = "{\"documents\":{\"doc\":{\"_tsdb_trigger\":\"on-update\"}";
+  for (int i = 0; config.size() + 60 < kConfigBytes; ++i) {
+    config += ",\"d" + Key(i, 4) + "\":{\"_tsdb_trigger\":\"on-change\",\"_tags\":{\"site\":\"lyon\"}}";
+  }
+  MustWrite("_config", config + "}}");
+  MustWrite("doc", "{\"value\":1}");
+  Observe();
+  Requests(state, "doc", Body("{\"value\":2}"), true, true);
+}
+
+// An on-update trigger on the whole document, and a put of ~32 000 numbers in an array:
+// a point per number, or as many as the series limit lets through.
+BENCHMARK_F(WorstCase, PutLongArrayWithTrigger)(benchmark::State& state) {
+  MustWrite("_config", "{\"documents\":{\"doc\":{\"_tsdb_trigger\":\"on-update\"}}}");
+  Observe();
+  std::string data = "{\"a\":[0";
+  for (int i = 1; i < 32000; ++i) data += ",0";
+  Requests(state, "doc", Body(data + "]}"), false, true);
+}
+
+}  // namespace
+}  // namespace twins
+
+BENCHMARK_MAIN();

@@ -1,0 +1,51 @@
+// The parsed `_config` of recently used twins, so that a write of a twin with time series
+// costs a lookup, not a read and a parse of its `_config` (which may be max_config_bytes).
+//
+// Bounded: about `capacity_bytes` of `_config` text (each entry is charged its text plus a
+// fixed overhead; twins without a `_config` are cached too, at the overhead). The least
+// recently used twins are evicted and read again on their next write.
+//
+// Thread-safe. Consistency is the engine's: it reads, fills and replaces a twin's entry only
+// under that twin's write lock, so a miss filled from the store cannot overwrite a newer
+// `_config` written meanwhile.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string_view>
+
+#include "lru_map.hpp"
+#include "twin_config.hpp"
+
+namespace twins {
+
+class ConfigCache {
+ public:
+  static constexpr size_t kEntryOverhead = 256;
+
+  explicit ConfigCache(size_t capacity_bytes) : entries_(capacity_bytes) {}
+
+  // The twin's configuration, or nullptr when it is not cached.
+  std::shared_ptr<const TwinConfig> Find(std::string_view twin) const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto* found = entries_.Find(twin);
+    return found != nullptr ? *found : nullptr;
+  }
+
+  // `text_bytes`: the size of the `_config` data it was parsed from (0 for none).
+  void Set(std::string_view twin, std::shared_ptr<const TwinConfig> config, size_t text_bytes) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    entries_.Insert(twin, std::move(config), text_bytes + kEntryOverhead);
+  }
+
+  size_t size() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return entries_.size();
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  mutable LruMap<std::shared_ptr<const TwinConfig>> entries_;
+};
+
+}  // namespace twins

@@ -1,0 +1,78 @@
+// Finding one key among the many members of an object in constant time, without an
+// allocation per key: an open-addressing hash table of positions in the caller's own list
+// of keys, which keeps the keys. For objects of thousands of members (a request may hold
+// ~17 000); objects of a few members are cheaper to search linearly, so callers index only
+// past a threshold.
+//
+// Not thread-safe; one index per object being read.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string_view>
+#include <vector>
+
+namespace twins {
+
+class KeyIndex {
+ public:
+  static constexpr uint32_t kNone = UINT32_MAX;
+
+  // Indexes position `at` under `key`, unless a key equal to it is indexed already: then
+  // returns that key's position and indexes nothing. key_at(position) gives a position's key.
+  template <class KeyAt>
+  uint32_t Insert(std::string_view key, uint32_t at, const KeyAt& key_at) {
+    if ((count_ + 1) * 4 > slots_.size() * 3) Grow();
+    const size_t hash = std::hash<std::string_view>()(key);
+    for (size_t i = hash & Mask();; i = (i + 1) & Mask()) {
+      Slot& slot = slots_[i];
+      if (slot.at == kNone) {
+        slot = {at, static_cast<uint32_t>(hash)};
+        ++count_;
+        return kNone;
+      }
+      if (slot.hash == static_cast<uint32_t>(hash) && key_at(slot.at) == key) return slot.at;
+    }
+  }
+
+  // The position indexed under a key equal to `key`, or kNone.
+  template <class KeyAt>
+  uint32_t Find(std::string_view key, const KeyAt& key_at) const {
+    if (count_ == 0) return kNone;
+    const size_t hash = std::hash<std::string_view>()(key);
+    for (size_t i = hash & Mask();; i = (i + 1) & Mask()) {
+      const Slot& slot = slots_[i];
+      if (slot.at == kNone) return kNone;
+      if (slot.hash == static_cast<uint32_t>(hash) && key_at(slot.at) == key) return slot.at;
+    }
+  }
+
+  size_t size() const { return count_; }
+
+ private:
+  struct Slot {
+    uint32_t at = kNone;
+    uint32_t hash = 0;  // the key's hash, low bits: probes compare keys only when it matches
+  };
+
+  size_t Mask() const { return slots_.size() - 1; }
+
+  // Doubles the table (kept at most 3/4 full), re-placing positions by their kept hash; the low
+  // 32 bits of the hash choose the slot, so tables up to 2^32 slots need no key again.
+  void Grow() {
+    std::vector<Slot> old(slots_.empty() ? 64 : slots_.size() * 2);
+    old.swap(slots_);
+    for (const Slot& slot : old) {
+      if (slot.at == kNone) continue;
+      size_t i = slot.hash & Mask();
+      while (slots_[i].at != kNone) i = (i + 1) & Mask();
+      slots_[i] = slot;
+    }
+  }
+
+  std::vector<Slot> slots_;
+  size_t count_ = 0;
+};
+
+}  // namespace twins
