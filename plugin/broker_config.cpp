@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <vector>
@@ -60,6 +61,12 @@ Status ScanFile(const std::string& path, Scan& scan, int depth) {
       }
       scan.setup.others_decide = true;
       if (!scan.seen_own && scan.setup.plugin_before_us.empty()) scan.setup.plugin_before_us = value;
+    } else if (key == "sys_interval") {
+      char* end = nullptr;
+      const long seconds = std::strtol(value.c_str(), &end, 10);
+      if (end != value.c_str() && *end == '\0' && seconds >= 0 && seconds <= 65535) {
+        scan.setup.sys_interval = static_cast<int>(seconds);
+      }
     } else if (key == "include_dir") {
       auto files = IncludedFiles(value);
       if (!files.ok()) return files.status();

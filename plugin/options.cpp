@@ -81,6 +81,7 @@ Result<PluginOptions> ParseOptions(const std::vector<std::pair<std::string, std:
        }},
       {"rest_tokens_file", Text(&o.rest_tokens_file)},
       {"rest_allow_anonymous", Bool(&o.rest_allow_anonymous)},
+      {"metrics_allow_anonymous", Bool(&o.metrics_allow_anonymous)},
       {"graphite_url", Text(&o.graphite_url)},
       {"graphite_queue", Number(&o.graphite_queue, 1, 100000000)},
       {"twin_identity",

@@ -39,6 +39,7 @@ struct PluginOptions {
   std::vector<std::string> rest_tokens;        // rest_token and the lines of rest_tokens_file
   std::string rest_tokens_file;
   bool rest_allow_anonymous = false;
+  bool metrics_allow_anonymous = false;        // GET /metrics without a token
 
   std::string graphite_url;                    // empty: no time-series push
   size_t graphite_queue = 100000;              // points held while Graphite is unreachable

@@ -38,19 +38,28 @@
 #include "log.hpp"
 #include "observer.hpp"
 #include "options.hpp"
+#include "plugin_metrics.hpp"
 #include "publish_reply.hpp"
 #include "rate_limiter.hpp"
 #include "resend_filter.hpp"
 #include "rest_server.hpp"
 #include "store_reclaimer.hpp"
+#include "sys_topics.hpp"
 #include "tick_released_sink.hpp"
 #include "twin_topics.hpp"
+#include "twins_metrics.hpp"
 
 namespace twins {
 namespace {
 
 constexpr size_t kBrokerQueueCapacity = 100000;
 constexpr auto kTickGrace = std::chrono::seconds(2);  // ticks come about ten times a second
+constexpr auto kContentCountInterval = std::chrono::seconds(30);
+using Clock = std::chrono::steady_clock;
+
+uint64_t NanosSince(Clock::time_point start, Clock::time_point now) {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now - start).count());
+}
 
 // The plugin's one context, handed to every callback as userdata.
 struct Plugin {
@@ -61,8 +70,12 @@ struct Plugin {
   std::unique_ptr<RateLimiter> request_limiter;
   ResendFilter resends;
   StoreReclaimer reclaimer;
+  metrics::TwinsMetrics metrics{TWINS_VERSION};  // outlives REST, which renders it
+  metrics::SysTopics sys_topics;
+  Clock::time_point next_sys_publish;
   // Destroyed in reverse order: REST stops before the observer, which goes before the engine.
   std::unique_ptr<Engine> engine;
+  std::unique_ptr<ContentCounter> contents;  // reads the engine; read by REST
   std::unique_ptr<GraphiteSender> graphite;
   std::unique_ptr<TickReleasedSink> held_samples;
   std::unique_ptr<TsdbObserver> tsdb;
@@ -82,6 +95,8 @@ struct Plugin {
     Reply reply;
     int qos;
     std::optional<std::string> correlation;
+    metrics::Operation operation;
+    Clock::time_point arrived;
   };
   std::vector<HeldReply> held_replies;
 
@@ -157,6 +172,8 @@ int OnMessage(int, void* event_data, void* userdata) {
   // an MQTT v5 publisher at QoS >= 1 sees reason code 0x87 in its PUBACK.
   if (kind == TopicKind::kOtherTwin) return MOSQ_ERR_ACL_DENIED;
   WarnIfTickNeverCame(plugin);
+  const Clock::time_point arrived = Clock::now();
+  const metrics::Operation operation = metrics::OperationOfMethod(parsed.method);
   try {
     const char* client_id = mosquitto_client_id(msg->client);
     if (client_id == nullptr) return MOSQ_ERR_ACL_DENIED;
@@ -179,11 +196,15 @@ int OnMessage(int, void* event_data, void* userdata) {
           client_id, msg->topic, payload, correlation,
           {reply.topic, reply.payload, parsed.method == "delete" ? 0 : reply.version, false, msg->client});
     }
+    const Clock::time_point handled = Clock::now();
+    plugin.metrics.BrokerThread(operation, NanosSince(arrived, handled));
     if (durability == Durability::kAtSync) {
-      plugin.held_replies.push_back(
-          {msg->client, client_id, msg->topic, write && !resent, std::move(reply), msg->qos, std::move(correlation)});
+      plugin.held_replies.push_back({msg->client, client_id, msg->topic, write && !resent, std::move(reply), msg->qos,
+                                     std::move(correlation), operation, arrived});
     } else {
       Publish(client_id, reply, msg->qos, correlation);
+      plugin.metrics.Request(metrics::Api::kMqtt, operation, metrics::OutcomeOf(reply.code),
+                             NanosSince(arrived, Clock::now()), reply.quota);
     }
   } catch (const std::exception& e) {
     mosquitto_log_printf(MOSQ_LOG_ERR, "twins: request on %s failed: %s", msg->topic, e.what());
@@ -255,10 +276,27 @@ void CommitPass(Plugin& plugin) {
   }
   if (plugin.held_samples && synced.ok()) plugin.held_samples->Release();
   if (plugin.held_samples && !synced.ok()) plugin.held_samples->Discard();
+  const Clock::time_point now = Clock::now();
   for (const Plugin::HeldReply& held : plugin.held_replies) {
     if (held.client != nullptr) Publish(held.client_id.c_str(), held.reply, held.qos, held.correlation);
+    plugin.metrics.Request(metrics::Api::kMqtt, held.operation, metrics::OutcomeOf(held.reply.code),
+                           NanosSince(held.arrived, now), held.reply.quota);
   }
   plugin.held_replies.clear();
+}
+
+// The metrics as retained $SYS/broker/twins/... topics (metrics/sys_topics.hpp), those that
+// changed, every sys_interval seconds, as the broker does its own.
+void PublishSys(Plugin& plugin) {
+  const int interval = plugin.access.sys_interval;
+  if (interval <= 0) return;
+  const Clock::time_point now = Clock::now();
+  if (now < plugin.next_sys_publish) return;
+  plugin.next_sys_publish = now + std::chrono::seconds(interval);
+  for (const auto& [topic, payload] : plugin.sys_topics.Changed(plugin.metrics.registry())) {
+    mosquitto_broker_publish_copy(nullptr, topic.c_str(), static_cast<int>(payload.size()), payload.data(), 0, true,
+                                  nullptr);
+  }
 }
 
 int OnTick(int, void*, void* userdata) {
@@ -276,6 +314,11 @@ int OnTick(int, void*, void* userdata) {
     mosquitto_log_printf(MOSQ_LOG_ERR, "twins: deferred task failed");
   }
   plugin.reclaimer.OnTick();
+  try {
+    PublishSys(plugin);
+  } catch (...) {
+    mosquitto_log_printf(MOSQ_LOG_ERR, "twins: cannot publish the $SYS metrics");
+  }
   return MOSQ_ERR_SUCCESS;
 }
 
@@ -371,6 +414,8 @@ int StartRest(Plugin& plugin) {
   rest.allow_anonymous = o.rest_allow_anonymous;
   rest.writes_per_second = o.max_requests_per_second;
   rest.write_burst = o.request_burst;
+  rest.metrics = &plugin.metrics;
+  rest.metrics_allow_anonymous = o.metrics_allow_anonymous;
   if (!o.rest_tokens_file.empty()) {
     auto tokens = ReadTokensFile(o.rest_tokens_file);
     if (!tokens.ok()) {
@@ -444,8 +489,11 @@ int Init(Plugin& plugin, mosquitto_opt* opts, int opt_count) {
                          static_cast<unsigned long long>(plugin.engine->twins()), plugin.options.limits.max_twins);
   }
 
+  plugin.contents = std::make_unique<ContentCounter>(*plugin.engine, kContentCountInterval);
   rc = StartGraphite(plugin);
-  if (rc == MOSQ_ERR_SUCCESS) rc = StartRest(plugin);
+  if (rc != MOSQ_ERR_SUCCESS) return rc;
+  DeclareSourceMetrics(plugin.metrics, *plugin.engine, *plugin.contents, plugin.graphite.get());
+  rc = StartRest(plugin);
   if (rc != MOSQ_ERR_SUCCESS) return rc;
   rc = mosquitto_callback_register(plugin.id, MOSQ_EVT_MESSAGE, OnMessage, nullptr, &plugin);
   if (rc == MOSQ_ERR_SUCCESS) rc = mosquitto_callback_register(plugin.id, MOSQ_EVT_TICK, OnTick, nullptr, &plugin);
@@ -504,6 +552,7 @@ int mosquitto_plugin_cleanup(void* userdata, mosquitto_opt*, int) {
     if (plugin->held_samples) plugin->held_samples->Release();
     plugin->held_samples.reset();
     plugin->graphite.reset();
+    plugin->contents.reset();
     plugin->engine.reset();
     plugin->broker_queue.Drain();  // the last deferred log lines
     delete plugin;

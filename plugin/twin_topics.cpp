@@ -85,12 +85,16 @@ Reply HandleTwinRequest(Engine& engine, RateLimiter& limiter, const Requester& r
       result = Status::Internal(std::string("internal error: ") + e.what());
     }
   }
-  if (!result.ok()) return {base + "/response/error", ErrorJson(result.status(), twin, parsed.document), false};
+  if (!result.ok()) {
+    const Status& s = result.status();
+    return {base + "/response/error", ErrorJson(s, twin, parsed.document), false, 0, s.code(),
+            s.code() == Code::kQuotaExceeded ? s.field() : std::string()};
+  }
   return {base + "/response/success", DocumentJson(result.value()), true, result->version};
 }
 
 Reply ErrorReply(std::string_view request_topic, const Status& status) {
-  return {std::string(request_topic) + "/response/error", ErrorJson(status, {}, {}), false};
+  return {std::string(request_topic) + "/response/error", ErrorJson(status, {}, {}), false, 0, status.code()};
 }
 
 }  // namespace twins

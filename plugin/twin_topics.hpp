@@ -35,6 +35,8 @@ struct Reply {
   std::string payload;
   bool success = false;
   uint64_t version = 0;  // of the document a success shows
+  Code code = Code::kOk;  // for the metrics: the error's kind, and a quota error's resource
+  std::string quota = {};
 };
 
 // Who is asking: the twin the connection owns (its client id or its authenticated username,

@@ -22,11 +22,14 @@ HttpResponse ErrorResponse(const Status& status, std::string_view document, cons
       return NotFound("twin_document", document, status.message());
     case Code::kVersionMismatch:
       return PreconditionFailed(std::to_string(status.expected()), status.actual());
-    case Code::kQuotaExceeded:
-      return JsonResponse(403, "{\"type\":\"quotas_exceeded\",\"details\":[{\"resource\":" +
+    case Code::kQuotaExceeded: {
+      HttpResponse response = JsonResponse(403, "{\"type\":\"quotas_exceeded\",\"details\":[{\"resource\":" +
                                    QuoteJson(status.field()) + ",\"quota\":" + std::to_string(status.quota()) +
                                    ",\"current\":" + std::to_string(status.current()) +
                                    "}],\"message\":" + QuoteJson(status.message()) + "}");
+      response.quota = status.field();
+      return response;
+    }
     case Code::kTooManyRequests: {
       const uint64_t ms = status.retry_after_ms();
       HttpResponse response =

@@ -15,6 +15,7 @@ struct HttpResponse {
   std::string etag;          // full header value, quotes included; empty for none
   std::string allow;         // for 405
   std::string retry_after;   // seconds, for 429
+  std::string quota;         // not sent: the resource of a 403 quota error, for the metrics
 };
 
 struct BodyRead {

@@ -20,6 +20,7 @@
 #include "engine.hpp"
 #include "log.hpp"
 #include "status.hpp"
+#include "twins_metrics.hpp"
 
 namespace twins {
 
@@ -33,6 +34,9 @@ struct RestOptions {
   bool allow_anonymous = false;            // with no token at all, serve without authentication
   uint32_t writes_per_second = 0;          // per twin (put, patch, delete); 0: unlimited
   uint32_t write_burst = 0;                // writes a quiet twin may make at once
+  // Counts the requests and serves GET /metrics (metrics_endpoint.hpp); must outlive the server.
+  metrics::TwinsMetrics* metrics = nullptr;
+  bool metrics_allow_anonymous = false;    // /metrics without a token
 };
 
 // One secret per line; surrounding whitespace, blank lines and lines starting with '#' are

@@ -21,6 +21,7 @@
 #include "civet_exchange.hpp"
 #include "errors.hpp"
 #include "json.hpp"
+#include "metrics_endpoint.hpp"
 #include "openssl3_compat.hpp"
 #include "rest_server.hpp"
 #include "routes.hpp"
@@ -125,7 +126,10 @@ struct RestServer::Impl {
       : log(std::move(log_fn)),
         write_limiter(options.writes_per_second, options.write_burst),
         router(engine, options.region, TokenSet(options.tokens), write_limiter, log),
-        max_request_bytes(engine.limits().max_request_bytes()) {}
+        max_request_bytes(engine.limits().max_request_bytes()),
+        metrics(options.metrics),
+        metrics_tokens(options.tokens),
+        metrics_anonymous(options.metrics_allow_anonymous) {}
 
   ~Impl() {
     if (context != nullptr) StopCivetWeb(context, ipv4_ports);
@@ -143,6 +147,9 @@ struct RestServer::Impl {
   RateLimiter write_limiter;
   const Router router;
   const size_t max_request_bytes;
+  metrics::TwinsMetrics* const metrics;
+  const TokenSet metrics_tokens;
+  const bool metrics_anonymous;
   bool library_started = false;
   mg_context* context = nullptr;
   int port = 0;
@@ -158,13 +165,18 @@ struct RestServer::Impl {
 int RestServer::Impl::BeginRequest(mg_connection* conn) noexcept {
   auto* impl = static_cast<Impl*>(mg_get_user_data(mg_get_context(conn)));
   try {
+    const auto start = std::chrono::steady_clock::now();
     CivetRequest request(conn);
-    HttpResponse response = impl->router.Handle(request);
+    HttpResponse response = impl->metrics != nullptr && request.path() == kMetricsPath
+                                ? ServeMetrics(request, impl->metrics_tokens, impl->metrics_anonymous, *impl->metrics)
+                                : impl->router.Handle(request);
     // An unread body is discarded by CivetWeb to keep the connection, unless it is large,
     // of unknown size, or the client waits for a 100 Continue it will not get: then close.
     const bool close = request.has_body() && !request.body_read() &&
                        (request.chunked() || !request.header("Expect").empty() ||
                         static_cast<unsigned long long>(request.content_length()) > impl->max_request_bytes);
+    // Counted before the reply leaves, so a client that scrapes next sees its request.
+    if (impl->metrics != nullptr) CountRestRequest(*impl->metrics, request, response, start);
     SendResponse(conn, response, &request, close);
     return response.status;
   } catch (const std::exception& e) {

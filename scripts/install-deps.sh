@@ -8,6 +8,7 @@ packages=(
   mosquitto mosquitto-dev libmosquitto-dev mosquitto-clients
   googletest libgtest-dev libbenchmark-dev
   curl graphite-carbon python3-whisper wrk docker-compose
+  python3-prometheus-client prometheus
 )
 
 missing=()

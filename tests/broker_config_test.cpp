@@ -57,6 +57,19 @@ TEST_F(BrokerConfigTest, OurPluginIsRecognisedThroughAnotherPath) {
   EXPECT_FALSE(setup->others_decide);
 }
 
+TEST_F(BrokerConfigTest, SysIntervalIsReadWithMosquittosDefault) {
+  const std::string own = Own();
+  auto none = ReadAccessSetup(Write("a.conf", "plugin " + own + "\n"), own);
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(none->sys_interval, 10);
+  auto set = ReadAccessSetup(Write("b.conf", "sys_interval 0\nplugin " + own + "\nsys_interval 3\n"), own);
+  ASSERT_TRUE(set.ok());
+  EXPECT_EQ(set->sys_interval, 3);  // the last line wins, as in mosquitto
+  auto bad = ReadAccessSetup(Write("c.conf", "sys_interval soon\n"), own);
+  ASSERT_TRUE(bad.ok());  // mosquitto itself refuses to start on it
+  EXPECT_EQ(bad->sys_interval, 10);
+}
+
 TEST_F(BrokerConfigTest, IncludeDirFilesAreReadInNameOrder) {
   const std::string own = Own();
   ASSERT_EQ(mkdir(dir_.sub("conf.d").c_str(), 0755), 0);

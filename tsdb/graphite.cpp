@@ -76,6 +76,7 @@ GraphiteCounters GraphiteSender::counters() const {
   c.dropped = dropped_.load(std::memory_order_relaxed);
   c.rejected = rejected_.load(std::memory_order_relaxed);
   c.errors = errors_.load(std::memory_order_relaxed);
+  c.up = up_.load(std::memory_order_relaxed);
   std::lock_guard<std::mutex> lock(mutex_);
   c.queued = queue_.size();
   return c;
@@ -133,6 +134,7 @@ void GraphiteSender::Run() {
     }
     const Status s = transport_->Send(batch, deadline);
     if (s.ok() || s.code() == Code::kInvalidArgument) {
+      up_.store(true, std::memory_order_relaxed);
       if (s.ok()) {
         sent_.fetch_add(batch.size(), std::memory_order_relaxed);
       } else {
@@ -149,6 +151,7 @@ void GraphiteSender::Run() {
       continue;
     }
     errors_.fetch_add(1, std::memory_order_relaxed);
+    up_.store(false, std::memory_order_relaxed);
     if (!outage) {
       outage = true;
       outage_start = Clock::now();

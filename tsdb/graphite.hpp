@@ -45,6 +45,7 @@ struct GraphiteCounters {
   uint64_t rejected = 0;  // samples that cannot be sent: too long to encode, or refused by the target
   uint64_t errors = 0;    // failed delivery attempts (each retried)
   size_t queued = 0;      // samples waiting in the queue (not the batch being sent)
+  bool up = true;         // the last delivery attempt succeeded (true before the first)
 };
 
 class GraphiteSender final : public SampleSink {
@@ -84,6 +85,7 @@ class GraphiteSender final : public SampleSink {
   std::atomic<uint64_t> dropped_{0};
   std::atomic<uint64_t> rejected_{0};
   std::atomic<uint64_t> errors_{0};
+  std::atomic<bool> up_{true};
 
   std::thread thread_;  // last: starts after everything it uses exists
 };
