@@ -293,6 +293,23 @@ BENCHMARK_F(WorstCase, PutManyKeysWithLargeConfig)(benchmark::State& state) {
   state.counters["configured_keys"] = configured;
 }
 
+// Not a worst case: the ordinary path the trigger work must not slow, a one-number patch of a
+// ~1 KiB document (as engine_bench's) under on-change and on-update triggers with tags.
+BENCHMARK_F(WorstCase, OrdinaryPatchWithTriggers)(benchmark::State& state) {
+  MustWrite("_config", "{\"documents\":{\"doc\":{\"_tsdb_trigger\":\"on-change\",\"_tags\":{\"site\":\"lyon\"},"
+                       "\"sensor3\":{\"_tsdb_trigger\":\"on-update\"}}}}");
+  std::string data = "{\"device\":{\"model\":\"thermo-3000\",\"firmware\":\"4.2.0\"},";
+  for (int i = 0; i < 12; ++i) {
+    data += "\"sensor" + std::to_string(i) + "\":{\"value\":" + std::to_string(20 + i % 7) +
+            ".5,\"unit\":\"celsius\",\"ok\":true,\"history\":[1,2,3]},";
+  }
+  MustWrite("doc", data + "\"tags\":[\"a\",\"b\",\"c\"]}");
+  Observe();
+  const std::string bodies[2] = {Body("{\"sensor3\":{\"value\":21.5},\"sensor7\":{\"value\":1}}"),
+                                 Body("{\"sensor3\":{\"value\":22.5},\"sensor7\":{\"value\":2}}")};
+  Requests(state, "doc", bodies, true, true);
+}
+
 }  // namespace
 }  // namespace twins
 
