@@ -90,6 +90,14 @@ Result<PluginOptions> ParseOptions(const std::vector<std::pair<std::string, std:
          o.twin_identity = value == "clientid" ? TwinIdentity::kClientId : TwinIdentity::kUsername;
          return Status::Ok();
        }},
+      {"other_access_checks",
+       [&o](const std::string& key, const std::string& value) {
+         if (value != "auto" && value != "yes" && value != "no") return Bad(key, "'" + value + "' is not auto, yes or no");
+         o.other_access_checks = value == "auto"  ? OtherAccessChecks::kAuto
+                                 : value == "yes" ? OtherAccessChecks::kYes
+                                                  : OtherAccessChecks::kNo;
+         return Status::Ok();
+       }},
       {"max_requests_per_second", Number(&o.max_requests_per_second, 0, 1000000)},
       {"request_burst", Number(&o.request_burst, 1, 1000000)},
       {"max_series_per_twin", Number(&o.max_series_per_twin, 1, 100000000)},

@@ -25,10 +25,16 @@ inline RocksDbOptions DefaultStore() {
 // certificate's CN with use_identity_as_username).
 enum class TwinIdentity { kClientId, kUsername };
 
+// Whether other access checkers (an acl_file, plugins) decide topics outside $SCW/twins/:
+// read from the broker's configuration files, or said by the admin (a plugin that checks no
+// access, a configuration the plugin cannot read).
+enum class OtherAccessChecks { kAuto, kYes, kNo };
+
 struct PluginOptions {
   RocksDbOptions store = DefaultStore();
   Limits limits;
   TwinIdentity twin_identity = TwinIdentity::kClientId;
+  OtherAccessChecks other_access_checks = OtherAccessChecks::kAuto;
   uint32_t max_requests_per_second = 100;  // per twin, MQTT requests and REST writes; 0: unlimited
   uint32_t request_burst = 200;            // requests a quiet twin may make at once
 

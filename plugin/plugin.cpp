@@ -23,6 +23,7 @@
 
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <chrono>
 #include <exception>
 #include <memory>
@@ -97,8 +98,12 @@ struct Plugin {
     std::optional<std::string> correlation;
     metrics::Operation operation;
     Clock::time_point arrived;
+    bool remembered = false;  // as a QoS 2 write (ResendFilter): forgotten if the sync fails
   };
   std::vector<HeldReply> held_replies;
+  // Connections gone during this loop pass: a Will checked after its connection's DISCONNECT
+  // event must not get a reply either.
+  std::vector<const mosquitto*> gone_this_pass;
 
   // For threads other than the broker's: the line is written on the next tick.
   LogFn DeferredLog() {
@@ -139,27 +144,21 @@ Requester RequesterOf(const Plugin& plugin, const mosquitto* client) {
   return {std::string_view(mosquitto_client_id(client)), {}};
 }
 
-// A QoS 2 write that repeats the client's last one is taken for its re-send (see
-// resend_filter.hpp for when that is sure): not run again, and answered again only on a new
-// connection, since the first connection has its reply already.
-struct Resend {
-  bool found = false;
-  std::optional<Reply> reply;
-};
-
-Resend FindResend(Plugin& plugin, const char* client_id, const mosquitto_evt_message& msg, const TwinTopic& parsed,
-                  std::string_view payload, const std::optional<std::string>& correlation,
-                  const Requester& requester) {
-  const ResendFilter::Remembered* last = plugin.resends.Find(client_id, msg.topic, payload, correlation);
-  if (last == nullptr) return {};
+// A QoS 2 write that repeats the client's last one, on a later connection, is taken for
+// its re-send when that is sure (resend_filter.hpp): answered from memory, not run again.
+std::optional<Reply> FindResend(Plugin& plugin, const char* client_id, const mosquitto_evt_message& msg,
+                                std::string_view twin, const TwinTopic& parsed, std::string_view payload,
+                                const std::optional<std::string>& correlation) {
+  const ResendFilter::Remembered* last = plugin.resends.Find(client_id, twin, msg.topic, payload, correlation);
+  if (last == nullptr || last->connection == msg.client) return std::nullopt;
   if (!last->by_correlation) {
-    std::string_view twin = parsed.twin == "me" ? requester.twin.value_or("") : parsed.twin;
     auto now = plugin.engine->Get(twin, parsed.document);
     const uint64_t version = now.ok() ? now->version : 0;
-    if (version != last->version) return {};
+    if (version != last->version) return std::nullopt;
   }
-  if (last->connection == msg.client) return {true, std::nullopt};
-  return {true, Reply{last->reply_topic, last->reply_payload, true, last->version}};
+  Reply reply{last->reply_topic, last->reply_payload, true, last->version};
+  plugin.resends.Claim(client_id, msg.client);
+  return reply;
 }
 
 int OnMessage(int, void* event_data, void* userdata) {
@@ -178,33 +177,39 @@ int OnMessage(int, void* event_data, void* userdata) {
     const char* client_id = mosquitto_client_id(msg->client);
     if (client_id == nullptr) return MOSQ_ERR_ACL_DENIED;
     std::string_view payload(static_cast<const char*>(msg->payload), msg->payloadlen);
-    const Requester requester = RequesterOf(plugin, msg->client);
     std::optional<std::string> correlation = CorrelationData(*msg);
     const bool write = parsed.method != "get";
-    const bool exactly_once = msg->qos == 2 && write;
-    Resend resend;
-    if (exactly_once) resend = FindResend(plugin, client_id, *msg, parsed, payload, correlation, requester);
-    if (resend.found && !resend.reply) return MOSQ_ERR_ACL_DENIED;
-    const bool resent = resend.found;
     // Until ticks are seen to come, each write is made durable on its own and answered now.
     const Durability durability = plugin.tick_seen ? Durability::kAtSync : Durability::kBeforeReturn;
-    Reply reply = resent ? std::move(*resend.reply)
-                         : HandleTwinRequest(*plugin.engine, *plugin.request_limiter, requester, msg->topic, parsed,
-                                             payload, durability);
-    if (exactly_once && !resent && reply.success) {
-      plugin.resends.Remember(
-          client_id, msg->topic, payload, correlation,
-          {reply.topic, reply.payload, parsed.method == "delete" ? 0 : reply.version, false, msg->client});
+    Result<std::string_view> twin = AdmitRequest(*plugin.request_limiter, RequesterOf(plugin, msg->client), parsed);
+    std::optional<Reply> reply;
+    bool ran = false, remembered = false;
+    if (!twin.ok()) {
+      reply = ErrorReply(msg->topic, twin.status());
+    } else {
+      const bool exactly_once = msg->qos == 2 && write;
+      if (exactly_once) reply = FindResend(plugin, client_id, *msg, *twin, parsed, payload, correlation);
+      if (!reply) {
+        reply = HandleTwinRequest(*plugin.engine, *twin, msg->topic, parsed, payload, durability);
+        ran = true;
+      }
+      if (exactly_once && ran && reply->success) {
+        plugin.resends.Remember(
+            client_id, *twin, msg->topic, payload, correlation,
+            {reply->topic, reply->payload, parsed.method == "delete" ? 0 : reply->version, false, msg->client});
+        remembered = true;
+      }
     }
     const Clock::time_point handled = Clock::now();
     plugin.metrics.BrokerThread(operation, NanosSince(arrived, handled));
     if (durability == Durability::kAtSync) {
-      plugin.held_replies.push_back({msg->client, client_id, msg->topic, write && !resent, std::move(reply), msg->qos,
-                                     std::move(correlation), operation, arrived});
+      plugin.held_replies.push_back({msg->client, client_id, msg->topic, write && ran, std::move(*reply), msg->qos,
+                                     std::move(correlation), operation, arrived, remembered});
     } else {
-      Publish(client_id, reply, msg->qos, correlation);
-      plugin.metrics.Request(metrics::Api::kMqtt, operation, metrics::OutcomeOf(reply.code),
-                             NanosSince(arrived, Clock::now()), reply.quota);
+      Publish(client_id, *reply, msg->qos, correlation);
+      plugin.reclaimer.NotePublished();
+      plugin.metrics.Request(metrics::Api::kMqtt, operation, metrics::OutcomeOf(reply->code),
+                             NanosSince(arrived, Clock::now()), reply->quota);
     }
   } catch (const std::exception& e) {
     mosquitto_log_printf(MOSQ_LOG_ERR, "twins: request on %s failed: %s", msg->topic, e.what());
@@ -223,6 +228,7 @@ int OnDisconnect(int, void* event_data, void* userdata) noexcept try {
   for (auto& reply : held) {
     if (reply.client == client) reply.client = nullptr;
   }
+  plugin.gone_this_pass.push_back(client);
   if (const char* id = mosquitto_client_id(client)) plugin.resends.ConnectionGone(id, client);
   return MOSQ_ERR_SUCCESS;
 } catch (...) {
@@ -230,7 +236,7 @@ int OnDisconnect(int, void* event_data, void* userdata) noexcept try {
 }
 
 int OnAccessCheck(int, void* event_data, void* userdata) noexcept try {
-  const auto& plugin = *static_cast<const Plugin*>(userdata);
+  auto& plugin = *static_cast<Plugin*>(userdata);
   const auto* check = static_cast<mosquitto_evt_acl_check*>(event_data);
   AccessKind access = check->access == MOSQ_ACL_READ        ? AccessKind::kRead
                       : check->access == MOSQ_ACL_WRITE       ? AccessKind::kWrite
@@ -246,14 +252,19 @@ int OnAccessCheck(int, void* event_data, void* userdata) noexcept try {
     case Verdict::kDeny:
       break;
   }
-  // A retained request is refused before the plugin sees it: say why, like for bad input.
+  // A retained request is refused before the plugin sees it: say why, like for bad input,
+  // to that connection only (held like any reply, so a connection that goes gets nothing; a
+  // retained Will is checked as its connection goes).
   TwinTopic parsed;
   const char* client_id = mosquitto_client_id(check->client);
+  const auto& gone = plugin.gone_this_pass;
   if (access == AccessKind::kWrite && check->retain && client_id != nullptr &&
-      ClassifyTopic(topic, &parsed) == TopicKind::kMethod) {
-    Publish(client_id,
-            ErrorReply(topic, Status::InvalidArgument("retain", "requests must not be retained (retain flag set)")),
-            check->qos, std::nullopt);
+      ClassifyTopic(topic, &parsed) == TopicKind::kMethod &&
+      std::find(gone.begin(), gone.end(), check->client) == gone.end()) {
+    Reply reply =
+        ErrorReply(topic, Status::InvalidArgument("retain", "requests must not be retained (retain flag set)"));
+    plugin.held_replies.push_back({check->client, client_id, topic, false, std::move(reply), check->qos,
+                                   std::nullopt, metrics::OperationOfMethod(parsed.method), Clock::now()});
   }
   return MOSQ_ERR_ACL_DENIED;
 } catch (...) {
@@ -272,6 +283,7 @@ void CommitPass(Plugin& plugin) {
     // database holds.
     for (Plugin::HeldReply& held : plugin.held_replies) {
       if (held.write && held.reply.success) held.reply = ErrorReply(held.request_topic, synced);
+      if (held.remembered) plugin.resends.Forget(held.client_id);
     }
   }
   if (plugin.held_samples && synced.ok()) plugin.held_samples->Release();
@@ -279,6 +291,7 @@ void CommitPass(Plugin& plugin) {
   const Clock::time_point now = Clock::now();
   for (const Plugin::HeldReply& held : plugin.held_replies) {
     if (held.client != nullptr) Publish(held.client_id.c_str(), held.reply, held.qos, held.correlation);
+    plugin.reclaimer.NotePublished();
     plugin.metrics.Request(metrics::Api::kMqtt, held.operation, metrics::OutcomeOf(held.reply.code),
                            NanosSince(held.arrived, now), held.reply.quota);
   }
@@ -308,6 +321,7 @@ int OnTick(int, void*, void* userdata) {
     mosquitto_log_printf(MOSQ_LOG_ERR, "twins: replies of this loop pass lost");
     plugin.held_replies.clear();
   }
+  plugin.gone_this_pass.clear();
   try {
     plugin.broker_queue.Drain();
   } catch (...) {
@@ -322,10 +336,22 @@ int OnTick(int, void*, void* userdata) {
   return MOSQ_ERR_SUCCESS;
 }
 
+int ReadBrokerAccessSetup(Plugin& plugin);
+
 // Mosquitto 2.0 keeps v5 plugins loaded across a SIGHUP reload and does not call init again.
-int OnReload(int, void*, void*) {
+// The broker has read its configuration again: an acl_file may have come or gone. DEFER, so
+// that the broker goes on to reload the plugins after this one.
+int OnReload(int, void*, void* userdata) noexcept try {
+  auto& plugin = *static_cast<Plugin*>(userdata);
+  const AccessSetup before = plugin.access;
+  if (ReadBrokerAccessSetup(plugin) != MOSQ_ERR_SUCCESS) {
+    plugin.access = before;
+    plugin.access.others_decide = true;  // when in doubt, leave the rest to the other checkers
+  }
   mosquitto_log_printf(MOSQ_LOG_INFO, "twins: configuration reloaded; plugin_opt_* changes apply at the next restart");
-  return MOSQ_ERR_SUCCESS;
+  return MOSQ_ERR_PLUGIN_DEFER;
+} catch (...) {
+  return MOSQ_ERR_PLUGIN_DEFER;
 }
 
 void LogEffectiveOptions(const PluginOptions& o) {
@@ -382,22 +408,54 @@ std::string TlsCompatDir() {
 }
 
 // Whether an acl_file or another plugin decides what the twin rules leave open.
+// Whether an acl_file or another plugin decides what the twin rules leave open, from the
+// broker's configuration files (read again on a reload) unless the admin said.
 int ReadBrokerAccessSetup(Plugin& plugin) {
-  std::optional<std::string> config = RunningBrokerConfigPath();
-  if (!config) return MOSQ_ERR_SUCCESS;  // built-in defaults: no other access checks
-  auto setup = ReadAccessSetup(*config, PluginFile());
-  if (!setup.ok()) {
-    mosquitto_log_printf(MOSQ_LOG_ERR, "twins: %s (needed to know which access checks the broker runs)",
-                         setup.status().message().c_str());
+  AccessSetup setup;
+  std::vector<std::string> config = RunningBrokerConfigPaths();
+  if (!config.empty()) {  // none: built-in defaults, no other access checks
+    auto read = ReadAccessSetup(config, PluginFile());
+    if (!read.ok()) {
+      mosquitto_log_printf(MOSQ_LOG_ERR,
+                           "twins: %s (read to know which access checks the broker runs; set "
+                           "plugin_opt_other_access_checks yes or no to say it instead)",
+                           read.status().message().c_str());
+      return MOSQ_ERR_INVAL;
+    }
+    setup = std::move(read).value();
+  }
+  const std::string& before = setup.plugin_before_us;
+  if (before.find("dynamic_security") != std::string::npos || before.find("dynamic-security") != std::string::npos) {
+    mosquitto_log_printf(MOSQ_LOG_ERR,
+                         "twins: %s is loaded before mosquitto_twins: it would let subscribers read forged twin "
+                         "replies; put the mosquitto_twins plugin line before it",
+                         before.c_str());
     return MOSQ_ERR_INVAL;
   }
-  plugin.access = std::move(setup).value();
-  if (!plugin.access.plugin_before_us.empty()) {
+  if (!before.empty()) {
     mosquitto_log_printf(MOSQ_LOG_WARNING,
-                         "twins: %s is loaded before mosquitto_twins: if it checks access (dynamic-security does), "
-                         "clients may forge twin replies through it; put the mosquitto_twins plugin line first",
-                         plugin.access.plugin_before_us.c_str());
+                         "twins: %s is loaded before mosquitto_twins: if it is a version 5 plugin that checks "
+                         "access, clients may forge twin replies through it; put the mosquitto_twins plugin line first",
+                         before.c_str());
   }
+  switch (plugin.options.other_access_checks) {
+    case OtherAccessChecks::kYes:
+      setup.others_decide = true;
+      setup.decided_by = "plugin_opt_other_access_checks yes";
+      break;
+    case OtherAccessChecks::kNo:
+      setup.others_decide = false;
+      break;
+    case OtherAccessChecks::kAuto:
+      break;
+  }
+  if (setup.others_decide) {
+    mosquitto_log_printf(MOSQ_LOG_INFO,
+                         "twins: topics outside $SCW/twins/ are left to the broker's other access checks (%s); if "
+                         "none of them checks access, set plugin_opt_other_access_checks no",
+                         setup.decided_by.c_str());
+  }
+  plugin.access = std::move(setup);
   return MOSQ_ERR_SUCCESS;
 }
 
@@ -443,6 +501,15 @@ int StartRest(Plugin& plugin) {
                        o.rest_listen.c_str(), plugin.rest->port(), o.rest_region.c_str(), rest.tokens.size(),
                        rest.tokens.empty() ? ", anonymous" : "");
   return MOSQ_ERR_SUCCESS;
+}
+
+// Unregistering a callback that was never registered is harmless.
+void UnregisterAll(Plugin& plugin) {
+  mosquitto_callback_unregister(plugin.id, MOSQ_EVT_MESSAGE, OnMessage, nullptr);
+  mosquitto_callback_unregister(plugin.id, MOSQ_EVT_TICK, OnTick, nullptr);
+  mosquitto_callback_unregister(plugin.id, MOSQ_EVT_RELOAD, OnReload, nullptr);
+  mosquitto_callback_unregister(plugin.id, MOSQ_EVT_DISCONNECT, OnDisconnect, nullptr);
+  mosquitto_callback_unregister(plugin.id, MOSQ_EVT_ACL_CHECK, OnAccessCheck, nullptr);
 }
 
 int Init(Plugin& plugin, mosquitto_opt* opts, int opt_count) {
@@ -524,7 +591,10 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t* identifier, void** userdata, mo
     auto plugin = std::make_unique<twins::Plugin>();
     plugin->id = identifier;
     int rc = twins::Init(*plugin, opts, opt_count);
-    if (rc != MOSQ_ERR_SUCCESS) return rc;
+    if (rc != MOSQ_ERR_SUCCESS) {
+      twins::UnregisterAll(*plugin);  // no callback may outlive the context it was given
+      return rc;
+    }
     *userdata = plugin.release();
     return MOSQ_ERR_SUCCESS;
   } catch (const std::exception& e) {
@@ -539,11 +609,7 @@ int mosquitto_plugin_cleanup(void* userdata, mosquitto_opt*, int) {
   try {
     auto* plugin = static_cast<twins::Plugin*>(userdata);
     if (plugin == nullptr) return MOSQ_ERR_SUCCESS;
-    mosquitto_callback_unregister(plugin->id, MOSQ_EVT_MESSAGE, twins::OnMessage, nullptr);
-    mosquitto_callback_unregister(plugin->id, MOSQ_EVT_TICK, twins::OnTick, nullptr);
-    mosquitto_callback_unregister(plugin->id, MOSQ_EVT_RELOAD, twins::OnReload, nullptr);
-    mosquitto_callback_unregister(plugin->id, MOSQ_EVT_DISCONNECT, twins::OnDisconnect, nullptr);
-    mosquitto_callback_unregister(plugin->id, MOSQ_EVT_ACL_CHECK, twins::OnAccessCheck, nullptr);
+    twins::UnregisterAll(*plugin);
     // Stops REST, makes the last writes durable, hands their samples to the Graphite sender
     // (which flushes briefly), then closes the database.
     plugin->rest.reset();
