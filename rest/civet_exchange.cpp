@@ -66,6 +66,8 @@ std::string_view CivetRequest::header(const char* name) const {
   return value ? value : "";
 }
 
+std::string_view CivetRequest::peer() const { return info_->remote_addr; }
+
 bool CivetRequest::chunked() const { return EqualsIgnoreCase(header("Transfer-Encoding"), "chunked"); }
 
 bool CivetRequest::has_body() const { return chunked() || info_->content_length > 0; }
@@ -155,6 +157,12 @@ void SendResponse(mg_connection* conn, const HttpResponse& response, const Civet
   if (!response.allow.empty()) {
     out += "Allow: ";
     out += response.allow;
+    out += "\r\n";
+  }
+  for (const auto& [name, value] : response.headers) {
+    out += name;
+    out += ": ";
+    out += value;
     out += "\r\n";
   }
   if (close) {

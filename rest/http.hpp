@@ -5,6 +5,8 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace twins {
 
@@ -15,6 +17,7 @@ struct HttpResponse {
   std::string etag;          // full header value, quotes included; empty for none
   std::string allow;         // for 405
   std::string retry_after;   // seconds, for 429
+  std::vector<std::pair<std::string, std::string>> headers;  // any others (CORS, WWW-Authenticate)
 };
 
 struct BodyRead {
@@ -32,6 +35,8 @@ class HttpRequest {
   virtual std::string_view path() const = 0;
   // Empty when absent.
   virtual std::string_view header(const char* name) const = 0;
+  // The client's address as text (IPv4 or IPv6), for per-client accounting.
+  virtual std::string_view peer() const = 0;
   // Reads the whole body if it is at most max_bytes. A body announced larger is not read
   // at all; a chunked body is read no further than max_bytes + 1.
   virtual BodyRead ReadBody(size_t max_bytes) = 0;

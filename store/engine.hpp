@@ -110,6 +110,9 @@ class Engine {
   Status DeleteAll(std::string_view twin);
   // Makes every kAtSync write that returned before it durable.
   Status Sync() { return store_->Sync(); }
+  // Whether writes that add data are accepted now: Ok, or the store's reason (a failed disk,
+  // the free-space reserve reached). Cheap (see DocumentStore::Writable); any thread.
+  Status Writable() { return store_->Writable(true); }
   // The twin's parsed `_config` (empty when it has none). `_config` is parsed when it is
   // written and kept (ConfigCache), so this costs a lookup, not a parse.
   Result<TwinConfig> Config(std::string_view twin) const;
