@@ -371,6 +371,10 @@ int StartRest(Plugin& plugin) {
   rest.allow_anonymous = o.rest_allow_anonymous;
   rest.writes_per_second = o.max_requests_per_second;
   rest.write_burst = o.request_burst;
+  rest.request_timeout_ms = o.rest_request_timeout_ms;
+  rest.auth_failures = o.rest_auth_failures;
+  rest.cors_origins = o.rest_cors_origins;
+  if (plugin.graphite) rest.graphite_reachable = [sender = plugin.graphite.get()] { return sender->reachable(); };
   if (!o.rest_tokens_file.empty()) {
     auto tokens = ReadTokensFile(o.rest_tokens_file);
     if (!tokens.ok()) {
