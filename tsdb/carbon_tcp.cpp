@@ -58,6 +58,7 @@ class CarbonTcpTransport final : public Transport {
     }
     std::string payload;
     for (const EncodedPoint& point : batch) payload += PlaintextLine(point);
+    last_payload_ = payload.size();
     size_t done = 0;
     while (done < payload.size()) {
       const ssize_t n = ::send(fd_, payload.data() + done, payload.size() - done, MSG_NOSIGNAL);
@@ -72,10 +73,12 @@ class CarbonTcpTransport final : public Transport {
     return Status::Ok();
   }
 
+  // Everything written before the last batch is acknowledged: a peer that reads keeps up
+  // with that while points keep coming, one that never reads leaves its window full.
   bool Confirmed() override {
     if (fd_ < 0 || PeerClosed()) return false;
     int unacknowledged = 0;
-    return ioctl(fd_, SIOCOUTQ, &unacknowledged) == 0 && unacknowledged == 0;
+    return ioctl(fd_, SIOCOUTQ, &unacknowledged) == 0 && static_cast<size_t>(unacknowledged) <= last_payload_;
   }
   Deadline ConnectedSince() const override { return connected_since_; }
 
@@ -132,6 +135,7 @@ class CarbonTcpTransport final : public Transport {
   GraphiteTarget target_;
   int fd_ = -1;
   Deadline connected_since_;
+  size_t last_payload_ = 0;
 };
 
 }  // namespace

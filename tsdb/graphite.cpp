@@ -124,7 +124,8 @@ bool GraphiteSender::TakeBatch(std::vector<EncodedPoint>* batch, Clock::time_poi
 
 void GraphiteSender::MaybeEndOutage() {
   const Clock::time_point now = Clock::now();
-  if (now - transport_->ConnectedSince() < options_.io_timeout || !transport_->Confirmed()) return;
+  // (ConnectedSince() may be the clock's minimum: add to it, never subtract it.)
+  if (transport_->ConnectedSince() + options_.io_timeout > now || !transport_->Confirmed()) return;
   outage_ = false;
   reachable_.store(true, std::memory_order_relaxed);
   Log(LogLevel::kInfo, "pushing to " + target_ + " again after " + Seconds(now - outage_start_) + "; " +
@@ -176,7 +177,7 @@ void GraphiteSender::Run() {
       reachable_.store(false, std::memory_order_relaxed);
       outage_start_ = Clock::now();
       dropped_at_start_ = dropped_.load();
-      Log(LogLevel::kWarning, "cannot push: " + s.message() + "; queueing up to " +
+      Log(LogLevel::kWarning, s.message() + "; queueing up to " +
                                   std::to_string(options_.queue_capacity) + " samples and retrying with back-off");
     }
     std::unique_lock<std::mutex> lock(mutex_);
