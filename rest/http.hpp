@@ -10,6 +10,18 @@
 
 namespace twins {
 
+// ASCII case-insensitive equality, as header names, tokens and auth schemes compare.
+inline bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
 struct HttpResponse {
   int status = 200;
   std::string content_type;  // empty when there is no body

@@ -1,6 +1,5 @@
 #include "routes.hpp"
 
-#include <cctype>
 #include <optional>
 #include <string_view>
 #include <vector>
@@ -41,14 +40,6 @@ HttpResponse OpenApi() {
   response.content_type = "application/yaml";
   response.body = std::string(OpenApiYaml());
   return response;
-}
-
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
-  }
-  return true;
 }
 
 }  // namespace

@@ -208,7 +208,9 @@ TEST_F(RestAttackTest, HealthzIsUnavailableWhileTheDatabaseRefusesWrites) {
   if (!disk.mounted()) GTEST_SKIP() << "needs root to mount a tmpfs";
   ASSERT_TRUE(broker_->Start()) << broker_->log();
   HttpClient client;
-  ASSERT_EQ(client.Send(Call("GET", "/healthz")).body, R"({"status":"ok","graphite":"off"})");
+  HttpReply health = client.Send(Call("GET", "/healthz"));
+  ASSERT_EQ(health.status, 200) << health.body;
+  EXPECT_EQ(health.body, R"({"status":"ok","graphite":"off"})");
 
   disk.Fill();
   const std::string filler(16 * 1024, 'x');
@@ -219,7 +221,7 @@ TEST_F(RestAttackTest, HealthzIsUnavailableWhileTheDatabaseRefusesWrites) {
                  .status;
   }
   ASSERT_EQ(status, 507) << "the disk never filled";
-  HttpReply health = client.Send(Call("GET", "/healthz"));
+  health = client.Send(Call("GET", "/healthz"));
   EXPECT_EQ(health.status, 503) << health.body;
   EXPECT_NE(health.body.find(R"("status":"writes_refused","reason":"the database's disk is full)"), std::string::npos)
       << health.body;
