@@ -80,6 +80,26 @@ Result<PluginOptions> ParseOptions(const std::vector<std::pair<std::string, std:
          return Status::Ok();
        }},
       {"rest_tokens_file", Text(&o.rest_tokens_file)},
+      {"rest_request_timeout_ms", Number(&o.rest_request_timeout_ms, 100, 600000)},
+      {"rest_auth_failures", Number(&o.rest_auth_failures, 0, 1000000)},
+      {"rest_cors_origins",
+       [&o](const std::string& key, const std::string& value) {
+         // Space- or comma-separated; the line may be repeated.
+         size_t start = 0;
+         while ((start = value.find_first_not_of(" ,\t", start)) != std::string::npos) {
+           const size_t end = value.find_first_of(" ,\t", start);
+           std::string origin = value.substr(start, end - start);
+           const size_t scheme = origin.find("://");
+           if (scheme == std::string::npos || scheme == 0 || origin.size() == scheme + 3 ||
+               origin.find('/', scheme + 3) != std::string::npos) {
+             return Bad(key, "'" + origin + "' is not an origin (scheme://host[:port], no path)");
+           }
+           o.rest_cors_origins.push_back(std::move(origin));
+           start = end;
+         }
+         if (o.rest_cors_origins.empty()) return Bad(key, "must not be empty");
+         return Status::Ok();
+       }},
       {"rest_allow_anonymous", Bool(&o.rest_allow_anonymous)},
       {"metrics_allow_anonymous", Bool(&o.metrics_allow_anonymous)},
       {"graphite_url", Text(&o.graphite_url)},

@@ -39,7 +39,10 @@ struct PluginOptions {
   uint32_t request_burst = 200;            // requests a quiet twin may make at once
 
   std::string rest_listen = "127.0.0.1:8080";  // "off" disables the REST API
-  int rest_threads = 4;
+  int rest_threads = 64;                       // each idle or slow client holds one while it lasts
+  int rest_request_timeout_ms = 10000;         // deadline of a request's headers and of each body read
+  uint32_t rest_auth_failures = 10;            // failed tokens one address may send before refusals; 0: never
+  std::vector<std::string> rest_cors_origins;  // origins allowed cross-origin access; none by default
   std::string rest_region = "fr-par";
   std::string rest_tls_cert;
   std::vector<std::string> rest_tokens;        // rest_token and the lines of rest_tokens_file

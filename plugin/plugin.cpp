@@ -474,6 +474,10 @@ int StartRest(Plugin& plugin) {
   rest.write_burst = o.request_burst;
   rest.metrics = &plugin.metrics;
   rest.metrics_allow_anonymous = o.metrics_allow_anonymous;
+  rest.request_timeout_ms = o.rest_request_timeout_ms;
+  rest.auth_failures = o.rest_auth_failures;
+  rest.cors_origins = o.rest_cors_origins;
+  if (plugin.graphite) rest.graphite_reachable = [sender = plugin.graphite.get()] { return sender->reachable(); };
   if (!o.rest_tokens_file.empty()) {
     auto tokens = ReadTokensFile(o.rest_tokens_file);
     if (!tokens.ok()) {

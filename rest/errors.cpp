@@ -69,6 +69,16 @@ HttpResponse DeniedAuthentication(std::string_view message) {
                       "\"message\":" + QuoteJson(message) + "}");
 }
 
+HttpResponse TooManyFailedAuthentications(uint64_t retry_after_ms) {
+  HttpResponse response = JsonResponse(
+      429, "{\"type\":\"too_many_requests\",\"help_message\":" +
+               QuoteJson("too many failed authentications from this address; retry in " +
+                         std::to_string(retry_after_ms) + " ms") +
+               ",\"retry_after_ms\":" + std::to_string(retry_after_ms) + ",\"message\":\"too many requests\"}");
+  response.retry_after = std::to_string((retry_after_ms + 999) / 1000);
+  return response;
+}
+
 HttpResponse NotFound(std::string_view resource, std::string_view resource_id, std::string_view message) {
   return JsonResponse(404, "{\"type\":\"not_found\",\"resource\":" + QuoteJson(resource) +
                                ",\"resource_id\":" + QuoteJson(resource_id) + ",\"message\":" + QuoteJson(message) +

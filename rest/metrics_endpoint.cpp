@@ -7,33 +7,7 @@
 
 namespace twins {
 
-std::string_view PresentedToken(const HttpRequest& request) {
-  std::string_view token = request.header("X-Auth-Token");
-  if (!token.empty()) return token;
-  std::string_view authorization = request.header("Authorization");
-  constexpr std::string_view kBearer = "Bearer ";
-  if (authorization.size() <= kBearer.size()) return {};
-  for (size_t i = 0; i < kBearer.size(); ++i) {  // the scheme is case-insensitive (RFC 9110)
-    const char c = authorization[i];
-    if ((c | 0x20) != (kBearer[i] | 0x20)) return {};
-  }
-  authorization.remove_prefix(kBearer.size());
-  while (!authorization.empty() && authorization.front() == ' ') authorization.remove_prefix(1);
-  return authorization;
-}
-
-HttpResponse ServeMetrics(const HttpRequest& request, const TokenSet& tokens, bool allow_anonymous,
-                          const metrics::TwinsMetrics& metrics) {
-  const std::string_view method = request.method();
-  if (method != "GET" && method != "HEAD") return MethodNotAllowed(method, "GET, HEAD");
-  if (!allow_anonymous) {
-    const std::string_view token = PresentedToken(request);
-    if (!tokens.Accepts(token)) {
-      return DeniedAuthentication(token.empty()
-                                      ? "authentication is denied: no X-Auth-Token or Authorization: Bearer header"
-                                      : "authentication is denied: invalid token");
-    }
-  }
+HttpResponse MetricsResponse(const metrics::TwinsMetrics& metrics) {
   HttpResponse response;
   response.content_type = "text/plain; version=0.0.4; charset=utf-8";
   response.body = metrics.registry().RenderPrometheus();

@@ -18,11 +18,9 @@ namespace twins {
 
 inline constexpr std::string_view kMetricsPath = "/metrics";
 
-// The token presented in X-Auth-Token, else in an `Authorization: Bearer` header; empty for none.
-std::string_view PresentedToken(const HttpRequest& request);
-
-HttpResponse ServeMetrics(const HttpRequest& request, const TokenSet& tokens, bool allow_anonymous,
-                          const metrics::TwinsMetrics& metrics);
+// The reply to an authorised GET /metrics (the router authenticates it like any call, through
+// the same failed-token guard).
+HttpResponse MetricsResponse(const metrics::TwinsMetrics& metrics);
 
 // The twin operation a request names, by method and path; nullopt for the endpoints that are
 // not twin requests (/healthz, /metrics, the OpenAPI description), which are not counted.
