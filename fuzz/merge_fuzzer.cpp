@@ -27,7 +27,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* bytes, size_t size) {
 
   auto patch = ParseWriteRequest(Body(patch_text), Limits());
   auto target = ParseRequestBody(Body(target_text), true, "data");
-  const bool target_ok = target.ok() && target->data && target->data_is_object && target->data_error.ok();
+  // Read on its own too, the line must be one object: {"":1},"x":2 makes a valid body once
+  // wrapped, but is no object's text.
+  const bool target_ok = target.ok() && target->data && target->data_is_object && target->data_error.ok() &&
+                         ParseRequestBody(target_text, false, "data").ok();
 
   if (!patch.ok()) return 0;
   // The target line as it is: whatever it holds, the merge must stay in bounds.
