@@ -16,7 +16,6 @@
 //  - the carbon line is one line of three fields, and the Grafana JSON parses.
 // Every line also goes through the three escapes on its own, which must decode back to it.
 #include <algorithm>
-#include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
@@ -164,13 +163,10 @@ void CheckSeries(const Sample& sample) {
 }
 
 }  // namespace
-}  // namespace twins::fuzz
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* bytes, size_t size) {
-  using namespace twins;
-  using namespace twins::fuzz;
-  auto lines = Lines(Text(bytes, size), 5);
-  if (!lines) return 0;
+void FuzzOne(std::string_view input) {
+  auto lines = Lines(input, 5);
+  if (!lines) return;
   for (std::string_view line : *lines) CheckEscapes(line);
   const bool patch = (*lines)[0] == "patch";
   const std::string twin((*lines)[1]);
@@ -182,23 +178,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* bytes, size_t size) {
   engine.SetObserver(&observer);
 
   auto config_request = ParseWriteRequest(Body(config_data), Limits());
-  if (!config_request.ok() || !engine.Put(twin, kConfigDocument, config_request.value()).ok()) return 0;
+  if (!config_request.ok() || !engine.Put(twin, kConfigDocument, config_request.value()).ok()) return;
   auto config = engine.Config(twin);
   FUZZ_CHECK(config.ok());
-  if (config->documents.empty()) return 0;
+  if (config->documents.empty()) return;
   const std::string document = config->documents.begin()->first;
 
   if (!before_data.empty()) {
     auto before = ParseWriteRequest(Body(before_data), Limits());
-    if (!before.ok() || !engine.Put(twin, document, before.value()).ok()) return 0;
+    if (!before.ok() || !engine.Put(twin, document, before.value()).ok()) return;
   }
   sink.samples.clear();
   auto written = ParseWriteRequest(Body(written_data), Limits());
-  if (!written.ok()) return 0;
+  if (!written.ok()) return;
   auto result = patch ? engine.Patch(twin, document, written.value()) : engine.Put(twin, document, written.value());
   if (!result.ok()) {
     FUZZ_CHECK(sink.samples.empty());
-    return 0;
+    return;
   }
   Json after(cJSON_ParseWithLength(result->data.data(), result->data.size()));
   FUZZ_CHECK(after != nullptr);
@@ -207,5 +203,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* bytes, size_t size) {
     CheckLeaf(after.get(), sample.point);
     CheckSeries(sample);
   }
-  return 0;
 }
+
+}  // namespace twins::fuzz

@@ -7,7 +7,6 @@
 //  - the target line as it is (whitespace, escapes, any number spelling) merges to the same
 //    document when it is a valid object, and never reads out of bounds when it is not (a
 //    corrupt stored record).
-#include <cstdint>
 #include <string>
 
 #include "engine.hpp"
@@ -17,11 +16,11 @@
 #include "support.hpp"
 #include "support/merge_oracle.hpp"
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* bytes, size_t size) {
-  using namespace twins;
-  using namespace twins::fuzz;
-  auto lines = Lines(Text(bytes, size), 2);
-  if (!lines) return 0;
+namespace twins::fuzz {
+
+void FuzzOne(std::string_view input) {
+  auto lines = Lines(input, 2);
+  if (!lines) return;
   const std::string_view target_text = (*lines)[0];
   const std::string_view patch_text = (*lines)[1];
 
@@ -32,11 +31,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* bytes, size_t size) {
   const bool target_ok = target.ok() && target->data && target->data_is_object && target->data_error.ok() &&
                          ParseRequestBody(target_text, false, "data").ok();
 
-  if (!patch.ok()) return 0;
+  if (!patch.ok()) return;
   // The target line as it is: whatever it holds, the merge must stay in bounds.
   std::string raw_merged;
   const Status raw = MergePatch(target_text, patch->data, &raw_merged);
-  if (!target_ok) return 0;
+  if (!target_ok) return;
 
   std::string merged;
   const Status s = MergePatch(*target->data, patch->data, &merged);
@@ -51,5 +50,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* bytes, size_t size) {
   Json raw_tree(cJSON_ParseWithLength(raw_merged.data(), raw_merged.size()));
   FUZZ_CHECK(raw_tree != nullptr);
   FUZZ_CHECK_EQ(PrintJson(raw_tree.get()), expected);
-  return 0;
 }
+
+}  // namespace twins::fuzz

@@ -5,7 +5,6 @@
 //  - the stored form of `data` is what cJSON reads from the body, printed as documents are
 //    stored (PrintJson), and reading it again changes nothing.
 #include <algorithm>
-#include <cstdint>
 #include <string>
 
 #include "engine.hpp"
@@ -47,12 +46,8 @@ void CheckStoredForm(std::string_view text, const RequestBody& body) {
 }
 
 }  // namespace
-}  // namespace twins::fuzz
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* bytes, size_t size) {
-  using namespace twins;
-  using namespace twins::fuzz;
-  const std::string_view text = Text(bytes, size);
+void FuzzOne(std::string_view text) {
 
   auto body = ParseRequestBody(text, true, "data");
   auto envelope = ParseRequestBody(text, false, "data");
@@ -82,5 +77,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* bytes, size_t size) {
   auto for_delete = ParseWriteRequest(text, limits, false);
   if (!text.empty() && !body.ok()) FUZZ_CHECK(!for_delete.ok());
   if (request.ok()) FUZZ_CHECK(for_delete.ok() && for_delete->version == request->version);
-  return 0;
 }
+
+}  // namespace twins::fuzz

@@ -4,7 +4,6 @@
 //  - decoding fails exactly when some '%' is not followed by two hex digits, otherwise it
 //    replaces each "%XY" by one byte and keeps every other byte;
 //  - any bytes percent-encoded (upper- or lower-case hex) decode back to themselves.
-#include <cstdint>
 #include <string>
 
 #include "path.hpp"
@@ -31,12 +30,8 @@ std::string EncodeAll(std::string_view text) {
 }
 
 }  // namespace
-}  // namespace twins::fuzz
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* bytes, size_t size) {
-  using namespace twins;
-  using namespace twins::fuzz;
-  const std::string_view path = Text(bytes, size);
+void FuzzOne(std::string_view path) {
 
   const std::vector<std::string_view> segments = SplitPath(path);
   std::string_view unrooted = path;
@@ -71,5 +66,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* bytes, size_t size) {
   const std::optional<std::string> round_trip = PercentDecode(EncodeAll(path));
   FUZZ_CHECK(round_trip.has_value());
   FUZZ_CHECK_EQ(*round_trip, std::string(path));
-  return 0;
 }
+
+}  // namespace twins::fuzz

@@ -32,9 +32,9 @@ namespace twins::fuzz {
 
 namespace twins::fuzz {
 
-inline std::string_view Text(const uint8_t* data, size_t size) {
-  return {reinterpret_cast<const char*>(data), size};
-}
+// One input of the target; defined by each target, called by entry.cpp. Returns normally
+// unless an invariant breaks (FUZZ_CHECK aborts) or a sanitizer reports.
+void FuzzOne(std::string_view input);
 
 // The input cut at its first `count - 1` newlines; nullopt when it has fewer. Multi-part
 // inputs are lines so that seeds stay readable.

@@ -7,7 +7,6 @@
 //  - a request's reply goes to the request topic plus /response/success or /response/error,
 //    which is never taken for a request itself, and carries a JSON object.
 #include <algorithm>
-#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -58,20 +57,16 @@ void CheckReply(std::string_view topic, const Reply& reply) {
 }
 
 }  // namespace
-}  // namespace twins::fuzz
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* bytes, size_t size) {
-  using namespace twins;
-  using namespace twins::fuzz;
-  const std::string_view text = Text(bytes, size);
+void FuzzOne(std::string_view text) {
   auto lines = Lines(text, 3);
   TwinTopic parsed;
   if (!lines) {
     Classify(text, &parsed);
-    return 0;
+    return;
   }
   const std::string_view client_id = (*lines)[0], topic = (*lines)[1], payload = (*lines)[2];
-  if (Classify(topic, &parsed) != TopicKind::kMethod) return 0;
+  if (Classify(topic, &parsed) != TopicKind::kMethod) return;
 
   Engine engine(std::make_unique<MemoryStore>(), Limits());
   auto existing = ParseWriteRequest(R"({"data":{"a":1,"o":{"b":[1,2]}}})", Limits());
@@ -80,5 +75,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* bytes, size_t size) {
 
   CheckReply(topic, HandleTwinRequest(engine, client_id, topic, parsed, payload, Durability::kBeforeReturn));
   CheckReply(topic, ErrorReply(topic, Status::Internal("the database cannot be written")));
-  return 0;
 }
+
+}  // namespace twins::fuzz
