@@ -4,6 +4,7 @@ set -euo pipefail
 
 packages=(
   cmake g++ make pkg-config
+  clang libclang-rt-14-dev
   libcjson-dev librocksdb-dev libcivetweb-dev libcurl4-openssl-dev libssl-dev openssl
   mosquitto mosquitto-dev libmosquitto-dev mosquitto-clients
   googletest libgtest-dev libbenchmark-dev

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test: once in a normal build, then the
 # unit and broker tests again under AddressSanitizer + UndefinedBehaviorSanitizer (any report
-# fails; the broker runs the sanitized plugin with the sanitizer runtimes preloaded).
+# fails; the broker runs the sanitized plugin with the sanitizer runtimes preloaded), then each
+# fuzz target (fuzz/) for a fixed number of inputs from its seeds (any finding fails).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,3 +17,9 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DTWINS_SANITIZE=ON -DTWINS_BE
 cmake --build build-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan --output-on-failure -j"$jobs" -L "unit|broker"
+
+# clang + libFuzzer, a build of its own; scripts/fuzz.sh runs the same targets for long.
+CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTWINS_FUZZ=ON \
+  -DTWINS_TESTS=OFF -DTWINS_BENCH=OFF >/dev/null
+cmake --build build-fuzz -j"$jobs" --target fuzzers
+ctest --test-dir build-fuzz --output-on-failure -j"$jobs" -L fuzz

@@ -6,9 +6,12 @@
 #include <string>
 
 #include "json.hpp"
+#include "support/merge_oracle.hpp"
 
 namespace twins {
 namespace {
+
+using test::ReferenceMerge;
 
 struct MergeCase {
   const char* target;
@@ -134,26 +137,6 @@ TEST(MergeText, RefusesAPatchThatIsNotAnObject) {
     std::string out;
     EXPECT_EQ(MergePatch(R"({"a":0})", patch, &out).message(), "a patch must be a JSON object") << patch;
   }
-}
-
-// RFC 7396's MergePatch pseudo-code over trees: the oracle for the text merge.
-Json ReferenceMerge(const cJSON* target, const cJSON* patch) {
-  if (!cJSON_IsObject(patch)) return Json(cJSON_Duplicate(patch, true));
-  Json result(cJSON_IsObject(target) ? cJSON_Duplicate(target, true) : cJSON_CreateObject());
-  for (const cJSON* change = patch->child; change != nullptr; change = change->next) {
-    cJSON* existing = cJSON_GetObjectItemCaseSensitive(result.get(), change->string);
-    if (cJSON_IsNull(change)) {
-      if (existing != nullptr) cJSON_DeleteItemFromObjectCaseSensitive(result.get(), change->string);
-      continue;
-    }
-    cJSON* merged = ReferenceMerge(existing, change).release();
-    if (existing != nullptr) {
-      cJSON_ReplaceItemInObjectCaseSensitive(result.get(), change->string, merged);
-    } else {
-      cJSON_AddItemToObject(result.get(), change->string, merged);
-    }
-  }
-  return result;
 }
 
 class RandomJson {
