@@ -1,7 +1,8 @@
 // mosquitto-twins: device twins for Mosquitto 2.0 (plugin API v5).
 //
 // Devices publish on $SCW/twins/<id|me>/<document>/<get|put|patch|delete> and receive the
-// reply on <request topic>/response/success or /response/error, sent to that client only.
+// reply on <request topic>/response/success or /response/error (or on the MQTT 5 Response
+// Topic of the request, when it has one), sent to that client only.
 // Requests are answered here and never delivered to subscribers. Documents live in RocksDB.
 //
 // Configure with one line in mosquitto.conf, plus plugin_opt_* settings (all optional,
@@ -10,8 +11,11 @@
 //   plugin /usr/lib/x86_64-linux-gnu/mosquitto_twins.so
 //   plugin_opt_db_path /var/lib/mosquitto/twins
 //
-// Global plugin only: under `per_listener_settings true` mosquitto 2.0 never sends the tick
-// event this plugin uses to run work from its other threads on the broker thread.
+// Global plugin only: under `per_listener_settings true` mosquitto before 2.0.15 never sends
+// the tick event this plugin uses to run work from its other threads on the broker thread.
+//
+// Runs on Mosquitto 2.0.x and 2.1: the broker's loop differs (see OnTick), and the MQTT helper
+// functions it uses come from libmosquitto, since upstream brokers do not export them.
 //
 // It also checks access (MOSQ_EVT_ACL_CHECK, registered at init so that it runs before an
 // acl_file and the plugins listed after it): nothing under $SCW/twins/ reaches subscribers,
@@ -24,6 +28,7 @@
 #include <dlfcn.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <exception>
 #include <memory>
 #include <optional>
@@ -40,6 +45,7 @@
 #include "options.hpp"
 #include "publish_reply.hpp"
 #include "rate_limiter.hpp"
+#include "reply_owners.hpp"
 #include "resend_filter.hpp"
 #include "rest_server.hpp"
 #include "store_reclaimer.hpp"
@@ -51,6 +57,9 @@ namespace {
 
 constexpr size_t kBrokerQueueCapacity = 100000;
 constexpr auto kTickGrace = std::chrono::seconds(2);  // ticks come about ten times a second
+// Asked of brokers that take a tick interval (2.1), so that REST and Graphite log lines and
+// the store reclaimer do not wait for an idle broker's next wake-up (5-10 s without websockets).
+constexpr long kTickIntervalMs = 100;
 
 // The plugin's one context, handed to every callback as userdata.
 struct Plugin {
@@ -60,6 +69,7 @@ struct Plugin {
   BrokerQueue broker_queue{kBrokerQueueCapacity};
   std::unique_ptr<RateLimiter> request_limiter;
   ResendFilter resends;
+  ReplyOwners reply_owners;
   StoreReclaimer reclaimer;
   // Destroyed in reverse order: REST stops before the observer, which goes before the engine.
   std::unique_ptr<Engine> engine;
@@ -70,9 +80,13 @@ struct Plugin {
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   bool tick_seen = false;
   bool warned_no_tick = false;
+  // Group commit: writes wait for the tick's Sync() and replies for the tick. Only on brokers
+  // whose tick ends the loop pass (see OnTick); elsewhere each write is durable before its
+  // reply is published from the MESSAGE callback.
+  bool group_commit = false;
 
-  // Replies of the current loop pass. Mosquitto sends what a plugin publishes at the start of
-  // the next pass, after the tick: held until the tick, they leave no later, and only once
+  // Replies of the current loop pass. Mosquitto 2.0 sends what a plugin publishes at the start
+  // of the next pass, after the tick: held until the tick, they leave no later, and only once
   // the tick's Sync() made the pass's writes durable.
   struct HeldReply {
     const mosquitto* client;  // the requesting connection; its reply is dropped if it goes
@@ -105,12 +119,39 @@ void WarnIfTickNeverCame(Plugin& plugin) {
                        "log lines cannot be written. Load mosquitto_twins as a global plugin.");
 }
 
+// The request's MQTT 5 Response Topic, if it has one that a reply may be published on.
+// Brokers refuse a PUBLISH whose Response Topic holds a wildcard or invalid UTF-8 (a protocol
+// error: the client is disconnected); this repeats the check rather than rely on it.
+struct ResponseTopic {
+  std::optional<std::string> topic;
+  bool valid = true;
+};
+
+ResponseTopic ResponseTopicOf(const mosquitto_evt_message& msg) {
+  char* value = nullptr;
+  if (mosquitto_property_read_string(msg.properties, MQTT_PROP_RESPONSE_TOPIC, &value, false) == nullptr) return {};
+  std::string topic = value != nullptr ? value : "";
+  std::free(value);
+  const bool valid = !topic.empty() && mosquitto_validate_utf8(topic.data(), static_cast<int>(topic.size())) ==
+                                           MOSQ_ERR_SUCCESS &&
+                     mosquitto_pub_topic_check(topic.c_str()) == MOSQ_ERR_SUCCESS;
+  return {std::move(topic), valid};
+}
+
 void Publish(const char* client_id, const Reply& reply, int qos, const std::optional<std::string>& correlation) {
   int rc = PublishReply(client_id, reply.topic, reply.payload, qos, correlation);
   if (rc != MOSQ_ERR_SUCCESS) {
     mosquitto_log_printf(MOSQ_LOG_WARNING, "twins: cannot reply to %s on %s: %s", client_id, reply.topic.c_str(),
                          mosquitto_strerror(rc));
   }
+}
+
+// A reply to `connection`. One on a Response Topic outside $SCW/twins/ is remembered, so that
+// it is never read through another connection of the client id (reply_owners.hpp).
+void Answer(Plugin& plugin, const mosquitto* connection, const char* client_id, const Reply& reply, int qos,
+            const std::optional<std::string>& correlation) {
+  if (!IsTwinTerritory(reply.topic)) plugin.reply_owners.Published(client_id, connection, reply.topic, reply.payload);
+  Publish(client_id, reply, qos, correlation);
 }
 
 Requester RequesterOf(const Plugin& plugin, const mosquitto* client) {
@@ -161,19 +202,30 @@ int OnMessage(int, void* event_data, void* userdata) {
     const char* client_id = mosquitto_client_id(msg->client);
     if (client_id == nullptr) return MOSQ_ERR_ACL_DENIED;
     std::string_view payload(static_cast<const char*>(msg->payload), msg->payloadlen);
+    plugin.reply_owners.Request(client_id, msg->client);
     const Requester requester = RequesterOf(plugin, msg->client);
     std::optional<std::string> correlation = CorrelationData(*msg);
+    const ResponseTopic response = ResponseTopicOf(*msg);
+    if (!response.valid) {
+      Publish(client_id,
+              ErrorReply(msg->topic, Status::InvalidArgument("response topic",
+                                                              "the Response Topic must be a topic name without "
+                                                              "wildcards, in UTF-8")),
+              msg->qos, correlation);
+      return MOSQ_ERR_ACL_DENIED;
+    }
     const bool write = parsed.method != "get";
     const bool exactly_once = msg->qos == 2 && write;
     Resend resend;
     if (exactly_once) resend = FindResend(plugin, client_id, *msg, parsed, payload, correlation, requester);
     if (resend.found && !resend.reply) return MOSQ_ERR_ACL_DENIED;
     const bool resent = resend.found;
-    // Until ticks are seen to come, each write is made durable on its own and answered now.
-    const Durability durability = plugin.tick_seen ? Durability::kAtSync : Durability::kBeforeReturn;
+    // Without group commit, each write is made durable on its own and answered now.
+    const Durability durability = plugin.group_commit ? Durability::kAtSync : Durability::kBeforeReturn;
     Reply reply = resent ? std::move(*resend.reply)
                          : HandleTwinRequest(*plugin.engine, *plugin.request_limiter, requester, msg->topic, parsed,
                                              payload, durability);
+    if (response.topic && !resent) reply.topic = *response.topic;
     if (exactly_once && !resent && reply.success) {
       plugin.resends.Remember(
           client_id, msg->topic, payload, correlation,
@@ -183,7 +235,7 @@ int OnMessage(int, void* event_data, void* userdata) {
       plugin.held_replies.push_back(
           {msg->client, client_id, msg->topic, write && !resent, std::move(reply), msg->qos, std::move(correlation)});
     } else {
-      Publish(client_id, reply, msg->qos, correlation);
+      Answer(plugin, msg->client, client_id, reply, msg->qos, correlation);
     }
   } catch (const std::exception& e) {
     mosquitto_log_printf(MOSQ_LOG_ERR, "twins: request on %s failed: %s", msg->topic, e.what());
@@ -202,7 +254,10 @@ int OnDisconnect(int, void* event_data, void* userdata) noexcept try {
   for (auto& reply : held) {
     if (reply.client == client) reply.client = nullptr;
   }
-  if (const char* id = mosquitto_client_id(client)) plugin.resends.ConnectionGone(id, client);
+  if (const char* id = mosquitto_client_id(client)) {
+    plugin.resends.ConnectionGone(id, client);
+    plugin.reply_owners.ConnectionGone(id, client);
+  }
   return MOSQ_ERR_SUCCESS;
 } catch (...) {
   return MOSQ_ERR_SUCCESS;
@@ -217,6 +272,13 @@ int OnAccessCheck(int, void* event_data, void* userdata) noexcept try {
                       : check->access == MOSQ_ACL_UNSUBSCRIBE ? AccessKind::kUnsubscribe
                                                               : AccessKind::kOther;
   const char* topic = check->topic != nullptr ? check->topic : "";
+  const char* reader = access == AccessKind::kRead ? mosquitto_client_id(check->client) : nullptr;
+  if (reader != nullptr &&
+      plugin.reply_owners.BelongsToAnother(
+          reader, check->client, topic,
+          std::string_view(static_cast<const char*>(check->payload), check->payload != nullptr ? check->payloadlen : 0))) {
+    return MOSQ_ERR_ACL_DENIED;
+  }
   switch (CheckAccess(topic, access, check->retain, plugin.access.others_decide)) {
     case Verdict::kAllow:
       return MOSQ_ERR_SUCCESS;
@@ -256,14 +318,34 @@ void CommitPass(Plugin& plugin) {
   if (plugin.held_samples && synced.ok()) plugin.held_samples->Release();
   if (plugin.held_samples && !synced.ok()) plugin.held_samples->Discard();
   for (const Plugin::HeldReply& held : plugin.held_replies) {
-    if (held.client != nullptr) Publish(held.client_id.c_str(), held.reply, held.qos, held.correlation);
+    if (held.client != nullptr) Answer(plugin, held.client, held.client_id.c_str(), held.reply, held.qos, held.correlation);
   }
   plugin.held_replies.clear();
 }
 
-int OnTick(int, void*, void* userdata) {
+// Where the tick falls in the broker's loop pass decides whether replies may wait for it.
+// Mosquitto 2.0 ticks after network handling, just before the pass that sends what plugins
+// published: holding replies until the tick costs nothing. Mosquitto 2.1 ticks before network
+// handling, then waits in epoll_wait: a reply published by the tick leaves only at the next
+// wake-up (up to 100 ms later). The 2.1 tick event (the same change, mosquitto commit 0f2f77c)
+// tells the time and takes back the next wake-up (next_ms, where the 2.0 header has an unused
+// next_ns); 2.0 sends it zeroed. That capability is read at the first tick, which comes before
+// any client can publish.
+bool TickRunsBeforeNetwork(const mosquitto_evt_tick& tick) { return tick.now_s != 0 || tick.now_ns != 0; }
+
+int OnTick(int, void* event_data, void* userdata) {
   auto& plugin = *static_cast<Plugin*>(userdata);
-  plugin.tick_seen = true;
+  auto* tick = static_cast<mosquitto_evt_tick*>(event_data);
+  if (!plugin.tick_seen) {
+    plugin.tick_seen = true;
+    plugin.group_commit = !TickRunsBeforeNetwork(*tick);
+    mosquitto_log_printf(MOSQ_LOG_INFO, "twins: %s",
+                         plugin.group_commit
+                             ? "the broker ticks after network handling: writes of one loop pass share one log write"
+                             : "the broker ticks before network handling: each write is made durable before its "
+                               "reply, which is sent at once");
+  }
+  tick->next_ns = kTickIntervalMs;  // 2.1's next_ms; a 2.0 broker does not read it
   try {
     CommitPass(plugin);
   } catch (...) {
@@ -317,7 +399,7 @@ int StartGraphite(Plugin& plugin) {
     return MOSQ_ERR_INVAL;
   }
   plugin.graphite = std::move(sender).value();
-  plugin.held_samples = std::make_unique<TickReleasedSink>(*plugin.graphite, plugin.tick_seen);
+  plugin.held_samples = std::make_unique<TickReleasedSink>(*plugin.graphite, plugin.group_commit);
   plugin.tsdb = std::make_unique<TsdbObserver>(*plugin.held_samples, o.max_series_per_twin, plugin.DeferredLog());
   plugin.engine->SetObserver(plugin.tsdb.get());
   mosquitto_log_printf(MOSQ_LOG_INFO, "twins: pushing time series to %s", plugin.graphite->target().c_str());
