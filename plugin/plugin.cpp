@@ -1,4 +1,4 @@
-// mosquitto-twins: device twins for Mosquitto 2.0 (plugin API v5).
+// mosquitto-twins: device twins for Mosquitto 2.0 and 2.1 (plugin API v5).
 //
 // Devices publish on $SCW/twins/<id|me>/<document>/<get|put|patch|delete> and receive the
 // reply on <request topic>/response/success or /response/error (or on the MQTT 5 Response
@@ -96,6 +96,7 @@ struct Plugin {
     Reply reply;
     int qos;
     std::optional<std::string> correlation;
+    std::optional<std::string> response_topic;  // the request's MQTT 5 Response Topic
   };
   std::vector<HeldReply> held_replies;
 
@@ -232,8 +233,8 @@ int OnMessage(int, void* event_data, void* userdata) {
           {reply.topic, reply.payload, parsed.method == "delete" ? 0 : reply.version, false, msg->client});
     }
     if (durability == Durability::kAtSync) {
-      plugin.held_replies.push_back(
-          {msg->client, client_id, msg->topic, write && !resent, std::move(reply), msg->qos, std::move(correlation)});
+      plugin.held_replies.push_back({msg->client, client_id, msg->topic, write && !resent, std::move(reply), msg->qos,
+                                     std::move(correlation), response.topic});
     } else {
       Answer(plugin, msg->client, client_id, reply, msg->qos, correlation);
     }
@@ -273,11 +274,10 @@ int OnAccessCheck(int, void* event_data, void* userdata) noexcept try {
                                                               : AccessKind::kOther;
   const char* topic = check->topic != nullptr ? check->topic : "";
   const char* reader = access == AccessKind::kRead ? mosquitto_client_id(check->client) : nullptr;
-  if (reader != nullptr &&
-      plugin.reply_owners.BelongsToAnother(
-          reader, check->client, topic,
-          std::string_view(static_cast<const char*>(check->payload), check->payload != nullptr ? check->payloadlen : 0))) {
-    return MOSQ_ERR_ACL_DENIED;
+  if (reader != nullptr) {
+    const size_t length = check->payload != nullptr ? check->payloadlen : 0;
+    std::string_view payload(static_cast<const char*>(check->payload), length);
+    if (plugin.reply_owners.BelongsToAnother(reader, check->client, topic, payload)) return MOSQ_ERR_ACL_DENIED;
   }
   switch (CheckAccess(topic, access, check->retain, plugin.access.others_decide)) {
     case Verdict::kAllow:
@@ -312,13 +312,16 @@ void CommitPass(Plugin& plugin) {
     // The store logs its stop and its recovery. Reads stay answered: they show what the
     // database holds.
     for (Plugin::HeldReply& held : plugin.held_replies) {
-      if (held.write && held.reply.success) held.reply = ErrorReply(held.request_topic, synced);
+      if (!held.write || !held.reply.success) continue;
+      held.reply = ErrorReply(held.request_topic, synced);
+      if (held.response_topic) held.reply.topic = *held.response_topic;
     }
   }
   if (plugin.held_samples && synced.ok()) plugin.held_samples->Release();
   if (plugin.held_samples && !synced.ok()) plugin.held_samples->Discard();
   for (const Plugin::HeldReply& held : plugin.held_replies) {
-    if (held.client != nullptr) Answer(plugin, held.client, held.client_id.c_str(), held.reply, held.qos, held.correlation);
+    if (held.client == nullptr) continue;
+    Answer(plugin, held.client, held.client_id.c_str(), held.reply, held.qos, held.correlation);
   }
   plugin.held_replies.clear();
 }

@@ -141,9 +141,8 @@ TEST_P(InvalidResponseTopicTest, IsRefusedAndNothingIsWritten) {
   while (auto packet = raw.Read()) {
     if (packet->type != 3) continue;
     EXPECT_EQ(packet->topic(), "$SCW/twins/me/state/put/response/error");
-    EXPECT_NE(packet->payload().find(R"({"error":"the Response Topic must be a topic name without wildcards, in UTF-8")"),
-              std::string::npos)
-        << packet->payload();
+    const std::string refusal = R"({"error":"the Response Topic must be a topic name without wildcards, in UTF-8")";
+    EXPECT_NE(packet->payload().find(refusal), std::string::npos) << packet->payload();
     break;
   }
   auto dev = Client("dev1");
@@ -222,7 +221,8 @@ TEST(CompatIdleTest, OtherThreadsLogLinesAreWrittenOnAnIdleBroker) {
   ASSERT_TRUE(broker.Start()) << broker.log();
   MqttClient dev("dev1", broker.port());
   ASSERT_TRUE(dev.Subscribe("$SCW/twins/me/#"));
-  ASSERT_TRUE(dev.Request("$SCW/twins/me/_config/put", R"({"data":{"documents":{"d":{"_tsdb_trigger":"on-update"}}}})"));
+  ASSERT_TRUE(
+      dev.Request("$SCW/twins/me/_config/put", R"({"data":{"documents":{"d":{"_tsdb_trigger":"on-update"}}}})"));
   auto reply = dev.Request("$SCW/twins/me/d/put", R"({"data":{"n":1}})");
   ASSERT_TRUE(reply.has_value());
   ASSERT_EQ(reply->topic, "$SCW/twins/me/d/put/response/success") << reply->payload;
