@@ -17,7 +17,6 @@
 namespace twins::test {
 namespace {
 
-
 // The broker's access control beside the plugin: none, the README's acl_file, or
 // dynamic-security with a role for anonymous devices (listed after the plugin).
 struct AccessSetup {
