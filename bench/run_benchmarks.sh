@@ -128,7 +128,8 @@ stop_broker() {
 }
 
 twins_lines() {
-  printf 'plugin %s\nplugin_opt_db_path %s\nplugin_opt_rest_listen off\nplugin_opt_cache_mb %s\nplugin_opt_sync_writes false\n' \
+  # The per-twin rate limit (100/s by default) would answer most of a load's requests with an error.
+  printf 'plugin %s\nplugin_opt_db_path %s\nplugin_opt_rest_listen off\nplugin_opt_cache_mb %s\nplugin_opt_sync_writes false\nplugin_opt_max_requests_per_second 0\n' \
     "$build/plugin/mosquitto_twins.so" "$1" "$CACHE_MB"
 }
 

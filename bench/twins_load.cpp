@@ -10,7 +10,7 @@
 // add a wake-up and a context switch per message, and on a 2-core machine every cycle the
 // generator spends is taken from the broker it measures.
 //
-//   twins_load --port P [--devices 64] [--method get|put|patch] [--qos 0|1] [--mqtt 5|311]
+//   twins_load --port P [--devices 64] [--method get|put|patch|worst] [--qos 0|1] [--mqtt 5|311]
 //              [--duration 10 | --requests N] [--warmup 1] [--rate R] [--doc state]
 //              [--prefix bench-] [--timeout-ms 5000] [--label text]
 //              [--ids K [--id-step S] --reconnect-every M] [--broker-pid PID]
@@ -20,6 +20,14 @@
 // each connection makes M requests, disconnects and comes back under its next id, with no
 // priming and no warm-up; the run ends when every id has been served. --id-step S visits only
 // ids 0, S, 2S, ... below K: a sample spread over a large preloaded database.
+//
+// --method worst floods the worst request shapes within the default limits, in turn (as
+// bench/worst_case_bench.cpp has them): puts of 7 000 keys, of 5 000 escaped keys, of 1 000
+// arrays nested to the depth limit, and of 32 000 numbers (alternately 0 and 1), each over a
+// `_config` of ~8 KiB (the default max_config_bytes) that the priming writes instead of the
+// document: an on-update trigger on the whole document and on-change on the array's key.
+// Against a broker with plugin_opt_max_requests_per_second 0 and a Graphite URL, so that
+// every request is taken and its triggers evaluated (bench/bystander_bench.sh).
 //
 // --broker-pid adds the broker's CPU use over the measured window (all its threads, from
 // /proc), the figure least disturbed by a noisy machine.
@@ -106,7 +114,9 @@ Options ParseArgs(int argc, char** argv) {
       Usage(std::string("bad value for ") + argv[i]);
     }
   }
-  if (o.method != "get" && o.method != "put" && o.method != "patch") Usage("--method is get, put or patch");
+  if (o.method != "get" && o.method != "put" && o.method != "patch" && o.method != "worst") {
+    Usage("--method is get, put, patch or worst");
+  }
   if (o.qos != 0 && o.qos != 1) Usage("--qos is 0 or 1");
   if (o.mqtt != 5 && o.mqtt != 311) Usage("--mqtt is 5 or 311");
   if (o.devices < 1 || o.reconnect_every < 1 || o.id_step < 1 || o.rate < 0) {
@@ -124,6 +134,42 @@ std::string KilobyteData() {
             ".5,\"unit\":\"celsius\",\"ok\":true,\"history\":[1,2,3]},";
   }
   return data + "\"tags\":[\"a\",\"b\",\"c\"]}";
+}
+
+// Distinct keys of `width` lower-case letters: "aaa", "aab", ...
+std::string Key(int i, int width) {
+  std::string key(width, 'a');
+  for (int pos = width - 1; pos >= 0; --pos, i /= 26) key[pos] = static_cast<char>('a' + i % 26);
+  return key;
+}
+
+// The bodies of --method worst, taken in turn.
+std::vector<std::string> WorstBodies() {
+  auto body = [](const std::string& data) { return "{\"data\":" + data + "}"; };
+  std::vector<std::string> bodies;
+  std::string keys = "{", escaped = "{", nested = "{\"n\":[";
+  for (int i = 0; i < 7000; ++i) keys += (i ? ",\"" : "\"") + Key(i, 4) + "\":0";
+  for (int i = 0; i < 5000; ++i) escaped += (i ? ",\"\\u0061" : "\"\\u0061") + Key(i, 3) + "\":0";
+  const std::string chain = std::string(30, '[') + "0" + std::string(30, ']');
+  for (int i = 0; i < 1000; ++i) nested += (i ? "," : "") + chain;
+  bodies.push_back(body(keys + "}"));
+  bodies.push_back(body(escaped + "}"));
+  bodies.push_back(body(nested + "]}"));
+  for (const char* number : {"0", "1"}) {
+    std::string array = "{\"a\":[" + std::string(number);
+    for (int i = 1; i < 32000; ++i) array += std::string(",") + number;
+    bodies.push_back(body(array + "]}"));
+  }
+  return bodies;
+}
+
+// The `_config` of --method worst: as large as max_config_bytes (8192) allows.
+std::string WorstConfigBody(const std::string& doc) {
+  std::string config = "{\"documents\":{\"" + doc + "\":{\"_tsdb_trigger\":\"on-update\",\"a\":{\"_tsdb_trigger\":\"on-change\"}}";
+  for (int i = 0; config.size() + 60 < 8192; ++i) {
+    config += ",\"d" + Key(i, 4) + "\":{\"_tsdb_trigger\":\"on-change\",\"_tags\":{\"site\":\"lyon\"}}";
+  }
+  return "{\"data\":" + config + "}}}";
 }
 
 enum class Phase { kPriming, kWarmup, kMeasure, kDone };
@@ -160,6 +206,9 @@ struct Load {
   std::vector<Device> devices;
   std::string put_body;
   long patch_counter = 0;
+  std::vector<std::string> worst_bodies;  // --method worst
+  std::string worst_config;
+  long worst_counter = 0;
   int epoll_fd = -1;
   Phase phase = Phase::kPriming;
   int primed = 0;
@@ -172,15 +221,25 @@ struct Load {
   std::priority_queue<Due, std::vector<Due>, std::greater<Due>> waiting;  // --rate: idle until due
 };
 
+// `method`: get, put or patch; worst (a worst-case put) or config (its `_config`), put too.
 void Send(Device& d, const std::string& method) {
   Load& load = *d.load;
-  d.topic = "$SCW/twins/" + load.options.prefix + std::to_string(d.id) + "/" + load.options.doc + "/" + method;
   std::string body;
+  std::string doc = load.options.doc;
+  std::string verb = method;
   if (method == "put") {
     body = load.put_body;
   } else if (method == "patch") {
     body = "{\"version\":0,\"data\":{\"sensor3\":{\"value\":" + std::to_string(++load.patch_counter) + "}}}";
+  } else if (method == "worst") {
+    body = load.worst_bodies[load.worst_counter++ % load.worst_bodies.size()];
+    verb = "put";
+  } else if (method == "config") {
+    body = load.worst_config;
+    doc = "_config";
+    verb = "put";
   }
+  d.topic = "$SCW/twins/" + load.options.prefix + std::to_string(d.id) + "/" + doc + "/" + verb;
   d.in_flight = true;
   d.sent = Clock::now();
   int rc = mosquitto_publish(d.mosq, nullptr, d.topic.c_str(), static_cast<int>(body.size()), body.data(),
@@ -254,7 +313,7 @@ void OnConnect(mosquitto*, void* obj, int rc, int, const mosquitto_property*) {
   }
   Load& load = *d.load;
   if (load.phase == Phase::kPriming && !d.primed) {
-    Send(d, "put");
+    Send(d, load.options.method == "worst" ? "config" : "put");
   } else {
     Next(d, Clock::now());
   }
@@ -435,6 +494,10 @@ int main(int argc, char** argv) {
   load.options = ParseArgs(argc, argv);
   const Options& o = load.options;
   load.put_body = "{\"version\":0,\"data\":" + KilobyteData() + "}";
+  if (o.method == "worst") {
+    load.worst_bodies = WorstBodies();
+    load.worst_config = WorstConfigBody(o.doc);
+  }
   load.stats.latency_ns.reserve(1 << 20);
   mosquitto_lib_init();
   load.epoll_fd = epoll_create1(EPOLL_CLOEXEC);

@@ -3,9 +3,11 @@
 #include <dirent.h>
 #include <limits.h>
 #include <stdlib.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <vector>
@@ -18,7 +20,7 @@ std::string RealPath(const std::string& path) {
   return realpath(path.c_str(), resolved) != nullptr ? std::string(resolved) : path;
 }
 
-// mosquitto reads the *.conf files of an include_dir in byte order of their names.
+// mosquitto reads the *.conf files of an include_dir sorted by name, ignoring case.
 Result<std::vector<std::string>> IncludedFiles(const std::string& dir) {
   DIR* d = opendir(dir.c_str());
   if (d == nullptr) return Status::InvalidArgument("include_dir", "cannot read include_dir " + dir);
@@ -28,7 +30,8 @@ Result<std::vector<std::string>> IncludedFiles(const std::string& dir) {
     if (name.size() > 5 && name.compare(name.size() - 5, 5, ".conf") == 0) files.push_back(dir + "/" + name);
   }
   closedir(d);
-  std::sort(files.begin(), files.end());
+  std::sort(files.begin(), files.end(),
+            [](const std::string& a, const std::string& b) { return strcasecmp(a.c_str(), b.c_str()) < 0; });
   return files;
 }
 
@@ -38,8 +41,15 @@ struct Scan {
   AccessSetup setup;
 };
 
-Status ScanFile(const std::string& path, Scan& scan, int depth) {
-  if (depth > 8) return Status::InvalidArgument("include_dir", "include_dir nested too deeply at " + path);
+void OthersDecide(Scan& scan, const std::string& line) {
+  if (!scan.setup.others_decide) scan.setup.decided_by = line;
+  scan.setup.others_decide = true;
+}
+
+// Whether an unrelated plugin line names this plugin (its path, through links or not).
+bool IsOwn(const Scan& scan, const std::string& path) { return RealPath(path) == scan.own; }
+
+Status ScanFile(const std::string& path, Scan& scan, bool main_file) {
   std::ifstream in(path);
   if (!in) return Status::InvalidArgument("config", "cannot read the broker configuration " + path);
   std::string line;
@@ -51,20 +61,28 @@ Status ScanFile(const std::string& path, Scan& scan, int depth) {
     std::getline(words >> std::ws, value);
     while (!value.empty() && (value.back() == ' ' || value.back() == '\t' || value.back() == '\r')) value.pop_back();
     if (key == "acl_file") {
-      scan.setup.others_decide = true;
+      OthersDecide(scan, key + " " + value);
       scan.setup.acl_file = value;
-    } else if (key == "plugin" || key == "auth_plugin" || key == "global_plugin") {
-      if (RealPath(value) == scan.own) {
+    } else if (key == "plugin" || key == "auth_plugin" || key == "global_plugin" || key == "plugin_load") {
+      // Mosquitto 2.1: plugin_load <name> <path>.
+      const std::string file = key == "plugin_load" ? value.substr(value.find_first_of(" \t") + 1) : value;
+      if (IsOwn(scan, file)) {
         scan.seen_own = true;
         continue;
       }
-      scan.setup.others_decide = true;
-      if (!scan.seen_own && scan.setup.plugin_before_us.empty()) scan.setup.plugin_before_us = value;
-    } else if (key == "include_dir") {
+      OthersDecide(scan, key + " " + value);
+      if (!scan.seen_own && scan.setup.plugin_before_us.empty()) scan.setup.plugin_before_us = file;
+    } else if (key == "sys_interval") {
+      char* end = nullptr;
+      const long seconds = std::strtol(value.c_str(), &end, 10);
+      if (end != value.c_str() && *end == '\0' && seconds >= 0 && seconds <= 65535) {
+        scan.setup.sys_interval = static_cast<int>(seconds);
+      }
+    } else if (key == "include_dir" && main_file) {
       auto files = IncludedFiles(value);
       if (!files.ok()) return files.status();
       for (const std::string& file : *files) {
-        Status s = ScanFile(file, scan, depth + 1);
+        Status s = ScanFile(file, scan, false);
         if (!s.ok()) return s;
       }
     }
@@ -74,26 +92,29 @@ Status ScanFile(const std::string& path, Scan& scan, int depth) {
 
 }  // namespace
 
-Result<AccessSetup> ReadAccessSetup(const std::string& config_path, const std::string& own_plugin) {
+Result<AccessSetup> ReadAccessSetup(const std::vector<std::string>& config_paths, const std::string& own_plugin) {
   Scan scan{RealPath(own_plugin), false, {}};
-  Status s = ScanFile(config_path, scan, 0);
-  if (!s.ok()) return s;
+  for (const std::string& path : config_paths) {
+    Status s = ScanFile(path, scan, true);
+    if (!s.ok()) return s;
+  }
   return scan.setup;
 }
 
-std::optional<std::string> RunningBrokerConfigPath() {
+std::vector<std::string> RunningBrokerConfigPaths() {
   std::ifstream in("/proc/self/cmdline", std::ios::binary);
   std::vector<std::string> args;
   for (std::string arg; std::getline(in, arg, '\0');) args.push_back(arg);
+  std::vector<std::string> paths;
+  char cwd[PATH_MAX];
+  const std::string here = getcwd(cwd, sizeof cwd) != nullptr ? std::string(cwd) + "/" : std::string();
   for (size_t i = 1; i + 1 < args.size(); ++i) {
     if (args[i] == "-c" || args[i] == "--config-file") {
-      const std::string& path = args[i + 1];
-      if (!path.empty() && path[0] == '/') return path;
-      char cwd[PATH_MAX];
-      return getcwd(cwd, sizeof cwd) != nullptr ? std::string(cwd) + "/" + path : path;
+      const std::string& path = args[++i];
+      paths.push_back(!path.empty() && path[0] == '/' ? path : here + path);
     }
   }
-  return std::nullopt;
+  return paths;
 }
 
 }  // namespace twins

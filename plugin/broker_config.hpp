@@ -9,6 +9,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "status.hpp"
 
@@ -16,16 +17,22 @@ namespace twins {
 
 struct AccessSetup {
   bool others_decide = false;     // an acl_file, or a plugin other than this one
+  std::string decided_by;         // the first line that made others_decide, for the log
   std::string plugin_before_us;   // the first other plugin loaded before this one, if any
   std::string acl_file;           // for the log
+  // Not about access: the broker's sys_interval (seconds, 0 = no $SYS), which 2.0 does not
+  // tell plugins; the plugin publishes its own $SYS topics at the same pace.
+  int sys_interval = 10;
 };
 
-// Reads `config_path` and the files of its include_dir lines, in the order mosquitto reads
-// them. `own_plugin` is this plugin's file; plugin lines naming it (through any path) are ours.
-Result<AccessSetup> ReadAccessSetup(const std::string& config_path, const std::string& own_plugin);
+// Reads the files mosquitto reads (each `-c` file in turn, and the *.conf files of an
+// include_dir line of those, in mosquitto's order: include_dir is followed in the main files
+// only). `own_plugin` is this plugin's file; plugin lines naming it (any path) are ours.
+// A file that cannot be read is an error naming it.
+Result<AccessSetup> ReadAccessSetup(const std::vector<std::string>& config_paths, const std::string& own_plugin);
 
-// The -c/--config-file argument of the running process, made absolute; nullopt when the
+// The -c/--config-file arguments of the running process, made absolute; empty when the
 // broker was started without one (it then runs with built-in defaults).
-std::optional<std::string> RunningBrokerConfigPath();
+std::vector<std::string> RunningBrokerConfigPaths();
 
 }  // namespace twins

@@ -80,13 +80,42 @@ Result<PluginOptions> ParseOptions(const std::vector<std::pair<std::string, std:
          return Status::Ok();
        }},
       {"rest_tokens_file", Text(&o.rest_tokens_file)},
+      {"rest_request_timeout_ms", Number(&o.rest_request_timeout_ms, 100, 600000)},
+      {"rest_auth_failures", Number(&o.rest_auth_failures, 0, 1000000)},
+      {"rest_cors_origins",
+       [&o](const std::string& key, const std::string& value) {
+         // Space- or comma-separated; the line may be repeated.
+         size_t start = 0;
+         while ((start = value.find_first_not_of(" ,\t", start)) != std::string::npos) {
+           const size_t end = value.find_first_of(" ,\t", start);
+           std::string origin = value.substr(start, end - start);
+           const size_t scheme = origin.find("://");
+           if (scheme == std::string::npos || scheme == 0 || origin.size() == scheme + 3 ||
+               origin.find('/', scheme + 3) != std::string::npos) {
+             return Bad(key, "'" + origin + "' is not an origin (scheme://host[:port], no path)");
+           }
+           o.rest_cors_origins.push_back(std::move(origin));
+           start = end;
+         }
+         if (o.rest_cors_origins.empty()) return Bad(key, "must not be empty");
+         return Status::Ok();
+       }},
       {"rest_allow_anonymous", Bool(&o.rest_allow_anonymous)},
+      {"metrics_allow_anonymous", Bool(&o.metrics_allow_anonymous)},
       {"graphite_url", Text(&o.graphite_url)},
       {"graphite_queue", Number(&o.graphite_queue, 1, 100000000)},
       {"twin_identity",
        [&o](const std::string& key, const std::string& value) {
          if (value != "clientid" && value != "username") return Bad(key, "'" + value + "' is not clientid or username");
          o.twin_identity = value == "clientid" ? TwinIdentity::kClientId : TwinIdentity::kUsername;
+         return Status::Ok();
+       }},
+      {"other_access_checks",
+       [&o](const std::string& key, const std::string& value) {
+         if (value != "auto" && value != "yes" && value != "no") return Bad(key, "'" + value + "' is not auto, yes or no");
+         o.other_access_checks = value == "auto"  ? OtherAccessChecks::kAuto
+                                 : value == "yes" ? OtherAccessChecks::kYes
+                                                  : OtherAccessChecks::kNo;
          return Status::Ok();
        }},
       {"max_requests_per_second", Number(&o.max_requests_per_second, 0, 1000000)},

@@ -25,20 +25,30 @@ inline RocksDbOptions DefaultStore() {
 // certificate's CN with use_identity_as_username).
 enum class TwinIdentity { kClientId, kUsername };
 
+// Whether other access checkers (an acl_file, plugins) decide topics outside $SCW/twins/:
+// read from the broker's configuration files, or said by the admin (a plugin that checks no
+// access, a configuration the plugin cannot read).
+enum class OtherAccessChecks { kAuto, kYes, kNo };
+
 struct PluginOptions {
   RocksDbOptions store = DefaultStore();
   Limits limits;
   TwinIdentity twin_identity = TwinIdentity::kClientId;
+  OtherAccessChecks other_access_checks = OtherAccessChecks::kAuto;
   uint32_t max_requests_per_second = 100;  // per twin, MQTT requests and REST writes; 0: unlimited
   uint32_t request_burst = 200;            // requests a quiet twin may make at once
 
   std::string rest_listen = "127.0.0.1:8080";  // "off" disables the REST API
-  int rest_threads = 4;
+  int rest_threads = 64;                       // each idle or slow client holds one while it lasts
+  int rest_request_timeout_ms = 10000;         // deadline of a request's headers and of each body read
+  uint32_t rest_auth_failures = 10;            // failed tokens one address may send before refusals; 0: never
+  std::vector<std::string> rest_cors_origins;  // origins allowed cross-origin access; none by default
   std::string rest_region = "fr-par";
   std::string rest_tls_cert;
   std::vector<std::string> rest_tokens;        // rest_token and the lines of rest_tokens_file
   std::string rest_tokens_file;
   bool rest_allow_anonymous = false;
+  bool metrics_allow_anonymous = false;        // GET /metrics without a token
 
   std::string graphite_url;                    // empty: no time-series push
   size_t graphite_queue = 100000;              // points held while Graphite is unreachable

@@ -27,6 +27,7 @@
 
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <exception>
@@ -43,14 +44,17 @@
 #include "log.hpp"
 #include "observer.hpp"
 #include "options.hpp"
+#include "plugin_metrics.hpp"
 #include "publish_reply.hpp"
 #include "rate_limiter.hpp"
 #include "reply_owners.hpp"
 #include "resend_filter.hpp"
 #include "rest_server.hpp"
 #include "store_reclaimer.hpp"
+#include "sys_topics.hpp"
 #include "tick_released_sink.hpp"
 #include "twin_topics.hpp"
+#include "twins_metrics.hpp"
 
 namespace twins {
 namespace {
@@ -60,6 +64,12 @@ constexpr auto kTickGrace = std::chrono::seconds(2);  // ticks come about ten ti
 // Asked of brokers that take a tick interval (2.1), so that REST and Graphite log lines and
 // the store reclaimer do not wait for an idle broker's next wake-up (5-10 s without websockets).
 constexpr long kTickIntervalMs = 100;
+constexpr auto kContentCountInterval = std::chrono::seconds(30);
+using Clock = std::chrono::steady_clock;
+
+uint64_t NanosSince(Clock::time_point start, Clock::time_point now) {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now - start).count());
+}
 
 // The plugin's one context, handed to every callback as userdata.
 struct Plugin {
@@ -71,8 +81,12 @@ struct Plugin {
   ResendFilter resends;
   ReplyOwners reply_owners;
   StoreReclaimer reclaimer;
+  metrics::TwinsMetrics metrics{TWINS_VERSION};  // outlives REST, which renders it
+  metrics::SysTopics sys_topics;
+  Clock::time_point next_sys_publish;
   // Destroyed in reverse order: REST stops before the observer, which goes before the engine.
   std::unique_ptr<Engine> engine;
+  std::unique_ptr<ContentCounter> contents;  // reads the engine; read by REST
   std::unique_ptr<GraphiteSender> graphite;
   std::unique_ptr<TickReleasedSink> held_samples;
   std::unique_ptr<TsdbObserver> tsdb;
@@ -96,9 +110,15 @@ struct Plugin {
     Reply reply;
     int qos;
     std::optional<std::string> correlation;
+    metrics::Operation operation;
+    Clock::time_point arrived;
+    bool remembered = false;  // as a QoS 2 write (ResendFilter): forgotten if the sync fails
     std::optional<std::string> response_topic;  // the request's MQTT 5 Response Topic
   };
   std::vector<HeldReply> held_replies;
+  // Connections gone during this loop pass: a Will checked after its connection's DISCONNECT
+  // event must not get a reply either.
+  std::vector<const mosquitto*> gone_this_pass;
 
   // For threads other than the broker's: the line is written on the next tick.
   LogFn DeferredLog() {
@@ -166,27 +186,21 @@ Requester RequesterOf(const Plugin& plugin, const mosquitto* client) {
   return {std::string_view(mosquitto_client_id(client)), {}};
 }
 
-// A QoS 2 write that repeats the client's last one is taken for its re-send (see
-// resend_filter.hpp for when that is sure): not run again, and answered again only on a new
-// connection, since the first connection has its reply already.
-struct Resend {
-  bool found = false;
-  std::optional<Reply> reply;
-};
-
-Resend FindResend(Plugin& plugin, const char* client_id, const mosquitto_evt_message& msg, const TwinTopic& parsed,
-                  std::string_view payload, const std::optional<std::string>& correlation,
-                  const Requester& requester) {
-  const ResendFilter::Remembered* last = plugin.resends.Find(client_id, msg.topic, payload, correlation);
-  if (last == nullptr) return {};
+// A QoS 2 write that repeats the client's last one, on a later connection, is taken for
+// its re-send when that is sure (resend_filter.hpp): answered from memory, not run again.
+std::optional<Reply> FindResend(Plugin& plugin, const char* client_id, const mosquitto_evt_message& msg,
+                                std::string_view twin, const TwinTopic& parsed, std::string_view payload,
+                                const std::optional<std::string>& correlation) {
+  const ResendFilter::Remembered* last = plugin.resends.Find(client_id, twin, msg.topic, payload, correlation);
+  if (last == nullptr || last->connection == msg.client) return std::nullopt;
   if (!last->by_correlation) {
-    std::string_view twin = parsed.twin == "me" ? requester.twin.value_or("") : parsed.twin;
     auto now = plugin.engine->Get(twin, parsed.document);
     const uint64_t version = now.ok() ? now->version : 0;
-    if (version != last->version) return {};
+    if (version != last->version) return std::nullopt;
   }
-  if (last->connection == msg.client) return {true, std::nullopt};
-  return {true, Reply{last->reply_topic, last->reply_payload, true, last->version}};
+  Reply reply{last->reply_topic, last->reply_payload, true, last->version};
+  plugin.resends.Claim(client_id, msg.client);
+  return reply;
 }
 
 int OnMessage(int, void* event_data, void* userdata) {
@@ -199,12 +213,13 @@ int OnMessage(int, void* event_data, void* userdata) {
   // an MQTT v5 publisher at QoS >= 1 sees reason code 0x87 in its PUBACK.
   if (kind == TopicKind::kOtherTwin) return MOSQ_ERR_ACL_DENIED;
   WarnIfTickNeverCame(plugin);
+  const Clock::time_point arrived = Clock::now();
+  const metrics::Operation operation = metrics::OperationOfMethod(parsed.method);
   try {
     const char* client_id = mosquitto_client_id(msg->client);
     if (client_id == nullptr) return MOSQ_ERR_ACL_DENIED;
     std::string_view payload(static_cast<const char*>(msg->payload), msg->payloadlen);
     plugin.reply_owners.Request(client_id, msg->client);
-    const Requester requester = RequesterOf(plugin, msg->client);
     std::optional<std::string> correlation = CorrelationData(*msg);
     const ResponseTopic response = ResponseTopicOf(*msg);
     if (!response.valid) {
@@ -216,27 +231,39 @@ int OnMessage(int, void* event_data, void* userdata) {
       return MOSQ_ERR_ACL_DENIED;
     }
     const bool write = parsed.method != "get";
-    const bool exactly_once = msg->qos == 2 && write;
-    Resend resend;
-    if (exactly_once) resend = FindResend(plugin, client_id, *msg, parsed, payload, correlation, requester);
-    if (resend.found && !resend.reply) return MOSQ_ERR_ACL_DENIED;
-    const bool resent = resend.found;
     // Without group commit, each write is made durable on its own and answered now.
     const Durability durability = plugin.group_commit ? Durability::kAtSync : Durability::kBeforeReturn;
-    Reply reply = resent ? std::move(*resend.reply)
-                         : HandleTwinRequest(*plugin.engine, *plugin.request_limiter, requester, msg->topic, parsed,
-                                             payload, durability);
-    if (response.topic && !resent) reply.topic = *response.topic;
-    if (exactly_once && !resent && reply.success) {
-      plugin.resends.Remember(
-          client_id, msg->topic, payload, correlation,
-          {reply.topic, reply.payload, parsed.method == "delete" ? 0 : reply.version, false, msg->client});
-    }
-    if (durability == Durability::kAtSync) {
-      plugin.held_replies.push_back({msg->client, client_id, msg->topic, write && !resent, std::move(reply), msg->qos,
-                                     std::move(correlation), response.topic});
+    Result<std::string_view> twin = AdmitRequest(*plugin.request_limiter, RequesterOf(plugin, msg->client), parsed);
+    std::optional<Reply> reply;
+    bool ran = false, remembered = false;
+    if (!twin.ok()) {
+      reply = ErrorReply(msg->topic, twin.status());
+      if (response.topic) reply->topic = *response.topic;
     } else {
-      Answer(plugin, msg->client, client_id, reply, msg->qos, correlation);
+      const bool exactly_once = msg->qos == 2 && write;
+      if (exactly_once) reply = FindResend(plugin, client_id, *msg, *twin, parsed, payload, correlation);
+      if (!reply) {
+        reply = HandleTwinRequest(*plugin.engine, *twin, msg->topic, parsed, payload, durability);
+        if (response.topic) reply->topic = *response.topic;
+        ran = true;
+      }
+      if (exactly_once && ran && reply->success) {
+        plugin.resends.Remember(
+            client_id, *twin, msg->topic, payload, correlation,
+            {reply->topic, reply->payload, parsed.method == "delete" ? 0 : reply->version, false, msg->client});
+        remembered = true;
+      }
+    }
+    const Clock::time_point handled = Clock::now();
+    plugin.metrics.BrokerThread(operation, NanosSince(arrived, handled));
+    if (durability == Durability::kAtSync) {
+      plugin.held_replies.push_back({msg->client, client_id, msg->topic, write && ran, std::move(*reply), msg->qos,
+                                     std::move(correlation), operation, arrived, remembered, response.topic});
+    } else {
+      Answer(plugin, msg->client, client_id, *reply, msg->qos, correlation);
+      plugin.reclaimer.NotePublished();
+      plugin.metrics.Request(metrics::Api::kMqtt, operation, metrics::OutcomeOf(reply->code),
+                             NanosSince(arrived, Clock::now()), reply->quota);
     }
   } catch (const std::exception& e) {
     mosquitto_log_printf(MOSQ_LOG_ERR, "twins: request on %s failed: %s", msg->topic, e.what());
@@ -255,6 +282,7 @@ int OnDisconnect(int, void* event_data, void* userdata) noexcept try {
   for (auto& reply : held) {
     if (reply.client == client) reply.client = nullptr;
   }
+  plugin.gone_this_pass.push_back(client);
   if (const char* id = mosquitto_client_id(client)) {
     plugin.resends.ConnectionGone(id, client);
     plugin.reply_owners.ConnectionGone(id, client);
@@ -265,7 +293,7 @@ int OnDisconnect(int, void* event_data, void* userdata) noexcept try {
 }
 
 int OnAccessCheck(int, void* event_data, void* userdata) noexcept try {
-  const auto& plugin = *static_cast<const Plugin*>(userdata);
+  auto& plugin = *static_cast<Plugin*>(userdata);
   const auto* check = static_cast<mosquitto_evt_acl_check*>(event_data);
   AccessKind access = check->access == MOSQ_ACL_READ        ? AccessKind::kRead
                       : check->access == MOSQ_ACL_WRITE       ? AccessKind::kWrite
@@ -287,14 +315,20 @@ int OnAccessCheck(int, void* event_data, void* userdata) noexcept try {
     case Verdict::kDeny:
       break;
   }
-  // A retained request is refused before the plugin sees it: say why, like for bad input.
+  // A retained request is refused before the plugin sees it: say why, like for bad input,
+  // to that connection only (held like any reply, so a connection that goes gets nothing; a
+  // retained Will is checked as its connection goes).
   TwinTopic parsed;
   const char* client_id = mosquitto_client_id(check->client);
+  const auto& gone = plugin.gone_this_pass;
   if (access == AccessKind::kWrite && check->retain && client_id != nullptr &&
-      ClassifyTopic(topic, &parsed) == TopicKind::kMethod) {
-    Publish(client_id,
-            ErrorReply(topic, Status::InvalidArgument("retain", "requests must not be retained (retain flag set)")),
-            check->qos, std::nullopt);
+      ClassifyTopic(topic, &parsed) == TopicKind::kMethod &&
+      std::find(gone.begin(), gone.end(), check->client) == gone.end()) {
+    Reply reply =
+        ErrorReply(topic, Status::InvalidArgument("retain", "requests must not be retained (retain flag set)"));
+    plugin.held_replies.push_back({check->client, client_id, topic, false, std::move(reply), check->qos,
+                                   std::nullopt, metrics::OperationOfMethod(parsed.method), Clock::now(), false,
+                                   std::nullopt});
   }
   return MOSQ_ERR_ACL_DENIED;
 } catch (...) {
@@ -312,16 +346,23 @@ void CommitPass(Plugin& plugin) {
     // The store logs its stop and its recovery. Reads stay answered: they show what the
     // database holds.
     for (Plugin::HeldReply& held : plugin.held_replies) {
-      if (!held.write || !held.reply.success) continue;
-      held.reply = ErrorReply(held.request_topic, synced);
-      if (held.response_topic) held.reply.topic = *held.response_topic;
+      if (held.write && held.reply.success) {
+        held.reply = ErrorReply(held.request_topic, synced);
+        if (held.response_topic) held.reply.topic = *held.response_topic;
+      }
+      if (held.remembered) plugin.resends.Forget(held.client_id);
     }
   }
   if (plugin.held_samples && synced.ok()) plugin.held_samples->Release();
   if (plugin.held_samples && !synced.ok()) plugin.held_samples->Discard();
+  const Clock::time_point now = Clock::now();
   for (const Plugin::HeldReply& held : plugin.held_replies) {
-    if (held.client == nullptr) continue;
-    Answer(plugin, held.client, held.client_id.c_str(), held.reply, held.qos, held.correlation);
+    if (held.client != nullptr) {
+      Answer(plugin, held.client, held.client_id.c_str(), held.reply, held.qos, held.correlation);
+    }
+    plugin.reclaimer.NotePublished();
+    plugin.metrics.Request(metrics::Api::kMqtt, held.operation, metrics::OutcomeOf(held.reply.code),
+                           NanosSince(held.arrived, now), held.reply.quota);
   }
   plugin.held_replies.clear();
 }
@@ -335,6 +376,20 @@ void CommitPass(Plugin& plugin) {
 // next_ns); 2.0 sends it zeroed. That capability is read at the first tick, which comes before
 // any client can publish.
 bool TickRunsBeforeNetwork(const mosquitto_evt_tick& tick) { return tick.now_s != 0 || tick.now_ns != 0; }
+
+// The metrics as retained $SYS/broker/twins/... topics (metrics/sys_topics.hpp), those that
+// changed, every sys_interval seconds, as the broker does its own.
+void PublishSys(Plugin& plugin) {
+  const int interval = plugin.access.sys_interval;
+  if (interval <= 0) return;
+  const Clock::time_point now = Clock::now();
+  if (now < plugin.next_sys_publish) return;
+  plugin.next_sys_publish = now + std::chrono::seconds(interval);
+  for (const auto& [topic, payload] : plugin.sys_topics.Changed(plugin.metrics.registry())) {
+    mosquitto_broker_publish_copy(nullptr, topic.c_str(), static_cast<int>(payload.size()), payload.data(), 0, true,
+                                  nullptr);
+  }
+}
 
 int OnTick(int, void* event_data, void* userdata) {
   auto& plugin = *static_cast<Plugin*>(userdata);
@@ -355,19 +410,37 @@ int OnTick(int, void* event_data, void* userdata) {
     mosquitto_log_printf(MOSQ_LOG_ERR, "twins: replies of this loop pass lost");
     plugin.held_replies.clear();
   }
+  plugin.gone_this_pass.clear();
   try {
     plugin.broker_queue.Drain();
   } catch (...) {
     mosquitto_log_printf(MOSQ_LOG_ERR, "twins: deferred task failed");
   }
   plugin.reclaimer.OnTick();
+  try {
+    PublishSys(plugin);
+  } catch (...) {
+    mosquitto_log_printf(MOSQ_LOG_ERR, "twins: cannot publish the $SYS metrics");
+  }
   return MOSQ_ERR_SUCCESS;
 }
 
+int ReadBrokerAccessSetup(Plugin& plugin);
+
 // Mosquitto 2.0 keeps v5 plugins loaded across a SIGHUP reload and does not call init again.
-int OnReload(int, void*, void*) {
+// The broker has read its configuration again: an acl_file may have come or gone. DEFER, so
+// that the broker goes on to reload the plugins after this one.
+int OnReload(int, void*, void* userdata) noexcept try {
+  auto& plugin = *static_cast<Plugin*>(userdata);
+  const AccessSetup before = plugin.access;
+  if (ReadBrokerAccessSetup(plugin) != MOSQ_ERR_SUCCESS) {
+    plugin.access = before;
+    plugin.access.others_decide = true;  // when in doubt, leave the rest to the other checkers
+  }
   mosquitto_log_printf(MOSQ_LOG_INFO, "twins: configuration reloaded; plugin_opt_* changes apply at the next restart");
-  return MOSQ_ERR_SUCCESS;
+  return MOSQ_ERR_PLUGIN_DEFER;
+} catch (...) {
+  return MOSQ_ERR_PLUGIN_DEFER;
 }
 
 void LogEffectiveOptions(const PluginOptions& o) {
@@ -424,22 +497,54 @@ std::string TlsCompatDir() {
 }
 
 // Whether an acl_file or another plugin decides what the twin rules leave open.
+// Whether an acl_file or another plugin decides what the twin rules leave open, from the
+// broker's configuration files (read again on a reload) unless the admin said.
 int ReadBrokerAccessSetup(Plugin& plugin) {
-  std::optional<std::string> config = RunningBrokerConfigPath();
-  if (!config) return MOSQ_ERR_SUCCESS;  // built-in defaults: no other access checks
-  auto setup = ReadAccessSetup(*config, PluginFile());
-  if (!setup.ok()) {
-    mosquitto_log_printf(MOSQ_LOG_ERR, "twins: %s (needed to know which access checks the broker runs)",
-                         setup.status().message().c_str());
+  AccessSetup setup;
+  std::vector<std::string> config = RunningBrokerConfigPaths();
+  if (!config.empty()) {  // none: built-in defaults, no other access checks
+    auto read = ReadAccessSetup(config, PluginFile());
+    if (!read.ok()) {
+      mosquitto_log_printf(MOSQ_LOG_ERR,
+                           "twins: %s (read to know which access checks the broker runs; set "
+                           "plugin_opt_other_access_checks yes or no to say it instead)",
+                           read.status().message().c_str());
+      return MOSQ_ERR_INVAL;
+    }
+    setup = std::move(read).value();
+  }
+  const std::string& before = setup.plugin_before_us;
+  if (before.find("dynamic_security") != std::string::npos || before.find("dynamic-security") != std::string::npos) {
+    mosquitto_log_printf(MOSQ_LOG_ERR,
+                         "twins: %s is loaded before mosquitto_twins: it would let subscribers read forged twin "
+                         "replies; put the mosquitto_twins plugin line before it",
+                         before.c_str());
     return MOSQ_ERR_INVAL;
   }
-  plugin.access = std::move(setup).value();
-  if (!plugin.access.plugin_before_us.empty()) {
+  if (!before.empty()) {
     mosquitto_log_printf(MOSQ_LOG_WARNING,
-                         "twins: %s is loaded before mosquitto_twins: if it checks access (dynamic-security does), "
-                         "clients may forge twin replies through it; put the mosquitto_twins plugin line first",
-                         plugin.access.plugin_before_us.c_str());
+                         "twins: %s is loaded before mosquitto_twins: if it is a version 5 plugin that checks "
+                         "access, clients may forge twin replies through it; put the mosquitto_twins plugin line first",
+                         before.c_str());
   }
+  switch (plugin.options.other_access_checks) {
+    case OtherAccessChecks::kYes:
+      setup.others_decide = true;
+      setup.decided_by = "plugin_opt_other_access_checks yes";
+      break;
+    case OtherAccessChecks::kNo:
+      setup.others_decide = false;
+      break;
+    case OtherAccessChecks::kAuto:
+      break;
+  }
+  if (setup.others_decide) {
+    mosquitto_log_printf(MOSQ_LOG_INFO,
+                         "twins: topics outside $SCW/twins/ are left to the broker's other access checks (%s); if "
+                         "none of them checks access, set plugin_opt_other_access_checks no",
+                         setup.decided_by.c_str());
+  }
+  plugin.access = std::move(setup);
   return MOSQ_ERR_SUCCESS;
 }
 
@@ -456,6 +561,12 @@ int StartRest(Plugin& plugin) {
   rest.allow_anonymous = o.rest_allow_anonymous;
   rest.writes_per_second = o.max_requests_per_second;
   rest.write_burst = o.request_burst;
+  rest.metrics = &plugin.metrics;
+  rest.metrics_allow_anonymous = o.metrics_allow_anonymous;
+  rest.request_timeout_ms = o.rest_request_timeout_ms;
+  rest.auth_failures = o.rest_auth_failures;
+  rest.cors_origins = o.rest_cors_origins;
+  if (plugin.graphite) rest.graphite_reachable = [sender = plugin.graphite.get()] { return sender->reachable(); };
   if (!o.rest_tokens_file.empty()) {
     auto tokens = ReadTokensFile(o.rest_tokens_file);
     if (!tokens.ok()) {
@@ -483,6 +594,15 @@ int StartRest(Plugin& plugin) {
                        o.rest_listen.c_str(), plugin.rest->port(), o.rest_region.c_str(), rest.tokens.size(),
                        rest.tokens.empty() ? ", anonymous" : "");
   return MOSQ_ERR_SUCCESS;
+}
+
+// Unregistering a callback that was never registered is harmless.
+void UnregisterAll(Plugin& plugin) {
+  mosquitto_callback_unregister(plugin.id, MOSQ_EVT_MESSAGE, OnMessage, nullptr);
+  mosquitto_callback_unregister(plugin.id, MOSQ_EVT_TICK, OnTick, nullptr);
+  mosquitto_callback_unregister(plugin.id, MOSQ_EVT_RELOAD, OnReload, nullptr);
+  mosquitto_callback_unregister(plugin.id, MOSQ_EVT_DISCONNECT, OnDisconnect, nullptr);
+  mosquitto_callback_unregister(plugin.id, MOSQ_EVT_ACL_CHECK, OnAccessCheck, nullptr);
 }
 
 int Init(Plugin& plugin, mosquitto_opt* opts, int opt_count) {
@@ -529,8 +649,11 @@ int Init(Plugin& plugin, mosquitto_opt* opts, int opt_count) {
                          static_cast<unsigned long long>(plugin.engine->twins()), plugin.options.limits.max_twins);
   }
 
+  plugin.contents = std::make_unique<ContentCounter>(*plugin.engine, kContentCountInterval);
   rc = StartGraphite(plugin);
-  if (rc == MOSQ_ERR_SUCCESS) rc = StartRest(plugin);
+  if (rc != MOSQ_ERR_SUCCESS) return rc;
+  DeclareSourceMetrics(plugin.metrics, *plugin.engine, *plugin.contents, plugin.graphite.get());
+  rc = StartRest(plugin);
   if (rc != MOSQ_ERR_SUCCESS) return rc;
   rc = mosquitto_callback_register(plugin.id, MOSQ_EVT_MESSAGE, OnMessage, nullptr, &plugin);
   if (rc == MOSQ_ERR_SUCCESS) rc = mosquitto_callback_register(plugin.id, MOSQ_EVT_TICK, OnTick, nullptr, &plugin);
@@ -561,7 +684,10 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t* identifier, void** userdata, mo
     auto plugin = std::make_unique<twins::Plugin>();
     plugin->id = identifier;
     int rc = twins::Init(*plugin, opts, opt_count);
-    if (rc != MOSQ_ERR_SUCCESS) return rc;
+    if (rc != MOSQ_ERR_SUCCESS) {
+      twins::UnregisterAll(*plugin);  // no callback may outlive the context it was given
+      return rc;
+    }
     *userdata = plugin.release();
     return MOSQ_ERR_SUCCESS;
   } catch (const std::exception& e) {
@@ -576,11 +702,7 @@ int mosquitto_plugin_cleanup(void* userdata, mosquitto_opt*, int) {
   try {
     auto* plugin = static_cast<twins::Plugin*>(userdata);
     if (plugin == nullptr) return MOSQ_ERR_SUCCESS;
-    mosquitto_callback_unregister(plugin->id, MOSQ_EVT_MESSAGE, twins::OnMessage, nullptr);
-    mosquitto_callback_unregister(plugin->id, MOSQ_EVT_TICK, twins::OnTick, nullptr);
-    mosquitto_callback_unregister(plugin->id, MOSQ_EVT_RELOAD, twins::OnReload, nullptr);
-    mosquitto_callback_unregister(plugin->id, MOSQ_EVT_DISCONNECT, twins::OnDisconnect, nullptr);
-    mosquitto_callback_unregister(plugin->id, MOSQ_EVT_ACL_CHECK, twins::OnAccessCheck, nullptr);
+    twins::UnregisterAll(*plugin);
     // Stops REST, makes the last writes durable, hands their samples to the Graphite sender
     // (which flushes briefly), then closes the database.
     plugin->rest.reset();
@@ -589,6 +711,7 @@ int mosquitto_plugin_cleanup(void* userdata, mosquitto_opt*, int) {
     if (plugin->held_samples) plugin->held_samples->Release();
     plugin->held_samples.reset();
     plugin->graphite.reset();
+    plugin->contents.reset();
     plugin->engine.reset();
     plugin->broker_queue.Drain();  // the last deferred log lines
     delete plugin;

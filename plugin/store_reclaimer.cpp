@@ -2,6 +2,8 @@
 
 #include <dlfcn.h>
 
+#include <algorithm>
+
 namespace twins {
 
 StoreReclaimer::StoreReclaimer() {
@@ -11,11 +13,12 @@ StoreReclaimer::StoreReclaimer() {
 }
 
 bool StoreReclaimer::OnTick(std::chrono::steady_clock::time_point now) {
-  if (!available() || *dropped_ == seen_) return false;
-  if (now - last_ < std::chrono::milliseconds(10)) return false;
+  if (!available() || !published_ || *dropped_ == seen_ || now < next_) return false;
+  published_ = false;
   seen_ = *dropped_;
-  last_ = now;
   compact_();
+  const auto took = std::chrono::steady_clock::now() - now;
+  next_ = now + std::max<std::chrono::steady_clock::duration>(std::chrono::milliseconds(10), 50 * took);
   return true;
 }
 

@@ -65,32 +65,36 @@ TopicKind ClassifyTopic(std::string_view topic, TwinTopic* parsed) {
   return TopicKind::kMethod;
 }
 
-Reply HandleTwinRequest(Engine& engine, RateLimiter& limiter, const Requester& requester,
-                        std::string_view request_topic, const TwinTopic& parsed, std::string_view payload,
-                        Durability durability) {
-  const std::string base(request_topic);
-  std::string_view twin = parsed.twin == "me" ? requester.twin.value_or(std::string_view()) : parsed.twin;
-  Result<Document> result = Status::Internal("request not run");
-  uint64_t wait_ms = 0;
-  if (!requester.twin) {
-    result = Status::InvalidArgument("twin_id", std::string(requester.missing_reason));
-  } else if (twin != *requester.twin) {
-    result = Status::InvalidArgument("twin_id", "a device may only use its own twin (its client id, or 'me')");
-  } else if ((wait_ms = limiter.Acquire(twin)) != 0) {
-    result = Status::TooManyRequests(wait_ms);
-  } else {
-    try {
-      result = Run(engine, twin, parsed, payload, durability);
-    } catch (const std::exception& e) {
-      result = Status::Internal(std::string("internal error: ") + e.what());
-    }
+Result<std::string_view> AdmitRequest(RateLimiter& limiter, const Requester& requester, const TwinTopic& parsed) {
+  if (!requester.twin) return Status::InvalidArgument("twin_id", std::string(requester.missing_reason));
+  const std::string_view twin = parsed.twin == "me" ? *requester.twin : parsed.twin;
+  if (twin != *requester.twin) {
+    return Status::InvalidArgument("twin_id", "a device may only use its own twin (its client id, or 'me')");
   }
-  if (!result.ok()) return {base + "/response/error", ErrorJson(result.status(), twin, parsed.document), false};
+  if (const uint64_t wait_ms = limiter.Acquire(twin)) return Status::TooManyRequests(wait_ms);
+  return twin;
+}
+
+Reply HandleTwinRequest(Engine& engine, std::string_view twin, std::string_view request_topic,
+                        const TwinTopic& parsed, std::string_view payload, Durability durability) {
+  Result<Document> result = Status::Internal("request not run");
+  try {
+    result = Run(engine, twin, parsed, payload, durability);
+  } catch (const std::exception& e) {
+    result = Status::Internal(std::string("internal error: ") + e.what());
+  }
+  const std::string base(request_topic);
+  if (!result.ok()) {
+    const Status& s = result.status();
+    return {base + "/response/error", ErrorJson(s, twin, parsed.document), false, 0, s.code(),
+            s.code() == Code::kQuotaExceeded ? s.field() : std::string()};
+  }
   return {base + "/response/success", DocumentJson(result.value()), true, result->version};
 }
 
 Reply ErrorReply(std::string_view request_topic, const Status& status) {
-  return {std::string(request_topic) + "/response/error", ErrorJson(status, {}, {}), false};
+  return {std::string(request_topic) + "/response/error", ErrorJson(status, {}, {}), false, 0, status.code(),
+          status.code() == Code::kQuotaExceeded ? status.field() : std::string()};
 }
 
 }  // namespace twins

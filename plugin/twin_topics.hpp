@@ -35,6 +35,8 @@ struct Reply {
   std::string payload;
   bool success = false;
   uint64_t version = 0;  // of the document a success shows
+  Code code = Code::kOk;  // for the metrics: the error's kind, and a quota error's resource
+  std::string quota = {};
 };
 
 // Who is asking: the twin the connection owns (its client id or its authenticated username,
@@ -44,12 +46,15 @@ struct Requester {
   std::string_view missing_reason;  // the error when twin is empty
 };
 
-// Runs one request of `requester` and builds its reply. Never throws. `limiter` admits the
-// requests of each twin. With Durability::kAtSync the caller must Sync() the engine before
-// the reply leaves, and send ErrorReply() instead of a success if that fails.
-Reply HandleTwinRequest(Engine& engine, RateLimiter& limiter, const Requester& requester,
-                        std::string_view request_topic, const TwinTopic& parsed, std::string_view payload,
-                        Durability durability);
+// The twin a request of `requester` acts on, or why it may not run: no identity, another
+// twin, or too many requests (`limiter` admits the requests of each twin; a token is taken).
+Result<std::string_view> AdmitRequest(RateLimiter& limiter, const Requester& requester, const TwinTopic& parsed);
+
+// Runs one admitted request on `twin` and builds its reply. Never throws. With
+// Durability::kAtSync the caller must Sync() the engine before the reply leaves, and send
+// ErrorReply() instead of a success if that fails.
+Reply HandleTwinRequest(Engine& engine, std::string_view twin, std::string_view request_topic,
+                        const TwinTopic& parsed, std::string_view payload, Durability durability);
 
 // The error reply to the request on `request_topic`.
 Reply ErrorReply(std::string_view request_topic, const Status& status);

@@ -11,17 +11,6 @@
 namespace twins {
 namespace {
 
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
-
 bool HasToken(std::string_view list, std::string_view token) {
   while (!list.empty()) {
     size_t comma = list.find(',');
@@ -65,6 +54,8 @@ std::string_view CivetRequest::header(const char* name) const {
   const char* value = mg_get_header(conn_, name);
   return value ? value : "";
 }
+
+std::string_view CivetRequest::peer() const { return info_->remote_addr; }
 
 bool CivetRequest::chunked() const { return EqualsIgnoreCase(header("Transfer-Encoding"), "chunked"); }
 
@@ -155,6 +146,12 @@ void SendResponse(mg_connection* conn, const HttpResponse& response, const Civet
   if (!response.allow.empty()) {
     out += "Allow: ";
     out += response.allow;
+    out += "\r\n";
+  }
+  for (const auto& [name, value] : response.headers) {
+    out += name;
+    out += ": ";
+    out += value;
     out += "\r\n";
   }
   if (close) {

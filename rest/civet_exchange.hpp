@@ -20,6 +20,7 @@ class CivetRequest final : public HttpRequest {
   // decode_url is off, so this is the path exactly as sent (minus the query).
   std::string_view path() const override;
   std::string_view header(const char* name) const override;
+  std::string_view peer() const override;
   BodyRead ReadBody(size_t max_bytes) override;
 
   bool chunked() const;

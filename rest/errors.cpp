@@ -22,11 +22,14 @@ HttpResponse ErrorResponse(const Status& status, std::string_view document, cons
       return NotFound("twin_document", document, status.message());
     case Code::kVersionMismatch:
       return PreconditionFailed(std::to_string(status.expected()), status.actual());
-    case Code::kQuotaExceeded:
-      return JsonResponse(403, "{\"type\":\"quotas_exceeded\",\"details\":[{\"resource\":" +
+    case Code::kQuotaExceeded: {
+      HttpResponse response = JsonResponse(403, "{\"type\":\"quotas_exceeded\",\"details\":[{\"resource\":" +
                                    QuoteJson(status.field()) + ",\"quota\":" + std::to_string(status.quota()) +
                                    ",\"current\":" + std::to_string(status.current()) +
                                    "}],\"message\":" + QuoteJson(status.message()) + "}");
+      response.quota = status.field();
+      return response;
+    }
     case Code::kTooManyRequests: {
       const uint64_t ms = status.retry_after_ms();
       HttpResponse response =
@@ -64,6 +67,16 @@ HttpResponse DeniedAuthentication(std::string_view message) {
   return JsonResponse(401,
                       "{\"type\":\"denied_authentication\",\"method\":\"secret_key\",\"reason\":\"invalid_argument\","
                       "\"message\":" + QuoteJson(message) + "}");
+}
+
+HttpResponse TooManyFailedAuthentications(uint64_t retry_after_ms) {
+  HttpResponse response = JsonResponse(
+      429, "{\"type\":\"too_many_requests\",\"help_message\":" +
+               QuoteJson("too many failed authentications from this address; retry in " +
+                         std::to_string(retry_after_ms) + " ms") +
+               ",\"retry_after_ms\":" + std::to_string(retry_after_ms) + ",\"message\":\"too many requests\"}");
+  response.retry_after = std::to_string((retry_after_ms + 999) / 1000);
+  return response;
 }
 
 HttpResponse NotFound(std::string_view resource, std::string_view resource_id, std::string_view message) {

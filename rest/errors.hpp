@@ -22,6 +22,8 @@ HttpResponse ErrorResponse(const Status& status, std::string_view document, cons
 HttpResponse InvalidArgument(std::string_view argument, std::string_view reason, std::string_view help,
                              int http_status = 400);
 HttpResponse DeniedAuthentication(std::string_view message);
+// 429 for an address refused after repeated failed authentications, with Retry-After.
+HttpResponse TooManyFailedAuthentications(uint64_t retry_after_ms);
 HttpResponse NotFound(std::string_view resource, std::string_view resource_id, std::string_view message);
 // `expected` is what the request asked for: a version, "*" or a list.
 HttpResponse PreconditionFailed(std::string_view expected, uint64_t actual);

@@ -5,8 +5,22 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace twins {
+
+// ASCII case-insensitive equality, as header names, tokens and auth schemes compare.
+inline bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
 
 struct HttpResponse {
   int status = 200;
@@ -15,6 +29,8 @@ struct HttpResponse {
   std::string etag;          // full header value, quotes included; empty for none
   std::string allow;         // for 405
   std::string retry_after;   // seconds, for 429
+  std::string quota;         // not sent: the resource of a 403 quota error, for the metrics
+  std::vector<std::pair<std::string, std::string>> headers;  // any others (CORS, WWW-Authenticate)
 };
 
 struct BodyRead {
@@ -32,6 +48,8 @@ class HttpRequest {
   virtual std::string_view path() const = 0;
   // Empty when absent.
   virtual std::string_view header(const char* name) const = 0;
+  // The client's address as text (IPv4 or IPv6), for per-client accounting.
+  virtual std::string_view peer() const = 0;
   // Reads the whole body if it is at most max_bytes. A body announced larger is not read
   // at all; a chunked body is read no further than max_bytes + 1.
   virtual BodyRead ReadBody(size_t max_bytes) = 0;

@@ -5,7 +5,15 @@
 //   GET|PUT|PATCH|DELETE        /iot/v1/regions/{region}/twins/{twin_id}/documents/{document_name}
 //   GET (no token)              /healthz, /iot/v1/openapi.yaml
 //
-// Every other request needs an X-Auth-Token header equal to one of the configured tokens.
+// Every other request needs an X-Auth-Token (or Authorization: Bearer) header equal to one of
+// the configured tokens. Failed tokens are counted and logged per source address, and an
+// address that keeps failing is refused for a while (auth_guard.hpp). Listed CORS origins get
+// preflight answers and Access-Control-* headers (cors.hpp).
+//
+// Slow and idle clients: each connection holds a worker thread while CivetWeb reads its
+// request, at most request_timeout_ms for the headers (whatever the pace), keep-alive
+// connections at most keep_alive_timeout_ms between requests. With the default 64 threads,
+// 32 connections that send nothing or trickle headers leave at least 32 threads to others.
 //
 // Thread-safety: handlers run on CivetWeb worker threads and call the engine and the LogFn
 // from there; they never call into the broker. Start and the destructor must not race with
@@ -13,6 +21,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -20,12 +29,15 @@
 #include "engine.hpp"
 #include "log.hpp"
 #include "status.hpp"
+#include "twins_metrics.hpp"
 
 namespace twins {
 
 struct RestOptions {
   std::string listen = "127.0.0.1:8080";  // CivetWeb listening_ports syntax; a port ending in 's' is TLS
-  int threads = 4;                         // CivetWeb serves one connection per thread at a time
+  int threads = 64;                        // CivetWeb serves one connection per thread at a time
+  int request_timeout_ms = 10000;          // a request's headers (and each body read) must come within it
+  int keep_alive_timeout_ms = 500;         // how long an idle kept-alive connection keeps its thread
   std::string region = "fr-par";           // other regions are 404
   std::string tls_cert;                    // PEM certificate + private key; needs an 's' port
   std::string tls_compat_dir;              // folder of the OpenSSL 3 compatibility libraries (TLS only)
@@ -33,6 +45,12 @@ struct RestOptions {
   bool allow_anonymous = false;            // with no token at all, serve without authentication
   uint32_t writes_per_second = 0;          // per twin (put, patch, delete); 0: unlimited
   uint32_t write_burst = 0;                // writes a quiet twin may make at once
+  // Counts the requests and serves GET /metrics (metrics_endpoint.hpp); must outlive the server.
+  metrics::TwinsMetrics* metrics = nullptr;
+  bool metrics_allow_anonymous = false;    // /metrics without a token
+  uint32_t auth_failures = 10;             // failures one address may make before refusals; 0: never refused
+  std::vector<std::string> cors_origins;   // exact Origin values allowed cross-origin access
+  std::function<bool()> graphite_reachable;  // shown by /healthz; empty: no Graphite configured
 };
 
 // One secret per line; surrounding whitespace, blank lines and lines starting with '#' are

@@ -1,5 +1,7 @@
 #include "routes.hpp"
 
+#include "metrics_endpoint.hpp"
+
 #include <optional>
 #include <string_view>
 #include <vector>
@@ -44,27 +46,69 @@ HttpResponse OpenApi() {
 
 }  // namespace
 
-Router::Router(Engine& engine, std::string region, TokenSet tokens, RateLimiter& write_limiter, LogFn log)
+Router::Router(Engine& engine, const RestOptions& options, RateLimiter& write_limiter, AuthGuard& guard, LogFn log)
     : engine_(engine),
-      region_(std::move(region)),
-      tokens_(std::move(tokens)),
+      region_(options.region),
+      tokens_(options.tokens),
+      guard_(guard),
+      cors_(options.cors_origins),
+      graphite_reachable_(options.graphite_reachable),
+      metrics_(options.metrics),
+      metrics_anonymous_(options.metrics_allow_anonymous),
       log_(log),
       twins_(engine, write_limiter, log) {}
 
 HttpResponse Router::Handle(HttpRequest& request) const {
+  if (std::optional<HttpResponse> preflight = cors_.Preflight(request)) return std::move(*preflight);
+  HttpResponse response = Dispatch(request);
+  cors_.Decorate(request, response);
+  return response;
+}
+
+// X-Auth-Token, or Authorization: Bearer (RFC 6750). A guessing address is refused before
+// its token is looked at, so the refusal tells nothing about the guess.
+std::optional<HttpResponse> Router::Authenticate(const HttpRequest& request) const {
+  if (tokens_.anonymous()) return std::nullopt;
+  if (const uint64_t ms = guard_.RefusedFor(request.peer())) return TooManyFailedAuthentications(ms);
+  std::string_view token = request.header("X-Auth-Token");
+  bool bearer = false;
+  if (token.empty()) {
+    std::string_view authorization = request.header("Authorization");
+    if (authorization.size() > 7 && EqualsIgnoreCase(authorization.substr(0, 7), "bearer ")) {
+      token = authorization.substr(7);
+      while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
+      while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
+      bearer = true;
+    }
+  }
+  if (!token.empty() && tokens_.Accepts(token)) return std::nullopt;
+  const char* why = token.empty() ? "no token" : bearer ? "invalid bearer token" : "invalid X-Auth-Token";
+  guard_.Failed(request.peer(), why);
+  HttpResponse denied =
+      DeniedAuthentication(token.empty() ? "authentication is denied: the X-Auth-Token (or Authorization: Bearer) "
+                                           "header is missing"
+                                         : std::string("authentication is denied: ") + why);
+  denied.headers.emplace_back("WWW-Authenticate", "Bearer");
+  return denied;
+}
+
+HttpResponse Router::Dispatch(HttpRequest& request) const {
   const std::string_view path = request.path();
   const std::string_view method = request.method();
   const bool read_only = method == "GET" || method == "HEAD";
 
   if (path == kHealthPath) return read_only ? Health() : MethodNotAllowed(method, kReadOnly);
   if (path == kOpenApiPath) return read_only ? OpenApi() : MethodNotAllowed(method, kReadOnly);
+  if (metrics_ != nullptr && path == kMetricsPath) {
+    if (!read_only) return MethodNotAllowed(method, kReadOnly);
+    if (!metrics_anonymous_) {
+      if (std::optional<HttpResponse> denied = Authenticate(request)) return std::move(*denied);
+    }
+    return MetricsResponse(*metrics_);
+  }
 
   // Before routing, so that without a token nothing is learnt about the API either.
-  const std::string_view token = request.header("X-Auth-Token");
-  if (!tokens_.Accepts(token)) {
-    return DeniedAuthentication(token.empty() ? "authentication is denied: the X-Auth-Token header is missing"
-                                              : "authentication is denied: invalid X-Auth-Token");
-  }
+  if (std::optional<HttpResponse> denied = Authenticate(request)) return std::move(*denied);
 
   const std::vector<std::string_view> segments = SplitPath(path);
   const Route route = Match(segments);
@@ -94,13 +138,22 @@ HttpResponse Router::Handle(HttpRequest& request) const {
 
 // A point read of a document that never exists: it goes through the store like any read,
 // and is about the cheapest thing the store does, so /healthz stays a near-trivial baseline.
+// Then whether writes are accepted (503 with the store's reason while they are refused), and
+// whether Graphite is reachable, which is reported but never fails health.
 HttpResponse Router::Health() const {
   auto found = engine_.Get(kHealthTwin, kHealthDocument);
   if (!found.ok() && found.status().code() != Code::kNotFound) {
     if (log_) log_(LogLevel::kWarning, "REST: health check failed: " + found.status().message());
     return Unavailable("the twin store is not usable");
   }
-  return JsonResponse(200, "{\"status\":\"ok\"}");
+  const std::string graphite = !graphite_reachable_ ? "off" : graphite_reachable_() ? "reachable" : "unreachable";
+  const Status writable = engine_.Writable();
+  if (!writable.ok()) {
+    return JsonResponse(503, "{\"type\":\"service_unavailable\",\"status\":\"writes_refused\",\"reason\":" +
+                                 QuoteJson(writable.message()) + ",\"graphite\":\"" + graphite +
+                                 "\",\"message\":\"the twin store refuses writes\"}");
+  }
+  return JsonResponse(200, "{\"status\":\"ok\",\"graphite\":\"" + graphite + "\"}");
 }
 
 }  // namespace twins

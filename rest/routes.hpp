@@ -3,31 +3,47 @@
 // rest (allocation failures, a throwing store).
 #pragma once
 
+#include <functional>
+#include <optional>
 #include <string>
 
 #include "auth.hpp"
+#include "auth_guard.hpp"
+#include "cors.hpp"
 #include "documents.hpp"
 #include "engine.hpp"
 #include "http.hpp"
 #include "log.hpp"
+#include "twins_metrics.hpp"
 #include "rate_limiter.hpp"
+#include "rest_server.hpp"
 
 namespace twins {
 
 class Router {
  public:
-  // `write_limiter` admits writes per twin; it must outlive the router.
-  Router(Engine& engine, std::string region, TokenSet tokens, RateLimiter& write_limiter, LogFn log);
+  // Takes region, tokens, CORS origins and the Graphite probe from `options`. `write_limiter`
+  // admits writes per twin, `guard` failed authentications per address; both must outlive
+  // the router.
+  Router(Engine& engine, const RestOptions& options, RateLimiter& write_limiter, AuthGuard& guard, LogFn log);
 
   // HEAD is answered like GET; the caller leaves the body out.
   HttpResponse Handle(HttpRequest& request) const;
 
  private:
+  HttpResponse Dispatch(HttpRequest& request) const;
+  // Empty when authenticated; otherwise the refusal to send.
+  std::optional<HttpResponse> Authenticate(const HttpRequest& request) const;
   HttpResponse Health() const;
 
   Engine& engine_;
   const std::string region_;
   const TokenSet tokens_;
+  AuthGuard& guard_;
+  const Cors cors_;
+  const std::function<bool()> graphite_reachable_;
+  const metrics::TwinsMetrics* const metrics_;  // nullptr: no /metrics
+  const bool metrics_anonymous_;
   LogFn log_;
   TwinEndpoints twins_;
 };

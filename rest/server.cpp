@@ -21,6 +21,7 @@
 #include "civet_exchange.hpp"
 #include "errors.hpp"
 #include "json.hpp"
+#include "metrics_endpoint.hpp"
 #include "openssl3_compat.hpp"
 #include "rest_server.hpp"
 #include "routes.hpp"
@@ -52,6 +53,16 @@ Status CheckOptions(const RestOptions& options) {
   if (options.listen.empty()) return Status::InvalidArgument("listen", "the REST listening address is empty");
   if (options.threads < 1 || options.threads > 1024) {
     return Status::InvalidArgument("threads", "REST threads must be between 1 and 1024");
+  }
+  if (options.request_timeout_ms < 1 || options.keep_alive_timeout_ms < 0) {
+    return Status::InvalidArgument("request_timeout_ms", "REST timeouts must be positive");
+  }
+  for (const std::string& origin : options.cors_origins) {
+    if (origin.empty() || origin.find_first_of(" ,\t\r\n") != std::string::npos || origin.back() == '/' ||
+        origin.find("://") == std::string::npos) {
+      return Status::InvalidArgument("cors_origins", "a CORS origin must be scheme://host[:port] without a path, "
+                                                     "e.g. https://app.example.com; got '" + origin + "'");
+    }
   }
   if (options.region.empty() || options.region.find('/') != std::string::npos) {
     return Status::InvalidArgument("region", "the REST region must be a non-empty name without '/'");
@@ -124,8 +135,10 @@ struct RestServer::Impl {
   Impl(const RestOptions& options, Engine& engine, LogFn log_fn)
       : log(std::move(log_fn)),
         write_limiter(options.writes_per_second, options.write_burst),
-        router(engine, options.region, TokenSet(options.tokens), write_limiter, log),
-        max_request_bytes(engine.limits().max_request_bytes()) {}
+        auth_guard(options.auth_failures, kAuthGuardPeers, log),
+        router(engine, options, write_limiter, auth_guard, log),
+        max_request_bytes(engine.limits().max_request_bytes()),
+        metrics(options.metrics) {}
 
   ~Impl() {
     if (context != nullptr) StopCivetWeb(context, ipv4_ports);
@@ -139,10 +152,14 @@ struct RestServer::Impl {
   static int HttpError(mg_connection* conn, int status, const char* message) noexcept;
   static int LogMessage(const mg_connection* conn, const char* message) noexcept;
 
+  static constexpr size_t kAuthGuardPeers = 4096;
+
   const LogFn log;
   RateLimiter write_limiter;
+  AuthGuard auth_guard;
   const Router router;
   const size_t max_request_bytes;
+  metrics::TwinsMetrics* const metrics;
   bool library_started = false;
   mg_context* context = nullptr;
   int port = 0;
@@ -158,13 +175,19 @@ struct RestServer::Impl {
 int RestServer::Impl::BeginRequest(mg_connection* conn) noexcept {
   auto* impl = static_cast<Impl*>(mg_get_user_data(mg_get_context(conn)));
   try {
+    const auto start = std::chrono::steady_clock::now();
     CivetRequest request(conn);
     HttpResponse response = impl->router.Handle(request);
     // An unread body is discarded by CivetWeb to keep the connection, unless it is large,
     // of unknown size, or the client waits for a 100 Continue it will not get: then close.
+    // An unread body after a refusal (no token, not found) is never waited for: a client
+    // trickling it would hold the thread.
     const bool close = request.has_body() && !request.body_read() &&
-                       (request.chunked() || !request.header("Expect").empty() ||
+                       (response.status == 401 || response.status == 429 || request.chunked() ||
+                        !request.header("Expect").empty() ||
                         static_cast<unsigned long long>(request.content_length()) > impl->max_request_bytes);
+    // Counted before the reply leaves, so a client that scrapes next sees its request.
+    if (impl->metrics != nullptr) CountRestRequest(*impl->metrics, request, response, start);
     SendResponse(conn, response, &request, close);
     return response.status;
   } catch (const std::exception& e) {
@@ -237,9 +260,15 @@ Result<std::unique_ptr<RestServer>> RestServer::Start(const RestOptions& options
   }
 
   const std::string threads = std::to_string(options.threads);
+  const std::string request_timeout = std::to_string(options.request_timeout_ms);
+  const std::string keep_alive_timeout = std::to_string(options.keep_alive_timeout_ms);
   std::vector<const char*> config = {
       "listening_ports", options.listen.c_str(),
       "num_threads", threads.c_str(),
+      // CivetWeb's deadline for a whole request head (from its first byte), so a client
+      // trickling headers holds its thread no longer than one that sends nothing.
+      "request_timeout_ms", request_timeout.c_str(),
+      "keep_alive_timeout_ms", keep_alive_timeout.c_str(),
       "enable_keep_alive", "yes",
       "decode_url", "no",   // the router splits the path first, then decodes each segment
       "tcp_nodelay", "1",   // replies are one write; do not let Nagle hold them back

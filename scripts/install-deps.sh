@@ -7,7 +7,8 @@ packages=(
   libcjson-dev librocksdb-dev libcivetweb-dev libcurl4-openssl-dev libssl-dev openssl
   mosquitto mosquitto-dev libmosquitto-dev mosquitto-clients
   googletest libgtest-dev libbenchmark-dev
-  curl graphite-carbon python3-whisper wrk docker-compose
+  curl graphite-carbon python3-whisper wrk docker-compose chromium
+  python3-prometheus-client prometheus
 )
 
 missing=()

@@ -31,6 +31,21 @@ struct DocumentWrite {
 // Every method is safe to call from several threads at once. A write is durable once Sync()
 // has returned after it: it then survives a crash of the process (and, with sync writes, of
 // the machine). Writes before one Sync() share one log write (group commit).
+// Figures for monitoring, read while the store is in use.
+struct StoreStats {
+  uint64_t cache_hits = 0;      // reads answered by the document cache
+  uint64_t cache_misses = 0;    // reads that went to the database
+  uint64_t write_failures = 0;  // writes, log writes and flushes the database refused
+  bool below_reserve = false;   // puts refused: the disk has less than the free-space reserve
+  bool stopped = false;         // every write refused after a failure, until the store recovers
+  uint64_t disk_bytes = 0;      // size of the database's files
+};
+
+struct ContentCounts {
+  uint64_t twins = 0;      // twins with at least one document
+  uint64_t documents = 0;  // documents of all twins, _config included
+};
+
 class DocumentStore {
  public:
   virtual ~DocumentStore() = default;
@@ -53,6 +68,11 @@ class DocumentStore {
   virtual Status Writable(bool /*grows*/) { return Status::Ok(); }
   // How many twins have at least one document. Reads the whole key space: for start-up.
   virtual Result<uint64_t> CountTwins() const { return Status::Internal("this store cannot count twins"); }
+  // Twins and documents, by reading every key (writes not yet in the store may be missed):
+  // for a background thread, not for the request path.
+  virtual Result<ContentCounts> CountContents() const { return Status::Internal("this store cannot count"); }
+  // Cheap: no scan (the disk size is a directory listing).
+  virtual StoreStats Stats() const { return {}; }
 
   Status Put(std::string_view twin, std::string_view doc, StoredDocument document) {
     return WriteOne({std::string(twin), std::string(doc), std::move(document)});

@@ -110,6 +110,12 @@ class Engine {
   Status DeleteAll(std::string_view twin);
   // Makes every kAtSync write that returned before it durable.
   Status Sync() { return store_->Sync(); }
+  // For monitoring: see DocumentStore::Stats and CountContents (a scan: not on the request path).
+  StoreStats store_stats() const { return store_->Stats(); }
+  Result<ContentCounts> CountContents() const { return store_->CountContents(); }
+  // Whether writes that add data are accepted now: Ok, or the store's reason (a failed disk,
+  // the free-space reserve reached). Cheap (see DocumentStore::Writable); any thread.
+  Status Writable() { return store_->Writable(true); }
   // The twin's parsed `_config` (empty when it has none). `_config` is parsed when it is
   // written and kept (ConfigCache), so this costs a lookup, not a parse.
   Result<TwinConfig> Config(std::string_view twin) const;

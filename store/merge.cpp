@@ -5,10 +5,7 @@
 #include <memory>
 #include <vector>
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
-
+#include "json_scan.hpp"
 #include "key_index.hpp"
 #include "request_body.hpp"
 
@@ -18,96 +15,6 @@ namespace {
 bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
 Status Corrupt() { return Status::Internal("stored document is not a JSON object"); }
-
-// From just after an opening quote to just after its closing quote; nullptr if unclosed.
-// A byte loop: keys and most string values are a few bytes long, shorter than a call costs.
-// Sets *escaped if the string holds a backslash.
-const char* SkipStringBody(const char* p, const char* end, bool* escaped) {
-  while (p < end) {
-    const char c = *p++;
-    if (c == '"') return p;
-    if (c == '\\') {
-      *escaped = true;
-      if (p++ == end) return nullptr;
-    }
-  }
-  return nullptr;
-}
-
-// Outside strings, compact JSON has no byte below '!' (no whitespace, no control character)
-// and none above 0x7F: read as signed, both are below '!'. One rule for both scans below.
-bool BreaksCompact(char c) { return static_cast<signed char>(c) < '!'; }
-
-// Bytes [p, limit) of an object or array being skipped, one at a time, with the state the
-// caller carries between calls. Returns just past the value's end, `limit` (or a byte past it,
-// after an escape) if it goes on, or nullptr where the text ends inside a string or, with
-// `compact`, is not compact outside strings.
-const char* SkipBytes(const char* p, const char* limit, const char* end, bool compact, int* depth,
-                      bool* in_string) {
-  while (p < limit) {
-    const char c = *p++;
-    if (*in_string) {
-      if (c == '"') *in_string = false;
-      if (c == '\\' && p++ == end) return nullptr;
-    } else if (c == '"') {
-      *in_string = true;
-    } else if (c == '{' || c == '[') {
-      ++*depth;
-    } else if ((c == '}' || c == ']') && --*depth == 0) {
-      return p;
-    } else if (compact && BreaksCompact(c)) {
-      return nullptr;
-    }
-  }
-  return p;
-}
-
-// Just past the bracket that brings `depth` open brackets at p down to none, or nullptr if
-// the text ends first (or, with `compact`, has whitespace outside strings). From an opening
-// bracket with depth 0, that is the end of the object or array it opens.
-// Merging scans every member the patch leaves alone, so this is most of a patch's own cost:
-// with SSE2 (every x86-64) it classifies 16 bytes at a time and only looks at single bytes
-// around backslashes and where the value may close.
-const char* SkipNested(const char* p, const char* end, int depth = 0, bool compact = false) {
-  bool in_string = false;
-  while (p < end) {
-    const char* limit = end;
-#if defined(__SSE2__)
-    if (end - p >= 16) {
-      const __m128i block = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-      auto mask = [](__m128i bytes) { return static_cast<unsigned>(_mm_movemask_epi8(bytes)); };
-      if (mask(_mm_cmpeq_epi8(block, _mm_set1_epi8('\\'))) == 0) {
-        // Bit i set: byte i is inside a string (an opening quote counts as inside).
-        unsigned inside = mask(_mm_cmpeq_epi8(block, _mm_set1_epi8('"')));
-        inside ^= inside << 1;
-        inside ^= inside << 2;
-        inside ^= inside << 4;
-        inside ^= inside << 8;
-        if (in_string) inside = ~inside;
-        inside &= 0xFFFF;
-        in_string = (inside >> 15) & 1;
-        // BreaksCompact, 16 bytes at a time.
-        if (compact && (mask(_mm_cmplt_epi8(block, _mm_set1_epi8('!'))) & ~inside) != 0) return nullptr;
-        // '[' and '{' differ by bit 0x20 only, as ']' and '}' do: one comparison for each pair.
-        const __m128i folded = _mm_or_si128(block, _mm_set1_epi8(0x20));
-        const unsigned opens = mask(_mm_cmpeq_epi8(folded, _mm_set1_epi8('{'))) & ~inside;
-        const unsigned closes = mask(_mm_cmpeq_epi8(folded, _mm_set1_epi8('}'))) & ~inside;
-        for (unsigned brackets = opens | closes; brackets != 0; brackets &= brackets - 1) {
-          const unsigned bit = brackets & -brackets;
-          depth += (opens & bit) ? 1 : -1;
-          if (depth == 0) return p + __builtin_ctz(bit) + 1;
-        }
-        p += 16;
-        continue;
-      }
-      limit = p + 16;
-    }
-#endif
-    p = SkipBytes(p, limit, end, compact, &depth, &in_string);
-    if (p == nullptr || depth == 0) return p;
-  }
-  return nullptr;
-}
 
 // Walks JSON text written by this program. It checks only what keeps it in bounds and the
 // object structure the merge relies on; values it does not descend into are skipped whole.

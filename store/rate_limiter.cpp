@@ -33,6 +33,15 @@ uint64_t RateLimiter::Acquire(std::string_view key, Clock::time_point now) {
   return std::max<uint64_t>(1, static_cast<uint64_t>(std::ceil(wait_ms)));
 }
 
+size_t RateLimiter::size() {
+  size_t total = 0;
+  for (Shard& shard : shards_) {
+    std::lock_guard<std::mutex> lock(shard.mutex);
+    total += shard.buckets.size();
+  }
+  return total;
+}
+
 // Buckets that have refilled completely carry no information: forget them first. If every
 // bucket is still draining (many keys all busy), forget the one idle longest.
 void RateLimiter::MakeRoom(Shard& shard, Clock::time_point now) {

@@ -27,6 +27,8 @@ class RateLimiter {
   uint64_t Acquire(std::string_view key, Clock::time_point now = Clock::now());
 
   bool enabled() const { return per_second_ > 0; }
+  // Buckets held now.
+  size_t size();
 
  private:
   struct Bucket {

@@ -17,6 +17,7 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 
 #include "document_store.hpp"
 #include "free_space.hpp"
@@ -164,7 +165,8 @@ class RocksDbStore final : public DocumentStore {
         min_free_bytes_(options.min_free_bytes),
         free_space_(options.path, kFreeSpaceRefresh),
         errors_(std::move(errors)),
-        log_(options.log) {}
+        log_(options.log),
+        path_(options.path) {}
   ~RocksDbStore() override {
     // Close() flushes nothing the WAL does not already hold, but reports a clean shutdown.
     db_->Close().PermitUncheckedError();
@@ -279,6 +281,40 @@ class RocksDbStore final : public DocumentStore {
     return twins;
   }
 
+  Result<ContentCounts> CountContents() const override {
+    rocksdb::ReadOptions all;
+    all.total_order_seek = true;
+    all.fill_cache = false;  // a scan of everything would evict the documents in use
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(all));
+    ContentCounts counts;
+    std::string twin;
+    for (it->Seek("d"); it->Valid() && it->key().starts_with("d"); it->Next()) {
+      ++counts.documents;
+      const rocksdb::Slice key = it->key();
+      const char* nul = static_cast<const char*>(std::memchr(key.data(), '\0', key.size()));
+      const size_t length = nul == nullptr ? key.size() : static_cast<size_t>(nul - key.data());
+      if (counts.twins == 0 || twin.compare(0, std::string::npos, key.data(), length) != 0) {
+        ++counts.twins;
+        twin.assign(key.data(), length);
+      }
+    }
+    if (!it->status().ok()) return FromRocks(it->status());
+    return counts;
+  }
+
+  StoreStats Stats() const override {
+    StoreStats stats;
+    stats.write_failures = write_failures_.load(std::memory_order_relaxed);
+    stats.below_reserve = below_reserve_.load(std::memory_order_relaxed);
+    stats.stopped = stopped_.load(std::memory_order_acquire);
+    std::error_code error;
+    for (const auto& entry : std::filesystem::directory_iterator(path_, error)) {
+      const uintmax_t size = entry.is_regular_file(error) ? entry.file_size(error) : 0;
+      if (!error) stats.disk_bytes += size;
+    }
+    return stats;
+  }
+
  private:
   template <class Visit>
   Status Scan(std::string_view twin, Visit visit) const {
@@ -296,6 +332,7 @@ class RocksDbStore final : public DocumentStore {
   // From then on nothing reaches the log until RocksDB has resumed: a second write to a log
   // that failed once leaves RocksDB 7.8 unable to recover ("Seen error").
   Status Stop(const rocksdb::Status& cause) {
+    write_failures_.fetch_add(1, std::memory_order_relaxed);
     if (stopped_) return stop_status_;
     const uint64_t free = free_space_.Refresh();
     if (cause.IsNoSpace()) {
@@ -356,6 +393,8 @@ class RocksDbStore final : public DocumentStore {
   std::atomic<bool> below_reserve_{false};
   const std::shared_ptr<ErrorListener> errors_;
   const LogFn log_;
+  const std::string path_;
+  std::atomic<uint64_t> write_failures_{0};
 
   // Held around every call that writes RocksDB's log (Write, FlushWAL, Resume), so that none
   // follows a failed one. Guards what follows.

@@ -35,9 +35,11 @@ class WriteBehindStore final : public DocumentStore {
       std::lock_guard<std::mutex> lock(shard.mutex);
       auto found = shard.index.find(key);
       if (found != shard.index.end()) {
+        Bump(shard.hits);
         shard.lru.splice(shard.lru.begin(), shard.lru, found->second);
         return found->second->document;
       }
+      Bump(shard.misses);
       generation = shard.generation;
     }
     // A write that lands while the store is read bumps the generation: what was read may then
@@ -103,6 +105,17 @@ class WriteBehindStore final : public DocumentStore {
     return store_->CountTwins();
   }
 
+  Result<ContentCounts> CountContents() const override { return store_->CountContents(); }
+
+  StoreStats Stats() const override {
+    StoreStats stats = store_->Stats();
+    for (const Shard& shard : shards_) {
+      stats.cache_hits += shard.hits.load(std::memory_order_relaxed);
+      stats.cache_misses += shard.misses.load(std::memory_order_relaxed);
+    }
+    return stats;
+  }
+
   Status DeleteAll(std::string_view twin) override {
     Status s = Drain();
     if (s.ok()) {
@@ -143,7 +156,14 @@ class WriteBehindStore final : public DocumentStore {
     std::unordered_map<std::string_view, std::list<Entry>::iterator> index;  // views of Entry::key
     size_t bytes = 0;
     uint64_t generation = 0;
+    // Written under `mutex` only, so a plain load and store count; read from any thread.
+    std::atomic<uint64_t> hits{0};
+    std::atomic<uint64_t> misses{0};
   };
+
+  static void Bump(std::atomic<uint64_t>& counter) {
+    counter.store(counter.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
 
   static std::string Key(std::string_view twin, std::string_view doc) {
     std::string key(twin);

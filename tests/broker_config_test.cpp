@@ -24,7 +24,7 @@ class BrokerConfigTest : public testing::Test {
 
 TEST_F(BrokerConfigTest, PluginAloneLeavesNoOtherChecker) {
   const std::string own = Own();
-  auto setup = ReadAccessSetup(Write("m.conf", "listener 1883\n# acl_file /x\nplugin " + own + "\n"), own);
+  auto setup = ReadAccessSetup({Write("m.conf", "listener 1883\n# acl_file /x\nplugin " + own + "\n")}, own);
   ASSERT_TRUE(setup.ok()) << setup.status().message();
   EXPECT_FALSE(setup->others_decide);
   EXPECT_TRUE(setup->plugin_before_us.empty());
@@ -32,7 +32,7 @@ TEST_F(BrokerConfigTest, PluginAloneLeavesNoOtherChecker) {
 
 TEST_F(BrokerConfigTest, AclFileMakesOthersDecide) {
   const std::string own = Own();
-  auto setup = ReadAccessSetup(Write("m.conf", "plugin " + own + "\n  acl_file   /etc/mosquitto/acl  \n"), own);
+  auto setup = ReadAccessSetup({Write("m.conf", "plugin " + own + "\n  acl_file   /etc/mosquitto/acl  \n")}, own);
   ASSERT_TRUE(setup.ok());
   EXPECT_TRUE(setup->others_decide);
   EXPECT_EQ(setup->acl_file, "/etc/mosquitto/acl");
@@ -40,11 +40,11 @@ TEST_F(BrokerConfigTest, AclFileMakesOthersDecide) {
 
 TEST_F(BrokerConfigTest, AnotherPluginAfterUsDecidesAndOneBeforeUsIsNamed) {
   const std::string own = Own();
-  auto after = ReadAccessSetup(Write("a.conf", "plugin " + own + "\nplugin /usr/lib/dynsec.so\n"), own);
+  auto after = ReadAccessSetup({Write("a.conf", "plugin " + own + "\nplugin /usr/lib/dynsec.so\n")}, own);
   ASSERT_TRUE(after.ok());
   EXPECT_TRUE(after->others_decide);
   EXPECT_TRUE(after->plugin_before_us.empty());
-  auto before = ReadAccessSetup(Write("b.conf", "auth_plugin /usr/lib/go-auth.so\nplugin " + own + "\n"), own);
+  auto before = ReadAccessSetup({Write("b.conf", "auth_plugin /usr/lib/go-auth.so\nplugin " + own + "\n")}, own);
   ASSERT_TRUE(before.ok());
   EXPECT_EQ(before->plugin_before_us, "/usr/lib/go-auth.so");
 }
@@ -52,9 +52,22 @@ TEST_F(BrokerConfigTest, AnotherPluginAfterUsDecidesAndOneBeforeUsIsNamed) {
 TEST_F(BrokerConfigTest, OurPluginIsRecognisedThroughAnotherPath) {
   const std::string own = Own();
   ASSERT_EQ(symlink(own.c_str(), dir_.sub("link.so").c_str()), 0);
-  auto setup = ReadAccessSetup(Write("m.conf", "plugin " + dir_.sub("link.so") + "\n"), own);
+  auto setup = ReadAccessSetup({Write("m.conf", "plugin " + dir_.sub("link.so") + "\n")}, own);
   ASSERT_TRUE(setup.ok());
   EXPECT_FALSE(setup->others_decide);
+}
+
+TEST_F(BrokerConfigTest, SysIntervalIsReadWithMosquittosDefault) {
+  const std::string own = Own();
+  auto none = ReadAccessSetup({Write("a.conf", "plugin " + own + "\n")}, own);
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(none->sys_interval, 10);
+  auto set = ReadAccessSetup({Write("b.conf", "sys_interval 0\nplugin " + own + "\nsys_interval 3\n")}, own);
+  ASSERT_TRUE(set.ok());
+  EXPECT_EQ(set->sys_interval, 3);  // the last line wins, as in mosquitto
+  auto bad = ReadAccessSetup({Write("c.conf", "sys_interval soon\n")}, own);
+  ASSERT_TRUE(bad.ok());  // mosquitto itself refuses to start on it
+  EXPECT_EQ(bad->sys_interval, 10);
 }
 
 TEST_F(BrokerConfigTest, IncludeDirFilesAreReadInNameOrder) {
@@ -63,7 +76,7 @@ TEST_F(BrokerConfigTest, IncludeDirFilesAreReadInNameOrder) {
   Write("conf.d/20-twins.conf", "plugin " + own + "\n");
   Write("conf.d/10-dynsec.conf", "plugin /usr/lib/dynsec.so\n");
   Write("conf.d/notes.txt", "acl_file /ignored\n");
-  auto setup = ReadAccessSetup(Write("m.conf", "include_dir " + dir_.sub("conf.d") + "\n"), own);
+  auto setup = ReadAccessSetup({Write("m.conf", "include_dir " + dir_.sub("conf.d") + "\n")}, own);
   ASSERT_TRUE(setup.ok());
   EXPECT_TRUE(setup->others_decide);
   EXPECT_EQ(setup->plugin_before_us, "/usr/lib/dynsec.so");
@@ -71,15 +84,55 @@ TEST_F(BrokerConfigTest, IncludeDirFilesAreReadInNameOrder) {
 }
 
 TEST_F(BrokerConfigTest, UnreadableFilesAreErrorsNamingThem) {
-  auto missing = ReadAccessSetup(dir_.sub("absent.conf"), Own());
+  auto missing = ReadAccessSetup({dir_.sub("absent.conf")}, Own());
   ASSERT_FALSE(missing.ok());
   EXPECT_NE(missing.status().message().find("absent.conf"), std::string::npos);
-  auto bad_dir = ReadAccessSetup(Write("m.conf", "include_dir " + dir_.sub("nope") + "\n"), Own());
+  auto bad_dir = ReadAccessSetup({Write("m.conf", "include_dir " + dir_.sub("nope") + "\n")}, Own());
   ASSERT_FALSE(bad_dir.ok());
   EXPECT_NE(bad_dir.status().message().find("nope"), std::string::npos);
 }
 
-TEST_F(BrokerConfigTest, TheTestProcessHasNoConfigArgument) { EXPECT_FALSE(RunningBrokerConfigPath().has_value()); }
+TEST_F(BrokerConfigTest, TheTestProcessHasNoConfigArgument) { EXPECT_TRUE(RunningBrokerConfigPaths().empty()); }
+
+TEST_F(BrokerConfigTest, EveryConfigFileIsReadAndTheFirstDecidingLineIsNamed) {
+  const std::string own = Own();
+  auto setup = ReadAccessSetup({Write("a.conf", "plugin " + own + "\n"), Write("b.conf", "acl_file /etc/acl\n")}, own);
+  ASSERT_TRUE(setup.ok());
+  EXPECT_TRUE(setup->others_decide);
+  EXPECT_EQ(setup->decided_by, "acl_file /etc/acl");
+}
+
+TEST_F(BrokerConfigTest, IncludeDirIsFollowedInMainFilesOnly) {
+  const std::string own = Own();
+  ASSERT_EQ(mkdir(dir_.sub("d1").c_str(), 0755), 0);
+  ASSERT_EQ(mkdir(dir_.sub("d2").c_str(), 0755), 0);
+  Write("d1/a.conf", "include_dir " + dir_.sub("d2") + "\n");
+  Write("d2/b.conf", "acl_file /ignored-by-mosquitto\n");
+  auto setup = ReadAccessSetup({Write("m.conf", "plugin " + own + "\ninclude_dir " + dir_.sub("d1") + "\n")}, own);
+  ASSERT_TRUE(setup.ok());
+  EXPECT_FALSE(setup->others_decide);
+}
+
+TEST_F(BrokerConfigTest, IncludedFilesAreSortedIgnoringCase) {
+  const std::string own = Own();
+  ASSERT_EQ(mkdir(dir_.sub("conf.d").c_str(), 0755), 0);
+  Write("conf.d/a-first.conf", "plugin /usr/lib/a.so\n");
+  Write("conf.d/B-second.conf", "plugin " + own + "\n");
+  auto setup = ReadAccessSetup({Write("m.conf", "include_dir " + dir_.sub("conf.d") + "\n")}, own);
+  ASSERT_TRUE(setup.ok());
+  EXPECT_EQ(setup->plugin_before_us, "/usr/lib/a.so");  // byte order would put B first
+}
+
+TEST_F(BrokerConfigTest, Mosquitto21PluginLoadLinesAreRecognised) {
+  const std::string own = Own();
+  auto ours = ReadAccessSetup({Write("a.conf", "plugin_load twins " + own + "\n")}, own);
+  ASSERT_TRUE(ours.ok());
+  EXPECT_FALSE(ours->others_decide);
+  auto other = ReadAccessSetup({Write("b.conf", "plugin_load dynsec /usr/lib/dynsec.so\nplugin_load twins " + own + "\n")}, own);
+  ASSERT_TRUE(other.ok());
+  EXPECT_TRUE(other->others_decide);
+  EXPECT_EQ(other->plugin_before_us, "/usr/lib/dynsec.so");
+}
 
 }  // namespace
 }  // namespace twins

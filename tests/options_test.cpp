@@ -46,5 +46,43 @@ TEST(OptionsTest, BadConfigBytesOrSeriesPerTwinAreNamed) {
   }
 }
 
+TEST(OptionsTest, RestHardeningOptionsHaveDefaults) {
+  auto o = ParseOptions({});
+  ASSERT_TRUE(o.ok());
+  EXPECT_EQ(o->rest_threads, 64);
+  EXPECT_EQ(o->rest_request_timeout_ms, 10000);
+  EXPECT_EQ(o->rest_auth_failures, 10u);
+  EXPECT_TRUE(o->rest_cors_origins.empty());
+}
+
+TEST(OptionsTest, RestHardeningOptionsAreRead) {
+  auto o = ParseOptions({{"rest_request_timeout_ms", "2500"},
+                         {"rest_auth_failures", "0"},
+                         {"rest_cors_origins", "https://a.example.com, http://localhost:3000"},
+                         {"rest_cors_origins", "https://b.example.com"}});
+  ASSERT_TRUE(o.ok()) << o.status().message();
+  EXPECT_EQ(o->rest_request_timeout_ms, 2500);
+  EXPECT_EQ(o->rest_auth_failures, 0u);
+  EXPECT_EQ(o->rest_cors_origins,
+            (std::vector<std::string>{"https://a.example.com", "http://localhost:3000", "https://b.example.com"}));
+}
+
+TEST(OptionsTest, BadRestHardeningOptionsAreNamed) {
+  const std::pair<std::pair<const char*, const char*>, const char*> cases[] = {
+      {{"rest_request_timeout_ms", "99"}, "plugin_opt_rest_request_timeout_ms: 99 is out of range 100..600000"},
+      {{"rest_auth_failures", "ten"}, "plugin_opt_rest_auth_failures: 'ten' is not a whole number"},
+      {{"rest_cors_origins", "https://a.example.com/app"},
+       "plugin_opt_rest_cors_origins: 'https://a.example.com/app' is not an origin (scheme://host[:port], no path)"},
+      {{"rest_cors_origins", "*"}, "plugin_opt_rest_cors_origins: '*' is not an origin (scheme://host[:port], no path)"},
+      {{"rest_cors_origins", " , "}, "plugin_opt_rest_cors_origins: must not be empty"},
+  };
+  for (const auto& [option, message] : cases) {
+    auto o = Parse(option.first, option.second);
+    ASSERT_FALSE(o.ok()) << option.first << " " << option.second;
+    EXPECT_EQ(o.status().field(), option.first);
+    EXPECT_EQ(o.status().message(), message);
+  }
+}
+
 }  // namespace
 }  // namespace twins

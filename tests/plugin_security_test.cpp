@@ -218,53 +218,87 @@ TEST_F(PluginSafetyTest, ReSentQos2RequestChangesTheTwinOnceAndGetsOneReply) {
   const std::string topic = "$SCW/twins/me/d/patch";
   RawMqtt dev(broker_->port());
   ASSERT_TRUE(dev.Connect("q2dev", false));
-  dev.Subscribe("$SCW/twins/me/#", 1);
-  ASSERT_TRUE(dev.ReadType(9).has_value());  // SUBACK
-  // A re-send in the same connection (as after a lost PUBREC): its reply is on its way already.
   dev.Publish(topic, R"({"data":{"n":1}})", 2, 7);
   ASSERT_TRUE(dev.ReadType(5).has_value());  // PUBREC
   EXPECT_EQ(NextPublish(dev), topic + R"(/response/success {"version":1,"data":{"n":1}})");
-  dev.Publish(topic, R"({"data":{"n":1}})", 2, 7, true);
   dev.PubRel(7);
-  dev.Publish("$SCW/twins/me/d/get", "", 0);
-  EXPECT_EQ(NextPublish(dev), R"($SCW/twins/me/d/get/response/success {"version":1,"data":{"n":1}})");
-  // A re-send after a reconnect of the same session, the reply lost with the connection.
+  ASSERT_TRUE(dev.ReadType(7).has_value());  // PUBCOMP
+  // The next request's PUBREC is lost with the connection; the client re-sends it (DUP, same
+  // packet id) once reconnected to its session, as MQTT asks.
   dev.Publish(topic, R"({"data":{"n":2}})", 2, 9);
   ASSERT_TRUE(dev.ReadType(5).has_value());
   dev.Drop();
   RawMqtt again(broker_->port());
   ASSERT_TRUE(again.Connect("q2dev", false));
   again.Publish(topic, R"({"data":{"n":2}})", 2, 9, true);
+  ASSERT_TRUE(again.ReadType(5).has_value());
   again.PubRel(9);
   EXPECT_EQ(NextPublish(again), topic + R"(/response/success {"version":2,"data":{"n":2}})");
-  again.Drop();
-  // Only two writes happened, and the session saw one reply for the second.
-  MqttClient check("q2dev", broker_->port());
-  ASSERT_TRUE(check.Subscribe("$SCW/twins/me/#"));
-  auto got = check.Request("$SCW/twins/me/d/get", "", 1);
-  ASSERT_TRUE(got.has_value());
-  EXPECT_EQ(got->payload, R"({"version":2,"data":{"n":2}})");
+  // One reply for the re-send, and the next reply is the get's: the patch ran once.
+  again.Publish("$SCW/twins/me/d/get", "", 0);
+  EXPECT_EQ(NextPublish(again), R"($SCW/twins/me/d/get/response/success {"version":2,"data":{"n":2}})");
 }
 
-TEST_F(PluginSafetyTest, Qos2RequestsThatDifferAreAllRun) {
+TEST_F(PluginSafetyTest, AReSentQos2RequestWithCorrelationDataIsAnsweredWhateverChangedSince) {
+  StartBroker();
+  {
+    MqttClient dev("q2v5", broker_->port(), MQTT_PROTOCOL_V5);
+    ASSERT_TRUE(dev.Subscribe("$SCW/twins/me/#"));
+    ASSERT_TRUE(dev.Publish("$SCW/twins/me/d/put", R"({"data":{"a":1}})", 2, false, "req-1"));
+    auto reply = dev.Next();
+    ASSERT_TRUE(reply.has_value());
+    EXPECT_EQ(reply->payload, R"({"version":1,"data":{"a":1}})");
+    ASSERT_TRUE(dev.Publish("$SCW/twins/me/other/put", R"({"data":{}})", 1));  // no QoS 2 write: remembered
+    ASSERT_TRUE(dev.Next().has_value());                                         // stays req-1
+  }
+  MqttClient again("q2v5", broker_->port(), MQTT_PROTOCOL_V5);
+  ASSERT_TRUE(again.Subscribe("$SCW/twins/me/#"));
+  ASSERT_TRUE(again.Publish("$SCW/twins/me/d/put", R"({"data":{"a":1}})", 2, false, "req-1"));
+  auto resent = again.Next();
+  ASSERT_TRUE(resent.has_value());
+  EXPECT_EQ(resent->payload, R"({"version":1,"data":{"a":1}})");
+  EXPECT_EQ(resent->correlation_data, "req-1");
+  auto got = again.Request("$SCW/twins/me/d/get", "", 1);
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->payload, R"({"version":1,"data":{"a":1}})");
+}
+
+TEST_F(PluginSafetyTest, RepeatsOnTheSameConnectionAreNewRequests) {
   StartBroker();
   auto dev = std::make_unique<MqttClient>("q2", broker_->port(), MQTT_PROTOCOL_V5);
   ASSERT_TRUE(dev->Subscribe("$SCW/twins/me/#"));
-  // Same body, distinct correlation data: two requests. Different bodies: new requests.
-  ASSERT_TRUE(dev->Publish("$SCW/twins/me/d/put", R"({"data":{"a":1}})", 2, false, "c1"));
-  ASSERT_TRUE(dev->Next().has_value());
-  ASSERT_TRUE(dev->Publish("$SCW/twins/me/d/put", R"({"data":{"a":1}})", 2, false, "c2"));
-  ASSERT_TRUE(dev->Next().has_value());
-  ASSERT_TRUE(dev->Publish("$SCW/twins/me/d/put", R"({"data":{"a":2}})", 2));
-  auto last = dev->Next();
-  ASSERT_TRUE(last.has_value());
-  EXPECT_EQ(last->payload, R"({"version":3,"data":{"a":2}})");
-  // The same request again, no correlation data, the document unchanged: taken for a re-send
-  // on the same connection, which has its reply already; the next reply is the get's.
-  ASSERT_TRUE(dev->Publish("$SCW/twins/me/d/put", R"({"data":{"a":2}})", 2));
-  auto got = dev->Request("$SCW/twins/me/d/get", "", 2);
-  ASSERT_TRUE(got.has_value());
-  EXPECT_EQ(got->topic + " " + got->payload, R"($SCW/twins/me/d/get/response/success {"version":3,"data":{"a":2}})");
+  // MQTT clients re-send only after reconnecting: the same QoS 2 request again on the same
+  // connection (a periodic status write) runs and is answered each time.
+  for (int version = 1; version <= 3; ++version) {
+    ASSERT_TRUE(dev->Publish("$SCW/twins/me/d/put", R"({"data":{"a":1}})", 2));
+    auto reply = dev->Next();
+    ASSERT_TRUE(reply.has_value()) << version;
+    EXPECT_EQ(reply->payload, R"({"version":)" + std::to_string(version) + R"(,"data":{"a":1}})");
+  }
+}
+
+TEST_F(PluginSafetyTest, AnotherUserReusingAClientIdGetsNothingOfTheRememberedWrite) {
+  TempDir auth;
+  const std::string passwords = auth.sub("passwords");
+  ASSERT_EQ(std::system(("mosquitto_passwd -b -c " + passwords + " alice pw-a >/dev/null && mosquitto_passwd -b " +
+                         passwords + " bob pw-b >/dev/null").c_str()),
+            0);
+  StartBroker("plugin_opt_twin_identity username\nallow_anonymous false\npassword_file " + passwords + "\n");
+  const std::string patch = R"({"data":{"ping":1}})";
+  {
+    RawMqtt bob(broker_->port());
+    ASSERT_TRUE(bob.Connect("bobdev", true, std::nullopt, "bob", "pw-b"));
+    bob.Publish("$SCW/twins/me/secret/put", R"({"data":{"pin":"1234"}})", 0);
+    ASSERT_NE(NextPublish(bob), "<no reply>");
+    bob.Publish("$SCW/twins/bob/secret/patch", patch, 2, 1);
+    EXPECT_EQ(NextPublish(bob), R"($SCW/twins/bob/secret/patch/response/success {"version":2,"data":{"pin":"1234","ping":1}})");
+  }
+  RawMqtt alice(broker_->port());
+  ASSERT_TRUE(alice.Connect("bobdev", true, std::nullopt, "alice", "pw-a"));
+  alice.Publish("$SCW/twins/bob/secret/patch", patch, 2, 1);
+  EXPECT_EQ(NextPublish(alice), R"j($SCW/twins/bob/secret/patch/response/error {"error":"a device may only use its own twin (its client id, or 'me')","argument":"twin_id"})j");
+  alice.Publish("$SCW/twins/me/secret/patch", patch, 2, 2);
+  EXPECT_EQ(NextPublish(alice), R"($SCW/twins/me/secret/patch/response/success {"version":1,"data":{"ping":1}})");
 }
 
 TEST_F(PluginSafetyTest, TwinNamedByUsernameCannotBeClaimedByChoosingAClientId) {
@@ -332,24 +366,76 @@ TEST_F(PluginSafetyTest, ATwinOverItsRequestRateIsToldWhenToRetry) {
   ASSERT_TRUE(dev->Subscribe("$SCW/twins/me/#"));
   EXPECT_EQ(dev->Request("$SCW/twins/me/d/put", R"({"data":{}})")->topic, "$SCW/twins/me/d/put/response/success");
   EXPECT_EQ(dev->Request("$SCW/twins/me/d/get", "")->topic, "$SCW/twins/me/d/get/response/success");
-  auto refused = dev->Request("$SCW/twins/me/d/patch", R"({"data":{"x":1}})");
+  // One token a second: among the next requests one is refused, unless each took a second.
+  std::optional<Message> refused;
+  for (int i = 0; i < 10 && !refused; ++i) {
+    auto reply = dev->Request("$SCW/twins/me/d/patch", R"({"data":{"x":1}})");
+    ASSERT_TRUE(reply.has_value());
+    if (reply->topic == "$SCW/twins/me/d/patch/response/error") refused = reply;
+  }
   ASSERT_TRUE(refused.has_value());
-  EXPECT_EQ(refused->topic, "$SCW/twins/me/d/patch/response/error");
   const std::string prefix = R"({"error":"too many requests","retry_after_ms":)";
   ASSERT_EQ(refused->payload.substr(0, prefix.size()), prefix) << refused->payload;
   const long wait_ms = std::stol(refused->payload.substr(prefix.size()));
   EXPECT_GT(wait_ms, 0);
   EXPECT_LE(wait_ms, 1000);
-  // The refused patch changed nothing, and another twin is not slowed.
+  // Another twin is not slowed.
   auto other = std::make_unique<MqttClient>("calm", broker_->port());
   ASSERT_TRUE(other->Subscribe("$SCW/twins/me/#"));
   EXPECT_EQ(other->Request("$SCW/twins/me/d/get", "")->topic, "$SCW/twins/me/d/get/response/error");
   EXPECT_EQ(other->Request("$SCW/twins/me/d/put", R"({"data":{}})")->topic, "$SCW/twins/me/d/put/response/success");
 }
 
+TEST_F(PluginSafetyTest, AnAclFileAddedAtAReloadDecidesOtherTopicsFromThen) {
+  StartBroker();
+  const std::vector<std::string> open = {"allowed/a", "secret/s", "other/o", "marker/end"};
+  EXPECT_EQ(NonTwinDeliveries(broker_->port()), open);
+  TempDir files;
+  std::ofstream(files.sub("acl")) << kReadmeAcl;
+  std::ofstream(broker_->dir().sub("mosquitto.conf"), std::ios::app) << "acl_file " << files.sub("acl") << "\n";
+  broker_->Reload();
+  ASSERT_TRUE(broker_->WaitForLog("twins: configuration reloaded"));
+  const std::vector<std::string> decided = {"allowed/a", "marker/end"};
+  EXPECT_EQ(NonTwinDeliveries(broker_->port()), decided);
+  // Twins still work after the reload.
+  MqttClient dev("dev", broker_->port());
+  ASSERT_TRUE(dev.Subscribe("$SCW/twins/me/#"));
+  EXPECT_EQ(dev.Request("$SCW/twins/me/d/put", R"({"data":{}})")->topic, "$SCW/twins/me/d/put/response/success");
+}
+
+TEST_F(PluginSafetyTest, APluginThatChecksNoAccessIsDeclaredWithOtherAccessChecksNo) {
+  const std::string noop = std::string("plugin ") + TWINS_NOOP_PLUGIN + "\n";
+  // Without twins, the noop plugin changes nothing: everything is allowed.
+  broker_ = std::make_unique<Broker>("", noop);
+  broker_->WithoutPlugin();
+  ASSERT_TRUE(broker_->Start()) << broker_->log();
+  const std::vector<std::string> without = NonTwinDeliveries(broker_->port());
+  broker_->Stop();
+  // With twins, its plugin line reads as another checker: the log says so and how to change it.
+  StartBroker(noop);
+  EXPECT_NE(broker_->log().find("left to the broker's other access checks (plugin " + std::string(TWINS_NOOP_PLUGIN) +
+                                "); if none of them checks access, set plugin_opt_other_access_checks no"),
+            std::string::npos)
+      << broker_->log();
+  broker_->Stop();
+  StartBroker("plugin_opt_other_access_checks no\n" + noop);
+  EXPECT_EQ(NonTwinDeliveries(broker_->port()), without);
+  EXPECT_EQ(without.size(), 4u);
+}
+
+TEST_F(PluginSafetyTest, DynamicSecurityListedBeforeThePluginStopsTheBroker) {
+  TempDir files;
+  std::ofstream(files.sub("dynsec.json")) << kDynsecConfig;
+  Broker broker("", "plugin " + BrokerPlugin("mosquitto_dynamic_security.so") + "\nplugin_opt_config_file " + files.sub("dynsec.json") + "\n");
+  EXPECT_FALSE(broker.Start());
+  EXPECT_NE(broker.log().find("is loaded before mosquitto_twins: it would let subscribers read forged twin replies"),
+            std::string::npos)
+      << broker.log();
+}
+
 TEST_F(PluginSafetyTest, BadHardeningOptionsStopTheBrokerNamingTheOption) {
   for (const std::string option :
-       {"plugin_opt_twin_identity cn\n", "plugin_opt_max_requests_per_second -1\n",
+       {"plugin_opt_twin_identity cn\n", "plugin_opt_other_access_checks maybe\n", "plugin_opt_max_requests_per_second -1\n",
         "plugin_opt_max_requests_per_second many\n", "plugin_opt_request_burst 0\n",
         "plugin_opt_request_burst 99999999999\n"}) {
     Broker broker(option);
@@ -391,7 +477,12 @@ TEST_F(PluginSafetyTest, UnreadRepliesDoNotGrowTheBroker) {
   ASSERT_TRUE(sync.Publish("marker/sync", "", 1));
   const long growth_mib = (broker_->RssKib() - before) / 1024;
   RecordProperty("rss_growth_mib", static_cast<int>(growth_mib));
-  EXPECT_LT(growth_mib, 200) << "broker RSS grew by " << growth_mib << " MiB";
+#ifdef TWINS_BROKER_PRELOAD
+  constexpr long kAllocatorMib = 256;  // AddressSanitizer's quarantine keeps freed memory resident
+#else
+  constexpr long kAllocatorMib = 0;
+#endif
+  EXPECT_LT(growth_mib, 200 + kAllocatorMib) << "broker RSS grew by " << growth_mib << " MiB";
 }
 
 }  // namespace

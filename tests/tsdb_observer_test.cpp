@@ -160,6 +160,43 @@ TEST_F(TsdbObserverTest, ALongArrayYieldsAtMostTheSeriesLimit) {
   EXPECT_EQ(observer_->dropped(), 29000u);
 }
 
+// The walk stops naming points once the limit is reached and the write met every series its
+// document fed; what it pushes and counts is what a full walk would.
+TEST_F(TsdbObserverTest, AtTheSeriesLimitTheSameFirstPointsArePushedAndTheRestCounted) {
+  observer_ = std::make_unique<TsdbObserver>(sink_, 3);
+  engine_->SetObserver(observer_.get());
+  Write("_config", R"({"data":{"documents":{"state":{"_tsdb_trigger":"on-update"},"other":{"_tsdb_trigger":"on-change"}}}})");
+  Write("state", R"({"data":{"b":[1,2,3]}})");
+  EXPECT_EQ(sink_.Take(), "dev1/state/b.0=1 dev1/state/b.1=2 dev1/state/b.2=3");
+  // Series fed by leaves written after others: the walk goes on past the new ones.
+  Write("state", R"({"data":{"a":[1,2],"c":{"d":5},"b":[4,5,6,7]}})");
+  EXPECT_EQ(sink_.Take(), "dev1/state/b.0=4 dev1/state/b.1=5 dev1/state/b.2=6");
+  EXPECT_EQ(observer_->dropped(), 4u);  // a.0, a.1, c.d, b.3
+  // Another document, with the twin at its limit: nothing to meet, every point counted.
+  Write("other", R"({"data":{"x":[1,2,3],"y":true}})");
+  EXPECT_EQ(sink_.Take(), "");
+  EXPECT_EQ(observer_->dropped(), 8u);
+  // On-change: only changed leaves are counted.
+  Write("other", R"({"data":{"x":[1,9,3],"y":true}})");
+  EXPECT_EQ(observer_->dropped(), 9u);
+}
+
+TEST_F(TsdbObserverTest, OnChangeOverALongArrayPushesTheChangedFedSeries) {
+  Write("_config", R"({"data":{"documents":{"state":{"_tsdb_trigger":"on-change"}}}})");
+  auto array = [](int changed) {
+    std::string data = R"({"data":{"a":[0)";
+    for (int i = 1; i < 32000; ++i) data += changed > 0 && (i == changed || i == changed + 20000) ? ",1" : ",0";
+    return data + "]}}";
+  };
+  Write("state", array(-1));
+  sink_.Take();
+  EXPECT_EQ(sink_.last_.size(), TsdbObserver::kDefaultMaxSeriesPerTwin);
+  EXPECT_EQ(observer_->dropped(), 31000u);
+  Write("state", array(500));  // a.500 and a.20500 change; a.20500 is not fed
+  EXPECT_EQ(sink_.Take(), "dev1/state/a.500=1");
+  EXPECT_EQ(observer_->dropped(), 31001u);
+}
+
 TEST_F(TsdbObserverTest, ConfigurationOfOneTwinDoesNotApplyToAnother) {
   Write("_config", R"({"data":{"documents":{"state":{"_tsdb_trigger":"on-update"}}}})", false, "dev1");
   Write("state", R"({"data":{"a":1}})", false, "dev2");

@@ -232,5 +232,104 @@ TEST_F(TsdbPointsTest, LargeObjectsAreComparedKeyByKey) {
   EXPECT_EQ(Patch(before + "}", R"({"k3":3,"k4":5})"), "k4=5");
 }
 
+// Admits the first `open` points it is asked about, then closes.
+class FirstPoints final : public PointFilter {
+ public:
+  explicit FirstPoints(size_t open) : open_(open) {}
+  bool Admit(std::string_view, const std::map<std::string, std::string>*) override { return ++asked_ <= open_; }
+  bool Closed() const override { return asked_ >= open_; }
+  size_t asked() const { return asked_; }
+
+ private:
+  size_t open_;
+  size_t asked_ = 0;
+};
+
+std::string NumberArray(int count, int value, int changed_every = 0) {
+  std::string data = "{\"a\":[";
+  for (int i = 0; i < count; ++i) {
+    data += (i ? "," : "") + std::to_string(changed_every && i % changed_every == 0 ? value + 1 : value);
+  }
+  return data + "]}";
+}
+
+TEST_F(TsdbPointsTest, ClosedFilterIsAskedNoMoreAndTheRestIsCounted) {
+  Configure(R"({"_tsdb_trigger":"on-update","x":{"_tags":{"k":"v"}}})");
+  const std::string data = R"({"a":[1,2,3],"x":{"y":4,"z":[5,true]},"s":"t","b":6})";
+  const auto all = EvaluateTriggers(config_, "", data);
+  ASSERT_EQ(Render(all.points), "a.0=1 a.1=2 a.2=3 x.y=4{k=v} x.z.0=5{k=v} x.z.1=1{k=v} b=6");
+  for (size_t open = 0; open <= all.points.size(); ++open) {
+    FirstPoints filter(open);
+    const auto some = EvaluateTriggers(config_, "", data, &filter);
+    EXPECT_EQ(filter.asked(), open);
+    EXPECT_EQ(Render(some.points), Render({all.points.begin(), all.points.begin() + open}));
+    EXPECT_EQ(some.left_out, all.points.size() - open);
+  }
+}
+
+TEST_F(TsdbPointsTest, OnChangeOverALongArrayComparesEveryIndex) {
+  Configure(R"({"_tsdb_trigger":"on-change"})");
+  const std::string before = NumberArray(32000, 7);
+  const std::string after = NumberArray(32000, 7, 1000);  // a.0, a.1000, ... a.31000 changed
+  const auto result = EvaluateTriggers(config_, before, after);
+  ASSERT_EQ(result.points.size(), 32u);
+  EXPECT_EQ(result.points[1].json_path, "a.1000");
+  EXPECT_EQ(result.points[31].json_path, "a.31000");
+  EXPECT_EQ(result.points[31].value, 8);
+  // Counted the same way once the filter closes: the changed leaves only.
+  FirstPoints filter(2);
+  const auto counted = EvaluateTriggers(config_, before, after, &filter);
+  EXPECT_EQ(Render(counted.points), "a.0=8 a.1000=8");
+  EXPECT_EQ(counted.left_out, 30u);
+  // A longer or shorter array: new indices are changes, missing ones are not pushed.
+  EXPECT_EQ(EvaluateTriggers(config_, before, NumberArray(32001, 7)).points.size(), 1u);
+  EXPECT_EQ(EvaluateTriggers(config_, before, NumberArray(31999, 7)).points.size(), 0u);
+}
+
+TEST_F(TsdbPointsTest, OnChangeFindsMembersPastLargeSiblingsAtEveryDepth) {
+  Configure(R"({"_tsdb_trigger":"on-change"})");
+  // Each level stores a large sibling first; the write names the way down first. The
+  // stored text is long enough for its brackets to be indexed.
+  std::string sibling = "[";
+  for (int i = 0; i < 40; ++i) sibling += std::string(i ? "," : "") + "[[[[" + std::to_string(i) + "]]]]";
+  sibling += "]";
+  std::string before = R"({"v":1,"w":2})", after = R"({"w":2,"v":3})";
+  for (int level = 0; level < 20; ++level) {
+    before = R"({"s":)" + sibling + R"(,"z":)" + before + "}";
+    after = R"({"z":)" + after + R"(,"s":)" + sibling + "}";
+  }
+  ASSERT_GT(before.size(), 4096u);
+  const auto result = EvaluateTriggers(config_, before, after);
+  ASSERT_EQ(result.points.size(), 1u);
+  std::string path;
+  for (int level = 0; level < 20; ++level) path += "z.";
+  EXPECT_EQ(result.points[0].json_path, path + "v");
+  EXPECT_EQ(result.points[0].value, 3);
+}
+
+TEST_F(TsdbPointsTest, OnChangeComparesNumbersByValueAndKeysByName) {
+  Configure(R"({"_tsdb_trigger":"on-change"})");
+  // Texts another writer may have stored: the same numbers spelled otherwise, escaped keys.
+  EXPECT_EQ(Render(EvaluateTriggers(config_, R"({"a":1.0,"b":-0,"c":1E20,"d":12,"caf\u00e9":5})",
+                                    "{\"a\":1,\"b\":0,\"c\":100000000000000000000,\"d\":13,\"caf\xC3\xA9\":5}")
+                       .points),
+            "d=13");
+  EXPECT_EQ(Render(EvaluateTriggers(config_, R"({"caf\u00e9":5})", "{\"caf\xC3\xA9\":6}").points), "caf%C3%A9=6");
+  EXPECT_EQ(Render(EvaluateTriggers(config_, R"({"x":5})", R"({"\u0078":5,"y":false})").points), "y=0");
+}
+
+TEST_F(TsdbPointsTest, LargeObjectsAreSearchedInAnyOrder) {
+  Configure(R"({"_tsdb_trigger":"on-change"})");
+  std::string before = "{", forward = "{", backward = "{";
+  for (int i = 0; i < 2000; ++i) {
+    const std::string sep = i == 0 ? "" : ",";
+    before += sep + "\"k" + std::to_string(i) + "\":" + std::to_string(i);
+    forward += sep + "\"k" + std::to_string(i) + "\":" + std::to_string(i % 500 == 0 ? -1 : i);
+    backward += sep + "\"k" + std::to_string(1999 - i) + "\":" + std::to_string(1999 - i == 1500 ? -1 : 1999 - i);
+  }
+  EXPECT_EQ(Render(EvaluateTriggers(config_, before + "}", forward + "}").points), "k0=-1 k500=-1 k1000=-1 k1500=-1");
+  EXPECT_EQ(Render(EvaluateTriggers(config_, before + "}", backward + "}").points), "k1500=-1");
+}
+
 }  // namespace
 }  // namespace twins

@@ -2,7 +2,9 @@
 // are non-blocking and every wait is a poll() bounded by the caller's deadline, so a slow
 // or silent carbon holds the sender thread no longer than that.
 #include <netdb.h>
+#include <linux/sockios.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -39,14 +41,24 @@ class CarbonTcpTransport final : public Transport {
 
   Status Send(const std::vector<EncodedPoint>& batch, Deadline deadline) override {
     // Carbon never writes to us: a readable socket means it closed the connection, and
-    // writing there would lose the batch without an error.
-    if (fd_ >= 0 && PeerClosed()) Close();
+    // writing there would lose the batch without an error. A reset, or a close before it
+    // acknowledged what we wrote, lost data: that is a failure, not a reconnection.
+    if (fd_ >= 0 && PeerClosed()) {
+      int err = 0;
+      socklen_t len = sizeof err;
+      int unacknowledged = 0;
+      if (getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+      if (err == 0 && ioctl(fd_, SIOCOUTQ, &unacknowledged) == 0 && unacknowledged > 0) err = ECONNRESET;
+      if (err != 0) return Fail("connection to " + target_.display + " lost: " + std::strerror(err));
+      Close();
+    }
     if (fd_ < 0) {
       Status s = Connect(deadline);
       if (!s.ok()) return s;
     }
     std::string payload;
     for (const EncodedPoint& point : batch) payload += PlaintextLine(point);
+    last_payload_ = payload.size();
     size_t done = 0;
     while (done < payload.size()) {
       const ssize_t n = ::send(fd_, payload.data() + done, payload.size() - done, MSG_NOSIGNAL);
@@ -60,6 +72,15 @@ class CarbonTcpTransport final : public Transport {
     }
     return Status::Ok();
   }
+
+  // Everything written before the last batch is acknowledged: a peer that reads keeps up
+  // with that while points keep coming, one that never reads leaves its window full.
+  bool Confirmed() override {
+    if (fd_ < 0 || PeerClosed()) return false;
+    int unacknowledged = 0;
+    return ioctl(fd_, SIOCOUTQ, &unacknowledged) == 0 && static_cast<size_t>(unacknowledged) <= last_payload_;
+  }
+  Deadline ConnectedSince() const override { return connected_since_; }
 
  private:
   bool PeerClosed() const {
@@ -97,6 +118,7 @@ class CarbonTcpTransport final : public Transport {
     }
     freeaddrinfo(found);
     if (fd_ < 0) return Status::Internal("connecting to " + target_.display + ": " + error);
+    connected_since_ = std::chrono::steady_clock::now();
     return Status::Ok();
   }
 
@@ -112,6 +134,8 @@ class CarbonTcpTransport final : public Transport {
 
   GraphiteTarget target_;
   int fd_ = -1;
+  Deadline connected_since_;
+  size_t last_payload_ = 0;
 };
 
 }  // namespace

@@ -76,6 +76,7 @@ GraphiteCounters GraphiteSender::counters() const {
   c.dropped = dropped_.load(std::memory_order_relaxed);
   c.rejected = rejected_.load(std::memory_order_relaxed);
   c.errors = errors_.load(std::memory_order_relaxed);
+  c.up = up_.load(std::memory_order_relaxed);
   std::lock_guard<std::mutex> lock(mutex_);
   c.queued = queue_.size();
   return c;
@@ -96,11 +97,16 @@ void GraphiteSender::Reject(uint64_t count, const std::string& why) {
   }
 }
 
-bool GraphiteSender::TakeBatch(std::vector<EncodedPoint>* batch) {
+bool GraphiteSender::TakeBatch(std::vector<EncodedPoint>* batch, Clock::time_point until) {
   std::vector<Sample> taken;
   {
     std::unique_lock<std::mutex> lock(mutex_);
-    wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+    auto ready = [this] { return stopping_ || !queue_.empty(); };
+    if (until == Clock::time_point::max()) {
+      wake_.wait(lock, ready);
+    } else if (!wake_.wait_until(lock, until, ready)) {
+      return false;
+    }
     if (queue_.empty() || (stopping_ && Clock::now() >= stop_deadline_)) return false;
     const size_t n = std::min(queue_.size(), options_.batch_size);
     taken.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.begin() + n));
@@ -117,15 +123,38 @@ bool GraphiteSender::TakeBatch(std::vector<EncodedPoint>* batch) {
   return true;
 }
 
+void GraphiteSender::MaybeEndOutage() {
+  const Clock::time_point now = Clock::now();
+  // (ConnectedSince() may be the clock's minimum: add to it, never subtract it.)
+  if (transport_->ConnectedSince() + options_.io_timeout > now || !transport_->Confirmed()) return;
+  outage_ = false;
+  reachable_.store(true, std::memory_order_relaxed);
+  Log(LogLevel::kInfo, "pushing to " + target_ + " again after " + Seconds(now - outage_start_) + "; " +
+                           std::to_string(dropped_.load() - dropped_at_start_) + " samples dropped meanwhile");
+}
+
 void GraphiteSender::Run() {
   std::vector<EncodedPoint> batch;  // kept across failures: retried before anything newer
   auto backoff = options_.min_backoff;
-  bool outage = false;
-  Clock::time_point outage_start;
-  uint64_t dropped_at_start = 0;
 
-  while (!batch.empty() || TakeBatch(&batch)) {
-    if (batch.empty()) continue;  // every sample of it was rejected
+  for (;;) {
+    if (batch.empty()) {
+      // Idle during an outage: wake when it may be over, to say so without waiting for samples.
+      const Clock::time_point until =
+          outage_ ? std::max(Clock::now(), transport_->ConnectedSince() + options_.io_timeout) +
+                        std::chrono::milliseconds(10)
+                  : Clock::time_point::max();
+      if (!TakeBatch(&batch, until)) {
+        {
+          std::lock_guard<std::mutex> lock(mutex_);
+          if (stopping_ && queue_.empty()) break;
+          if (stopping_ && Clock::now() >= stop_deadline_) break;
+        }
+        if (outage_) MaybeEndOutage();
+        continue;
+      }
+      if (batch.empty()) continue;  // every sample of it was rejected
+    }
     Transport::Deadline deadline = Clock::now() + options_.io_timeout;
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -133,6 +162,7 @@ void GraphiteSender::Run() {
     }
     const Status s = transport_->Send(batch, deadline);
     if (s.ok() || s.code() == Code::kInvalidArgument) {
+      up_.store(true, std::memory_order_relaxed);
       if (s.ok()) {
         sent_.fetch_add(batch.size(), std::memory_order_relaxed);
       } else {
@@ -140,21 +170,18 @@ void GraphiteSender::Run() {
       }
       batch.clear();
       backoff = options_.min_backoff;
-      if (outage) {
-        outage = false;
-        Log(LogLevel::kInfo, "pushing to " + target_ + " again after " + Seconds(Clock::now() - outage_start) +
-                                 "; " + std::to_string(dropped_.load() - dropped_at_start) +
-                                 " samples dropped meanwhile");
-      }
+      if (outage_) MaybeEndOutage();
       continue;
     }
     errors_.fetch_add(1, std::memory_order_relaxed);
-    if (!outage) {
-      outage = true;
-      outage_start = Clock::now();
-      dropped_at_start = dropped_.load();
-      Log(LogLevel::kWarning, s.message() + "; queueing up to " + std::to_string(options_.queue_capacity) +
-                                  " samples and retrying with back-off");
+    up_.store(false, std::memory_order_relaxed);
+    if (!outage_) {
+      outage_ = true;
+      reachable_.store(false, std::memory_order_relaxed);
+      outage_start_ = Clock::now();
+      dropped_at_start_ = dropped_.load();
+      Log(LogLevel::kWarning, s.message() + "; queueing up to " +
+                                  std::to_string(options_.queue_capacity) + " samples and retrying with back-off");
     }
     std::unique_lock<std::mutex> lock(mutex_);
     if (stopping_) break;  // the last attempt failed: give up on the rest

@@ -4,7 +4,10 @@
 // from it, encodes them (series.hpp) and delivers them (transport.hpp). When the target is
 // unreachable or failing, the batch in hand is retried with exponential back-off (capped),
 // the queue keeps filling and, when full, drops its oldest samples (counted). An outage
-// produces exactly two log lines: one when it starts, one when pushing works again.
+// produces exactly two log lines: one when it starts (with the cause), one when it ends (with
+// the samples dropped meanwhile). It ends once deliveries are confirmed on a connection that
+// has lasted io_timeout (see Transport::Confirmed): a reconnection that takes a few writes and
+// fails again (a peer that never reads, resets, times out) is the same outage.
 //
 // Thread-safety: Push() and counters() may be called from any thread at once.
 #pragma once
@@ -45,6 +48,7 @@ struct GraphiteCounters {
   uint64_t rejected = 0;  // samples that cannot be sent: too long to encode, or refused by the target
   uint64_t errors = 0;    // failed delivery attempts (each retried)
   size_t queued = 0;      // samples waiting in the queue (not the batch being sent)
+  bool up = true;         // the last delivery attempt succeeded (true before the first)
 };
 
 class GraphiteSender final : public SampleSink {
@@ -61,12 +65,17 @@ class GraphiteSender final : public SampleSink {
   GraphiteCounters counters() const;
   // The target URL without credentials, for logs.
   const std::string& target() const { return target_; }
+  // False from the start of an outage to its end.
+  bool reachable() const { return reachable_.load(std::memory_order_relaxed); }
 
  private:
   GraphiteSender(GraphiteOptions options, std::unique_ptr<Transport> transport, std::string target);
   void Run();
-  // Moves up to batch_size encoded samples into `batch`; false when stopping and empty.
-  bool TakeBatch(std::vector<EncodedPoint>* batch);
+  // Moves up to batch_size encoded samples into `batch`; false when stopping and empty, or
+  // when `until` passes first.
+  bool TakeBatch(std::vector<EncodedPoint>* batch, std::chrono::steady_clock::time_point until);
+  // During an outage: whether it is over (see the header comment); logs its end if so.
+  void MaybeEndOutage();
   void Log(LogLevel level, const std::string& message) const;
   void Reject(uint64_t count, const std::string& why);
 
@@ -84,6 +93,13 @@ class GraphiteSender final : public SampleSink {
   std::atomic<uint64_t> dropped_{0};
   std::atomic<uint64_t> rejected_{0};
   std::atomic<uint64_t> errors_{0};
+  std::atomic<bool> up_{true};  // the last attempt succeeded (for the metrics)
+  std::atomic<bool> reachable_{true};
+
+  // The sender thread's own.
+  bool outage_ = false;
+  std::chrono::steady_clock::time_point outage_start_;
+  uint64_t dropped_at_start_ = 0;
 
   std::thread thread_;  // last: starts after everything it uses exists
 };

@@ -2,20 +2,14 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 
 #include "names.hpp"
 
 namespace twins {
 namespace {
 
-uint64_t SeriesHash(std::string_view document, std::string_view json_path, const std::map<std::string, std::string>* tags) {
-  std::hash<std::string_view> hash;
-  uint64_t h = hash(document) * 31 + hash(json_path);
-  if (tags != nullptr) {
-    for (const auto& [name, value] : *tags) h = (h * 31 + hash(name)) * 31 + hash(value);
-  }
-  return h;
-}
+uint64_t Mix(uint64_t h, uint64_t value) { return h * 31 + value; }
 
 }  // namespace
 
@@ -31,17 +25,56 @@ void TsdbObserver::OnWrite(const WriteEvent& event) noexcept {
     }
     auto document = event.config->documents.find(std::string(event.document));
     if (document == event.config->documents.end() || !HasTrigger(document->second)) return;
+    const std::string_view before =
+        event.before != nullptr && HasOnChangeTrigger(document->second) ? event.before->data : std::string_view();
 
-    Json before;
-    if (event.before != nullptr && HasOnChangeTrigger(document->second)) {
-      before.reset(cJSON_Parse(event.before->data.c_str()));
-    }
-    // A put's request is its document: one tree for both.
-    Json request(cJSON_ParseWithLength(event.request.data(), event.request.size()));
-    Json after(event.request == event.after->data ? nullptr : cJSON_Parse(event.after->data.c_str()));
+    // The series limit. One write's points are of distinct series (json_paths are unique in
+    // a document), so once the twin feeds max_series_ and the write has met every series its
+    // document fed, every further point would be of a new series: the gate closes.
+    class SeriesGate final : public PointFilter {
+     public:
+      SeriesGate(TwinSeries& twin, size_t& fed_here, std::string_view document, size_t max)
+          : twin_(twin), fed_here_(fed_here), document_(std::hash<std::string_view>()(document)), max_(max) {}
+      bool Admit(std::string_view json_path, const std::map<std::string, std::string>* tags) override {
+        const uint64_t series = Mix(Mix(document_, std::hash<std::string_view>()(json_path)), TagsHash(tags));
+        if (twin_.fed.Contains(series)) {
+          ++met_;
+          return true;
+        }
+        if (twin_.fed.size() >= max_) {
+          ++refused_;
+          return false;
+        }
+        twin_.fed.Insert(series);
+        ++fed_here_;
+        ++met_;
+        return true;
+      }
+      bool Closed() const override { return twin_.fed.size() >= max_ && met_ >= fed_here_; }
+      uint64_t refused() const { return refused_; }
 
-    // One write's points are of distinct series, so it yields at most max_series_ of them.
-    std::vector<TsdbPoint> points;
+     private:
+      uint64_t TagsHash(const std::map<std::string, std::string>* tags) {
+        if (tags == tags_) return tags_hash_;
+        std::hash<std::string_view> hash;
+        uint64_t h = 0;
+        if (tags != nullptr) {
+          for (const auto& [name, value] : *tags) h = Mix(Mix(h, hash(name)), hash(value));
+        }
+        tags_ = tags;
+        return tags_hash_ = h;
+      }
+      TwinSeries& twin_;
+      size_t& fed_here_;  // series the twin fed from this document
+      const uint64_t document_;
+      const size_t max_;
+      size_t met_ = 0;  // series of this document the write met, fed before or now
+      uint64_t refused_ = 0;
+      const std::map<std::string, std::string>* tags_ = nullptr;
+      uint64_t tags_hash_ = 0;
+    };
+
+    TriggerPoints evaluated;
     uint64_t dropped = 0;
     bool first_drop = false;
     {
@@ -49,18 +82,19 @@ void TsdbObserver::OnWrite(const WriteEvent& event) noexcept {
       TwinSeries* twin = series_.Find(event.twin);
       if (twin == nullptr) twin = &series_.Insert(event.twin, TwinSeries{}, 0);
       const size_t known = twin->fed.size();
-      auto admit = [&](std::string_view json_path, const std::map<std::string, std::string>* tags) {
-        const uint64_t series = SeriesHash(event.document, json_path, tags);
-        if (twin->fed.count(series) != 0) return true;
-        if (twin->fed.size() < max_series_) return twin->fed.insert(series).second;
-        ++dropped;
-        return false;
-      };
-      points = EvaluateTriggers(document->second, before.get(), request.get(), after ? after.get() : request.get(), admit);
+      auto fed_here = twin->fed_by_document.find(event.document);
+      if (fed_here == twin->fed_by_document.end()) fed_here = twin->fed_by_document.emplace(event.document, 0).first;
+      SeriesGate gate(*twin, fed_here->second, event.document, max_series_);
+      evaluated = EvaluateTriggers(document->second, before, event.request, &gate);
+      dropped = gate.refused() + evaluated.left_out;
       if (dropped != 0 && !twin->logged) first_drop = twin->logged = true;
       // Last: charging may evict other twins, never this one.
-      if (twin->fed.size() != known) series_.Charge(event.twin, twin->fed.size() * kBytesPerSeries);
+      if (twin->fed.size() != known) {
+        series_.Charge(event.twin,
+                       twin->fed.size() * kBytesPerSeries + twin->fed_by_document.size() * kBytesPerDocument);
+      }
     }
+    std::vector<TsdbPoint>& points = evaluated.points;
     if (dropped != 0) {
       dropped_.fetch_add(dropped, std::memory_order_relaxed);
       if (first_drop && log_) {

@@ -5,27 +5,34 @@
 // parses `_config` when it is written and keeps it, so a `_config` change applies from the
 // next write on and costs nothing per write), evaluates the triggers (points.hpp) and hands
 // the samples, stamped with the time of the write, to the sink. It never waits on the
-// network: the sink queues. A document without `_tsdb_trigger` costs no JSON parsing.
+// network: the sink queues. Triggers are evaluated on the stored text of the request (and,
+// for on-change, of the document before the write), without parsing it into trees; a document
+// without `_tsdb_trigger` costs a lookup.
 //
 // Series per twin: a series is what Graphite stores apart, a twin's document, json_path and
 // tags. A twin feeds at most `max_series_per_twin` distinct series: a point of a series the
 // twin has not fed yet, once it feeds that many, is dropped and counted (dropped()), and
 // the first drop of a twin is logged. The series a twin fed are remembered for the twins that
 // pushed most recently (about 16 MiB of them, 16 bytes a series); a twin forgotten, and every
-// twin after a restart, starts counting again.
+// twin after a restart, starts counting again. Once a write has met every series its document
+// fed and the twin feeds max_series_per_twin, no further leaf of the write can be pushed: its
+// points are counted as dropped without being named (EvaluateTriggers' closed filter), so a
+// write costs little more than the points it keeps, whatever the size of the array a
+// trigger covers.
 //
 // Thread-safety: OnWrite may run on several threads at once (REST workers, the broker).
 #pragma once
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <mutex>
-#include <unordered_set>
 
 #include "engine.hpp"
 #include "log.hpp"
 #include "lru_map.hpp"
 #include "sample.hpp"
+#include "series_set.hpp"
 
 namespace twins {
 
@@ -45,11 +52,13 @@ class TsdbObserver final : public WriteObserver {
 
  private:
   struct TwinSeries {
-    std::unordered_set<uint64_t> fed;  // hashes of document, json_path and tags
+    SeriesSet fed;                                               // hashes of document, json_path and tags
+    std::map<std::string, size_t, std::less<>> fed_by_document;  // how many of them each document fed
     bool logged = false;
   };
   static constexpr size_t kSeriesMemory = 16 << 20;
   static constexpr size_t kBytesPerSeries = 16;
+  static constexpr size_t kBytesPerDocument = 64;
 
   SampleSink& sink_;
   const size_t max_series_;

@@ -1,9 +1,15 @@
 #include "points.hpp"
 
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+#include <memory>
 #include <optional>
-#include <string_view>
-#include <unordered_map>
 
+#include "json.hpp"
+#include "json_scan.hpp"
+#include "key_index.hpp"
+#include "request_body.hpp"
 #include "series.hpp"
 
 namespace twins {
@@ -15,10 +21,10 @@ struct Scope {
   std::optional<TsdbTrigger> trigger;
   const std::map<std::string, std::string>* tags = nullptr;
 
-  Scope Enter(const std::string& key) const {
+  Scope Enter(std::string_view key) const {
     Scope inner{nullptr, trigger, tags};
-    if (config == nullptr) return inner;
-    auto found = config->children.find(key);
+    if (config == nullptr || config->children.empty()) return inner;
+    auto found = config->children.find(std::string(key));
     if (found == config->children.end()) return inner;
     inner.config = &found->second;
     if (found->second.trigger) inner.trigger = found->second.trigger;
@@ -29,105 +35,349 @@ struct Scope {
   bool Idle() const { return !trigger && config == nullptr; }
 };
 
-// Finds an object's members by key; large objects get an index so that walking two
-// documents side by side stays linear.
-class Members {
+// Where each object and array of a text ends, found in one pass, for a text whose values are
+// skipped more than once: the data before an on-change write, whose objects are searched by
+// key level after level (without it, a deep document would be scanned once per level).
+// Small texts are not indexed: scanning them again costs less than the index.
+class Brackets {
  public:
-  explicit Members(const cJSON* object) : object_(cJSON_IsObject(object) ? object : nullptr) {
-    if (object_ == nullptr || cJSON_GetArraySize(object_) <= kIndexFrom) return;
-    for (const cJSON* item = object_->child; item != nullptr; item = item->next) index_.emplace(item->string, item);
+  static constexpr size_t kIndexFrom = 4096;
+
+  explicit Brackets(std::string_view text) : begin_(text.data()), end_(text.data() + text.size()) {
+    if (text.size() < kIndexFrom || text.size() > UINT32_MAX) return;
+    // Only the entries of opening brackets are written and read: no need to clear the rest.
+    std::unique_ptr<uint32_t[]> ends(new uint32_t[text.size()]);
+    std::vector<uint32_t> open;
+    for (const char* p = begin_; p < end_;) {
+      const char c = *p++;
+      if (c == '"') {
+        bool escaped = false;
+        p = SkipStringBody(p, end_, &escaped);
+        if (p == nullptr) return;
+      } else if (c == '{' || c == '[') {
+        open.push_back(static_cast<uint32_t>(p - 1 - begin_));
+      } else if (c == '}' || c == ']') {
+        if (open.empty()) return;
+        ends[open.back()] = static_cast<uint32_t>(p - begin_);
+        open.pop_back();
+      }
+    }
+    if (open.empty()) ends_ = std::move(ends);
   }
-  const cJSON* Find(const char* key) const {
-    if (object_ == nullptr) return nullptr;
-    if (index_.empty()) return cJSON_GetObjectItemCaseSensitive(object_, key);
-    auto found = index_.find(key);
-    return found == index_.end() ? nullptr : found->second;
+
+  // Just past the value at p (of this text), nullptr if the text ends inside it.
+  const char* ValueEnd(const char* p) const {
+    if (p >= end_) return nullptr;
+    if ((*p == '{' || *p == '[') && ends_) return begin_ + ends_[p - begin_];
+    return twins::ValueEnd(p, end_);
+  }
+  const char* end() const { return end_; }
+
+ private:
+  const char* begin_;
+  const char* end_;
+  std::unique_ptr<uint32_t[]> ends_;  // by position of an opening bracket: just past its match
+};
+
+// The name a key token [key, key_end) stands for: the token without its quotes, or when it
+// holds an escape, decoded into `decoded`.
+std::string_view KeyName(const char* key, const char* key_end, bool escaped, std::string* decoded) {
+  const std::string_view token(key, key_end - key);
+  if (!escaped) return token.substr(1, token.size() - 2);
+  decoded->clear();
+  if (!UnescapeJsonString(token, decoded)) return token;  // corrupt: matches no valid name
+  return *decoded;
+}
+
+// A member of an object's text: its key token's end, and its value.
+struct MemberAt {
+  const char* key_end;
+  const char* value;
+};
+
+// The member whose key starts at p ('"'), nullptr if the text is not a member there.
+const char* ReadMember(const char* p, const char* end, bool* escaped, MemberAt* member) {
+  if (p >= end || *p != '"') return nullptr;
+  *escaped = false;
+  const char* key_end = SkipStringBody(p + 1, end, escaped);
+  if (key_end == nullptr || key_end >= end || *key_end != ':') return nullptr;
+  *member = {key_end, key_end + 1};
+  return member->value;
+}
+
+// After a value ending at `next` inside a container closed by `close`: the next element's
+// start, or nullptr at the container's end (`*done` set) or when the text is broken.
+const char* NextElement(const char* next, const char* end, char close, bool* done) {
+  if (next == nullptr || next >= end) return nullptr;
+  if (*next == ',') return next + 1;
+  *done = *next == close;
+  return nullptr;
+}
+
+// The members of an object of the data before the write, found by name. The request names
+// them mostly in the same order as they are stored, so the next member is tried first, read
+// as it goes; at the first miss the whole object is listed once, and indexed by name past a
+// few members (KeyIndex), so that n lookups in an object of m members cost O(n + m).
+class BeforeObject {
+ public:
+  // `object` at '{' of `text`, or nullptr for none.
+  BeforeObject(const Brackets& text, const char* object) : text_(text) {
+    if (object == nullptr || *object != '{') return;
+    start_ = next_ = object + 1 < text.end() && object[1] != '}' ? object + 1 : nullptr;
+  }
+
+  // The value of the member named `name`, nullptr if none.
+  const char* Find(std::string_view name) {
+    if (start_ == nullptr) return nullptr;
+    if (!listed_) {
+      if (next_ != nullptr) {
+        bool escaped = false;
+        MemberAt member{};
+        if (ReadMember(next_, text_.end(), &escaped, &member) != nullptr &&
+            KeyName(next_, member.key_end, escaped, &decoded_) == name) {
+          bool done = false;
+          next_ = NextElement(text_.ValueEnd(member.value), text_.end(), '}', &done);
+          ++read_;
+          return member.value;
+        }
+      }
+      List();
+    }
+    if (read_ < entries_.size() && entries_[read_].name == name) return entries_[read_++].value;
+    uint32_t at = KeyIndex::kNone;
+    if (index_) {
+      at = index_->Find(name, NameAt{&entries_});
+    } else {
+      for (uint32_t i = 0; i < entries_.size(); ++i) {
+        if (entries_[i].name == name) {
+          at = i;
+          break;
+        }
+      }
+    }
+    if (at == KeyIndex::kNone) return nullptr;
+    read_ = at + 1;
+    return entries_[at].value;
   }
 
  private:
-  static constexpr int kIndexFrom = 16;
-  const cJSON* object_;
-  std::unordered_map<std::string_view, const cJSON*> index_;
+  struct Entry {
+    std::string_view name;
+    const char* value;
+  };
+  struct NameAt {
+    const std::vector<Entry>* entries;
+    std::string_view operator()(uint32_t i) const { return (*entries)[i].name; }
+  };
+  static constexpr size_t kIndexFrom = 8;
+
+  void List() {
+    listed_ = true;
+    // Escaped names are decoded end to end into names_, and viewed once it no longer grows.
+    std::vector<std::pair<size_t, size_t>> spans;
+    names_.clear();
+    for (const char* p = start_; p != nullptr;) {
+      bool escaped = false;
+      MemberAt member{};
+      if (ReadMember(p, text_.end(), &escaped, &member) == nullptr) break;
+      std::string_view name = KeyName(p, member.key_end, false, nullptr);
+      if (escaped) {
+        const size_t from = names_.size();
+        if (!UnescapeJsonString(std::string_view(p, member.key_end - p), &names_)) names_.resize(from);
+        spans.emplace_back(entries_.size(), from);
+        name = {};
+      }
+      entries_.push_back({name, member.value});
+      bool done = false;
+      p = NextElement(text_.ValueEnd(member.value), text_.end(), '}', &done);
+    }
+    for (size_t i = 0; i < spans.size(); ++i) {
+      const size_t to = i + 1 < spans.size() ? spans[i + 1].second : names_.size();
+      entries_[spans[i].first].name = std::string_view(names_).substr(spans[i].second, to - spans[i].second);
+    }
+    if (entries_.size() <= kIndexFrom) return;
+    index_ = std::make_unique<KeyIndex>();
+    for (uint32_t i = 0; i < entries_.size(); ++i) (void)index_->Insert(entries_[i].name, i, NameAt{&entries_});
+  }
+
+  const Brackets& text_;
+  const char* start_ = nullptr;  // the first member, nullptr for an empty or absent object
+  const char* next_ = nullptr;   // the member after the last one read in order
+  size_t read_ = 0;              // members read in order; after List(), where to try first
+  bool listed_ = false;
+  std::string decoded_;
+  std::string names_;
+  std::vector<Entry> entries_;
+  std::unique_ptr<KeyIndex> index_;
 };
 
-bool Changed(const cJSON* before, const cJSON* after) {
-  if (before == nullptr) return true;
-  if (cJSON_IsBool(after)) return !cJSON_IsBool(before) || cJSON_IsTrue(before) != cJSON_IsTrue(after);
-  return !cJSON_IsNumber(before) || before->valuedouble != after->valuedouble;
+bool IsNumberStart(char c) { return c == '-' || (c >= '0' && c <= '9'); }
+
+double NumberValue(std::string_view token) {
+  double value = 0;
+  std::from_chars(token.data(), token.data() + token.size(), value);
+  return value;
 }
 
 class Evaluator {
  public:
-  explicit Evaluator(const PointFilter& admit) : admit_(admit) {}
+  Evaluator(const char* request_end, const Brackets& before, PointFilter* filter)
+      : end_(request_end), before_(before), filter_(filter), closed_(filter != nullptr && filter->Closed()) {}
 
-  std::vector<TsdbPoint> points;
+  TriggerPoints result;
 
-  // `request` is an object of the request, `after` the same object after the write.
-  void Requested(const Scope& scope, const cJSON* before, const cJSON* request, const cJSON* after) {
-    const Members after_members(request == after ? nullptr : after);
-    const Members before_members(before);
-    for (const cJSON* item = request->child; item != nullptr; item = item->next) {
-      if (cJSON_IsNull(item)) continue;  // a removed key
-      const Scope inner = scope.Enter(item->string);
-      if (inner.Idle()) continue;
-      const cJSON* now = request == after ? item : after_members.Find(item->string);
-      if (now == nullptr) continue;
-      const size_t mark = Push(EscapeNameSegment(item->string));
-      const cJSON* then = before_members.Find(item->string);
-      if (cJSON_IsObject(item) && cJSON_IsObject(now)) {
-        Requested(inner, then, item, now);  // a patch merges objects: only what it names is present
-      } else {
-        Present(inner, then, now);
-      }
-      path_.resize(mark);
+  // The value at p of the request, all of it present in the write; `before` is the same
+  // place's value before the write, or nullptr. Returns just past the value, nullptr if the
+  // text is broken.
+  const char* Walk(const Scope& scope, const char* before, const char* p) {
+    if (p >= end_) return nullptr;
+    switch (*p) {
+      case '{':
+        return Object(scope, before, p);
+      case '[':
+        return Array(scope, before, p);
+      case '"':
+      case 'n':
+        return ValueEnd(p, end_);  // strings and nulls are never pushed
+      default:
+        return Leaf(scope, before, p);
     }
   }
 
  private:
-  // Every leaf of `now` is present in the write.
-  void Present(const Scope& scope, const cJSON* before, const cJSON* now) {
-    if (cJSON_IsNumber(now) || cJSON_IsBool(now)) {
-      if (!scope.trigger) return;
-      if (*scope.trigger == TsdbTrigger::kOnChange && !Changed(before, now)) return;
-      if (admit_ && !admit_(path_, scope.tags)) return;
-      TsdbPoint point;
-      point.json_path = path_;
-      point.value = cJSON_IsNumber(now) ? now->valuedouble : cJSON_IsTrue(now) ? 1 : 0;
-      if (scope.tags != nullptr) point.tags = *scope.tags;
-      points.push_back(std::move(point));
-    } else if (cJSON_IsArray(now)) {
-      const cJSON* then = cJSON_IsArray(before) ? before->child : nullptr;
-      int index = 0;
-      for (const cJSON* item = now->child; item != nullptr; item = item->next, ++index) {
-        const std::string key = std::to_string(index);
-        const Scope inner = scope.Enter(key);
-        if (!inner.Idle()) {
-          const size_t mark = Push(key);
-          Present(inner, then, item);
-          path_.resize(mark);
-        }
-        if (then != nullptr) then = then->next;
-      }
-    } else if (cJSON_IsObject(now)) {
-      const Members before_members(before);
-      for (const cJSON* item = now->child; item != nullptr; item = item->next) {
-        const Scope inner = scope.Enter(item->string);
-        if (inner.Idle()) continue;
-        const size_t mark = Push(EscapeNameSegment(item->string));
-        Present(inner, before_members.Find(item->string), item);
+  // A patch merges objects, so only the members it names are present: the same walk as a
+  // put's, since what the patch names holds the patch's values after the write. Its null
+  // members (removed keys) are walked as nulls, and push nothing.
+  const char* Object(const Scope& scope, const char* before, const char* p) {
+    BeforeObject then(before_, before);
+    ++p;
+    if (p < end_ && *p == '}') return p + 1;
+    std::string decoded;
+    for (;;) {
+      bool escaped = false;
+      MemberAt member{};
+      if (ReadMember(p, end_, &escaped, &member) == nullptr) return nullptr;
+      const std::string_view name = KeyName(p, member.key_end, escaped, &decoded);
+      const Scope inner = scope.Enter(name);
+      const char* next;
+      if (inner.Idle()) {
+        next = ValueEnd(member.value, end_);
+      } else {
+        const size_t mark = path_.size();
+        if (!closed_) Push(name);
+        next = Walk(inner, then.Find(name), member.value);
         path_.resize(mark);
       }
+      bool done = false;
+      p = NextElement(next, end_, '}', &done);
+      if (p == nullptr) return done ? next + 1 : nullptr;
     }
   }
 
-  size_t Push(const std::string& segment) {
-    const size_t mark = path_.size();
-    if (!path_.empty()) path_ += '.';
-    path_ += segment;
-    return mark;
+  // Elements are leaves named by index, compared with the element at the same index before.
+  const char* Array(const Scope& scope, const char* before, const char* p) {
+    const char* then = before != nullptr && *before == '[' && before + 1 < before_.end() && before[1] != ']'
+                           ? before + 1
+                           : nullptr;
+    ++p;
+    if (p < end_ && *p == ']') return p + 1;
+    char digits[24];
+    for (size_t index = 0;; ++index) {
+      const char* next;
+      if (scope.config == nullptr && closed_) {
+        next = Walk(scope, then, p);  // the same settings below, and no path to name
+      } else {
+        const std::string_view key(digits, std::to_chars(digits, digits + sizeof digits, index).ptr - digits);
+        const Scope inner = scope.Enter(key);
+        if (inner.Idle()) {
+          next = ValueEnd(p, end_);
+        } else {
+          const size_t mark = path_.size();
+          if (!closed_) Push(key, true);
+          next = Walk(inner, then, p);
+          path_.resize(mark);
+        }
+      }
+      if (then != nullptr) {
+        bool done = false;
+        then = NextElement(before_.ValueEnd(then), before_.end(), ']', &done);
+      }
+      bool done = false;
+      p = NextElement(next, end_, ']', &done);
+      if (p == nullptr) return done ? next + 1 : nullptr;
+    }
   }
 
-  const PointFilter& admit_;
+  const char* Leaf(const Scope& scope, const char* before, const char* p) {
+    const char* end = ValueEnd(p, end_);
+    if (end == nullptr || !scope.trigger) return end;
+    const std::string_view token(p, end - p);
+    const bool boolean = *p == 't' || *p == 'f';  // true or false: text this program wrote
+    if (!boolean && !IsNumberStart(*p)) return end;
+    if (*scope.trigger == TsdbTrigger::kOnChange && !Changed(before, token, boolean)) return end;
+    if (closed_) {
+      ++result.left_out;
+      return end;
+    }
+    if (filter_ != nullptr) {
+      const bool admitted = filter_->Admit(path_, scope.tags);
+      closed_ = filter_->Closed();
+      if (!admitted) return end;
+    }
+    TsdbPoint point;
+    point.json_path = path_;
+    point.value = boolean ? (token[0] == 't' ? 1 : 0) : NumberValue(token);
+    if (scope.tags != nullptr) point.tags = *scope.tags;
+    result.points.push_back(std::move(point));
+    return end;
+  }
+
+  // Whether the leaf `now` differs from the value at `before`: absent, of another kind, or
+  // another number. The same text is the same number; other texts are compared as numbers
+  // (-0 equals 0, and 1.0 written by another program equals 1), except short integers, whose
+  // texts differ exactly when their values do.
+  bool Changed(const char* before, std::string_view now, bool boolean) const {
+    if (before == nullptr) return true;
+    if (boolean) return *before != now[0];
+    if (!IsNumberStart(*before)) return true;
+    const char* end = ValueEnd(before, before_.end());
+    if (end == nullptr) return true;
+    const std::string_view then(before, end - before);
+    if (SameText(then, now)) return false;
+    if (IsShortInteger(then) && IsShortInteger(now)) return true;
+    return NumberValue(then) != NumberValue(now);
+  }
+
+  // Leaves are a few bytes long: a loop costs less than calling memcmp.
+  static bool SameText(std::string_view a, std::string_view b) {
+    if (a.size() != b.size()) return false;
+    for (size_t i = 0; i < a.size(); ++i) {
+      if (a[i] != b[i]) return false;
+    }
+    return true;
+  }
+
+  // At most 15 digits (exact in a double, each text its own value), not zero (-0 is 0).
+  static bool IsShortInteger(std::string_view token) {
+    if (!token.empty() && token[0] == '-') token.remove_prefix(1);
+    if (token.empty() || token.size() > 15 || token[0] == '0') return false;
+    return std::all_of(token.begin(), token.end(), [](char c) { return c >= '0' && c <= '9'; });
+  }
+
+  // `digits`: an array index, which needs no escape.
+  void Push(std::string_view name, bool digits = false) {
+    if (!path_.empty()) path_ += '.';
+    if (digits) {
+      path_.append(name);
+    } else {
+      AppendNameSegment(name, &path_);
+    }
+  }
+
+  const char* end_;
+  const Brackets& before_;
+  PointFilter* filter_;
+  bool closed_;
   std::string path_;
 };
 
@@ -145,16 +395,25 @@ bool HasTrigger(const ConfigNode& document) { return AnyTrigger(document, false)
 
 bool HasOnChangeTrigger(const ConfigNode& document) { return AnyTrigger(document, true); }
 
-std::vector<TsdbPoint> EvaluateTriggers(const ConfigNode& document, const cJSON* before, const cJSON* request,
-                                        const cJSON* after, const PointFilter& admit) {
-  if (!cJSON_IsObject(request) || !cJSON_IsObject(after) || !HasTrigger(document)) return {};
+TriggerPoints EvaluateTriggers(const ConfigNode& document, std::string_view before, std::string_view request,
+                               PointFilter* filter) {
+  if (request.empty() || request[0] != '{' || !HasTrigger(document)) return {};
+  if (!before.empty() && before[0] != '{') before = {};
   Scope root;
   root.config = &document;
   root.trigger = document.trigger;
   if (document.tags) root.tags = &*document.tags;
-  Evaluator evaluator(admit);
-  evaluator.Requested(root, cJSON_IsObject(before) ? before : nullptr, request, after);
-  return std::move(evaluator.points);
+  const Brackets before_text(before);
+  Evaluator evaluator(request.data() + request.size(), before_text, filter);
+  evaluator.Walk(root, before.empty() ? nullptr : before.data(), request.data());
+  return std::move(evaluator.result);
+}
+
+std::vector<TsdbPoint> EvaluateTriggers(const ConfigNode& document, const cJSON* before, const cJSON* request,
+                                        const cJSON* after) {
+  if (!cJSON_IsObject(request) || !cJSON_IsObject(after)) return {};
+  const std::string before_text = cJSON_IsObject(before) ? PrintJson(before) : std::string();
+  return EvaluateTriggers(document, before_text, PrintJson(request)).points;
 }
 
 }  // namespace twins

@@ -19,7 +19,7 @@
 
 #include <cjson/cJSON.h>
 
-#include <functional>
+#include <cstdint>
 #include <map>
 #include <string>
 #include <string_view>
@@ -43,16 +43,42 @@ bool HasTrigger(const ConfigNode& document);
 // True when some node sets `_tsdb_trigger` to on-change (the data before the write matters).
 bool HasOnChangeTrigger(const ConfigNode& document);
 
-// The points a successful put or patch produces, in document order. `before` is the data
-// before the write (nullptr when the document was created, or when no on-change trigger is
-// configured), `request` the request's data (the whole new data for a put, the patch for a
-// patch), `after` the data after the write.
+// Which points a write keeps, for the series limit (TsdbObserver). Asked before each point
+// is made, with its json_path and effective tags (nullptr for none); a point it refuses is
+// left out. Once Closed(), it would refuse every point it has not been asked about in this
+// evaluation, so it is asked no more: the points are only counted (TriggerPoints::left_out).
+class PointFilter {
+ public:
+  virtual bool Admit(std::string_view json_path, const std::map<std::string, std::string>* tags) = 0;
+  virtual bool Closed() const = 0;
+
+ protected:
+  ~PointFilter() = default;
+};
+
+struct TriggerPoints {
+  std::vector<TsdbPoint> points;  // in document order
+  uint64_t left_out = 0;          // points the filter was not asked about, once it had closed
+};
+
+// The points a successful put or patch produces, from the stored (compact) text of the data
+// before the write (empty when the document was created, or when no on-change trigger is
+// configured) and of the request's data (the whole new data for a put, the patch for a
+// patch). What the write made of the document is implied: a put's data is the document, and
+// everything a patch reaches holds the patch's own value (objects merge, the rest replaces).
 //
-// `admit`, when given, is asked before each point is made (with its json_path and effective
-// tags, nullptr for none); a point it refuses is left out. Work is linear in the size of the
-// three trees whatever their shape (large objects are indexed).
-using PointFilter = std::function<bool(std::string_view json_path, const std::map<std::string, std::string>* tags)>;
+// Bounded work: one pass over the request's text, the objects it does not reach skipped
+// whole; `before` is read only where the request reaches and an on-change trigger may apply,
+// its members found in order or through a hash index, values skipped through an index of its
+// brackets (built in one pass when it is large), so the cost stays linear whatever the shape
+// (many keys, long arrays, deep nesting). Once the filter closes, points are counted without
+// making their json_path or asking the filter.
+TriggerPoints EvaluateTriggers(const ConfigNode& document, std::string_view before, std::string_view request,
+                               PointFilter* filter = nullptr);
+
+// The same on parsed trees (printed to their stored text first), for callers that hold them;
+// `after` is implied by the request and not read.
 std::vector<TsdbPoint> EvaluateTriggers(const ConfigNode& document, const cJSON* before, const cJSON* request,
-                                        const cJSON* after, const PointFilter& admit = nullptr);
+                                        const cJSON* after);
 
 }  // namespace twins

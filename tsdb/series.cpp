@@ -1,5 +1,6 @@
 #include "series.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <map>
 
@@ -19,27 +20,45 @@ bool IsAlnum(unsigned char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c 
 
 bool IsPrintableAscii(unsigned char c) { return c > 0x20 && c < 0x7F; }
 
-// `keep` says which bytes stay as they are; a leading '~' never does.
+// Appends `text` to `out`, the bytes `keep` refuses escaped; a leading '~' never stays.
+template <class Keep>
+void AppendEscapedText(std::string_view text, Keep keep, std::string* out) {
+  for (size_t i = 0; i < text.size(); ++i) {
+    auto c = static_cast<unsigned char>(text[i]);
+    if (keep(c) && !(i == 0 && c == '~')) {
+      *out += static_cast<char>(c);
+    } else {
+      AppendEscaped(out, c);
+    }
+  }
+}
+
 template <class Keep>
 std::string Escape(std::string_view text, Keep keep) {
   std::string out;
   out.reserve(text.size());
-  for (size_t i = 0; i < text.size(); ++i) {
-    auto c = static_cast<unsigned char>(text[i]);
-    if (keep(c) && !(i == 0 && c == '~')) {
-      out += static_cast<char>(c);
-    } else {
-      AppendEscaped(&out, c);
-    }
-  }
+  AppendEscapedText(text, keep, &out);
   return out;
 }
 
+bool KeptInName(unsigned char c) { return IsAlnum(c) || c == '_' || c == '-'; }
+
 }  // namespace
 
+void AppendNameSegment(std::string_view segment, std::string* out) {
+  if (segment.empty()) {
+    *out += '_';
+  } else if (std::all_of(segment.begin(), segment.end(), [](char c) { return KeptInName(c); })) {
+    out->append(segment);  // most keys: one copy
+  } else {
+    AppendEscapedText(segment, KeptInName, out);
+  }
+}
+
 std::string EscapeNameSegment(std::string_view segment) {
-  if (segment.empty()) return "_";
-  return Escape(segment, [](unsigned char c) { return IsAlnum(c) || c == '_' || c == '-'; });
+  std::string out;
+  AppendNameSegment(segment, &out);
+  return out;
 }
 
 std::string EscapeTagValue(std::string_view value) {

@@ -31,6 +31,8 @@ namespace twins {
 inline constexpr size_t kMaxSeriesBytes = 8192;
 
 std::string EscapeNameSegment(std::string_view segment);
+// EscapeNameSegment, appended to `out`.
+void AppendNameSegment(std::string_view segment, std::string* out);
 std::string EscapeTagName(std::string_view name);
 std::string EscapeTagValue(std::string_view value);
 

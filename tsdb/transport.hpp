@@ -21,6 +21,13 @@ class Transport {
   // connection; the plaintext protocol has no acknowledgement). InvalidArgument: the target
   // refused these points for good, retrying cannot help. Anything else: try again later.
   virtual Status Send(const std::vector<EncodedPoint>& batch, Deadline deadline) = 0;
+  // Whether what Send delivered is known to have arrived, and since when the connection has
+  // carried it: a TCP peer that accepts and never reads takes the first writes of every new
+  // connection into its buffers, so one Ok proves nothing there. TCP: the connection is open
+  // and the peer acknowledged every byte written on it before the last batch. Transports
+  // whose every Send is acknowledged (HTTP) are always confirmed, since forever.
+  virtual bool Confirmed() { return true; }
+  virtual Deadline ConnectedSince() const { return Deadline::min(); }
 };
 
 // Carbon's plaintext line protocol over one kept-open TCP connection, reopened on failure.

@@ -22,6 +22,8 @@ struct HttpCall {
   std::vector<std::string> headers;  // "Name: value"; "Name:" removes one curl adds itself
   bool http10 = false;
   bool insecure_tls = false;  // accept a self-signed certificate
+  std::string source_address;  // local address to connect from (e.g. 127.0.0.2); empty: any
+  long timeout_ms = 20000;
 };
 
 struct HttpReply {
@@ -74,7 +76,11 @@ class HttpClient {
     curl_easy_reset(curl_);
     curl_easy_setopt(curl_, CURLOPT_URL, call.url.c_str());
     curl_easy_setopt(curl_, CURLOPT_PATH_AS_IS, 1L);
-    curl_easy_setopt(curl_, CURLOPT_TIMEOUT, 20L);
+    curl_easy_setopt(curl_, CURLOPT_TIMEOUT_MS, call.timeout_ms);
+    if (!call.source_address.empty()) {
+      const std::string interface = "host!" + call.source_address;
+      curl_easy_setopt(curl_, CURLOPT_INTERFACE, interface.c_str());
+    }
     curl_easy_setopt(curl_, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(curl_, CURLOPT_HTTP_VERSION, call.http10 ? CURL_HTTP_VERSION_1_0 : CURL_HTTP_VERSION_1_1);
     if (call.insecure_tls) {
