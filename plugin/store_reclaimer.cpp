@@ -18,7 +18,10 @@ bool StoreReclaimer::OnTick(std::chrono::steady_clock::time_point now) {
   seen_ = *dropped_;
   compact_();
   const auto took = std::chrono::steady_clock::now() - now;
-  next_ = now + std::max<std::chrono::steady_clock::duration>(std::chrono::milliseconds(10), 50 * took);
+  // The walk's own garbage makes it longer: capped, so a long walk cannot leave more garbage
+  // for the next one without end.
+  next_ = now + std::clamp<std::chrono::steady_clock::duration>(20 * took, std::chrono::milliseconds(10),
+                                                                 std::chrono::milliseconds(100));
   return true;
 }
 

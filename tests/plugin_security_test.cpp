@@ -478,7 +478,9 @@ TEST_F(PluginSafetyTest, UnreadRepliesDoNotGrowTheBroker) {
   const long growth_mib = (broker_->RssKib() - before) / 1024;
   RecordProperty("rss_growth_mib", static_cast<int>(growth_mib));
 #ifdef TWINS_BROKER_PRELOAD
-  constexpr long kAllocatorMib = 256;  // AddressSanitizer's quarantine keeps freed memory resident
+  // AddressSanitizer's quarantine keeps freed memory resident, and its slower broker leaves
+  // more garbage between two reclaims; without reclaiming, 20 000 replies are 1.2 GB.
+  constexpr long kAllocatorMib = 600;
 #else
   constexpr long kAllocatorMib = 0;
 #endif
