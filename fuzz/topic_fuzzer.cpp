@@ -73,7 +73,11 @@ void FuzzOne(std::string_view text) {
   FUZZ_CHECK(existing.ok());
   (void)engine.Put(client_id, "desired", existing.value());  // refused when the client id is no twin id
 
-  CheckReply(topic, HandleTwinRequest(engine, client_id, topic, parsed, payload, Durability::kBeforeReturn));
+  // Admission as the plugin does it: the client's own twin (by client id), one token each.
+  RateLimiter limiter(0, 1);
+  Result<std::string_view> twin = AdmitRequest(limiter, Requester{client_id, {}}, parsed);
+  CheckReply(topic, twin.ok() ? HandleTwinRequest(engine, *twin, topic, parsed, payload, Durability::kBeforeReturn)
+                              : ErrorReply(topic, twin.status()));
   CheckReply(topic, ErrorReply(topic, Status::Internal("the database cannot be written")));
 }
 

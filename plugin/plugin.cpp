@@ -1,7 +1,8 @@
-// mosquitto-twins: device twins for Mosquitto 2.0 (plugin API v5).
+// mosquitto-twins: device twins for Mosquitto 2.0 and 2.1 (plugin API v5).
 //
 // Devices publish on $SCW/twins/<id|me>/<document>/<get|put|patch|delete> and receive the
-// reply on <request topic>/response/success or /response/error, sent to that client only.
+// reply on <request topic>/response/success or /response/error (or on the MQTT 5 Response
+// Topic of the request, when it has one), sent to that client only.
 // Requests are answered here and never delivered to subscribers. Documents live in RocksDB.
 //
 // Configure with one line in mosquitto.conf, plus plugin_opt_* settings (all optional,
@@ -10,8 +11,11 @@
 //   plugin /usr/lib/x86_64-linux-gnu/mosquitto_twins.so
 //   plugin_opt_db_path /var/lib/mosquitto/twins
 //
-// Global plugin only: under `per_listener_settings true` mosquitto 2.0 never sends the tick
-// event this plugin uses to run work from its other threads on the broker thread.
+// Global plugin only: under `per_listener_settings true` mosquitto before 2.0.15 never sends
+// the tick event this plugin uses to run work from its other threads on the broker thread.
+//
+// Runs on Mosquitto 2.0.x and 2.1: the broker's loop differs (see OnTick), and the MQTT helper
+// functions it uses come from libmosquitto, since upstream brokers do not export them.
 //
 // It also checks access (MOSQ_EVT_ACL_CHECK, registered at init so that it runs before an
 // acl_file and the plugins listed after it): nothing under $SCW/twins/ reaches subscribers,
@@ -25,6 +29,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <exception>
 #include <memory>
 #include <optional>
@@ -42,6 +47,7 @@
 #include "plugin_metrics.hpp"
 #include "publish_reply.hpp"
 #include "rate_limiter.hpp"
+#include "reply_owners.hpp"
 #include "resend_filter.hpp"
 #include "rest_server.hpp"
 #include "store_reclaimer.hpp"
@@ -55,6 +61,9 @@ namespace {
 
 constexpr size_t kBrokerQueueCapacity = 100000;
 constexpr auto kTickGrace = std::chrono::seconds(2);  // ticks come about ten times a second
+// Asked of brokers that take a tick interval (2.1), so that REST and Graphite log lines and
+// the store reclaimer do not wait for an idle broker's next wake-up (5-10 s without websockets).
+constexpr long kTickIntervalMs = 100;
 constexpr auto kContentCountInterval = std::chrono::seconds(30);
 using Clock = std::chrono::steady_clock;
 
@@ -70,6 +79,7 @@ struct Plugin {
   BrokerQueue broker_queue{kBrokerQueueCapacity};
   std::unique_ptr<RateLimiter> request_limiter;
   ResendFilter resends;
+  ReplyOwners reply_owners;
   StoreReclaimer reclaimer;
   metrics::TwinsMetrics metrics{TWINS_VERSION};  // outlives REST, which renders it
   metrics::SysTopics sys_topics;
@@ -84,9 +94,13 @@ struct Plugin {
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   bool tick_seen = false;
   bool warned_no_tick = false;
+  // Group commit: writes wait for the tick's Sync() and replies for the tick. Only on brokers
+  // whose tick ends the loop pass (see OnTick); elsewhere each write is durable before its
+  // reply is published from the MESSAGE callback.
+  bool group_commit = false;
 
-  // Replies of the current loop pass. Mosquitto sends what a plugin publishes at the start of
-  // the next pass, after the tick: held until the tick, they leave no later, and only once
+  // Replies of the current loop pass. Mosquitto 2.0 sends what a plugin publishes at the start
+  // of the next pass, after the tick: held until the tick, they leave no later, and only once
   // the tick's Sync() made the pass's writes durable.
   struct HeldReply {
     const mosquitto* client;  // the requesting connection; its reply is dropped if it goes
@@ -99,6 +113,7 @@ struct Plugin {
     metrics::Operation operation;
     Clock::time_point arrived;
     bool remembered = false;  // as a QoS 2 write (ResendFilter): forgotten if the sync fails
+    std::optional<std::string> response_topic;  // the request's MQTT 5 Response Topic
   };
   std::vector<HeldReply> held_replies;
   // Connections gone during this loop pass: a Will checked after its connection's DISCONNECT
@@ -125,12 +140,39 @@ void WarnIfTickNeverCame(Plugin& plugin) {
                        "log lines cannot be written. Load mosquitto_twins as a global plugin.");
 }
 
+// The request's MQTT 5 Response Topic, if it has one that a reply may be published on.
+// Brokers refuse a PUBLISH whose Response Topic holds a wildcard or invalid UTF-8 (a protocol
+// error: the client is disconnected); this repeats the check rather than rely on it.
+struct ResponseTopic {
+  std::optional<std::string> topic;
+  bool valid = true;
+};
+
+ResponseTopic ResponseTopicOf(const mosquitto_evt_message& msg) {
+  char* value = nullptr;
+  if (mosquitto_property_read_string(msg.properties, MQTT_PROP_RESPONSE_TOPIC, &value, false) == nullptr) return {};
+  std::string topic = value != nullptr ? value : "";
+  std::free(value);
+  const bool valid = !topic.empty() && mosquitto_validate_utf8(topic.data(), static_cast<int>(topic.size())) ==
+                                           MOSQ_ERR_SUCCESS &&
+                     mosquitto_pub_topic_check(topic.c_str()) == MOSQ_ERR_SUCCESS;
+  return {std::move(topic), valid};
+}
+
 void Publish(const char* client_id, const Reply& reply, int qos, const std::optional<std::string>& correlation) {
   int rc = PublishReply(client_id, reply.topic, reply.payload, qos, correlation);
   if (rc != MOSQ_ERR_SUCCESS) {
     mosquitto_log_printf(MOSQ_LOG_WARNING, "twins: cannot reply to %s on %s: %s", client_id, reply.topic.c_str(),
                          mosquitto_strerror(rc));
   }
+}
+
+// A reply to `connection`. One on a Response Topic outside $SCW/twins/ is remembered, so that
+// it is never read through another connection of the client id (reply_owners.hpp).
+void Answer(Plugin& plugin, const mosquitto* connection, const char* client_id, const Reply& reply, int qos,
+            const std::optional<std::string>& correlation) {
+  if (!IsTwinTerritory(reply.topic)) plugin.reply_owners.Published(client_id, connection, reply.topic, reply.payload);
+  Publish(client_id, reply, qos, correlation);
 }
 
 Requester RequesterOf(const Plugin& plugin, const mosquitto* client) {
@@ -177,20 +219,32 @@ int OnMessage(int, void* event_data, void* userdata) {
     const char* client_id = mosquitto_client_id(msg->client);
     if (client_id == nullptr) return MOSQ_ERR_ACL_DENIED;
     std::string_view payload(static_cast<const char*>(msg->payload), msg->payloadlen);
+    plugin.reply_owners.Request(client_id, msg->client);
     std::optional<std::string> correlation = CorrelationData(*msg);
+    const ResponseTopic response = ResponseTopicOf(*msg);
+    if (!response.valid) {
+      Publish(client_id,
+              ErrorReply(msg->topic, Status::InvalidArgument("response topic",
+                                                              "the Response Topic must be a topic name without "
+                                                              "wildcards, in UTF-8")),
+              msg->qos, correlation);
+      return MOSQ_ERR_ACL_DENIED;
+    }
     const bool write = parsed.method != "get";
-    // Until ticks are seen to come, each write is made durable on its own and answered now.
-    const Durability durability = plugin.tick_seen ? Durability::kAtSync : Durability::kBeforeReturn;
+    // Without group commit, each write is made durable on its own and answered now.
+    const Durability durability = plugin.group_commit ? Durability::kAtSync : Durability::kBeforeReturn;
     Result<std::string_view> twin = AdmitRequest(*plugin.request_limiter, RequesterOf(plugin, msg->client), parsed);
     std::optional<Reply> reply;
     bool ran = false, remembered = false;
     if (!twin.ok()) {
       reply = ErrorReply(msg->topic, twin.status());
+      if (response.topic) reply->topic = *response.topic;
     } else {
       const bool exactly_once = msg->qos == 2 && write;
       if (exactly_once) reply = FindResend(plugin, client_id, *msg, *twin, parsed, payload, correlation);
       if (!reply) {
         reply = HandleTwinRequest(*plugin.engine, *twin, msg->topic, parsed, payload, durability);
+        if (response.topic) reply->topic = *response.topic;
         ran = true;
       }
       if (exactly_once && ran && reply->success) {
@@ -204,9 +258,9 @@ int OnMessage(int, void* event_data, void* userdata) {
     plugin.metrics.BrokerThread(operation, NanosSince(arrived, handled));
     if (durability == Durability::kAtSync) {
       plugin.held_replies.push_back({msg->client, client_id, msg->topic, write && ran, std::move(*reply), msg->qos,
-                                     std::move(correlation), operation, arrived, remembered});
+                                     std::move(correlation), operation, arrived, remembered, response.topic});
     } else {
-      Publish(client_id, *reply, msg->qos, correlation);
+      Answer(plugin, msg->client, client_id, *reply, msg->qos, correlation);
       plugin.reclaimer.NotePublished();
       plugin.metrics.Request(metrics::Api::kMqtt, operation, metrics::OutcomeOf(reply->code),
                              NanosSince(arrived, Clock::now()), reply->quota);
@@ -229,7 +283,10 @@ int OnDisconnect(int, void* event_data, void* userdata) noexcept try {
     if (reply.client == client) reply.client = nullptr;
   }
   plugin.gone_this_pass.push_back(client);
-  if (const char* id = mosquitto_client_id(client)) plugin.resends.ConnectionGone(id, client);
+  if (const char* id = mosquitto_client_id(client)) {
+    plugin.resends.ConnectionGone(id, client);
+    plugin.reply_owners.ConnectionGone(id, client);
+  }
   return MOSQ_ERR_SUCCESS;
 } catch (...) {
   return MOSQ_ERR_SUCCESS;
@@ -244,6 +301,12 @@ int OnAccessCheck(int, void* event_data, void* userdata) noexcept try {
                       : check->access == MOSQ_ACL_UNSUBSCRIBE ? AccessKind::kUnsubscribe
                                                               : AccessKind::kOther;
   const char* topic = check->topic != nullptr ? check->topic : "";
+  const char* reader = access == AccessKind::kRead ? mosquitto_client_id(check->client) : nullptr;
+  if (reader != nullptr) {
+    const size_t length = check->payload != nullptr ? check->payloadlen : 0;
+    std::string_view payload(static_cast<const char*>(check->payload), length);
+    if (plugin.reply_owners.BelongsToAnother(reader, check->client, topic, payload)) return MOSQ_ERR_ACL_DENIED;
+  }
   switch (CheckAccess(topic, access, check->retain, plugin.access.others_decide)) {
     case Verdict::kAllow:
       return MOSQ_ERR_SUCCESS;
@@ -264,7 +327,8 @@ int OnAccessCheck(int, void* event_data, void* userdata) noexcept try {
     Reply reply =
         ErrorReply(topic, Status::InvalidArgument("retain", "requests must not be retained (retain flag set)"));
     plugin.held_replies.push_back({check->client, client_id, topic, false, std::move(reply), check->qos,
-                                   std::nullopt, metrics::OperationOfMethod(parsed.method), Clock::now()});
+                                   std::nullopt, metrics::OperationOfMethod(parsed.method), Clock::now(), false,
+                                   std::nullopt});
   }
   return MOSQ_ERR_ACL_DENIED;
 } catch (...) {
@@ -282,7 +346,10 @@ void CommitPass(Plugin& plugin) {
     // The store logs its stop and its recovery. Reads stay answered: they show what the
     // database holds.
     for (Plugin::HeldReply& held : plugin.held_replies) {
-      if (held.write && held.reply.success) held.reply = ErrorReply(held.request_topic, synced);
+      if (held.write && held.reply.success) {
+        held.reply = ErrorReply(held.request_topic, synced);
+        if (held.response_topic) held.reply.topic = *held.response_topic;
+      }
       if (held.remembered) plugin.resends.Forget(held.client_id);
     }
   }
@@ -290,13 +357,25 @@ void CommitPass(Plugin& plugin) {
   if (plugin.held_samples && !synced.ok()) plugin.held_samples->Discard();
   const Clock::time_point now = Clock::now();
   for (const Plugin::HeldReply& held : plugin.held_replies) {
-    if (held.client != nullptr) Publish(held.client_id.c_str(), held.reply, held.qos, held.correlation);
+    if (held.client != nullptr) {
+      Answer(plugin, held.client, held.client_id.c_str(), held.reply, held.qos, held.correlation);
+    }
     plugin.reclaimer.NotePublished();
     plugin.metrics.Request(metrics::Api::kMqtt, held.operation, metrics::OutcomeOf(held.reply.code),
                            NanosSince(held.arrived, now), held.reply.quota);
   }
   plugin.held_replies.clear();
 }
+
+// Where the tick falls in the broker's loop pass decides whether replies may wait for it.
+// Mosquitto 2.0 ticks after network handling, just before the pass that sends what plugins
+// published: holding replies until the tick costs nothing. Mosquitto 2.1 ticks before network
+// handling, then waits in epoll_wait: a reply published by the tick leaves only at the next
+// wake-up (up to 100 ms later). The 2.1 tick event (the same change, mosquitto commit 0f2f77c)
+// tells the time and takes back the next wake-up (next_ms, where the 2.0 header has an unused
+// next_ns); 2.0 sends it zeroed. That capability is read at the first tick, which comes before
+// any client can publish.
+bool TickRunsBeforeNetwork(const mosquitto_evt_tick& tick) { return tick.now_s != 0 || tick.now_ns != 0; }
 
 // The metrics as retained $SYS/broker/twins/... topics (metrics/sys_topics.hpp), those that
 // changed, every sys_interval seconds, as the broker does its own.
@@ -312,9 +391,19 @@ void PublishSys(Plugin& plugin) {
   }
 }
 
-int OnTick(int, void*, void* userdata) {
+int OnTick(int, void* event_data, void* userdata) {
   auto& plugin = *static_cast<Plugin*>(userdata);
-  plugin.tick_seen = true;
+  auto* tick = static_cast<mosquitto_evt_tick*>(event_data);
+  if (!plugin.tick_seen) {
+    plugin.tick_seen = true;
+    plugin.group_commit = !TickRunsBeforeNetwork(*tick);
+    mosquitto_log_printf(MOSQ_LOG_INFO, "twins: %s",
+                         plugin.group_commit
+                             ? "the broker ticks after network handling: writes of one loop pass share one log write"
+                             : "the broker ticks before network handling: each write is made durable before its "
+                               "reply, which is sent at once");
+  }
+  tick->next_ns = kTickIntervalMs;  // 2.1's next_ms; a 2.0 broker does not read it
   try {
     CommitPass(plugin);
   } catch (...) {
@@ -386,7 +475,7 @@ int StartGraphite(Plugin& plugin) {
     return MOSQ_ERR_INVAL;
   }
   plugin.graphite = std::move(sender).value();
-  plugin.held_samples = std::make_unique<TickReleasedSink>(*plugin.graphite, plugin.tick_seen);
+  plugin.held_samples = std::make_unique<TickReleasedSink>(*plugin.graphite, plugin.group_commit);
   plugin.tsdb = std::make_unique<TsdbObserver>(*plugin.held_samples, o.max_series_per_twin, plugin.DeferredLog());
   plugin.engine->SetObserver(plugin.tsdb.get());
   mosquitto_log_printf(MOSQ_LOG_INFO, "twins: pushing time series to %s", plugin.graphite->target().c_str());

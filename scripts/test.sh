@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test: once in a normal build, then the
+# broker tests and README examples against other Mosquitto versions (scripts/compat.sh), then the
 # unit and broker tests again under AddressSanitizer + UndefinedBehaviorSanitizer (any report
 # fails; the broker runs the sanitized plugin with the sanitizer runtimes preloaded), then each
 # fuzz target (fuzz/) for a fixed number of inputs from its seeds (any finding fails).
@@ -12,6 +13,9 @@ jobs=$(nproc)
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTWINS_TESTS=ON -DTWINS_BENCH=ON >/dev/null
 cmake --build build -j"$jobs"
 ctest --test-dir build --output-on-failure -j"$jobs"
+# The broker tests and README examples again on upstream Mosquitto 2.0.x and 2.1, when their
+# sources are in ../shared/mosquitto-src/ (CI); brokers built once into build-compat/.
+scripts/compat.sh build
 
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DTWINS_SANITIZE=ON -DTWINS_BENCH=OFF >/dev/null
 cmake --build build-asan -j"$jobs"

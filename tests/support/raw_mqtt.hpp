@@ -43,6 +43,9 @@ class RawMqtt {
                bool dup = false, bool retain = false);
   void Subscribe(const std::string& pattern, uint16_t packet_id);
   void PubRel(uint16_t packet_id);
+  // Any packet, e.g. MQTT 5 ones: `header` is the fixed header's first byte, `body` follows
+  // the remaining length.
+  void SendPacket(uint8_t header, const std::string& body) { Send(header, body); }
   // The next packet, or nullopt after timeout_ms or when the connection closed.
   std::optional<RawPacket> Read(int timeout_ms = 2000);
   // The next packet of `type`, skipping others.
