@@ -150,8 +150,8 @@ int main(int argc, char** argv) {
   std::vector<double> sorted = latencies_ms;
   std::sort(sorted.begin(), sorted.end());
   auto at = [&](double q) { return sorted[std::min(sorted.size() - 1, static_cast<size_t>(q * sorted.size()))]; };
-  std::printf("threads %d, request_timeout_ms %d, %d attackers (half idle, half 1 byte/s), %d s\n", threads,
-              timeout_ms, attackers, seconds);
+  std::printf("threads %d, request_timeout_ms %d, %d attackers (half idle, half 1 byte/s), %d s\n", threads, timeout_ms,
+              attackers, seconds);
   std::printf("calls %zu, answered 200 within 1 s: %d (%.1f %%)\n", sorted.size(), answered,
               100.0 * answered / sorted.size());
   std::printf("latency ms: p50 %.2f  p99 %.2f  max %.1f\n", at(0.5), at(0.99), sorted.back());

@@ -38,7 +38,8 @@ int main(int argc, char** argv) {
   for (int i = 0; data.size() < 1024 + 6; ++i) data += (i ? "," : "") + std::to_string(1000 + i);
   data += "]}}";
   auto request = twins::ParseWriteRequest(data, engine.limits());
-  auto put = request.ok() ? engine.Put("bench", "doc", request.value()) : twins::Result<twins::Document>(request.status());
+  auto put = request.ok() ? engine.Put("bench", "doc", request.value())
+                          : twins::Result<twins::Document>(request.status());
   if (!put.ok()) {
     std::cerr << put.status().message() << "\n";
     return 1;

@@ -165,7 +165,8 @@ std::vector<std::string> WorstBodies() {
 
 // The `_config` of --method worst: as large as max_config_bytes (8192) allows.
 std::string WorstConfigBody(const std::string& doc) {
-  std::string config = "{\"documents\":{\"" + doc + "\":{\"_tsdb_trigger\":\"on-update\",\"a\":{\"_tsdb_trigger\":\"on-change\"}}";
+  std::string config = "{\"documents\":{\"" + doc +
+                       "\":{\"_tsdb_trigger\":\"on-update\",\"a\":{\"_tsdb_trigger\":\"on-change\"}}";
   for (int i = 0; config.size() + 60 < 8192; ++i) {
     config += ",\"d" + Key(i, 4) + "\":{\"_tsdb_trigger\":\"on-change\",\"_tags\":{\"site\":\"lyon\"}}";
   }
@@ -182,7 +183,7 @@ struct Device {
   long id = 0;          // the number in the client id
   long done_on_id = 0;  // requests completed under this id (id sweep)
   mosquitto* mosq = nullptr;
-  std::string topic;    // of the request in flight
+  std::string topic;  // of the request in flight
   bool in_flight = false;
   bool primed = false;
   bool failed = false;  // a publish failed inside a callback: dropped on the next Flush
@@ -268,8 +269,8 @@ void Next(Device& d, Clock::time_point now) {
 
 void StartClock(Load& load, Clock::time_point now) {
   load.phase = Phase::kWarmup;  // even with no warm-up: the main loop starts the measure and its CPU clocks
-  load.measure_start = now + std::chrono::duration_cast<Clock::duration>(
-                                 std::chrono::duration<double>(load.options.warmup));
+  load.measure_start = now +
+                       std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(load.options.warmup));
   // Staggered, so that a capped rate is smooth rather than N requests at once.
   const double interval = load.options.rate > 0 ? load.options.devices / load.options.rate : 0;
   for (Device& d : load.devices) {
@@ -348,7 +349,8 @@ void Connect(Load& load, Device& d) {
     std::fprintf(stderr, "twins_load: out of memory\n");
     std::exit(1);
   }
-  mosquitto_int_option(d.mosq, MOSQ_OPT_PROTOCOL_VERSION, load.options.mqtt == 5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311);
+  mosquitto_int_option(d.mosq, MOSQ_OPT_PROTOCOL_VERSION,
+                       load.options.mqtt == 5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311);
   mosquitto_int_option(d.mosq, MOSQ_OPT_TCP_NODELAY, 1);
   mosquitto_connect_v5_callback_set(d.mosq, OnConnect);
   mosquitto_message_v5_callback_set(d.mosq, OnMessage);
@@ -473,10 +475,10 @@ void Report(Load& load, double seconds, double cpu_seconds, double broker_cpu_se
       "\"requests\":%ld,\"seconds\":%.3f,\"ops_per_s\":%.1f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"p999_ms\":%.3f,"
       "\"max_ms\":%.3f,\"max_gap_ms\":%.1f,\"errors\":%ld,\"error_replies\":%ld,\"timeouts\":%ld,\"disconnects\":%ld,"
       "\"client_cpu\":%.3f,\"broker_cpu\":%.3f,\"broker_us_per_op\":%.1f}\n",
-      o.label.c_str(), o.method.c_str(), o.qos, o.mqtt, o.devices, o.rate, requests, seconds, ops,
-      Percentile(lat, 0.5), Percentile(lat, 0.99), Percentile(lat, 0.999), Percentile(lat, 1.0),
-      std::chrono::duration<double, std::milli>(load.stats.max_gap).count(), errors,
-      load.stats.error_replies, load.stats.timeouts, load.stats.disconnects, seconds > 0 ? cpu_seconds / seconds : 0,
+      o.label.c_str(), o.method.c_str(), o.qos, o.mqtt, o.devices, o.rate, requests, seconds, ops, Percentile(lat, 0.5),
+      Percentile(lat, 0.99), Percentile(lat, 0.999), Percentile(lat, 1.0),
+      std::chrono::duration<double, std::milli>(load.stats.max_gap).count(), errors, load.stats.error_replies,
+      load.stats.timeouts, load.stats.disconnects, seconds > 0 ? cpu_seconds / seconds : 0,
       seconds > 0 ? broker_cpu_seconds / seconds : 0, ops > 0 ? 1e6 * broker_cpu_seconds / (ops * seconds) : 0);
   std::fprintf(stderr,
                "%s %s qos%d x%d%s: %.0f ops/s, p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, %ld errors, "
@@ -553,7 +555,7 @@ int main(int argc, char** argv) {
       broker_cpu_at_start = ProcessCpuSeconds(o.broker_pid);
     }
     if (load.phase == Phase::kMeasure) {
-      const bool enough = o.ids > 0 ? load.finished == o.devices
+      const bool enough = o.ids > 0        ? load.finished == o.devices
                           : o.requests > 0 ? static_cast<long>(load.stats.latency_ns.size()) >= o.requests
                                            : now - load.measure_start >= duration;
       if (enough) {

@@ -78,8 +78,7 @@ class WorstCase : public benchmark::Fixture {
     }
   }
   // One request per iteration, as the broker thread runs it; `accepted` checks the outcome.
-  void Requests(benchmark::State& state, const std::string& doc, const std::string& body, bool patch,
-                bool accepted) {
+  void Requests(benchmark::State& state, const std::string& doc, const std::string& body, bool patch, bool accepted) {
     const std::string bodies[2] = {body, body};
     Requests(state, doc, bodies, patch, accepted);
   }
@@ -105,7 +104,8 @@ class WorstCase : public benchmark::Fixture {
     }
     if (!engine_->Sync().ok()) std::abort();
     state.counters["body_bytes"] = static_cast<double>(bodies[0].size());
-    state.counters["points"] = benchmark::Counter(static_cast<double>(sink_.pushed), benchmark::Counter::kAvgIterations);
+    state.counters["points"] = benchmark::Counter(static_cast<double>(sink_.pushed),
+                                                  benchmark::Counter::kAvgIterations);
   }
 
   std::string dir_;
@@ -296,8 +296,9 @@ BENCHMARK_F(WorstCase, PutManyKeysWithLargeConfig)(benchmark::State& state) {
 // Not a worst case: the ordinary path the trigger work must not slow, a one-number patch of a
 // ~1 KiB document (as engine_bench's) under on-change and on-update triggers with tags.
 BENCHMARK_F(WorstCase, OrdinaryPatchWithTriggers)(benchmark::State& state) {
-  MustWrite("_config", "{\"documents\":{\"doc\":{\"_tsdb_trigger\":\"on-change\",\"_tags\":{\"site\":\"lyon\"},"
-                       "\"sensor3\":{\"_tsdb_trigger\":\"on-update\"}}}}");
+  MustWrite("_config",
+            "{\"documents\":{\"doc\":{\"_tsdb_trigger\":\"on-change\",\"_tags\":{\"site\":\"lyon\"},"
+            "\"sensor3\":{\"_tsdb_trigger\":\"on-update\"}}}}");
   std::string data = "{\"device\":{\"model\":\"thermo-3000\",\"firmware\":\"4.2.0\"},";
   for (int i = 0; i < 12; ++i) {
     data += "\"sensor" + std::to_string(i) + "\":{\"value\":" + std::to_string(20 + i % 7) +

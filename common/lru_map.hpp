@@ -65,7 +65,7 @@ class LruMap {
 
   const size_t capacity_;
   size_t total_ = 0;
-  std::list<Entry> entries_;  // most recently used first
+  std::list<Entry> entries_;                                                         // most recently used first
   std::unordered_map<std::string_view, typename std::list<Entry>::iterator> index_;  // keys point into entries_
 };
 

@@ -48,7 +48,6 @@ void CheckStoredForm(std::string_view text, const RequestBody& body) {
 }  // namespace
 
 void FuzzOne(std::string_view text) {
-
   auto body = ParseRequestBody(text, true, "data");
   auto envelope = ParseRequestBody(text, false, "data");
   FUZZ_CHECK(body.ok() == envelope.ok());

@@ -32,7 +32,6 @@ std::string EncodeAll(std::string_view text) {
 }  // namespace
 
 void FuzzOne(std::string_view path) {
-
   const std::vector<std::string_view> segments = SplitPath(path);
   std::string_view unrooted = path;
   if (!unrooted.empty() && unrooted[0] == '/') unrooted.remove_prefix(1);

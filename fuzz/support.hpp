@@ -23,11 +23,10 @@ namespace twins::fuzz {
 }  // namespace twins::fuzz
 
 // An invariant of a target; a broken one aborts, which libFuzzer reports as a crash.
-#define FUZZ_CHECK(cond) \
-  ((cond) ? (void)0 : ::twins::fuzz::Fail(#cond, __FILE__, __LINE__, std::string()))
-#define FUZZ_CHECK_EQ(a, b)                                                                               \
-  ((a) == (b) ? (void)0                                                                                   \
-              : ::twins::fuzz::Fail(#a " == " #b, __FILE__, __LINE__,                                     \
+#define FUZZ_CHECK(cond) ((cond) ? (void)0 : ::twins::fuzz::Fail(#cond, __FILE__, __LINE__, std::string()))
+#define FUZZ_CHECK_EQ(a, b)                                           \
+  ((a) == (b) ? (void)0                                               \
+              : ::twins::fuzz::Fail(#a " == " #b, __FILE__, __LINE__, \
                                     "left:  " + std::string(a) + "\nright: " + std::string(b)))
 
 namespace twins::fuzz {

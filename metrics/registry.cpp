@@ -87,8 +87,8 @@ std::string FormatValue(double value) {
 
 void Histogram::ObserveNanos(uint64_t nanos) {
   const double seconds = static_cast<double>(nanos) / 1e9;
-  const size_t bucket =
-      std::lower_bound(kBoundsSeconds.begin(), kBoundsSeconds.end(), seconds) - kBoundsSeconds.begin();
+  const size_t bucket = std::lower_bound(kBoundsSeconds.begin(), kBoundsSeconds.end(), seconds) -
+                        kBoundsSeconds.begin();
   buckets_[bucket].fetch_add(1, std::memory_order_relaxed);
   sum_nanos_.fetch_add(nanos, std::memory_order_relaxed);
 }
@@ -158,17 +158,18 @@ std::string Registry::RenderPrometheus() const {
         uint64_t cumulative = 0;
         for (size_t i = 0; i < h.buckets.size(); ++i) {
           cumulative += h.buckets[i];
-          const std::string le =
-              i < Histogram::kBoundsSeconds.size() ? FormatValue(Histogram::kBoundsSeconds[i]) : "+Inf";
+          const std::string le = i < Histogram::kBoundsSeconds.size() ? FormatValue(Histogram::kBoundsSeconds[i])
+                                                                      : "+Inf";
           AppendLine(out, family.name, "_bucket", series.labels, static_cast<double>(cumulative), "le", le);
         }
         AppendLine(out, family.name, "_sum", series.labels, h.sum_seconds);
         AppendLine(out, family.name, "_count", series.labels, static_cast<double>(h.count));
         continue;
       }
-      AppendLine(out, family.name, "", series.labels, series.read ? series.read()
-                                                      : series.counter ? static_cast<double>(series.counter->value())
-                                                                       : static_cast<double>(series.gauge->value()));
+      AppendLine(out, family.name, "", series.labels,
+                 series.read      ? series.read()
+                 : series.counter ? static_cast<double>(series.counter->value())
+                                  : static_cast<double>(series.gauge->value()));
     }
   }
   return out;

@@ -48,9 +48,8 @@ class Gauge {
 // 50 us to 10 s: a broker-thread request takes microseconds, a reply waits a loop pass.
 class Histogram {
  public:
-  static constexpr std::array<double, 16> kBoundsSeconds = {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025,
-                                                            0.005,   0.01,   0.025,   0.05,   0.1,   0.25,
-                                                            0.5,     1,      2.5,     10};
+  static constexpr std::array<double, 16> kBoundsSeconds = {
+      0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10};
   void ObserveNanos(uint64_t nanos);
 
   struct Snapshot {

@@ -6,9 +6,15 @@ namespace {
 constexpr std::array<const char*, kApis> kApiNames = {"mqtt", "rest"};
 constexpr std::array<const char*, kOperations> kOperationNames = {"get",  "put",        "patch", "delete",
                                                                   "list", "delete_all", "other"};
-constexpr std::array<const char*, kOutcomes> kOutcomeNames = {
-    "ok",          "invalid_argument",  "not_found",            "version_mismatch", "quota_exceeded",
-    "too_many_requests", "insufficient_storage", "internal", "unauthenticated"};
+constexpr std::array<const char*, kOutcomes> kOutcomeNames = {"ok",
+                                                              "invalid_argument",
+                                                              "not_found",
+                                                              "version_mismatch",
+                                                              "quota_exceeded",
+                                                              "too_many_requests",
+                                                              "insufficient_storage",
+                                                              "internal",
+                                                              "unauthenticated"};
 constexpr std::array<const char*, 3> kQuotaNames = {"twin_documents", "twins", "other"};
 
 bool Serves(Api api, Operation operation) {
@@ -78,9 +84,9 @@ TwinsMetrics::TwinsMetrics(const std::string& version) {
       if (!Serves(static_cast<Api>(a), static_cast<Operation>(o))) continue;
       for (size_t x = 0; x < kOutcomes; ++x) {
         if (!Answers(static_cast<Api>(a), static_cast<Outcome>(x))) continue;
-        requests_[a][o][x] = &r.AddCounter("twins_requests_total", "Twin requests answered, by API, operation and result",
-                                           {{"api", kApiNames[a]}, {"operation", kOperationNames[o]},
-                                            {"result", kOutcomeNames[x]}});
+        requests_[a][o][x] = &r.AddCounter(
+            "twins_requests_total", "Twin requests answered, by API, operation and result",
+            {{"api", kApiNames[a]}, {"operation", kOperationNames[o]}, {"result", kOutcomeNames[x]}});
       }
     }
   }
@@ -99,15 +105,15 @@ TwinsMetrics::TwinsMetrics(const std::string& version) {
                                         "Time an MQTT request took on the broker thread, reply excluded",
                                         {{"operation", kOperationNames[o]}});
   }
-  version_conflicts_ =
-      &r.AddCounter("twins_version_conflicts_total", "Writes refused because the document was at another version");
+  version_conflicts_ = &r.AddCounter("twins_version_conflicts_total",
+                                     "Writes refused because the document was at another version");
   for (size_t q = 0; q < kQuotaNames.size(); ++q) {
     quota_rejections_[q] = &r.AddCounter("twins_quota_rejections_total", "Writes refused by a quota",
                                          {{"quota", kQuotaNames[q]}});
   }
   for (size_t a = 0; a < kApis; ++a) {
-    rate_limited_[a] = &r.AddCounter("twins_rate_limited_total",
-                                     "Requests refused by the per-twin rate limit", {{"api", kApiNames[a]}});
+    rate_limited_[a] = &r.AddCounter("twins_rate_limited_total", "Requests refused by the per-twin rate limit",
+                                     {{"api", kApiNames[a]}});
   }
   auth_failures_ = &r.AddCounter("twins_rest_auth_failures_total",
                                  "REST requests refused for a missing or wrong token (401)");

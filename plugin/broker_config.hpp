@@ -16,10 +16,10 @@
 namespace twins {
 
 struct AccessSetup {
-  bool others_decide = false;     // an acl_file, or a plugin other than this one
-  std::string decided_by;         // the first line that made others_decide, for the log
-  std::string plugin_before_us;   // the first other plugin loaded before this one, if any
-  std::string acl_file;           // for the log
+  bool others_decide = false;    // an acl_file, or a plugin other than this one
+  std::string decided_by;        // the first line that made others_decide, for the log
+  std::string plugin_before_us;  // the first other plugin loaded before this one, if any
+  std::string acl_file;          // for the log
   // Not about access: the broker's sys_interval (seconds, 0 = no $SYS), which 2.0 does not
   // tell plugins; the plugin publishes its own $SYS topics at the same pace.
   int sys_interval = 10;

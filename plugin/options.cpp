@@ -12,8 +12,8 @@ Status Bad(const std::string& key, const std::string& why) {
   return Status::InvalidArgument(key, "plugin_opt_" + key + ": " + why);
 }
 
-Status ParseUnsigned(const std::string& key, const std::string& value, unsigned long long min,
-                     unsigned long long max, unsigned long long* out) {
+Status ParseUnsigned(const std::string& key, const std::string& value, unsigned long long min, unsigned long long max,
+                     unsigned long long* out) {
   if (value.empty() || value.find_first_not_of("0123456789") != std::string::npos) {
     return Bad(key, "'" + value + "' is not a whole number");
   }
@@ -28,7 +28,7 @@ Status ParseUnsigned(const std::string& key, const std::string& value, unsigned 
 
 template <class T>
 std::function<Status(const std::string&, const std::string&)> Number(T* target, unsigned long long min,
-                                                                       unsigned long long max) {
+                                                                     unsigned long long max) {
   return [=](const std::string& key, const std::string& value) {
     unsigned long long v = 0;
     Status s = ParseUnsigned(key, value, min, max, &v);
@@ -112,7 +112,8 @@ Result<PluginOptions> ParseOptions(const std::vector<std::pair<std::string, std:
        }},
       {"other_access_checks",
        [&o](const std::string& key, const std::string& value) {
-         if (value != "auto" && value != "yes" && value != "no") return Bad(key, "'" + value + "' is not auto, yes or no");
+         if (value != "auto" && value != "yes" && value != "no")
+           return Bad(key, "'" + value + "' is not auto, yes or no");
          o.other_access_checks = value == "auto"  ? OtherAccessChecks::kAuto
                                  : value == "yes" ? OtherAccessChecks::kYes
                                                   : OtherAccessChecks::kNo;

@@ -45,14 +45,14 @@ struct PluginOptions {
   std::vector<std::string> rest_cors_origins;  // origins allowed cross-origin access; none by default
   std::string rest_region = "fr-par";
   std::string rest_tls_cert;
-  std::vector<std::string> rest_tokens;        // rest_token and the lines of rest_tokens_file
+  std::vector<std::string> rest_tokens;  // rest_token and the lines of rest_tokens_file
   std::string rest_tokens_file;
   bool rest_allow_anonymous = false;
-  bool metrics_allow_anonymous = false;        // GET /metrics without a token
+  bool metrics_allow_anonymous = false;  // GET /metrics without a token
 
-  std::string graphite_url;                    // empty: no time-series push
-  size_t graphite_queue = 100000;              // points held while Graphite is unreachable
-  size_t max_series_per_twin = 1000;           // distinct series one twin may feed
+  std::string graphite_url;           // empty: no time-series push
+  size_t graphite_queue = 100000;     // points held while Graphite is unreachable
+  size_t max_series_per_twin = 1000;  // distinct series one twin may feed
 };
 
 // Parses (key, value) pairs, keys without the "plugin_opt_" prefix. An unknown key or a bad

@@ -112,7 +112,7 @@ struct Plugin {
     std::optional<std::string> correlation;
     metrics::Operation operation;
     Clock::time_point arrived;
-    bool remembered = false;  // as a QoS 2 write (ResendFilter): forgotten if the sync fails
+    bool remembered = false;                    // as a QoS 2 write (ResendFilter): forgotten if the sync fails
     std::optional<std::string> response_topic;  // the request's MQTT 5 Response Topic
   };
   std::vector<HeldReply> held_replies;
@@ -153,8 +153,8 @@ ResponseTopic ResponseTopicOf(const mosquitto_evt_message& msg) {
   if (mosquitto_property_read_string(msg.properties, MQTT_PROP_RESPONSE_TOPIC, &value, false) == nullptr) return {};
   std::string topic = value != nullptr ? value : "";
   std::free(value);
-  const bool valid = !topic.empty() && mosquitto_validate_utf8(topic.data(), static_cast<int>(topic.size())) ==
-                                           MOSQ_ERR_SUCCESS &&
+  const bool valid = !topic.empty() &&
+                     mosquitto_validate_utf8(topic.data(), static_cast<int>(topic.size())) == MOSQ_ERR_SUCCESS &&
                      mosquitto_pub_topic_check(topic.c_str()) == MOSQ_ERR_SUCCESS;
   return {std::move(topic), valid};
 }
@@ -225,8 +225,8 @@ int OnMessage(int, void* event_data, void* userdata) {
     if (!response.valid) {
       Publish(client_id,
               ErrorReply(msg->topic, Status::InvalidArgument("response topic",
-                                                              "the Response Topic must be a topic name without "
-                                                              "wildcards, in UTF-8")),
+                                                             "the Response Topic must be a topic name without "
+                                                             "wildcards, in UTF-8")),
               msg->qos, correlation);
       return MOSQ_ERR_ACL_DENIED;
     }
@@ -295,7 +295,7 @@ int OnDisconnect(int, void* event_data, void* userdata) noexcept try {
 int OnAccessCheck(int, void* event_data, void* userdata) noexcept try {
   auto& plugin = *static_cast<Plugin*>(userdata);
   const auto* check = static_cast<mosquitto_evt_acl_check*>(event_data);
-  AccessKind access = check->access == MOSQ_ACL_READ        ? AccessKind::kRead
+  AccessKind access = check->access == MOSQ_ACL_READ          ? AccessKind::kRead
                       : check->access == MOSQ_ACL_WRITE       ? AccessKind::kWrite
                       : check->access == MOSQ_ACL_SUBSCRIBE   ? AccessKind::kSubscribe
                       : check->access == MOSQ_ACL_UNSUBSCRIBE ? AccessKind::kUnsubscribe
@@ -324,11 +324,10 @@ int OnAccessCheck(int, void* event_data, void* userdata) noexcept try {
   if (access == AccessKind::kWrite && check->retain && client_id != nullptr &&
       ClassifyTopic(topic, &parsed) == TopicKind::kMethod &&
       std::find(gone.begin(), gone.end(), check->client) == gone.end()) {
-    Reply reply =
-        ErrorReply(topic, Status::InvalidArgument("retain", "requests must not be retained (retain flag set)"));
-    plugin.held_replies.push_back({check->client, client_id, topic, false, std::move(reply), check->qos,
-                                   std::nullopt, metrics::OperationOfMethod(parsed.method), Clock::now(), false,
-                                   std::nullopt});
+    Reply reply = ErrorReply(topic,
+                             Status::InvalidArgument("retain", "requests must not be retained (retain flag set)"));
+    plugin.held_replies.push_back({check->client, client_id, topic, false, std::move(reply), check->qos, std::nullopt,
+                                   metrics::OperationOfMethod(parsed.method), Clock::now(), false, std::nullopt});
   }
   return MOSQ_ERR_ACL_DENIED;
 } catch (...) {
@@ -447,18 +446,18 @@ void LogEffectiveOptions(const PluginOptions& o) {
   mosquitto_log_printf(MOSQ_LOG_INFO, "twins: mosquitto-twins %s, database %s (sync_writes %s, cache %zu MiB)",
                        TWINS_VERSION, o.store.path.c_str(), o.store.sync_writes ? "true" : "false",
                        o.store.cache_bytes >> 20);
-  mosquitto_log_printf(MOSQ_LOG_INFO,
-                       "twins: limits: %zu bytes per document, depth %d, %zu documents per twin, %zu bytes per _config, "
-                       "%zu series per twin",
-                       o.limits.max_document_bytes, o.limits.max_depth, o.limits.max_documents,
-                       o.limits.max_config_bytes, o.max_series_per_twin);
+  mosquitto_log_printf(
+      MOSQ_LOG_INFO,
+      "twins: limits: %zu bytes per document, depth %d, %zu documents per twin, %zu bytes per _config, "
+      "%zu series per twin",
+      o.limits.max_document_bytes, o.limits.max_depth, o.limits.max_documents, o.limits.max_config_bytes,
+      o.max_series_per_twin);
   mosquitto_log_printf(MOSQ_LOG_INFO, "twins: twins named by %s; %u requests a second per twin (burst %u)",
-                       o.twin_identity == TwinIdentity::kUsername ? "username" : "client id",
-                       o.max_requests_per_second, o.request_burst);
+                       o.twin_identity == TwinIdentity::kUsername ? "username" : "client id", o.max_requests_per_second,
+                       o.request_burst);
   const std::string twins = o.limits.max_twins == 0 ? "unlimited" : "at most " + std::to_string(o.limits.max_twins);
   mosquitto_log_printf(MOSQ_LOG_INFO, "twins: disk: %s twins, writes that add data refused below %llu MiB free",
-                       twins.c_str(),
-                       static_cast<unsigned long long>(o.store.min_free_bytes >> 20));
+                       twins.c_str(), static_cast<unsigned long long>(o.store.min_free_bytes >> 20));
 }
 
 // Time series are optional: no graphite_url, no observer, no cost on writes.

@@ -37,10 +37,11 @@ void ContentCounter::Run(std::chrono::milliseconds interval) {
 void DeclareSourceMetrics(metrics::TwinsMetrics& metrics, const Engine& engine, const ContentCounter& contents,
                           const GraphiteSender* graphite) {
   metrics::Registry& r = metrics.registry();
-  r.AddCallback("twins_twins", "Twins with at least one document (counted in the background; -1 before the first count)",
-                Type::kGauge, {}, [&contents] { return static_cast<double>(contents.twins()); });
-  r.AddCallback("twins_documents", "Documents of all twins, _config included (counted in the background)",
-                Type::kGauge, {}, [&contents] { return static_cast<double>(contents.documents()); });
+  r.AddCallback("twins_twins",
+                "Twins with at least one document (counted in the background; -1 before the first count)", Type::kGauge,
+                {}, [&contents] { return static_cast<double>(contents.twins()); });
+  r.AddCallback("twins_documents", "Documents of all twins, _config included (counted in the background)", Type::kGauge,
+                {}, [&contents] { return static_cast<double>(contents.documents()); });
   r.AddCallback("twins_store_bytes", "Size of the database's files on disk", Type::kGauge, {},
                 [&engine] { return static_cast<double>(engine.store_stats().disk_bytes); });
   r.AddCallback("twins_cache_hits_total", "Document reads answered by the document cache", Type::kCounter, {},
@@ -66,8 +67,8 @@ void DeclareSourceMetrics(metrics::TwinsMetrics& metrics, const Engine& engine, 
                 [graphite] { return static_cast<double>(graphite->counters().errors); });
   r.AddCallback("twins_graphite_queue_points", "Points waiting to be sent", Type::kGauge, {},
                 [graphite] { return static_cast<double>(graphite->counters().queued); });
-  r.AddCallback("twins_graphite_up", "1 when the last delivery to Graphite succeeded, 0 during an outage",
-                Type::kGauge, {}, [graphite] { return graphite->counters().up ? 1.0 : 0.0; });
+  r.AddCallback("twins_graphite_up", "1 when the last delivery to Graphite succeeded, 0 during an outage", Type::kGauge,
+                {}, [graphite] { return graphite->counters().up ? 1.0 : 0.0; });
 }
 
 }  // namespace twins

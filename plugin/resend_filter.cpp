@@ -10,8 +10,8 @@ const ResendFilter::Remembered* ResendFilter::Find(std::string_view client, std:
   auto it = entries_.find(std::string(client));
   if (it == entries_.end()) return nullptr;
   const Entry& entry = it->second;
-  if (entry.twin != twin || entry.topic != topic || entry.correlation != correlation || entry.payload_size != payload.size() ||
-      entry.payload_hash != std::hash<std::string_view>{}(payload)) {
+  if (entry.twin != twin || entry.topic != topic || entry.correlation != correlation ||
+      entry.payload_size != payload.size() || entry.payload_hash != std::hash<std::string_view>{}(payload)) {
     return nullptr;
   }
   return &entry.reply;
@@ -44,14 +44,18 @@ void ResendFilter::Erase(std::unordered_map<std::string, Entry>::iterator it) {
 }
 
 void ResendFilter::Remember(std::string_view client, std::string_view twin, std::string_view topic,
-                            std::string_view payload, const std::optional<std::string>& correlation,
-                            Remembered reply) {
+                            std::string_view payload, const std::optional<std::string>& correlation, Remembered reply) {
   std::string key(client);
   auto old = entries_.find(key);
   if (old != entries_.end()) Erase(old);
   reply.by_correlation = correlation.has_value();
-  Entry entry{std::string(twin), std::string(topic), std::hash<std::string_view>{}(payload), payload.size(), correlation,
-              std::move(reply), {}};
+  Entry entry{std::string(twin),
+              std::string(topic),
+              std::hash<std::string_view>{}(payload),
+              payload.size(),
+              correlation,
+              std::move(reply),
+              {}};
   const size_t cost = Cost(key, entry);
   if (cost > max_bytes_) return;
   while (bytes_ + cost > max_bytes_) Erase(entries_.find(by_age_.front()));

@@ -21,7 +21,7 @@ bool StoreReclaimer::OnTick(std::chrono::steady_clock::time_point now) {
   // The walk's own garbage makes it longer: capped, so a long walk cannot leave more garbage
   // for the next one without end.
   next_ = now + std::clamp<std::chrono::steady_clock::duration>(20 * took, std::chrono::milliseconds(10),
-                                                                 std::chrono::milliseconds(100));
+                                                                std::chrono::milliseconds(100));
   return true;
 }
 

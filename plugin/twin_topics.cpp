@@ -25,8 +25,8 @@ std::string ErrorJson(const Status& status, std::string_view twin, std::string_v
              ",\"current\":" + std::to_string(status.current());
       break;
     case Code::kInsufficientStorage:
-      out += ",\"resource\":" + QuoteJson(status.field()) + ",\"min_free_mb\":" +
-             std::to_string(status.min_free_mb()) + ",\"free_mb\":" + std::to_string(status.free_mb());
+      out += ",\"resource\":" + QuoteJson(status.field()) + ",\"min_free_mb\":" + std::to_string(status.min_free_mb()) +
+             ",\"free_mb\":" + std::to_string(status.free_mb());
       break;
     default:
       break;
@@ -39,8 +39,8 @@ Result<Document> Run(Engine& engine, std::string_view twin, const TwinTopic& top
   if (topic.method == "get") return engine.Get(twin, topic.document);
   const bool is_delete = topic.method == "delete";
   if (!is_delete && topic.method != "put" && topic.method != "patch") {
-    return Status::InvalidArgument("method", "unknown method '" + std::string(topic.method) +
-                                                 "' (known: get, put, patch, delete)");
+    return Status::InvalidArgument(
+        "method", "unknown method '" + std::string(topic.method) + "' (known: get, put, patch, delete)");
   }
   auto request = ParseWriteRequest(payload, engine.limits(), !is_delete);
   if (!request.ok()) return request.status();
@@ -75,8 +75,8 @@ Result<std::string_view> AdmitRequest(RateLimiter& limiter, const Requester& req
   return twin;
 }
 
-Reply HandleTwinRequest(Engine& engine, std::string_view twin, std::string_view request_topic,
-                        const TwinTopic& parsed, std::string_view payload, Durability durability) {
+Reply HandleTwinRequest(Engine& engine, std::string_view twin, std::string_view request_topic, const TwinTopic& parsed,
+                        std::string_view payload, Durability durability) {
   Result<Document> result = Status::Internal("request not run");
   try {
     result = Run(engine, twin, parsed, payload, durability);
@@ -86,14 +86,22 @@ Reply HandleTwinRequest(Engine& engine, std::string_view twin, std::string_view 
   const std::string base(request_topic);
   if (!result.ok()) {
     const Status& s = result.status();
-    return {base + "/response/error", ErrorJson(s, twin, parsed.document), false, 0, s.code(),
+    return {base + "/response/error",
+            ErrorJson(s, twin, parsed.document),
+            false,
+            0,
+            s.code(),
             s.code() == Code::kQuotaExceeded ? s.field() : std::string()};
   }
   return {base + "/response/success", DocumentJson(result.value()), true, result->version};
 }
 
 Reply ErrorReply(std::string_view request_topic, const Status& status) {
-  return {std::string(request_topic) + "/response/error", ErrorJson(status, {}, {}), false, 0, status.code(),
+  return {std::string(request_topic) + "/response/error",
+          ErrorJson(status, {}, {}),
+          false,
+          0,
+          status.code(),
           status.code() == Code::kQuotaExceeded ? status.field() : std::string()};
 }
 

@@ -17,9 +17,9 @@ namespace twins {
 inline constexpr std::string_view kTwinTopicPrefix = "$SCW/twins/";
 
 enum class TopicKind {
-  kNotTwin,     // outside $SCW/twins/: not ours, untouched
-  kMethod,      // $SCW/twins/<twin>/<doc>/<method>: answered (maybe with an error)
-  kOtherTwin,   // any other topic under $SCW/twins/: dropped without reply
+  kNotTwin,    // outside $SCW/twins/: not ours, untouched
+  kMethod,     // $SCW/twins/<twin>/<doc>/<method>: answered (maybe with an error)
+  kOtherTwin,  // any other topic under $SCW/twins/: dropped without reply
 };
 
 struct TwinTopic {
@@ -34,7 +34,7 @@ struct Reply {
   std::string topic;
   std::string payload;
   bool success = false;
-  uint64_t version = 0;  // of the document a success shows
+  uint64_t version = 0;   // of the document a success shows
   Code code = Code::kOk;  // for the metrics: the error's kind, and a quota error's resource
   std::string quota = {};
 };
@@ -53,8 +53,8 @@ Result<std::string_view> AdmitRequest(RateLimiter& limiter, const Requester& req
 // Runs one admitted request on `twin` and builds its reply. Never throws. With
 // Durability::kAtSync the caller must Sync() the engine before the reply leaves, and send
 // ErrorReply() instead of a success if that fails.
-Reply HandleTwinRequest(Engine& engine, std::string_view twin, std::string_view request_topic,
-                        const TwinTopic& parsed, std::string_view payload, Durability durability);
+Reply HandleTwinRequest(Engine& engine, std::string_view twin, std::string_view request_topic, const TwinTopic& parsed,
+                        std::string_view payload, Durability durability);
 
 // The error reply to the request on `request_topic`.
 Reply ErrorReply(std::string_view request_topic, const Status& status);

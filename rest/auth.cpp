@@ -39,7 +39,8 @@ bool TokenSet::Accepts(std::string_view presented) const {
 
 Result<std::vector<std::string>> ReadTokensFile(const std::string& path) {
   std::ifstream in(path);
-  if (!in) return Status::InvalidArgument("tokens_file", "cannot read tokens file " + path + ": " + std::strerror(errno));
+  if (!in)
+    return Status::InvalidArgument("tokens_file", "cannot read tokens file " + path + ": " + std::strerror(errno));
   std::vector<std::string> tokens;
   std::string line;
   while (std::getline(in, line)) {

@@ -8,9 +8,7 @@
 namespace twins {
 namespace {
 
-std::string Seconds(std::chrono::milliseconds ms) {
-  return std::to_string((ms.count() + 999) / 1000) + " s";
-}
+std::string Seconds(std::chrono::milliseconds ms) { return std::to_string((ms.count() + 999) / 1000) + " s"; }
 
 }  // namespace
 
@@ -55,13 +53,13 @@ void AuthGuard::Failed(std::string_view peer, std::string_view why, Clock::time_
   }
   entry->failures += 1;
   entry->last_failure = now;
-  std::string line = "REST: authentication failed from " + key + " (" + std::string(why) + "): " +
-                     std::to_string(entry->failures) + (entry->failures == 1 ? " failure" : " failures") +
+  std::string line = "REST: authentication failed from " + key + " (" + std::string(why) +
+                     "): " + std::to_string(entry->failures) + (entry->failures == 1 ? " failure" : " failures") +
                      " from it, " + std::to_string(total) + " in all";
   if (free_failures_ != 0 && entry->failures > free_failures_) {
     const uint64_t doublings = std::min<uint64_t>(entry->failures - free_failures_ - 1, 16);
     const auto refusal = std::min<std::chrono::milliseconds>(kFirstRefusal * (uint64_t{1} << doublings),
-                                                            kLongestRefusal);
+                                                             kLongestRefusal);
     entry->refused_until = now + refusal;
     Log(line + "; its requests are refused for " + Seconds(refusal), now);
   } else if (entry->failures == 1) {

@@ -89,8 +89,9 @@ Result<IfMatch> ParseIfMatch(std::string_view header) {
     }
     std::optional<uint64_t> version = tag.weak ? std::nullopt : TagVersion(tag.opaque);
     if (!version) {
-      return Status::InvalidArgument("If-Match", "If-Match takes the strong ETags of this API, document versions "
-                                                 "in quotes such as \"3\"");
+      return Status::InvalidArgument("If-Match",
+                                     "If-Match takes the strong ETags of this API, document versions "
+                                     "in quotes such as \"3\"");
     }
     match.versions.push_back(*version);
   }

@@ -14,7 +14,7 @@ namespace twins {
 std::string ETag(uint64_t version);
 
 struct IfMatch {
-  bool any = false;               // "*": any existing document
+  bool any = false;  // "*": any existing document
   std::vector<uint64_t> versions;
 
   bool Matches(uint64_t version) const;

@@ -120,8 +120,7 @@ HttpResponse TwinEndpoints::Patch(HttpRequest& request, std::string_view twin, s
   return Write(request, twin, doc, true);
 }
 
-HttpResponse TwinEndpoints::Write(HttpRequest& request, std::string_view twin, std::string_view doc,
-                                  bool patch) const {
+HttpResponse TwinEndpoints::Write(HttpRequest& request, std::string_view twin, std::string_view doc, bool patch) const {
   if (auto throttled = Throttle(twin, doc)) return *throttled;
   const Limits& limits = engine_.limits();
   std::string body;
@@ -149,8 +148,8 @@ HttpResponse TwinEndpoints::Delete(HttpRequest& request, std::string_view twin, 
   auto parsed = ParseWriteRequest(body, limits, false);
   if (!parsed.ok()) return ErrorResponse(parsed.status(), doc, log_);
   return WriteIfMatch(
-      request, twin, doc, parsed->version,
-      [&](uint64_t expected) { return engine_.Delete(twin, doc, expected); }, false);
+      request, twin, doc, parsed->version, [&](uint64_t expected) { return engine_.Delete(twin, doc, expected); },
+      false);
 }
 
 // A single If-Match version is the engine's own atomic version check. "*" and lists need

@@ -23,19 +23,19 @@ HttpResponse ErrorResponse(const Status& status, std::string_view document, cons
     case Code::kVersionMismatch:
       return PreconditionFailed(std::to_string(status.expected()), status.actual());
     case Code::kQuotaExceeded: {
-      HttpResponse response = JsonResponse(403, "{\"type\":\"quotas_exceeded\",\"details\":[{\"resource\":" +
-                                   QuoteJson(status.field()) + ",\"quota\":" + std::to_string(status.quota()) +
-                                   ",\"current\":" + std::to_string(status.current()) +
-                                   "}],\"message\":" + QuoteJson(status.message()) + "}");
+      HttpResponse response = JsonResponse(
+          403, "{\"type\":\"quotas_exceeded\",\"details\":[{\"resource\":" + QuoteJson(status.field()) +
+                   ",\"quota\":" + std::to_string(status.quota()) + ",\"current\":" + std::to_string(status.current()) +
+                   "}],\"message\":" + QuoteJson(status.message()) + "}");
       response.quota = status.field();
       return response;
     }
     case Code::kTooManyRequests: {
       const uint64_t ms = status.retry_after_ms();
-      HttpResponse response =
-          JsonResponse(429, "{\"type\":\"too_many_requests\",\"help_message\":" +
-                                QuoteJson("too many writes to this twin; retry in " + std::to_string(ms) + " ms") +
-                                ",\"retry_after_ms\":" + std::to_string(ms) + ",\"message\":\"too many requests\"}");
+      HttpResponse response = JsonResponse(
+          429, "{\"type\":\"too_many_requests\",\"help_message\":" +
+                   QuoteJson("too many writes to this twin; retry in " + std::to_string(ms) + " ms") +
+                   ",\"retry_after_ms\":" + std::to_string(ms) + ",\"message\":\"too many requests\"}");
       response.retry_after = std::to_string((ms + 999) / 1000);  // whole seconds, never 0
       return response;
     }
@@ -59,14 +59,16 @@ HttpResponse InvalidArgument(std::string_view argument, std::string_view reason,
                              int http_status) {
   return JsonResponse(http_status,
                       "{\"type\":\"invalid_arguments\",\"message\":\"invalid argument(s)\",\"details\":[{"
-                      "\"argument_name\":" + QuoteJson(argument) + ",\"reason\":" + QuoteJson(reason) +
+                      "\"argument_name\":" +
+                          QuoteJson(argument) + ",\"reason\":" + QuoteJson(reason) +
                           ",\"help_message\":" + QuoteJson(help) + "}]}");
 }
 
 HttpResponse DeniedAuthentication(std::string_view message) {
   return JsonResponse(401,
                       "{\"type\":\"denied_authentication\",\"method\":\"secret_key\",\"reason\":\"invalid_argument\","
-                      "\"message\":" + QuoteJson(message) + "}");
+                      "\"message\":" +
+                          QuoteJson(message) + "}");
 }
 
 HttpResponse TooManyFailedAuthentications(uint64_t retry_after_ms) {
@@ -80,9 +82,8 @@ HttpResponse TooManyFailedAuthentications(uint64_t retry_after_ms) {
 }
 
 HttpResponse NotFound(std::string_view resource, std::string_view resource_id, std::string_view message) {
-  return JsonResponse(404, "{\"type\":\"not_found\",\"resource\":" + QuoteJson(resource) +
-                               ",\"resource_id\":" + QuoteJson(resource_id) + ",\"message\":" + QuoteJson(message) +
-                               "}");
+  return JsonResponse(404, "{\"type\":\"not_found\",\"resource\":" + QuoteJson(resource) + ",\"resource_id\":" +
+                               QuoteJson(resource_id) + ",\"message\":" + QuoteJson(message) + "}");
 }
 
 HttpResponse PreconditionFailed(std::string_view expected, uint64_t actual) {

@@ -10,8 +10,8 @@ Status LoadOpenSsl3Compat(const std::string& dir) {
     const std::string path = dir + "/" + name;
     if (dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL) == nullptr) {
       const char* why = dlerror();
-      return Status::InvalidArgument("tls_cert", "TLS is not available: cannot load " + path + ": " +
-                                                     (why != nullptr ? why : "unknown error"));
+      return Status::InvalidArgument(
+          "tls_cert", "TLS is not available: cannot load " + path + ": " + (why != nullptr ? why : "unknown error"));
     }
   }
   return Status::Ok();

@@ -35,21 +35,21 @@ namespace twins {
 
 struct RestOptions {
   std::string listen = "127.0.0.1:8080";  // CivetWeb listening_ports syntax; a port ending in 's' is TLS
-  int threads = 64;                        // CivetWeb serves one connection per thread at a time
-  int request_timeout_ms = 10000;          // a request's headers (and each body read) must come within it
-  int keep_alive_timeout_ms = 500;         // how long an idle kept-alive connection keeps its thread
-  std::string region = "fr-par";           // other regions are 404
-  std::string tls_cert;                    // PEM certificate + private key; needs an 's' port
-  std::string tls_compat_dir;              // folder of the OpenSSL 3 compatibility libraries (TLS only)
-  std::vector<std::string> tokens;         // accepted X-Auth-Token secrets
-  bool allow_anonymous = false;            // with no token at all, serve without authentication
-  uint32_t writes_per_second = 0;          // per twin (put, patch, delete); 0: unlimited
-  uint32_t write_burst = 0;                // writes a quiet twin may make at once
+  int threads = 64;                       // CivetWeb serves one connection per thread at a time
+  int request_timeout_ms = 10000;         // a request's headers (and each body read) must come within it
+  int keep_alive_timeout_ms = 500;        // how long an idle kept-alive connection keeps its thread
+  std::string region = "fr-par";          // other regions are 404
+  std::string tls_cert;                   // PEM certificate + private key; needs an 's' port
+  std::string tls_compat_dir;             // folder of the OpenSSL 3 compatibility libraries (TLS only)
+  std::vector<std::string> tokens;        // accepted X-Auth-Token secrets
+  bool allow_anonymous = false;           // with no token at all, serve without authentication
+  uint32_t writes_per_second = 0;         // per twin (put, patch, delete); 0: unlimited
+  uint32_t write_burst = 0;               // writes a quiet twin may make at once
   // Counts the requests and serves GET /metrics (metrics_endpoint.hpp); must outlive the server.
   metrics::TwinsMetrics* metrics = nullptr;
-  bool metrics_allow_anonymous = false;    // /metrics without a token
-  uint32_t auth_failures = 10;             // failures one address may make before refusals; 0: never refused
-  std::vector<std::string> cors_origins;   // exact Origin values allowed cross-origin access
+  bool metrics_allow_anonymous = false;      // /metrics without a token
+  uint32_t auth_failures = 10;               // failures one address may make before refusals; 0: never refused
+  std::vector<std::string> cors_origins;     // exact Origin values allowed cross-origin access
   std::function<bool()> graphite_reachable;  // shown by /healthz; empty: no Graphite configured
 };
 

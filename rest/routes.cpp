@@ -84,10 +84,10 @@ std::optional<HttpResponse> Router::Authenticate(const HttpRequest& request) con
   if (!token.empty() && tokens_.Accepts(token)) return std::nullopt;
   const char* why = token.empty() ? "no token" : bearer ? "invalid bearer token" : "invalid X-Auth-Token";
   guard_.Failed(request.peer(), why);
-  HttpResponse denied =
-      DeniedAuthentication(token.empty() ? "authentication is denied: the X-Auth-Token (or Authorization: Bearer) "
-                                           "header is missing"
-                                         : std::string("authentication is denied: ") + why);
+  HttpResponse denied = DeniedAuthentication(
+      token.empty() ? "authentication is denied: the X-Auth-Token (or Authorization: Bearer) "
+                      "header is missing"
+                    : std::string("authentication is denied: ") + why);
   denied.headers.emplace_back("WWW-Authenticate", "Bearer");
   return denied;
 }

@@ -60,8 +60,10 @@ Status CheckOptions(const RestOptions& options) {
   for (const std::string& origin : options.cors_origins) {
     if (origin.empty() || origin.find_first_of(" ,\t\r\n") != std::string::npos || origin.back() == '/' ||
         origin.find("://") == std::string::npos) {
-      return Status::InvalidArgument("cors_origins", "a CORS origin must be scheme://host[:port] without a path, "
-                                                     "e.g. https://app.example.com; got '" + origin + "'");
+      return Status::InvalidArgument("cors_origins",
+                                     "a CORS origin must be scheme://host[:port] without a path, "
+                                     "e.g. https://app.example.com; got '" +
+                                         origin + "'");
     }
   }
   if (options.region.empty() || options.region.find('/') != std::string::npos) {
@@ -76,17 +78,20 @@ Status CheckOptions(const RestOptions& options) {
     }
   }
   if (options.tokens.empty() && !options.allow_anonymous) {
-    return Status::InvalidArgument("tokens", "the REST API refuses to start without a token: configure at least one "
-                                             "token, or allow anonymous access explicitly");
+    return Status::InvalidArgument("tokens",
+                                   "the REST API refuses to start without a token: configure at least one "
+                                   "token, or allow anonymous access explicitly");
   }
   const bool tls_port = HasTlsPort(options.listen);
   if (!options.tls_cert.empty() && !tls_port) {
-    return Status::InvalidArgument("tls_cert", "a TLS certificate is configured but no REST listening port ends in "
-                                               "'s' (e.g. 127.0.0.1:8443s), so it would never be used");
+    return Status::InvalidArgument("tls_cert",
+                                   "a TLS certificate is configured but no REST listening port ends in "
+                                   "'s' (e.g. 127.0.0.1:8443s), so it would never be used");
   }
   if (options.tls_cert.empty() && tls_port) {
-    return Status::InvalidArgument("tls_cert", "a REST listening port ends in 's' (TLS) but no certificate is "
-                                               "configured");
+    return Status::InvalidArgument("tls_cert",
+                                   "a REST listening port ends in 's' (TLS) but no certificate is "
+                                   "configured");
   }
   return Status::Ok();
 }
@@ -204,9 +209,10 @@ int RestServer::Impl::BeginRequest(mg_connection* conn) noexcept {
 int RestServer::Impl::HttpError(mg_connection* conn, int status, const char* message) noexcept {
   try {
     const std::string_view text = message != nullptr && IsValidUtf8(message) ? message : "bad request";
-    HttpResponse response = status >= 500 ? JsonResponse(status, "{\"type\":\"internal_error\",\"message\":" +
-                                                                     QuoteJson(text) + "}")
-                                          : InvalidArgument("request", "format", text, status);
+    HttpResponse response = status >= 500
+                                ? JsonResponse(status,
+                                               "{\"type\":\"internal_error\",\"message\":" + QuoteJson(text) + "}")
+                                : InvalidArgument("request", "format", text, status);
     SendResponse(conn, response, nullptr, true);
     return 0;
   } catch (...) {
@@ -263,15 +269,12 @@ Result<std::unique_ptr<RestServer>> RestServer::Start(const RestOptions& options
   const std::string request_timeout = std::to_string(options.request_timeout_ms);
   const std::string keep_alive_timeout = std::to_string(options.keep_alive_timeout_ms);
   std::vector<const char*> config = {
-      "listening_ports", options.listen.c_str(),
-      "num_threads", threads.c_str(),
+      "listening_ports", options.listen.c_str(), "num_threads", threads.c_str(),
       // CivetWeb's deadline for a whole request head (from its first byte), so a client
       // trickling headers holds its thread no longer than one that sends nothing.
-      "request_timeout_ms", request_timeout.c_str(),
-      "keep_alive_timeout_ms", keep_alive_timeout.c_str(),
-      "enable_keep_alive", "yes",
-      "decode_url", "no",   // the router splits the path first, then decodes each segment
-      "tcp_nodelay", "1",   // replies are one write; do not let Nagle hold them back
+      "request_timeout_ms", request_timeout.c_str(), "keep_alive_timeout_ms", keep_alive_timeout.c_str(),
+      "enable_keep_alive", "yes", "decode_url", "no",  // the router splits the path first, then decodes each segment
+      "tcp_nodelay", "1",                              // replies are one write; do not let Nagle hold them back
   };
   if (!options.tls_cert.empty()) {
     config.push_back("ssl_certificate");

@@ -103,7 +103,7 @@ std::unique_ptr<DocumentStore> WithWriteBehindCache(std::unique_ptr<DocumentStor
 
 struct RocksDbOptions {
   std::string path;
-  bool sync_writes = false;        // fsync the WAL on every write (power-loss durability)
+  bool sync_writes = false;  // fsync the WAL on every write (power-loss durability)
   // Bounds the memory of the store, whatever the number of twins: a quarter holds recent
   // documents' text (WithWriteBehindCache), the rest RocksDB's block cache and write buffers.
   size_t cache_bytes = 32 << 20;

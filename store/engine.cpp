@@ -117,8 +117,8 @@ Result<Document> Engine::Patch(std::string_view twin, std::string_view doc, cons
   return Write(twin, doc, request, Mode::kPatch, durability);
 }
 
-Result<Document> Engine::Write(std::string_view twin, std::string_view doc, const WriteRequest& request,
-                               Mode mode, Durability durability) {
+Result<Document> Engine::Write(std::string_view twin, std::string_view doc, const WriteRequest& request, Mode mode,
+                               Durability durability) {
   Status s = ValidateNames(twin, doc);
   if (!s.ok()) return s;
   if (request.data.empty() || request.data[0] != '{') {

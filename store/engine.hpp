@@ -124,7 +124,9 @@ class Engine {
   enum class Mode { kPut, kPatch };
   Result<Document> Write(std::string_view twin, std::string_view doc, const WriteRequest& request, Mode mode,
                          Durability durability);
-  Status Persist(Durability durability) { return durability == Durability::kBeforeReturn ? store_->Sync() : Status::Ok(); }
+  Status Persist(Durability durability) {
+    return durability == Durability::kBeforeReturn ? store_->Sync() : Status::Ok();
+  }
   std::mutex& LockFor(std::string_view twin) const;
   // Counts one more twin, unless max_twins are there already.
   Status ReserveTwin();

@@ -4,8 +4,7 @@
 
 namespace twins {
 
-FreeSpace::FreeSpace(std::string path, std::chrono::milliseconds refresh)
-    : path_(std::move(path)), refresh_(refresh) {
+FreeSpace::FreeSpace(std::string path, std::chrono::milliseconds refresh) : path_(std::move(path)), refresh_(refresh) {
   Refresh();
 }
 

@@ -15,8 +15,7 @@ bool BreaksCompact(char c) { return static_cast<signed char>(c) < '!'; }
 // caller carries between calls. Returns just past the value's end, `limit` (or a byte past it,
 // after an escape) if it goes on, or nullptr where the text ends inside a string or, with
 // `compact`, is not compact outside strings.
-const char* SkipBytes(const char* p, const char* limit, const char* end, bool compact, int* depth,
-                      bool* in_string) {
+const char* SkipBytes(const char* p, const char* limit, const char* end, bool compact, int* depth, bool* in_string) {
   while (p < limit) {
     const char c = *p++;
     if (*in_string) {

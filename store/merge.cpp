@@ -165,8 +165,8 @@ struct OutputLimit {
 };
 
 Status TooLarge(OutputLimit limit) {
-  return Status::InvalidArgument("data", "document would be larger than the limit of " + std::to_string(limit.bytes) +
-                                             " bytes");
+  return Status::InvalidArgument(
+      "data", "document would be larger than the limit of " + std::to_string(limit.bytes) + " bytes");
 }
 
 // The patch's members, found by key name: a linear search while they are few (a patch
@@ -267,7 +267,7 @@ class PatchMembers {
   size_t count_ = 0;
   size_t pending_ = 0;
   Member taken_;
-  std::string decoded_;  // the names of escaped keys, end to end
+  std::string decoded_;              // the names of escaped keys, end to end
   std::unique_ptr<KeyIndex> index_;  // of more_, past kInline members
 };
 

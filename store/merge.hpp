@@ -28,7 +28,6 @@ namespace twins {
 // keys); and once the merged text passes `max_bytes` the merge stops and fails with an
 // invalid argument naming the limit ("document would be larger than the limit of N bytes"),
 // `out` then holding a part of it.
-Status MergePatch(std::string_view target, std::string_view patch, std::string* out,
-                  size_t max_bytes = SIZE_MAX);
+Status MergePatch(std::string_view target, std::string_view patch, std::string* out, size_t max_bytes = SIZE_MAX);
 
 }  // namespace twins

@@ -22,8 +22,8 @@ Status ValidateDocumentName(std::string_view name) {
     return Status::InvalidArgument("document_name", "document name must be 1 to 128 characters long");
   }
   for (char c : name) {
-    bool allowed = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                   c == '-' || c == '_' || c == '.' || c == '~';
+    bool allowed = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+                   c == '.' || c == '~';
     if (!allowed) {
       return Status::InvalidArgument("document_name", "document name may only contain [-_.~0-9a-zA-Z]");
     }

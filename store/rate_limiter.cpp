@@ -7,7 +7,8 @@
 namespace twins {
 
 RateLimiter::RateLimiter(uint32_t per_second, uint32_t burst, size_t max_keys)
-    : per_second_(per_second), burst_(std::max<uint32_t>(burst, 1)),
+    : per_second_(per_second),
+      burst_(std::max<uint32_t>(burst, 1)),
       max_per_shard_(std::max<size_t>(max_keys / 16, 1)) {}
 
 uint64_t RateLimiter::Acquire(std::string_view key, Clock::time_point now) {

@@ -29,7 +29,7 @@ constexpr auto kPlain = [] {
 struct PathStep {
   size_t key_offset = 0;  // of the key's stored form in the output, for a member
   size_t key_length = 0;
-  long index = -1;        // for an array element
+  long index = -1;  // for an array element
 };
 
 class BodyReader {
@@ -335,14 +335,30 @@ class BodyReader {
     if (pos_ == text_.size()) return Fail();
     const char c = text_[pos_++];
     switch (c) {
-      case '"': case '\\': case '/': *value += c; return true;
-      case 'b': *value += '\b'; return true;
-      case 'f': *value += '\f'; return true;
-      case 'n': *value += '\n'; return true;
-      case 'r': *value += '\r'; return true;
-      case 't': *value += '\t'; return true;
-      case 'u': break;
-      default: return Fail();
+      case '"':
+      case '\\':
+      case '/':
+        *value += c;
+        return true;
+      case 'b':
+        *value += '\b';
+        return true;
+      case 'f':
+        *value += '\f';
+        return true;
+      case 'n':
+        *value += '\n';
+        return true;
+      case 'r':
+        *value += '\r';
+        return true;
+      case 't':
+        *value += '\t';
+        return true;
+      case 'u':
+        break;
+      default:
+        return Fail();
     }
     uint32_t code;
     if (!Hex4(&code)) return false;

@@ -29,9 +29,9 @@ struct RequestBody {
 
   std::optional<std::string> data;  // stored form of the first "data" member, when read
   bool data_is_object = false;
-  int data_depth = 0;               // nested objects and arrays, `data` itself included
-  Status data_error;                // the first twin-rule violation in `data`, by position
-  std::string reserved_key_path;    // the first key starting with '_' in `data`, as a path
+  int data_depth = 0;             // nested objects and arrays, `data` itself included
+  Status data_error;              // the first twin-rule violation in `data`, by position
+  std::string reserved_key_path;  // the first key starting with '_' in `data`, as a path
 };
 
 // The value of the JSON string token `token` (quotes included), unescaped, appended to

@@ -255,10 +255,11 @@ class RocksDbStore final : public DocumentStore {
     const bool below = free < min_free_bytes_;
     if (below != below_reserve_.exchange(below, std::memory_order_relaxed)) LogReserve(below, free);
     if (!below) return Status::Ok();
-    return Status::InsufficientStorage("not enough free disk space for the database: writes that add data are "
-                                       "refused while less than " +
-                                           std::to_string(Mib(min_free_bytes_)) + " MiB are free",
-                                       Mib(min_free_bytes_), Mib(free));
+    return Status::InsufficientStorage(
+        "not enough free disk space for the database: writes that add data are "
+        "refused while less than " +
+            std::to_string(Mib(min_free_bytes_)) + " MiB are free",
+        Mib(min_free_bytes_), Mib(free));
   }
 
   Result<uint64_t> CountTwins() const override {
@@ -375,9 +376,11 @@ class RocksDbStore final : public DocumentStore {
   }
 
   void LogReserve(bool below, uint64_t free) const {
-    const std::string figures = std::to_string(Mib(free)) + " MiB free, reserve " + std::to_string(Mib(min_free_bytes_)) + " MiB";
+    const std::string figures = std::to_string(Mib(free)) + " MiB free, reserve " +
+                                std::to_string(Mib(min_free_bytes_)) + " MiB";
     if (below) {
-      Log(LogLevel::kWarning, "disk space low (" + figures + "): writes that add data are refused, reads and deletions go on");
+      Log(LogLevel::kWarning,
+          "disk space low (" + figures + "): writes that add data are refused, reads and deletions go on");
     } else {
       Log(LogLevel::kWarning, "disk space back above the reserve (" + figures + "): writes accepted again");
     }
@@ -431,8 +434,8 @@ Result<std::unique_ptr<DocumentStore>> OpenRocksDbStore(const RocksDbOptions& op
   db_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   // Write buffers are charged to the same cache, so block_cache_bytes bounds them too.
   db_options.write_buffer_size = std::min<size_t>(8 << 20, block_cache_bytes / 4);
-  db_options.write_buffer_manager =
-      std::make_shared<rocksdb::WriteBufferManager>(block_cache_bytes / 2, table.block_cache);
+  db_options.write_buffer_manager = std::make_shared<rocksdb::WriteBufferManager>(block_cache_bytes / 2,
+                                                                                  table.block_cache);
   // Twins overwrite the same keys all day: updating a value in its memtable slot, when the
   // new one fits, keeps the memtable small and a patch 2 us faster than inserting a version.
   // It forgoes consistent snapshots of values, which no read here uses.

@@ -152,7 +152,7 @@ class WriteBehindStore final : public DocumentStore {
   // A twin's documents share one shard, so that DeleteAll finds them all in one place.
   struct Shard {
     std::mutex mutex;
-    std::list<Entry> lru;  // most recently used first
+    std::list<Entry> lru;                                                    // most recently used first
     std::unordered_map<std::string_view, std::list<Entry>::iterator> index;  // views of Entry::key
     size_t bytes = 0;
     uint64_t generation = 0;
@@ -291,7 +291,7 @@ class WriteBehindStore final : public DocumentStore {
   mutable uint64_t applied_ = 0;
   mutable bool applying_ = false;  // one batch at a time keeps writes in order
   mutable Status failure_ = Status::Ok();
-  mutable uint64_t failures_ = 0;  // counts Fail(): a batch applied across one lost its entries
+  mutable uint64_t failures_ = 0;            // counts Fail(): a batch applied across one lost its entries
   mutable std::atomic<bool> failed_{false};  // failure_ set, readable without queue_mutex_ (Writable)
 };
 

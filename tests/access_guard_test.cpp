@@ -6,8 +6,8 @@
 namespace twins {
 namespace {
 
-constexpr bool kAlone = false;   // no acl_file, no other plugin
-constexpr bool kOthers = true;   // an acl_file or a plugin decides the rest
+constexpr bool kAlone = false;  // no acl_file, no other plugin
+constexpr bool kOthers = true;  // an acl_file or a plugin decides the rest
 
 TEST(AccessGuardTest, NothingUnderTwinTopicsIsDeliveredToSubscribers) {
   for (const char* topic : {"$SCW/twins", "$SCW/twins/dev1/d/get/response/success", "$SCW/twins/me/d/get",

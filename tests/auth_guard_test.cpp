@@ -45,7 +45,8 @@ TEST_F(AuthGuardTest, ZeroFreeFailuresCountsAndLogsButNeverRefuses) {
   EXPECT_EQ(guard.RefusedFor("192.0.2.1", now_), 0u);
   EXPECT_EQ(guard.failures(), 50u);
   ASSERT_FALSE(lines_.empty());
-  EXPECT_EQ(lines_[0], "REST: authentication failed from 192.0.2.1 (invalid X-Auth-Token): 1 failure from it, 1 in all");
+  EXPECT_EQ(lines_[0],
+            "REST: authentication failed from 192.0.2.1 (invalid X-Auth-Token): 1 failure from it, 1 in all");
 }
 
 TEST_F(AuthGuardTest, AnAddressIsForgottenTenMinutesAfterItsLastFailure) {

@@ -128,7 +128,8 @@ TEST_F(BrokerConfigTest, Mosquitto21PluginLoadLinesAreRecognised) {
   auto ours = ReadAccessSetup({Write("a.conf", "plugin_load twins " + own + "\n")}, own);
   ASSERT_TRUE(ours.ok());
   EXPECT_FALSE(ours->others_decide);
-  auto other = ReadAccessSetup({Write("b.conf", "plugin_load dynsec /usr/lib/dynsec.so\nplugin_load twins " + own + "\n")}, own);
+  auto other = ReadAccessSetup(
+      {Write("b.conf", "plugin_load dynsec /usr/lib/dynsec.so\nplugin_load twins " + own + "\n")}, own);
   ASSERT_TRUE(other.ok());
   EXPECT_TRUE(other->others_decide);
   EXPECT_EQ(other->plugin_before_us, "/usr/lib/dynsec.so");

@@ -96,7 +96,7 @@ TEST_F(TwinLimitTest, TheCountIsTakenAgainAtOpen) {
   ASSERT_TRUE(Put("dev2", "a").ok());
   ASSERT_TRUE(Put("dev2", "b").ok());
   ASSERT_TRUE(Put(std::string("dev2") + '\x01').ok());  // sorts right after dev2's documents
-  EXPECT_EQ(engine_->twins(), 0u);  // not counted without a limit
+  EXPECT_EQ(engine_->twins(), 0u);                      // not counted without a limit
   Open(3);
   EXPECT_EQ(engine_->twins(), 3u);
   EXPECT_EQ(Put("dev4").code(), Code::kQuotaExceeded);
@@ -218,8 +218,7 @@ TEST_F(ReserveTest, AfterAFullDiskWritesResumeOnceSpaceIsFreed) {
   const std::string filler(16 * 1024, 'x');
   Result<Document> written = Status::Internal("not tried");
   int writes = 0;
-  while (writes < 200 &&
-         (written = engine->Put("dev1", "big", Body(R"({"data":{"s":")" + filler + R"("}})"))).ok()) {
+  while (writes < 200 && (written = engine->Put("dev1", "big", Body(R"({"data":{"s":")" + filler + R"("}})"))).ok()) {
     ++writes;
   }
   ASSERT_FALSE(written.ok()) << "the disk never filled";

@@ -174,9 +174,7 @@ TEST_F(EngineTest, ListNamesTheTwinsDocumentsOnly) {
   EXPECT_TRUE(engine_->List("nobody")->empty());
 }
 
-TEST_F(EngineTest, ListWithBadTwinIdIsRejected) {
-  EXPECT_EQ(engine_->List("a/b").status().field(), "twin_id");
-}
+TEST_F(EngineTest, ListWithBadTwinIdIsRejected) { EXPECT_EQ(engine_->List("a/b").status().field(), "twin_id"); }
 
 TEST_F(EngineTest, DeleteAllRemovesEveryDocumentOfOneTwin) {
   ASSERT_TRUE(Put("a", R"({"data":{}})").ok());
@@ -188,9 +186,7 @@ TEST_F(EngineTest, DeleteAllRemovesEveryDocumentOfOneTwin) {
   EXPECT_TRUE(engine_->DeleteAll("nobody").ok());
 }
 
-TEST_F(EngineTest, DeleteAllWithBadTwinIdIsRejected) {
-  EXPECT_EQ(engine_->DeleteAll("").field(), "twin_id");
-}
+TEST_F(EngineTest, DeleteAllWithBadTwinIdIsRejected) { EXPECT_EQ(engine_->DeleteAll("").field(), "twin_id"); }
 
 TEST_F(EngineTest, BadNamesAreRejectedOnEveryOperation) {
   EXPECT_EQ(Put("bad name", R"({"data":{}})").status().field(), "document_name");
@@ -209,7 +205,8 @@ TEST_F(EngineTest, ReservedKeysInOrdinaryDocumentsAreRejected) {
 }
 
 TEST_F(EngineTest, ConfigDocumentAcceptsSettingsAndIsExposedParsed) {
-  auto put = Put("_config", R"({"data":{"documents":{"current":{"_tsdb_trigger":"on-change","t":{"_tags":{"u":"C"}}}}}})");
+  auto put = Put("_config",
+                 R"({"data":{"documents":{"current":{"_tsdb_trigger":"on-change","t":{"_tags":{"u":"C"}}}}}})");
   ASSERT_TRUE(put.ok()) << put.status().message();
   auto config = engine_->Config("dev1");
   ASSERT_TRUE(config.ok());
@@ -218,7 +215,8 @@ TEST_F(EngineTest, ConfigDocumentAcceptsSettingsAndIsExposedParsed) {
 }
 
 TEST_F(EngineTest, ConfigPatchWithNullRemovesASetting) {
-  ASSERT_TRUE(Put("_config", R"({"data":{"documents":{"current":{"_tsdb_trigger":"on-change","_tags":{"a":"b"}}}}})").ok());
+  ASSERT_TRUE(
+      Put("_config", R"({"data":{"documents":{"current":{"_tsdb_trigger":"on-change","_tags":{"a":"b"}}}}})").ok());
   auto patch = Patch("_config", R"({"data":{"documents":{"current":{"_tsdb_trigger":null}}}})");
   ASSERT_TRUE(patch.ok()) << patch.status().message();
   EXPECT_EQ(DocumentJson(patch.value()), R"({"version":2,"data":{"documents":{"current":{"_tags":{"a":"b"}}}}})");
@@ -288,9 +286,9 @@ TEST_F(EngineTest, ObserverSeesEverySuccessfulWriteWithBeforeAndAfter) {
   engine_->SetObserver(&observer);
   ASSERT_TRUE(Put("d", R"({"data":{"a":1}})").ok());
   ASSERT_TRUE(Patch("d", R"({"data":{"b":2}})").ok());
-  EXPECT_EQ(observer.events, (std::vector<std::string>{
-                                 R"(dev1/d v1 before=none request={"a":1} after={"a":1})",
-                                 R"(dev1/d v2 before={"a":1} request={"b":2} after={"a":1,"b":2})"}));
+  EXPECT_EQ(observer.events,
+            (std::vector<std::string>{R"(dev1/d v1 before=none request={"a":1} after={"a":1})",
+                                      R"(dev1/d v2 before={"a":1} request={"b":2} after={"a":1,"b":2})"}));
 }
 
 // Records the configuration each write of an ordinary document was handed.
@@ -303,11 +301,11 @@ class ConfigObserver : public WriteObserver {
       return;
     }
     configs.push_back(event.config);
-    triggers.push_back(event.config == nullptr                      ? "<error>"
-                       : event.config->documents.count("d") == 0 ? "none"
-                       : !event.config->documents.at("d").trigger ? "unset"
+    triggers.push_back(event.config == nullptr                                              ? "<error>"
+                       : event.config->documents.count("d") == 0                            ? "none"
+                       : !event.config->documents.at("d").trigger                           ? "unset"
                        : *event.config->documents.at("d").trigger == TsdbTrigger::kOnUpdate ? "on-update"
-                                                                                              : "on-change");
+                                                                                            : "on-change");
   }
   std::mutex mutex;
   std::vector<const TwinConfig*> configs;
@@ -376,9 +374,9 @@ TEST_F(EngineTest, ConcurrentConfigAndDocumentWritersSeeTheConfigInForce) {
       for (int i = 0; i < 200; ++i) {
         if (t == 0) {
           const char* trigger = i % 2 ? "on-update" : "on-change";
-          EXPECT_TRUE(Put("_config", std::string(R"({"data":{"documents":{"d":{"_tsdb_trigger":")") + trigger +
-                                         R"("}}}})")
-                          .ok());
+          EXPECT_TRUE(
+              Put("_config", std::string(R"({"data":{"documents":{"d":{"_tsdb_trigger":")") + trigger + R"("}}}})")
+                  .ok());
         } else {
           EXPECT_TRUE(Patch("d", R"({"data":{"n":)" + std::to_string(i) + "}}").ok());
         }
@@ -434,9 +432,15 @@ TEST(ParseWriteRequestTest, BadBodiesNameTheField) {
 
 TEST(ParseWriteRequestTest, VersionsUpTo2To53AreTakenExactly) {
   const std::pair<const char*, uint64_t> cases[] = {
-      {"9007199254740992", 9007199254740992u}, {"9007199254740991", 9007199254740991u},
-      {"9.007199254740992e15", 9007199254740992u}, {"7.0", 7}, {"70e-1", 7}, {"0.07e2", 7},
-      {"-0", 0}, {"0e5", 0}, {"12E+2", 1200},
+      {"9007199254740992", 9007199254740992u},
+      {"9007199254740991", 9007199254740991u},
+      {"9.007199254740992e15", 9007199254740992u},
+      {"7.0", 7},
+      {"70e-1", 7},
+      {"0.07e2", 7},
+      {"-0", 0},
+      {"0e5", 0},
+      {"12E+2", 1200},
   };
   for (const auto& [text, version] : cases) {
     for (bool data_required : {true, false}) {  // put and patch bodies, delete bodies
@@ -542,8 +546,8 @@ TEST_F(EngineTest, ConcurrentVersionedWritersLoseNoUpdate) {
   }
   for (auto& thread : threads) thread.join();
   const int total = kThreads * kIncrements;
-  EXPECT_EQ(Stored("counter"), R"({"version":)" + std::to_string(total + 1) + R"(,"data":{"n":)" +
-                                   std::to_string(total) + "}}");
+  EXPECT_EQ(Stored("counter"),
+            R"({"version":)" + std::to_string(total + 1) + R"(,"data":{"n":)" + std::to_string(total) + "}}");
   std::cout << "version conflicts retried: " << conflicts << "\n";
 }
 

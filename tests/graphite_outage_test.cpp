@@ -141,7 +141,8 @@ TEST_P(GraphiteOutageTest, OneLineWhenTheOutageStartsAndOneWhenItEnds) {
   int64_t time = 1700000000;
   auto push = [&] {
     std::vector<Sample> samples;
-    for (int i = 0; i < 200; ++i) samples.push_back(test::MakeSample("dev1", "outage", "v" + std::to_string(i), i, time));
+    for (int i = 0; i < 200; ++i)
+      samples.push_back(test::MakeSample("dev1", "outage", "v" + std::to_string(i), i, time));
     ++time;
     sender->Push(std::move(samples));
     std::this_thread::sleep_for(5ms);  // a steady producer, not a wait for an event

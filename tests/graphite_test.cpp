@@ -40,7 +40,6 @@ bool WaitFor(const std::function<bool()>& done, std::chrono::milliseconds timeou
   return true;
 }
 
-
 // Log lines, recorded from any thread.
 class LogRecorder {
  public:
@@ -123,8 +122,9 @@ TEST_F(GraphiteCarbonTest, SenderStoresExactValuesUnderTheTaggedSeries) {
                 MakeSample("dev1", "state", "temp", 21.5, t - 1),
                 MakeSample("dev 1", "st.ate", "a%2Eb", -0.1, t, {{"room name", "~a;b"}})});
 
-  EXPECT_EQ(carbon_->WaitForValue("twins.dev1.state.motor.rpm;document=state;json_path=motor.rpm;site=paris;twin_id=dev1", t),
-            1200.0);
+  EXPECT_EQ(
+      carbon_->WaitForValue("twins.dev1.state.motor.rpm;document=state;json_path=motor.rpm;site=paris;twin_id=dev1", t),
+      1200.0);
   EXPECT_EQ(carbon_->WaitForValue("twins.dev1.state.temp;twin_id=dev1;document=state;json_path=temp", t - 1), 21.5);
   EXPECT_EQ(carbon_->WaitForValue("twins.dev%201.st%2Eate.a%2Eb;document=st.ate;json_path=a%2Eb;"
                                   "room%20name=%7Ea%3Bb;twin_id=dev%201",
@@ -140,8 +140,8 @@ TEST_F(GraphiteCarbonTest, OverlongSeriesIsRejectedAndTheRestOfTheBatchArrives) 
   auto sender = MakeSender(Options());
   ASSERT_TRUE(sender);
   const int64_t t = UnixNow() - 1;
-  sender->Push({MakeSample("dev1", "state", std::string(kMaxSeriesBytes, 'k'), 1, t),
-                MakeSample("dev1", "state", "ok", 2, t)});
+  sender->Push(
+      {MakeSample("dev1", "state", std::string(kMaxSeriesBytes, 'k'), 1, t), MakeSample("dev1", "state", "ok", 2, t)});
   EXPECT_EQ(carbon_->WaitForValue("twins.dev1.state.ok;document=state;json_path=ok;twin_id=dev1", t), 2.0);
   EXPECT_TRUE(WaitFor([&] { return sender->counters().sent == 1; }));
   EXPECT_EQ(sender->counters().rejected, 1u);
@@ -189,8 +189,8 @@ TEST_F(GraphiteCarbonTest, EngineWritesArePushedAsConfigured) {
   EXPECT_EQ(carbon_->WaitForValue("twins.dev1.state.on;json_path=on" + tags, t0, t1), 1.0);
   EXPECT_EQ(carbon_->WaitForValue("twins.dev1.state.arr.0;json_path=arr.0" + tags, t0, t1), 1.0);
   EXPECT_EQ(carbon_->WaitForValue("twins.dev1.state.arr.1;json_path=arr.1" + tags, t0, t1), 2.25);
-  EXPECT_EQ(carbon_->WaitForValue(
-                "twins.dev1.state.motor.rpm;document=state;json_path=motor.rpm;twin_id=dev1;unit=rpm", t0, t1),
+  EXPECT_EQ(carbon_->WaitForValue("twins.dev1.state.motor.rpm;document=state;json_path=motor.rpm;twin_id=dev1;unit=rpm",
+                                  t0, t1),
             1200.0);
   EXPECT_TRUE(WaitFor([&] { return sender->counters().sent == 5; })) << sender->counters().sent;
 
@@ -251,7 +251,9 @@ TEST_F(GraphiteCarbonTest, FullQueueDropsTheOldestSamples) {
   auto sender = MakeSender(options);
   ASSERT_TRUE(sender);
   const int64_t t = UnixNow() - 1;
-  auto series = [](const std::string& v) { return "twins.dev1.q." + v + ";document=q;json_path=" + v + ";twin_id=dev1"; };
+  auto series = [](const std::string& v) {
+    return "twins.dev1.q." + v + ";document=q;json_path=" + v + ";twin_id=dev1";
+  };
   sender->Push({MakeSample("dev1", "q", "v0", 0, t)});  // the batch in hand, retried
   ASSERT_TRUE(WaitFor([&] { return sender->counters().errors >= 1; }));
   std::vector<Sample> samples;
@@ -459,11 +461,10 @@ TEST_F(GraphiteHttpTest, PostsTheJsonArrayWithBasicAuth) {
   EXPECT_EQ(requests[0].uri, "/metrics");
   EXPECT_EQ(requests[0].authorization, "Basic dXNlcjp0b2tAZW4=");  // user:tok@en
   EXPECT_EQ(requests[0].content_type, "application/json");
-  EXPECT_EQ(requests[0].body,
-            R"([{"name":"twins.dev1.state.motor.rpm","interval":10,"value":1200,"time":1700000000,)"
-            R"("tags":["document=state","json_path=motor.rpm","site=paris","twin_id=dev1"]},)"
-            R"({"name":"twins.dev1.state.on","interval":10,"value":0,"time":1700000001,)"
-            R"("tags":["document=state","json_path=on","twin_id=dev1"]}])");
+  EXPECT_EQ(requests[0].body, R"([{"name":"twins.dev1.state.motor.rpm","interval":10,"value":1200,"time":1700000000,)"
+                              R"("tags":["document=state","json_path=motor.rpm","site=paris","twin_id=dev1"]},)"
+                              R"({"name":"twins.dev1.state.on","interval":10,"value":0,"time":1700000001,)"
+                              R"("tags":["document=state","json_path=on","twin_id=dev1"]}])");
   EXPECT_TRUE(log_.lines().empty()) << Dump(log_.lines());
 }
 
@@ -502,8 +503,7 @@ TEST_F(GraphiteHttpTest, BadRequestDropsTheBatchWithoutRetrying) {
   ASSERT_EQ(requests.size(), 2u);
   EXPECT_NE(requests[1].body.find("\"json_path=b\""), std::string::npos);
   EXPECT_EQ(sender->counters().errors, 0u);
-  EXPECT_EQ(log_.Count("W graphite: 1 samples rejected so far, latest: http://127.0.0.1:"), 1u)
-      << Dump(log_.lines());
+  EXPECT_EQ(log_.Count("W graphite: 1 samples rejected so far, latest: http://127.0.0.1:"), 1u) << Dump(log_.lines());
 }
 
 }  // namespace

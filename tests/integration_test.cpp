@@ -89,7 +89,8 @@ TEST_F(BrokerWithRest, MqttPatchIsWhatTheNextRestGetReturns) {
   ASSERT_TRUE(dev->Request("$SCW/twins/me/current/patch", R"({"data":{"temp":20.5,"fan":{"on":true}}})"));
   auto get = Rest("GET", Doc("dev1", "current"));
   ASSERT_EQ(get.status, 200);
-  EXPECT_EQ(get.body, R"({"twin_id":"dev1","document_name":"current","version":1,"data":{"temp":20.5,"fan":{"on":true}}})");
+  EXPECT_EQ(get.body,
+            R"({"twin_id":"dev1","document_name":"current","version":1,"data":{"temp":20.5,"fan":{"on":true}}})");
   EXPECT_EQ(get.header("etag"), "\"1\"");
   EXPECT_EQ(get.header("content-type"), "application/json");
 }
@@ -251,8 +252,9 @@ class BrokerWithGraphite : public BrokerWithRest {
 
 TEST_F(BrokerWithGraphite, MqttAndRestWritesReachCarbonWithTags) {
   auto dev = Device("dev1");
-  auto config = dev->Request("$SCW/twins/me/_config/put",
-                             R"({"data":{"documents":{"current":{"_tsdb_trigger":"on-update","_tags":{"site":"lyon"}}}}})");
+  auto config = dev->Request(
+      "$SCW/twins/me/_config/put",
+      R"({"data":{"documents":{"current":{"_tsdb_trigger":"on-update","_tags":{"site":"lyon"}}}}})");
   ASSERT_TRUE(config.has_value());
   ASSERT_EQ(config->topic, "$SCW/twins/me/_config/put/response/success") << config->payload;
   const int64_t t0 = UnixNow();
@@ -267,8 +269,8 @@ TEST_F(BrokerWithGraphite, MqttAndRestWritesReachCarbonWithTags) {
 
 TEST_F(BrokerWithGraphite, TwinRequestsSucceedWhileCarbonIsDownAndPushesResume) {
   auto dev = Device("dev1");
-  ASSERT_TRUE(dev->Request("$SCW/twins/me/_config/put",
-                           R"({"data":{"documents":{"current":{"_tsdb_trigger":"on-update"}}}})"));
+  ASSERT_TRUE(
+      dev->Request("$SCW/twins/me/_config/put", R"({"data":{"documents":{"current":{"_tsdb_trigger":"on-update"}}}})"));
   carbon_->Kill();
   const auto start = std::chrono::steady_clock::now();
   for (int i = 1; i <= 50; ++i) {

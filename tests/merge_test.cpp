@@ -66,14 +66,14 @@ INSTANTIATE_TEST_SUITE_P(
                     MergeCase{R"({"x":[1,2]})", R"({"x":{"a":"b","c":null}})", R"({"x":{"a":"b"}})"},
                     MergeCase{R"({})", R"({"a":{"bb":{"ccc":null}}})", R"({"a":{"bb":{}}})"}));
 
-INSTANTIATE_TEST_SUITE_P(
-    TwinRules, MergeTest,
-    testing::Values(MergeCase{R"({"a":1,"b":2})", R"({})", R"({"a":1,"b":2})"},
-                    MergeCase{R"({"a":1,"b":2,"c":3})", R"({"b":20})", R"({"a":1,"b":20,"c":3})"},
-                    MergeCase{R"({"a":true})", R"({"a":false})", R"({"a":false})"},
-                    MergeCase{R"({"a":{"b":{"c":1,"d":2}}})", R"({"a":{"b":{"c":null}}})", R"({"a":{"b":{"d":2}}})"},
-                    MergeCase{R"({"a":[1,2,3]})", R"({"a":[]})", R"({"a":[]})"},
-                    MergeCase{R"({"a":1})", R"({"missing":null})", R"({"a":1})"}));
+INSTANTIATE_TEST_SUITE_P(TwinRules, MergeTest,
+                         testing::Values(MergeCase{R"({"a":1,"b":2})", R"({})", R"({"a":1,"b":2})"},
+                                         MergeCase{R"({"a":1,"b":2,"c":3})", R"({"b":20})", R"({"a":1,"b":20,"c":3})"},
+                                         MergeCase{R"({"a":true})", R"({"a":false})", R"({"a":false})"},
+                                         MergeCase{R"({"a":{"b":{"c":1,"d":2}}})", R"({"a":{"b":{"c":null}}})",
+                                                   R"({"a":{"b":{"d":2}}})"},
+                                         MergeCase{R"({"a":[1,2,3]})", R"({"a":[]})", R"({"a":[]})"},
+                                         MergeCase{R"({"a":1})", R"({"missing":null})", R"({"a":1})"}));
 
 TEST(MergeText, KeysWithEscapesMatchTheirPatchKeys) {
   EXPECT_EQ(Merge(R"({"a\"b":1,"caf\u00e9":2,"t\tab":3})", R"({"a\"b":10,"café":null,"t\u0009ab":30})"),
@@ -105,8 +105,7 @@ TEST(MergeText, RefusesEveryTruncationOfATarget) {
   const std::string target = R"({"a":{"s":"0123456789abcdef\"}]x","n":[1,[2,{"c":"\\"}]]},"b":"yyyyyyyyyyyyyyyyyyyy"})";
   ASSERT_EQ(Merge(target, R"({"z":1})"), target.substr(0, target.size() - 1) + R"(,"z":1})");
   // A patch of the first member: the rest is copied without being read member by member.
-  ASSERT_EQ(Merge(target, R"({"a":{"n":null}})"),
-            R"({"a":{"s":"0123456789abcdef\"}]x"},"b":"yyyyyyyyyyyyyyyyyyyy"})");
+  ASSERT_EQ(Merge(target, R"({"a":{"n":null}})"), R"({"a":{"s":"0123456789abcdef\"}]x"},"b":"yyyyyyyyyyyyyyyyyyyy"})");
   for (size_t length = 0; length < target.size(); ++length) {
     for (const char* patch : {R"({"z":1})", R"({"a":{"n":null}})"}) {
       EXPECT_EQ(Merge(target.substr(0, length), patch), "error: stored document is not a JSON object")
@@ -118,7 +117,8 @@ TEST(MergeText, RefusesEveryTruncationOfATarget) {
 // After the last member a patch changes, the rest of the target is copied as it is: bytes of
 // UTF-8 and escapes in its strings included, whitespace outside them normalized.
 TEST(MergeText, CopiesTheRestAfterTheLastChangeExactly) {
-  const std::string rest = "\"s\":\"caf\xc3\xa9 \xe2\x82\xac \\\" \\u00e9 ] } long enough for blocks\",\"n\":[{}],\"t\":true}";
+  const std::string rest =
+      "\"s\":\"caf\xc3\xa9 \xe2\x82\xac \\\" \\u00e9 ] } long enough for blocks\",\"n\":[{}],\"t\":true}";
   EXPECT_EQ(Merge("{\"a\":1," + rest, R"({"a":2})"), "{\"a\":2," + rest);
   EXPECT_EQ(Merge("{\"a\":1, \"b\" : [ 1 , 2 ] , " + rest, R"({"a":2})"), "{\"a\":2,\"b\":[ 1 , 2 ]," + rest);
   EXPECT_EQ(Merge("{\"a\":1," + rest, R"({"a":null})"), "{" + rest);
@@ -159,18 +159,26 @@ class RandomJson {
  private:
   cJSON* Value(int depth, bool nulls) {
     switch (Pick(depth > 0 ? 9 : 6)) {
-      case 0: return cJSON_CreateNumber(Pick(1000) / 8.0 - 20);
-      case 1: return cJSON_CreateString(Pick(2) ? "plain" : "q\"uo}te\\ ]");
-      case 2: return cJSON_CreateBool(Pick(2));
-      case 3: return nulls ? cJSON_CreateNull() : cJSON_CreateNumber(7);
-      case 4: return cJSON_CreateString("");
-      case 5: return cJSON_CreateNumber(1e21);
+      case 0:
+        return cJSON_CreateNumber(Pick(1000) / 8.0 - 20);
+      case 1:
+        return cJSON_CreateString(Pick(2) ? "plain" : "q\"uo}te\\ ]");
+      case 2:
+        return cJSON_CreateBool(Pick(2));
+      case 3:
+        return nulls ? cJSON_CreateNull() : cJSON_CreateNumber(7);
+      case 4:
+        return cJSON_CreateString("");
+      case 5:
+        return cJSON_CreateNumber(1e21);
       case 6: {
         cJSON* array = cJSON_CreateArray();
-        for (int i = Pick(3); i > 0; --i) cJSON_AddItemToArray(array, depth > 1 ? Object(depth - 2, false) : Value(0, false));
+        for (int i = Pick(3); i > 0; --i)
+          cJSON_AddItemToArray(array, depth > 1 ? Object(depth - 2, false) : Value(0, false));
         return array;
       }
-      default: return Object(depth - 1, nulls);
+      default:
+        return Object(depth - 1, nulls);
     }
   }
   int Pick(int n) { return std::uniform_int_distribution<int>(0, n - 1)(random_); }
@@ -184,7 +192,8 @@ TEST(MergeText, AgreesWithTheRfcAlgorithmOnPatchesOfManyMembers) {
   for (int i = 0; i < 20; ++i) target += (i ? ",\"k" : "\"k") + std::to_string(i) + "\":" + std::to_string(i);
   target += ",\"o\":{\"a\":1}}";
   for (int i = 0; i < 30; i += 2) {
-    patch += "\"k" + std::to_string(i) + "\":" + (i % 4 == 0 ? std::string("null") : "{\"x\":" + std::to_string(i) + "}") + ",";
+    patch += "\"k" + std::to_string(i) +
+             "\":" + (i % 4 == 0 ? std::string("null") : "{\"x\":" + std::to_string(i) + "}") + ",";
   }
   patch += "\"o\":{";
   for (int i = 0; i < 12; ++i) patch += (i ? ",\"p" : "\"p") + std::to_string(i) + "\":" + std::to_string(i);
@@ -202,8 +211,10 @@ TEST(MergeText, AgreesWithTheRfcAlgorithmOnPatchesOfThousandsOfMembers) {
   for (int i = 0; i < 6000; ++i) {
     const std::string n = std::to_string(i);
     // "\u006b" is 'k'; "\n" stays escaped in every spelling.
-    target += (i % 3 == 0 ? "\"\\u006b" : i % 3 == 1 ? "\"\\n" : "\"k") + n + "\":" +
-              (i % 5 == 0 ? "{\"x\":" + n + ",\"y\":1}" : n) + ",";
+    target += (i % 3 == 0   ? "\"\\u006b"
+               : i % 3 == 1 ? "\"\\n"
+                            : "\"k") +
+              n + "\":" + (i % 5 == 0 ? "{\"x\":" + n + ",\"y\":1}" : n) + ",";
   }
   target.back() = '}';
   for (int i = 0; i < 9000; i += 2) {  // every other key of the target, then 3000 new ones

@@ -34,8 +34,8 @@ TEST(RegistryTest, RendersHelpTypeAndLabelledSeriesOncePerFamily) {
 TEST(RegistryTest, HistogramBucketsAreCumulativeWithSumAndCountInSeconds) {
   Registry r;
   Histogram& h = r.AddHistogram("lat_seconds", "Latency", {{"op", "get"}});
-  h.ObserveNanos(40'000);         // 40 us: first bucket (0.00005)
-  h.ObserveNanos(100'000);        // exactly 0.0001: le is inclusive
+  h.ObserveNanos(40'000);          // 40 us: first bucket (0.00005)
+  h.ObserveNanos(100'000);         // exactly 0.0001: le is inclusive
   h.ObserveNanos(20'000'000'000);  // 20 s: only +Inf
   const std::string text = r.RenderPrometheus();
   EXPECT_TRUE(Contains(text, "lat_seconds_bucket{op=\"get\",le=\"5e-05\"} 1\n")) << text;
@@ -91,7 +91,8 @@ TEST(SysTopicsTest, NamesDropThePrefixAndTotalAndAppendLabelValues) {
   Registry r;
   r.AddCounter("twins_requests_total", "r", {{"api", "mqtt"}, {"operation", "get"}, {"result", "ok"}}).Add(2);
   r.AddGauge("twins_store_bytes", "b").Set(4096);
-  r.AddHistogram("twins_request_duration_seconds", "d", {{"api", "rest"}, {"operation", "put"}}).ObserveNanos(500'000'000);
+  r.AddHistogram("twins_request_duration_seconds", "d", {{"api", "rest"}, {"operation", "put"}})
+      .ObserveNanos(500'000'000);
   SysTopics sys;
   const auto first = sys.Changed(r);
   const std::vector<std::pair<std::string, std::string>> expected = {
@@ -121,7 +122,8 @@ TEST(TwinsMetricsTest, EveryRequestSeriesStartsAtZeroAndMqttHasNoRestOnlyOperati
   const std::string text = m.registry().RenderPrometheus();
   EXPECT_TRUE(Contains(text, "twins_build_info{version=\"1.2.3\"} 1\n"));
   EXPECT_TRUE(Contains(text, "twins_requests_total{api=\"mqtt\",operation=\"patch\",result=\"version_mismatch\"} 0\n"));
-  EXPECT_TRUE(Contains(text, "twins_requests_total{api=\"rest\",operation=\"delete_all\",result=\"unauthenticated\"} 0\n"));
+  EXPECT_TRUE(
+      Contains(text, "twins_requests_total{api=\"rest\",operation=\"delete_all\",result=\"unauthenticated\"} 0\n"));
   EXPECT_FALSE(Contains(text, "api=\"mqtt\",operation=\"list\""));
   EXPECT_FALSE(Contains(text, "api=\"mqtt\",operation=\"get\",result=\"unauthenticated\""));
 }

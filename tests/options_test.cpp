@@ -73,7 +73,8 @@ TEST(OptionsTest, BadRestHardeningOptionsAreNamed) {
       {{"rest_auth_failures", "ten"}, "plugin_opt_rest_auth_failures: 'ten' is not a whole number"},
       {{"rest_cors_origins", "https://a.example.com/app"},
        "plugin_opt_rest_cors_origins: 'https://a.example.com/app' is not an origin (scheme://host[:port], no path)"},
-      {{"rest_cors_origins", "*"}, "plugin_opt_rest_cors_origins: '*' is not an origin (scheme://host[:port], no path)"},
+      {{"rest_cors_origins", "*"},
+       "plugin_opt_rest_cors_origins: '*' is not an origin (scheme://host[:port], no path)"},
       {{"rest_cors_origins", " , "}, "plugin_opt_rest_cors_origins: must not be empty"},
   };
   for (const auto& [option, message] : cases) {

@@ -27,8 +27,14 @@ std::string Members(int count, const std::string& prefix, const std::string& val
 std::string ShortKeys(int count) {
   std::string data = "{";
   for (int i = 0; i < count; ++i) {
-    const char key[] = {'"', static_cast<char>('a' + i / 676 % 26), static_cast<char>('a' + i / 26 % 26),
-                        static_cast<char>('a' + i % 26), '"', ':', '0', ','};
+    const char key[] = {'"',
+                        static_cast<char>('a' + i / 676 % 26),
+                        static_cast<char>('a' + i / 26 % 26),
+                        static_cast<char>('a' + i % 26),
+                        '"',
+                        ':',
+                        '0',
+                        ','};
     data.append(key, sizeof key);
   }
   data.back() = '}';
@@ -87,13 +93,15 @@ TEST_F(PluginBoundsTest, ManyKeyRequestsAreAnsweredAndAnotherDeviceIsToo) {
     ASSERT_TRUE(attacker->Publish("$SCW/twins/me/d/put", "{\"data\":" + many_keys + "}", 0));
     ASSERT_TRUE(attacker->Publish("$SCW/twins/me/big/patch", "{\"data\":" + new_keys + "}", 0));
   }
-  EXPECT_EQ(Ask(*other, "$SCW/twins/me/d/get", ""), R"($SCW/twins/me/d/get/response/success {"version":1,"data":{"a":1}})");
+  EXPECT_EQ(Ask(*other, "$SCW/twins/me/d/get", ""),
+            R"($SCW/twins/me/d/get/response/success {"version":1,"data":{"a":1}})");
   for (int i = 0; i < 3; ++i) {
     EXPECT_EQ(Next(*attacker), "$SCW/twins/me/d/put/response/error {\"error\":\"document of " +
                                    std::to_string(many_keys.size()) +
                                    " bytes is larger than the limit of 65536\",\"argument\":\"data\"}");
-    EXPECT_EQ(Next(*attacker),
-              R"($SCW/twins/me/big/patch/response/error {"error":"document would be larger than the limit of 65536 bytes","argument":"data"})");
+    EXPECT_EQ(
+        Next(*attacker),
+        R"($SCW/twins/me/big/patch/response/error {"error":"document would be larger than the limit of 65536 bytes","argument":"data"})");
   }
   // Patching every one of the escaped keys is accepted and merges exactly.
   EXPECT_EQ(Ask(*attacker, "$SCW/twins/me/big/patch", "{\"data\":" + Members(5000, "\\n", "1") + "}"),
@@ -115,14 +123,16 @@ TEST_F(PluginBoundsTest, VersionAbove2To53IsRefusedWithAClearError) {
   ASSERT_EQ(Ask(*dev, "$SCW/twins/me/d/put", R"({"data":{"a":1}})"),
             R"($SCW/twins/me/d/put/response/success {"version":1,"data":{"a":1}})");
   for (const char* method : {"put", "patch", "delete"}) {
-    const std::string body = std::string(R"({"version":9007199254740993)") + (method[0] == 'd' ? "}" : R"(,"data":{}})");
+    const std::string body = std::string(R"({"version":9007199254740993)") +
+                             (method[0] == 'd' ? "}" : R"(,"data":{}})");
     EXPECT_EQ(Ask(*dev, std::string("$SCW/twins/me/d/") + method, body),
               std::string("$SCW/twins/me/d/") + method +
                   R"(/response/error {"error":"version must be an integer from 0 to 2^53","argument":"version"})");
   }
   // 2^53 itself is a version: the mismatch reports it as sent.
-  EXPECT_EQ(Ask(*dev, "$SCW/twins/me/d/put", R"({"version":9007199254740992,"data":{}})"),
-            R"($SCW/twins/me/d/put/response/error {"error":"document version mismatch","twin_id":"dev1","document_name":"d","expected_version":9007199254740992,"actual_version":1})");
+  EXPECT_EQ(
+      Ask(*dev, "$SCW/twins/me/d/put", R"({"version":9007199254740992,"data":{}})"),
+      R"($SCW/twins/me/d/put/response/error {"error":"document version mismatch","twin_id":"dev1","document_name":"d","expected_version":9007199254740992,"actual_version":1})");
 }
 
 TEST_F(PluginBoundsTest, LargeConfigIsRefusedWithAClearError) {
@@ -145,8 +155,9 @@ TEST_F(PluginBoundsTest, LargeConfigIsRefusedWithAClearError) {
 TEST_F(PluginBoundsTest, ConfigLimitIsConfigurable) {
   Start("plugin_opt_max_config_bytes 40\n");
   auto dev = Device("dev1");
-  EXPECT_EQ(Ask(*dev, "$SCW/twins/me/_config/patch", R"({"data":{"documents":{"d":{"_tsdb_trigger":"on-change"}}}})"),
-            R"j($SCW/twins/me/_config/patch/response/error {"error":"_config of 49 bytes is larger than the limit of 40 (max_config_bytes)","argument":"data"})j");
+  EXPECT_EQ(
+      Ask(*dev, "$SCW/twins/me/_config/patch", R"({"data":{"documents":{"d":{"_tsdb_trigger":"on-change"}}}})"),
+      R"j($SCW/twins/me/_config/patch/response/error {"error":"_config of 49 bytes is larger than the limit of 40 (max_config_bytes)","argument":"data"})j");
   EXPECT_EQ(Ask(*dev, "$SCW/twins/me/_config/patch", R"({"data":{"documents":{"d":{"_tags":{}}}}})"),
             R"($SCW/twins/me/_config/patch/response/success {"version":1,"data":{"documents":{"d":{"_tags":{}}}}})");
 }

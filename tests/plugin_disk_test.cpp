@@ -57,8 +57,8 @@ TEST(PluginDiskTest, AFullDiskRefusesWritesAndTheyResumeOnceSpaceIsFreed) {
   const std::string filler(16 * 1024, 'x');
   std::string failed;
   for (int i = 0; i < 200 && failed.empty(); ++i) {
-    std::string reply =
-        Ask(*dev, "$SCW/twins/me/big/put", R"({"data":{"n":)" + std::to_string(i) + R"(,"s":")" + filler + R"("}})");
+    std::string reply = Ask(*dev, "$SCW/twins/me/big/put",
+                            R"({"data":{"n":)" + std::to_string(i) + R"(,"s":")" + filler + R"("}})");
     ASSERT_NE(reply, "<no reply>") << "no reply to write " << i << "\n" << broker.log();
     if (!Succeeded(reply)) failed = reply;
   }
@@ -115,11 +115,13 @@ TEST(PluginDiskTest, BelowTheReserveWritesAreRefusedAndResumeByThemselves) {
 
   disk.Fill(4 << 20);
   std::this_thread::sleep_for(std::chrono::milliseconds(150));  // the free space is read every 100 ms
-  const std::string low = R"({"error":"not enough free disk space for the database: writes that add data are )"
-                          R"(refused while less than 8 MiB are free","resource":"disk_space","min_free_mb":8,"free_mb":4})";
+  const std::string low =
+      R"({"error":"not enough free disk space for the database: writes that add data are )"
+      R"(refused while less than 8 MiB are free","resource":"disk_space","min_free_mb":8,"free_mb":4})";
   EXPECT_EQ(Ask(*dev, "$SCW/twins/me/a/patch", R"({"data":{"a":2}})"), "$SCW/twins/me/a/patch/response/error " + low);
   EXPECT_EQ(Ask(*dev, "$SCW/twins/me/c/put", R"({"data":{}})"), "$SCW/twins/me/c/put/response/error " + low);
-  EXPECT_EQ(Ask(*dev, "$SCW/twins/me/a/get", ""), R"($SCW/twins/me/a/get/response/success {"version":1,"data":{"a":1}})");
+  EXPECT_EQ(Ask(*dev, "$SCW/twins/me/a/get", ""),
+            R"($SCW/twins/me/a/get/response/success {"version":1,"data":{"a":1}})");
   EXPECT_EQ(Ask(*dev, "$SCW/twins/me/b/delete", ""),
             R"($SCW/twins/me/b/delete/response/success {"version":1,"data":{"b":1}})");
   EXPECT_TRUE(broker.WaitForLog("twins: disk space low (4 MiB free, reserve 8 MiB)")) << broker.log();
@@ -140,7 +142,8 @@ TEST(PluginDiskTest, ANewTwinBeyondMaxTwinsIsRefusedAndTheCountSurvivesRestarts)
   auto dev1 = Device(broker, "dev1");
   auto dev2 = Device(broker, "dev2");
   ASSERT_TRUE(Succeeded(Ask(*dev1, "$SCW/twins/me/d/put", R"({"data":{}})")));
-  const std::string quota = R"({"error":"quota exceeded: twins is limited to 1","resource":"twins","quota":1,"current":1})";
+  const std::string quota =
+      R"({"error":"quota exceeded: twins is limited to 1","resource":"twins","quota":1,"current":1})";
   EXPECT_EQ(Ask(*dev2, "$SCW/twins/me/d/put", R"({"data":{}})"), "$SCW/twins/me/d/put/response/error " + quota);
   EXPECT_TRUE(Succeeded(Ask(*dev1, "$SCW/twins/me/other/put", R"({"data":{}})")));  // its own twin grows
 
@@ -174,18 +177,19 @@ TEST_P(PluginDiskOptionsTest, BadValueStopsTheBrokerNamingTheOption) {
 
 INSTANTIATE_TEST_SUITE_P(
     MinFreeAndMaxTwins, PluginDiskOptionsTest,
-    testing::Values(
-        BadOption{"plugin_opt_min_free_mb -1", "plugin_opt_min_free_mb: '-1' is not a whole number"},
-        BadOption{"plugin_opt_min_free_mb lots", "plugin_opt_min_free_mb: 'lots' is not a whole number"},
-        BadOption{"plugin_opt_min_free_mb 1.5", "plugin_opt_min_free_mb: '1.5' is not a whole number"},
-        BadOption{"plugin_opt_min_free_mb 1073741825", "plugin_opt_min_free_mb: 1073741825 is out of range 0..1073741824"},
-        BadOption{"plugin_opt_min_free_mb 99999999999999999999999",
-                  "plugin_opt_min_free_mb: 99999999999999999999999 is out of range 0..1073741824"},
-        BadOption{"plugin_opt_max_twins -5", "plugin_opt_max_twins: '-5' is not a whole number"},
-        BadOption{"plugin_opt_max_twins many", "plugin_opt_max_twins: 'many' is not a whole number"},
-        BadOption{"plugin_opt_max_twins 1000000001", "plugin_opt_max_twins: 1000000001 is out of range 0..1000000000"},
-        BadOption{"plugin_opt_max_twins 99999999999999999999999",
-                  "plugin_opt_max_twins: 99999999999999999999999 is out of range 0..1000000000"}),
+    testing::Values(BadOption{"plugin_opt_min_free_mb -1", "plugin_opt_min_free_mb: '-1' is not a whole number"},
+                    BadOption{"plugin_opt_min_free_mb lots", "plugin_opt_min_free_mb: 'lots' is not a whole number"},
+                    BadOption{"plugin_opt_min_free_mb 1.5", "plugin_opt_min_free_mb: '1.5' is not a whole number"},
+                    BadOption{"plugin_opt_min_free_mb 1073741825",
+                              "plugin_opt_min_free_mb: 1073741825 is out of range 0..1073741824"},
+                    BadOption{"plugin_opt_min_free_mb 99999999999999999999999",
+                              "plugin_opt_min_free_mb: 99999999999999999999999 is out of range 0..1073741824"},
+                    BadOption{"plugin_opt_max_twins -5", "plugin_opt_max_twins: '-5' is not a whole number"},
+                    BadOption{"plugin_opt_max_twins many", "plugin_opt_max_twins: 'many' is not a whole number"},
+                    BadOption{"plugin_opt_max_twins 1000000001",
+                              "plugin_opt_max_twins: 1000000001 is out of range 0..1000000000"},
+                    BadOption{"plugin_opt_max_twins 99999999999999999999999",
+                              "plugin_opt_max_twins: 99999999999999999999999 is out of range 0..1000000000"}),
     [](const auto& info) { return "Case" + std::to_string(info.index); });
 
 TEST(PluginDiskOptionsStartTest, DefaultsAreLoggedAtStart) {

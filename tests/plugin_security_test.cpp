@@ -21,7 +21,7 @@ namespace {
 // dynamic-security with a role for anonymous devices (listed after the plugin).
 struct AccessSetup {
   std::string name;
-  std::string acl;     // acl_file contents, empty for none
+  std::string acl;  // acl_file contents, empty for none
   bool dynsec = false;
 };
 
@@ -70,7 +70,8 @@ class SecurityTest : public testing::TestWithParam<AccessSetup> {
     }
     if (setup.dynsec) {
       std::ofstream(files_->sub("dynsec.json")) << kDynsecConfig;
-      std::string lines = "plugin " + BrokerPlugin("mosquitto_dynamic_security.so") + "\nplugin_opt_config_file " + files_->sub("dynsec.json") + "\n";
+      std::string lines = "plugin " + BrokerPlugin("mosquitto_dynamic_security.so") + "\nplugin_opt_config_file " +
+                          files_->sub("dynsec.json") + "\n";
       (with_plugin ? after_plugin : global) += lines;
     }
     broker_ = std::make_unique<Broker>(after_plugin, global);
@@ -249,7 +250,7 @@ TEST_F(PluginSafetyTest, AReSentQos2RequestWithCorrelationDataIsAnsweredWhatever
     ASSERT_TRUE(reply.has_value());
     EXPECT_EQ(reply->payload, R"({"version":1,"data":{"a":1}})");
     ASSERT_TRUE(dev.Publish("$SCW/twins/me/other/put", R"({"data":{}})", 1));  // no QoS 2 write: remembered
-    ASSERT_TRUE(dev.Next().has_value());                                         // stays req-1
+    ASSERT_TRUE(dev.Next().has_value());                                       // stays req-1
   }
   MqttClient again("q2v5", broker_->port(), MQTT_PROTOCOL_V5);
   ASSERT_TRUE(again.Subscribe("$SCW/twins/me/#"));
@@ -281,7 +282,8 @@ TEST_F(PluginSafetyTest, AnotherUserReusingAClientIdGetsNothingOfTheRememberedWr
   TempDir auth;
   const std::string passwords = auth.sub("passwords");
   ASSERT_EQ(std::system(("mosquitto_passwd -b -c " + passwords + " alice pw-a >/dev/null && mosquitto_passwd -b " +
-                         passwords + " bob pw-b >/dev/null").c_str()),
+                         passwords + " bob pw-b >/dev/null")
+                            .c_str()),
             0);
   StartBroker("plugin_opt_twin_identity username\nallow_anonymous false\npassword_file " + passwords + "\n");
   const std::string patch = R"({"data":{"ping":1}})";
@@ -291,12 +293,15 @@ TEST_F(PluginSafetyTest, AnotherUserReusingAClientIdGetsNothingOfTheRememberedWr
     bob.Publish("$SCW/twins/me/secret/put", R"({"data":{"pin":"1234"}})", 0);
     ASSERT_NE(NextPublish(bob), "<no reply>");
     bob.Publish("$SCW/twins/bob/secret/patch", patch, 2, 1);
-    EXPECT_EQ(NextPublish(bob), R"($SCW/twins/bob/secret/patch/response/success {"version":2,"data":{"pin":"1234","ping":1}})");
+    EXPECT_EQ(NextPublish(bob),
+              R"($SCW/twins/bob/secret/patch/response/success {"version":2,"data":{"pin":"1234","ping":1}})");
   }
   RawMqtt alice(broker_->port());
   ASSERT_TRUE(alice.Connect("bobdev", true, std::nullopt, "alice", "pw-a"));
   alice.Publish("$SCW/twins/bob/secret/patch", patch, 2, 1);
-  EXPECT_EQ(NextPublish(alice), R"j($SCW/twins/bob/secret/patch/response/error {"error":"a device may only use its own twin (its client id, or 'me')","argument":"twin_id"})j");
+  EXPECT_EQ(
+      NextPublish(alice),
+      R"j($SCW/twins/bob/secret/patch/response/error {"error":"a device may only use its own twin (its client id, or 'me')","argument":"twin_id"})j");
   alice.Publish("$SCW/twins/me/secret/patch", patch, 2, 2);
   EXPECT_EQ(NextPublish(alice), R"($SCW/twins/me/secret/patch/response/success {"version":1,"data":{"ping":1}})");
 }
@@ -305,7 +310,8 @@ TEST_F(PluginSafetyTest, TwinNamedByUsernameCannotBeClaimedByChoosingAClientId) 
   TempDir auth;
   const std::string passwords = auth.sub("passwords");
   ASSERT_EQ(std::system(("mosquitto_passwd -b -c " + passwords + " alice pw-a >/dev/null && mosquitto_passwd -b " +
-                         passwords + " bob pw-b >/dev/null").c_str()),
+                         passwords + " bob pw-b >/dev/null")
+                            .c_str()),
             0);
   StartBroker("plugin_opt_twin_identity username\nallow_anonymous false\npassword_file " + passwords + "\n");
   // alice connects with bob's client id: `me` is still alice, and bob's twin stays out of reach.
@@ -314,7 +320,9 @@ TEST_F(PluginSafetyTest, TwinNamedByUsernameCannotBeClaimedByChoosingAClientId) 
   alice.Publish("$SCW/twins/me/d/put", R"({"data":{"by":"alice"}})", 0);
   EXPECT_EQ(NextPublish(alice), R"($SCW/twins/me/d/put/response/success {"version":1,"data":{"by":"alice"}})");
   alice.Publish("$SCW/twins/bob/d/put", R"({"data":{"by":"alice"}})", 0);
-  EXPECT_EQ(NextPublish(alice), R"j($SCW/twins/bob/d/put/response/error {"error":"a device may only use its own twin (its client id, or 'me')","argument":"twin_id"})j");
+  EXPECT_EQ(
+      NextPublish(alice),
+      R"j($SCW/twins/bob/d/put/response/error {"error":"a device may only use its own twin (its client id, or 'me')","argument":"twin_id"})j");
   RawMqtt bob(broker_->port());
   ASSERT_TRUE(bob.Connect("anything", true, std::nullopt, "bob", "pw-b"));
   bob.Publish("$SCW/twins/bob/d/get", "", 0);
@@ -328,8 +336,9 @@ TEST_F(PluginSafetyTest, WithoutAUsernameThereIsNoTwinUnderUsernameIdentity) {
   RawMqtt anonymous(broker_->port());
   ASSERT_TRUE(anonymous.Connect("dev1", true));
   anonymous.Publish("$SCW/twins/me/d/get", "", 0);
-  EXPECT_EQ(NextPublish(anonymous),
-            R"j($SCW/twins/me/d/get/response/error {"error":"this broker names twins by username: connect with a username (or a client certificate)","argument":"twin_id"})j");
+  EXPECT_EQ(
+      NextPublish(anonymous),
+      R"j($SCW/twins/me/d/get/response/error {"error":"this broker names twins by username: connect with a username (or a client certificate)","argument":"twin_id"})j");
   anonymous.Publish("$SCW/twins/dev1/d/get", "", 0);
   EXPECT_EQ(NextPublish(anonymous).substr(0, 40), "$SCW/twins/dev1/d/get/response/error {\"e");
 }
@@ -426,7 +435,8 @@ TEST_F(PluginSafetyTest, APluginThatChecksNoAccessIsDeclaredWithOtherAccessCheck
 TEST_F(PluginSafetyTest, DynamicSecurityListedBeforeThePluginStopsTheBroker) {
   TempDir files;
   std::ofstream(files.sub("dynsec.json")) << kDynsecConfig;
-  Broker broker("", "plugin " + BrokerPlugin("mosquitto_dynamic_security.so") + "\nplugin_opt_config_file " + files.sub("dynsec.json") + "\n");
+  Broker broker("", "plugin " + BrokerPlugin("mosquitto_dynamic_security.so") + "\nplugin_opt_config_file " +
+                        files.sub("dynsec.json") + "\n");
   EXPECT_FALSE(broker.Start());
   EXPECT_NE(broker.log().find("is loaded before mosquitto_twins: it would let subscribers read forged twin replies"),
             std::string::npos)
@@ -435,9 +445,9 @@ TEST_F(PluginSafetyTest, DynamicSecurityListedBeforeThePluginStopsTheBroker) {
 
 TEST_F(PluginSafetyTest, BadHardeningOptionsStopTheBrokerNamingTheOption) {
   for (const std::string option :
-       {"plugin_opt_twin_identity cn\n", "plugin_opt_other_access_checks maybe\n", "plugin_opt_max_requests_per_second -1\n",
-        "plugin_opt_max_requests_per_second many\n", "plugin_opt_request_burst 0\n",
-        "plugin_opt_request_burst 99999999999\n"}) {
+       {"plugin_opt_twin_identity cn\n", "plugin_opt_other_access_checks maybe\n",
+        "plugin_opt_max_requests_per_second -1\n", "plugin_opt_max_requests_per_second many\n",
+        "plugin_opt_request_burst 0\n", "plugin_opt_request_burst 99999999999\n"}) {
     Broker broker(option);
     EXPECT_FALSE(broker.Start()) << option;
     const std::string name = option.substr(0, option.find(' '));
@@ -467,7 +477,8 @@ TEST_F(PluginSafetyTest, UnreadRepliesDoNotGrowTheBroker) {
   const int kRequests = count ? std::atoi(count) : 20000;
   RawMqtt flood(broker_->port());
   ASSERT_TRUE(flood.Connect("reader", true));
-  for (int i = 0; i < kRequests; ++i) flood.Publish("$SCW/twins/me/big/get", "", 1, static_cast<uint16_t>(i % 60000 + 1));
+  for (int i = 0; i < kRequests; ++i)
+    flood.Publish("$SCW/twins/me/big/get", "", 1, static_cast<uint16_t>(i % 60000 + 1));
   flood.Publish("marker/flood-done", "", 0);  // read after every request: they are all answered
   auto marker = done.Next(600000);
   ASSERT_TRUE(marker.has_value());

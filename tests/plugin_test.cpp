@@ -77,7 +77,8 @@ TEST_F(PluginTest, VersionConflictNamesExpectedAndActualVersions) {
   EXPECT_EQ(Ask(*dev, "$SCW/twins/me/d/put", R"({"version":1,"data":{"a":3}})"),
             R"($SCW/twins/me/d/put/response/error {"error":"document version mismatch","twin_id":"dev1",)"
             R"("document_name":"d","expected_version":1,"actual_version":2})");
-  EXPECT_EQ(Ask(*dev, "$SCW/twins/me/d/get", ""), R"($SCW/twins/me/d/get/response/success {"version":2,"data":{"a":2}})");
+  EXPECT_EQ(Ask(*dev, "$SCW/twins/me/d/get", ""),
+            R"($SCW/twins/me/d/get/response/success {"version":2,"data":{"a":2}})");
 }
 
 TEST_F(PluginTest, VersionMatchWrites) {
@@ -152,9 +153,11 @@ TEST_F(PluginTest, RetainedRequestIsRefusedWithAnErrorAndNotStored) {
   dev->Publish("$SCW/twins/me/d/put", R"({"data":{}})", 1, true);
   auto reply = dev->Next();
   ASSERT_TRUE(reply.has_value());
-  EXPECT_EQ(reply->topic + " " + reply->payload,
-            R"j($SCW/twins/me/d/put/response/error {"error":"requests must not be retained (retain flag set)","argument":"retain"})j");
-  EXPECT_EQ(Ask(*dev, "$SCW/twins/me/d/get", ""), R"($SCW/twins/me/d/get/response/error {"error":"document not found"})");
+  EXPECT_EQ(
+      reply->topic + " " + reply->payload,
+      R"j($SCW/twins/me/d/put/response/error {"error":"requests must not be retained (retain flag set)","argument":"retain"})j");
+  EXPECT_EQ(Ask(*dev, "$SCW/twins/me/d/get", ""),
+            R"($SCW/twins/me/d/get/response/error {"error":"document not found"})");
   // A later subscriber gets the retained marker, published after, and nothing before it.
   ASSERT_TRUE(dev->Publish("marker/retained", "m", 1, true));
   MqttClient late("late", broker_->port());
@@ -169,12 +172,14 @@ TEST_F(PluginTest, DeviceCannotReadWriteOrDeleteAnotherTwin) {
   auto a = Device("devA");
   auto b = Device("devB");
   Ask(*a, "$SCW/twins/me/d/put", R"({"data":{"owner":"A"}})");
-  const std::string denied = R"j({"error":"a device may only use its own twin (its client id, or 'me')","argument":"twin_id"})j";
+  const std::string denied =
+      R"j({"error":"a device may only use its own twin (its client id, or 'me')","argument":"twin_id"})j";
   for (const char* method : {"get", "put", "patch", "delete"}) {
     std::string topic = std::string("$SCW/twins/devA/d/") + method;
     EXPECT_EQ(Ask(*b, topic, R"({"data":{"owner":"B"}})"), topic + "/response/error " + denied);
   }
-  EXPECT_EQ(Ask(*a, "$SCW/twins/me/d/get", ""), R"($SCW/twins/me/d/get/response/success {"version":1,"data":{"owner":"A"}})");
+  EXPECT_EQ(Ask(*a, "$SCW/twins/me/d/get", ""),
+            R"($SCW/twins/me/d/get/response/success {"version":1,"data":{"owner":"A"}})");
 }
 
 TEST_F(PluginTest, BadInputGetsAnErrorReplyKeepsTheConnectionAndWritesNothing) {
@@ -190,18 +195,26 @@ TEST_F(PluginTest, BadInputGetsAnErrorReplyKeepsTheConnectionAndWritesNothing) {
       {"d/put", "{not json", R"({"error":"invalid JSON near byte 1","argument":"data"})"},
       {"d/patch", R"({"data":[1]})", R"({"error":"data must be a JSON object","argument":"data"})"},
       {"d/put", R"({"version":1})", R"({"error":"data is required","argument":"data"})"},
-      {"d/put", R"({"version":"1","data":{}})", R"({"error":"version must be an integer from 0 to 2^53","argument":"version"})"},
-      {"d/patch", R"({"data":{"a":[1,null]}})", R"({"error":"data.a[1]: arrays cannot contain null","argument":"data"})"},
-      {"d/put", R"({"data":{"_hidden":1}})", R"({"error":"data._hidden: keys starting with '_' are reserved","argument":"data"})"},
-      {"d/put", R"({"data":{"a":{"b":{"c":{"d":1}}}}})", R"({"error":"data nests deeper than 3 levels","argument":"data"})"},
+      {"d/put", R"({"version":"1","data":{}})",
+       R"({"error":"version must be an integer from 0 to 2^53","argument":"version"})"},
+      {"d/patch", R"({"data":{"a":[1,null]}})",
+       R"({"error":"data.a[1]: arrays cannot contain null","argument":"data"})"},
+      {"d/put", R"({"data":{"_hidden":1}})",
+       R"({"error":"data._hidden: keys starting with '_' are reserved","argument":"data"})"},
+      {"d/put", R"({"data":{"a":{"b":{"c":{"d":1}}}}})",
+       R"({"error":"data nests deeper than 3 levels","argument":"data"})"},
       {"d/put", R"({"data":{"s":")" + std::string(120, 'x') + R"("}})",
        R"({"error":"document of 128 bytes is larger than the limit of 100","argument":"data"})"},
-      {"d/put", std::string(5000, ' '), R"({"error":"request of 5000 bytes is larger than the limit of 4296","argument":"data"})"},
-      {"bad~name!/put", R"({"data":{}})", R"({"error":"document name may only contain [-_.~0-9a-zA-Z]","argument":"document_name"})"},
-      {"_secret/get", "", R"j({"error":"document names starting with '_' are reserved (only _config exists)","argument":"document_name"})j"},
+      {"d/put", std::string(5000, ' '),
+       R"({"error":"request of 5000 bytes is larger than the limit of 4296","argument":"data"})"},
+      {"bad~name!/put", R"({"data":{}})",
+       R"({"error":"document name may only contain [-_.~0-9a-zA-Z]","argument":"document_name"})"},
+      {"_secret/get", "",
+       R"j({"error":"document names starting with '_' are reserved (only _config exists)","argument":"document_name"})j"},
       {"_config/put", R"({"data":{"documents":{"d":{"_tsdb_trigger":"never"}}}})",
        R"({"error":"data.documents.d._tsdb_trigger: must be \"on-update\" or \"on-change\"","argument":"data"})"},
-      {"d/frobnicate", "", R"j({"error":"unknown method 'frobnicate' (known: get, put, patch, delete)","argument":"method"})j"},
+      {"d/frobnicate", "",
+       R"j({"error":"unknown method 'frobnicate' (known: get, put, patch, delete)","argument":"method"})j"},
       {"d/put", "{\"data\":{\"a\":\"\xff\"}}", R"({"error":"payload is not valid UTF-8 JSON text","argument":"data"})"},
   };
   for (const Case& c : cases) {
@@ -209,8 +222,10 @@ TEST_F(PluginTest, BadInputGetsAnErrorReplyKeepsTheConnectionAndWritesNothing) {
     EXPECT_EQ(Ask(*dev, topic, c.payload), topic + "/response/error " + c.error);
   }
   EXPECT_TRUE(dev->connected());
-  EXPECT_EQ(Ask(*dev, "$SCW/twins/me/d/get", ""), R"($SCW/twins/me/d/get/response/success {"version":1,"data":{"ok":true}})");
-  EXPECT_EQ(Ask(*dev, "$SCW/twins/me/_config/get", ""), R"($SCW/twins/me/_config/get/response/error {"error":"document not found"})");
+  EXPECT_EQ(Ask(*dev, "$SCW/twins/me/d/get", ""),
+            R"($SCW/twins/me/d/get/response/success {"version":1,"data":{"ok":true}})");
+  EXPECT_EQ(Ask(*dev, "$SCW/twins/me/_config/get", ""),
+            R"($SCW/twins/me/_config/get/response/error {"error":"document not found"})");
 }
 
 TEST_F(PluginTest, PublishesOnResponseTopicsOrWrongDepthAreDroppedSilently) {
@@ -234,7 +249,8 @@ TEST_F(PluginTest, DataSurvivesBrokerRestart) {
   broker_->Stop();
   ASSERT_TRUE(broker_->Start()) << broker_->log();
   auto dev = Device("dev1");
-  EXPECT_EQ(Ask(*dev, "$SCW/twins/me/d/get", ""), R"($SCW/twins/me/d/get/response/success {"version":1,"data":{"kept":1}})");
+  EXPECT_EQ(Ask(*dev, "$SCW/twins/me/d/get", ""),
+            R"($SCW/twins/me/d/get/response/success {"version":1,"data":{"kept":1}})");
 }
 
 TEST_F(PluginTest, SighupReloadKeepsTwinsWorking) {
@@ -257,7 +273,8 @@ TEST_F(PluginTest, CleanShutdownClosesTheDatabase) {
   // The database opens again without recovery work left behind: a fresh broker reads it.
   ASSERT_TRUE(broker_->Start()) << broker_->log();
   auto again = Device("dev1");
-  EXPECT_EQ(Ask(*again, "$SCW/twins/me/d/get", ""), R"($SCW/twins/me/d/get/response/success {"version":1,"data":{"a":1}})");
+  EXPECT_EQ(Ask(*again, "$SCW/twins/me/d/get", ""),
+            R"($SCW/twins/me/d/get/response/success {"version":1,"data":{"a":1}})");
 }
 
 TEST_F(PluginTest, AcknowledgedWritesSurviveBrokerKill) {
@@ -268,7 +285,8 @@ TEST_F(PluginTest, AcknowledgedWritesSurviveBrokerKill) {
   broker_->Kill();
   ASSERT_TRUE(broker_->Start()) << broker_->log();
   auto dev = Device("dev1");
-  EXPECT_EQ(Ask(*dev, "$SCW/twins/me/d/get", ""), R"($SCW/twins/me/d/get/response/success {"version":20,"data":{"n":20}})");
+  EXPECT_EQ(Ask(*dev, "$SCW/twins/me/d/get", ""),
+            R"($SCW/twins/me/d/get/response/success {"version":20,"data":{"n":20}})");
 }
 
 // Many devices' writes answered together (one loop pass, one batch, one log write): every
@@ -292,9 +310,9 @@ TEST_F(PluginTest, AcknowledgedBatchedWritesOfManyDevicesSurviveBrokerKill) {
   ASSERT_TRUE(broker_->Start()) << broker_->log();
   for (int d = 0; d < kDevices; ++d) {
     auto dev = Device("dev" + std::to_string(d));
-    EXPECT_EQ(Ask(*dev, "$SCW/twins/me/d/get", ""), "$SCW/twins/me/d/get/response/success {\"version\":" +
-                                                         std::to_string(kRounds) + ",\"data\":{\"n\":" +
-                                                         std::to_string(kRounds) + "}}");
+    EXPECT_EQ(Ask(*dev, "$SCW/twins/me/d/get", ""),
+              "$SCW/twins/me/d/get/response/success {\"version\":" + std::to_string(kRounds) +
+                  ",\"data\":{\"n\":" + std::to_string(kRounds) + "}}");
   }
 }
 
@@ -336,9 +354,9 @@ TEST(PluginOptionsTest, PerListenerSettingsWarnsOnlyWhereTheBrokerSendsNoTick) {
   ASSERT_TRUE(reply.has_value());
   EXPECT_EQ(reply->topic, "$SCW/twins/me/d/put/response/success");
   const bool ticks = VersionAtLeast(BrokerVersion(broker.log()), 2, 0, 15);
-  EXPECT_EQ(broker.log().find("twins: the broker sends no tick events (per_listener_settings true?)") ==
-                std::string::npos,
-            ticks)
+  EXPECT_EQ(
+      broker.log().find("twins: the broker sends no tick events (per_listener_settings true?)") == std::string::npos,
+      ticks)
       << broker.log();
 }
 

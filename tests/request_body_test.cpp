@@ -76,13 +76,11 @@ std::string ManyKeys(int n, const std::string& extra = "") {
 TEST(RequestBodyTest, DuplicateKeysAreFoundAmongTwentyThousandKeys) {
   EXPECT_EQ(Data("{\"data\":" + ManyKeys(20000) + "}"), ManyKeys(20000));
   EXPECT_EQ(Data("{\"data\":" + ManyKeys(20000, R"("k00003":1)") + "}"), "rule: data.k00003: duplicate key");
-  EXPECT_EQ(Data("{\"data\":" + ManyKeys(20000, R"("k19999":1,"k00000":2)") + "}"),
-            "rule: data.k19999: duplicate key");
+  EXPECT_EQ(Data("{\"data\":" + ManyKeys(20000, R"("k19999":1,"k00000":2)") + "}"), "rule: data.k19999: duplicate key");
   // Spelled differently: \u006b is 'k', \u0030 is '0'.
   EXPECT_EQ(Data("{\"data\":" + ManyKeys(20000, R"("\u006b12345":1)") + "}"), "rule: data.k12345: duplicate key");
   EXPECT_EQ(Data("{\"data\":" + ManyKeys(20000, R"("k0001\u0030":1)") + "}"), "rule: data.k00010: duplicate key");
-  EXPECT_EQ(Data("{\"data\":" + ManyKeys(20000, R"("\u006b20000":1)") + "}"),
-            ManyKeys(20000, R"("k20000":1)"));
+  EXPECT_EQ(Data("{\"data\":" + ManyKeys(20000, R"("\u006b20000":1)") + "}"), ManyKeys(20000, R"("k20000":1)"));
 }
 
 TEST(RequestBodyTest, EscapedDuplicatesAreFoundAmongManyEscapedKeys) {
@@ -191,8 +189,8 @@ class RandomJson {
   explicit RandomJson(unsigned seed) : random_(seed) {}
 
   cJSON* Object(int depth) {
-    static const char* const kKeys[] = {"a", "b", "q\"uote", "caf\xc3\xa9", "t\tab", "ctl\x01", "emoji\xf0\x9f\x98\x80",
-                                        "sl/ash", "back\\slash", "x"};
+    static const char* const kKeys[] = {
+        "a", "b", "q\"uote", "caf\xc3\xa9", "t\tab", "ctl\x01", "emoji\xf0\x9f\x98\x80", "sl/ash", "back\\slash", "x"};
     cJSON* object = cJSON_CreateObject();
     for (int i = Pick(6); i > 0; --i) {
       const char* key = kKeys[Pick(10)];
@@ -203,16 +201,27 @@ class RandomJson {
 
  private:
   cJSON* Value(int depth) {
-    static const double kNumbers[] = {0, -0.0, 1, -1, 0.5, 21.5, 1e21, 1e-7, 123456789.125, -3.25e-8,
-                                      9007199254740993.0, 1.5e300, 5e-324, 0.1, 1.0 / 3};
-    static const char* const kStrings[] = {"", "plain", "q\"uo}te\\ ]", "line\nbreak\r\t", "\x01\x1f\x7f",
-                                           "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", "\xe2\x80\xa8"};
+    static const double kNumbers[] = {
+        0,       -0.0,   1,   -1,     0.5, 21.5, 1e21, 1e-7, 123456789.125, -3.25e-8, 9007199254740993.0,
+        1.5e300, 5e-324, 0.1, 1.0 / 3};
+    static const char* const kStrings[] = {"",
+                                           "plain",
+                                           "q\"uo}te\\ ]",
+                                           "line\nbreak\r\t",
+                                           "\x01\x1f\x7f",
+                                           "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80",
+                                           "\xe2\x80\xa8"};
     switch (Pick(depth > 0 ? 8 : 5)) {
-      case 0: return cJSON_CreateNumber(kNumbers[Pick(15)]);
-      case 1: return cJSON_CreateString(kStrings[Pick(7)]);
-      case 2: return cJSON_CreateBool(Pick(2));
-      case 3: return cJSON_CreateNull();
-      case 4: return cJSON_CreateNumber(Pick(100000) - 50000);
+      case 0:
+        return cJSON_CreateNumber(kNumbers[Pick(15)]);
+      case 1:
+        return cJSON_CreateString(kStrings[Pick(7)]);
+      case 2:
+        return cJSON_CreateBool(Pick(2));
+      case 3:
+        return cJSON_CreateNull();
+      case 4:
+        return cJSON_CreateNumber(Pick(100000) - 50000);
       case 5: {
         cJSON* array = cJSON_CreateArray();
         for (int i = Pick(4); i > 0; --i) {
@@ -225,7 +234,8 @@ class RandomJson {
         }
         return array;
       }
-      default: return Object(depth - 1);
+      default:
+        return Object(depth - 1);
     }
   }
   int Pick(int n) { return std::uniform_int_distribution<int>(0, n - 1)(random_); }

@@ -128,9 +128,9 @@ TEST_F(RestAttackTest, SlowAndIdleConnectionsDoNotDenyRest) {
   StartBroker();
   ASSERT_TRUE(broker_->Start()) << broker_->log();
   HttpClient client;
-  ASSERT_EQ(client.Send(Authenticated("PUT", "/iot/v1/regions/fr-par/twins/dev1/documents/d", R"({"data":{"a":1}})"))
-                .status,
-            200);
+  ASSERT_EQ(
+      client.Send(Authenticated("PUT", "/iot/v1/regions/fr-par/twins/dev1/documents/d", R"({"data":{"a":1}})")).status,
+      200);
   client.Disconnect();
 
   SlowClients attackers(rest_port_, 16, 16);
@@ -187,7 +187,9 @@ TEST_F(RestAttackTest, TokenGuessingIsRefusedAndLoggedWhileOthersAreServed) {
   int served = 0, calls = 0;
   while (guessing || calls < 20) {
     ++calls;
-    served += client.Send(Call("GET", "/iot/v1/regions/fr-par/twins/dev1", {std::string("Authorization: Bearer ") + kToken}))
+    served += client
+                  .Send(Call("GET", "/iot/v1/regions/fr-par/twins/dev1",
+                             {std::string("Authorization: Bearer ") + kToken}))
                   .status == 200;
   }
   guesser.join();
@@ -197,7 +199,8 @@ TEST_F(RestAttackTest, TokenGuessingIsRefusedAndLoggedWhileOthersAreServed) {
   EXPECT_GE(refused, 286);
   EXPECT_TRUE(broker_->WaitForLog("REST: authentication failed from 127.0.0.2 (invalid X-Auth-Token): 1 failure"))
       << broker_->log();
-  EXPECT_TRUE(broker_->WaitForLog("11 failures from it, 11 in all; its requests are refused for 1 s")) << broker_->log();
+  EXPECT_TRUE(broker_->WaitForLog("11 failures from it, 11 in all; its requests are refused for 1 s"))
+      << broker_->log();
 }
 
 // F11: while the database refuses writes (its disk is full), /healthz answers 503 with the
@@ -216,8 +219,9 @@ TEST_F(RestAttackTest, HealthzIsUnavailableWhileTheDatabaseRefusesWrites) {
   const std::string filler(16 * 1024, 'x');
   long status = 200;
   for (int i = 0; i < 200 && status == 200; ++i) {
-    status = client.Send(Authenticated("PUT", "/iot/v1/regions/fr-par/twins/dev1/documents/big",
-                                       R"({"data":{"s":")" + filler + R"("}})"))
+    status = client
+                 .Send(Authenticated("PUT", "/iot/v1/regions/fr-par/twins/dev1/documents/big",
+                                     R"({"data":{"s":")" + filler + R"("}})"))
                  .status;
   }
   ASSERT_EQ(status, 507) << "the disk never filled";
@@ -232,9 +236,9 @@ TEST_F(RestAttackTest, HealthzIsUnavailableWhileTheDatabaseRefusesWrites) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the store retries every 250 ms
   }
   EXPECT_EQ(health.status, 200) << health.body;
-  EXPECT_EQ(client.Send(Authenticated("PUT", "/iot/v1/regions/fr-par/twins/dev1/documents/small", R"({"data":{}})"))
-                .status,
-            200);
+  EXPECT_EQ(
+      client.Send(Authenticated("PUT", "/iot/v1/regions/fr-par/twins/dev1/documents/small", R"({"data":{}})")).status,
+      200);
 }
 
 // A carbon line receiver that accepts connections and never reads them.
@@ -291,10 +295,11 @@ TEST_F(RestAttackTest, NeverReadingCarbonIsOneOutageWithOneStartAndOneEndLine) {
   ASSERT_TRUE(broker_->Start()) << broker_->log();
   HttpClient client;
   const std::string doc = "/iot/v1/regions/fr-par/twins/dev1/documents/";
-  ASSERT_EQ(client.Send(Authenticated("PUT", doc + "_config",
-                                      R"({"data":{"documents":{"m":{"_tsdb_trigger":"on-update"}}}})"))
-                .status,
-            200);
+  ASSERT_EQ(
+      client
+          .Send(Authenticated("PUT", doc + "_config", R"({"data":{"documents":{"m":{"_tsdb_trigger":"on-update"}}}})"))
+          .status,
+      200);
   std::string numbers = "{\"data\":{";
   for (int i = 0; i < 200; ++i) numbers += (i ? ",\"k" : "\"k") + std::to_string(i) + "\":" + std::to_string(i);
   numbers += "}}";

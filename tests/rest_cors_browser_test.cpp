@@ -88,9 +88,18 @@ class Chromium {
  public:
   Chromium(const std::string& url, const std::string& profile_dir) {
     const std::string profile = "--user-data-dir=" + profile_dir;
-    const char* argv[] = {"chromium", "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                          "--no-default-browser-check", profile.c_str(), url.c_str(), nullptr};
+    const char* argv[] = {"chromium",
+                          "--headless=new",
+                          "--no-sandbox",
+                          "--disable-gpu",
+                          "--no-first-run",
+                          "--disable-background-networking",
+                          "--disable-component-update",
+                          "--disable-sync",
+                          "--no-default-browser-check",
+                          profile.c_str(),
+                          url.c_str(),
+                          nullptr};
     posix_spawnattr_t attributes;
     posix_spawnattr_init(&attributes);
     posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP);
@@ -120,20 +129,24 @@ std::string Page(int rest_port) {
   const std::string token = kToken;
   return R"(<!doctype html><html><body><script>
 (async () => {
-  const doc = "http://127.0.0.1:)" + std::to_string(rest_port) + R"(/iot/v1/regions/fr-par/twins/web1/documents/d";
+  const doc = "http://127.0.0.1:)" +
+         std::to_string(rest_port) + R"(/iot/v1/regions/fr-par/twins/web1/documents/d";
   const out = {};
   try {
     let r = await fetch(doc, {method: "PUT", body: JSON.stringify({data: {a: 1}}),
-                              headers: {"X-Auth-Token": ")" + token + R"(", "Content-Type": "application/json"}});
+                              headers: {"X-Auth-Token": ")" +
+         token + R"(", "Content-Type": "application/json"}});
     out.put = r.status;
     out.etag = r.headers.get("ETag");
     r = await fetch(doc, {method: "PATCH", body: JSON.stringify({data: {b: 2}}),
-                          headers: {"Authorization": "Bearer )" + token + R"(", "Content-Type": "application/json",
+                          headers: {"Authorization": "Bearer )" +
+         token + R"(", "Content-Type": "application/json",
                                     "If-Match": out.etag}});
     out.patch = r.status;
     out.patch_etag = r.headers.get("ETag");
     out.body = await r.json();
-    r = await fetch(doc, {method: "DELETE", headers: {"X-Auth-Token": ")" + token + R"(", "If-Match": out.etag}});
+    r = await fetch(doc, {method: "DELETE", headers: {"X-Auth-Token": ")" +
+         token + R"(", "If-Match": out.etag}});
     out.stale_delete = r.status;
   } catch (e) {
     out.error = String(e);
@@ -152,10 +165,9 @@ class RestCorsBrowserTest : public testing::Test {
     other_ = std::make_unique<PageServer>(Page(rest_port_));
     ASSERT_GT(listed_->port(), 0);
     ASSERT_GT(other_->port(), 0);
-    broker_ = std::make_unique<Broker>("plugin_opt_rest_listen 127.0.0.1:" + std::to_string(rest_port_) +
-                                       "\nplugin_opt_rest_token " + kToken +
-                                       "\nplugin_opt_rest_cors_origins http://127.0.0.1:" +
-                                       std::to_string(listed_->port()) + "\n");
+    broker_ = std::make_unique<Broker>(
+        "plugin_opt_rest_listen 127.0.0.1:" + std::to_string(rest_port_) + "\nplugin_opt_rest_token " + kToken +
+        "\nplugin_opt_rest_cors_origins http://127.0.0.1:" + std::to_string(listed_->port()) + "\n");
     ASSERT_TRUE(broker_->Start()) << broker_->log();
   }
   void TearDown() override {

@@ -148,22 +148,22 @@ class RestTest : public testing::Test {
 };
 
 // Status, exact JSON body and the exact Content-Type the TypeScript SDK insists on.
-#define EXPECT_JSON_REPLY(reply, code, json)                                  \
-  do {                                                                        \
-    const HttpReply& r_ = (reply);                                            \
-    EXPECT_EQ(r_.error, "");                                                  \
-    EXPECT_EQ(r_.status, code) << r_.body;                                    \
-    EXPECT_EQ(r_.body, json);                                                 \
-    EXPECT_EQ(r_.header("content-type"), "application/json") << r_.body;     \
+#define EXPECT_JSON_REPLY(reply, code, json)                             \
+  do {                                                                   \
+    const HttpReply& r_ = (reply);                                       \
+    EXPECT_EQ(r_.error, "");                                             \
+    EXPECT_EQ(r_.status, code) << r_.body;                               \
+    EXPECT_EQ(r_.body, json);                                            \
+    EXPECT_EQ(r_.header("content-type"), "application/json") << r_.body; \
   } while (0)
 
-#define EXPECT_NO_BODY_REPLY(reply, code)           \
-  do {                                              \
-    const HttpReply& r_ = (reply);                  \
-    EXPECT_EQ(r_.error, "");                        \
-    EXPECT_EQ(r_.status, code) << r_.body;          \
-    EXPECT_EQ(r_.body, "");                         \
-    EXPECT_FALSE(r_.has("content-type"));           \
+#define EXPECT_NO_BODY_REPLY(reply, code)  \
+  do {                                     \
+    const HttpReply& r_ = (reply);         \
+    EXPECT_EQ(r_.error, "");               \
+    EXPECT_EQ(r_.status, code) << r_.body; \
+    EXPECT_EQ(r_.body, "");                \
+    EXPECT_FALSE(r_.has("content-type"));  \
   } while (0)
 
 const char kBadDataJson[] =
@@ -187,9 +187,10 @@ TEST_F(RestTest, PutWithDataNotAnObjectIsInvalidArgument) {
 }
 
 TEST_F(RestTest, PutWithoutBodyIsRequiredArgument) {
-  EXPECT_JSON_REPLY(Call("PUT", DocPath("dev1", "d"), std::string()), 400,
-                    R"j({"type":"invalid_arguments","message":"invalid argument(s)","details":[{"argument_name":"data",)j"
-                    R"j("reason":"required","help_message":"a JSON body {\"version\"?: N, \"data\": {...}} is required"}]})j");
+  EXPECT_JSON_REPLY(
+      Call("PUT", DocPath("dev1", "d"), std::string()), 400,
+      R"j({"type":"invalid_arguments","message":"invalid argument(s)","details":[{"argument_name":"data",)j"
+      R"j("reason":"required","help_message":"a JSON body {\"version\"?: N, \"data\": {...}} is required"}]})j");
 }
 
 TEST_F(RestTest, PutReplacesAndBumpsVersion) {
@@ -234,10 +235,12 @@ TEST_F(RestTest, PatchMergesAndBumpsVersion) {
 
 TEST_F(RestTest, PatchWithNullInArrayIsInvalidArgumentAndChangesNothing) {
   ASSERT_EQ(Put("d", R"j({"data":{"a":1}})j").status, 200);
-  EXPECT_JSON_REPLY(Call("PATCH", DocPath("dev1", "d"), R"j({"data":{"a":[1,null]}})j"), 400,
-                    R"j({"type":"invalid_arguments","message":"invalid argument(s)","details":[{"argument_name":"data",)j"
-                    R"j("reason":"constraint","help_message":"data.a[1]: arrays cannot contain null"}]})j");
-  EXPECT_EQ(Call("GET", DocPath("dev1", "d")).body, R"j({"twin_id":"dev1","document_name":"d","version":1,"data":{"a":1}})j");
+  EXPECT_JSON_REPLY(
+      Call("PATCH", DocPath("dev1", "d"), R"j({"data":{"a":[1,null]}})j"), 400,
+      R"j({"type":"invalid_arguments","message":"invalid argument(s)","details":[{"argument_name":"data",)j"
+      R"j("reason":"constraint","help_message":"data.a[1]: arrays cannot contain null"}]})j");
+  EXPECT_EQ(Call("GET", DocPath("dev1", "d")).body,
+            R"j({"twin_id":"dev1","document_name":"d","version":1,"data":{"a":1}})j");
 }
 
 TEST_F(RestTest, ListNamesEveryDocumentOfTheTwin) {
@@ -250,9 +253,10 @@ TEST_F(RestTest, ListNamesEveryDocumentOfTheTwin) {
 }
 
 TEST_F(RestTest, ListWithInvalidTwinIdIsInvalidArgument) {
-  EXPECT_JSON_REPLY(Call("GET", TwinPath("a+b")), 400,
-                    R"j({"type":"invalid_arguments","message":"invalid argument(s)","details":[{"argument_name":"twin_id",)j"
-                    R"j("reason":"constraint","help_message":"twin id cannot contain '/', '+', '#' or NUL"}]})j");
+  EXPECT_JSON_REPLY(
+      Call("GET", TwinPath("a+b")), 400,
+      R"j({"type":"invalid_arguments","message":"invalid argument(s)","details":[{"argument_name":"twin_id",)j"
+      R"j("reason":"constraint","help_message":"twin id cannot contain '/', '+', '#' or NUL"}]})j");
 }
 
 TEST_F(RestTest, DeleteAnswers204AndRemovesTheDocument) {
@@ -270,17 +274,19 @@ TEST_F(RestTest, DeleteOfMissingDocumentIsNotFound) {
 
 TEST_F(RestTest, DeleteWithBodyVersionChecksIt) {
   ASSERT_EQ(Put("d", R"j({"data":{}})j").status, 200);
-  EXPECT_JSON_REPLY(Call("DELETE", DocPath("dev1", "d"), R"j({"version":7})j"), 412,
-                    R"j({"type":"precondition_failed","precondition":"document_version",)j"
-                    R"j("help_message":"expected version 7, document is at 1","message":"document version mismatch"})j");
+  EXPECT_JSON_REPLY(
+      Call("DELETE", DocPath("dev1", "d"), R"j({"version":7})j"), 412,
+      R"j({"type":"precondition_failed","precondition":"document_version",)j"
+      R"j("help_message":"expected version 7, document is at 1","message":"document version mismatch"})j");
   EXPECT_NO_BODY_REPLY(Call("DELETE", DocPath("dev1", "d"), R"j({"version":1})j"), 204);
 }
 
 TEST_F(RestTest, DeleteWithMalformedBodyIsInvalidArgument) {
   ASSERT_EQ(Put("d", R"j({"data":{}})j").status, 200);
-  EXPECT_JSON_REPLY(Call("DELETE", DocPath("dev1", "d"), R"j({"version":"one"})j"), 400,
-                    R"j({"type":"invalid_arguments","message":"invalid argument(s)","details":[{"argument_name":"version",)j"
-                    R"j("reason":"constraint","help_message":"version must be an integer from 0 to 2^53"}]})j");
+  EXPECT_JSON_REPLY(
+      Call("DELETE", DocPath("dev1", "d"), R"j({"version":"one"})j"), 400,
+      R"j({"type":"invalid_arguments","message":"invalid argument(s)","details":[{"argument_name":"version",)j"
+      R"j("reason":"constraint","help_message":"version must be an integer from 0 to 2^53"}]})j");
   EXPECT_EQ(Call("GET", DocPath("dev1", "d")).status, 200);
 }
 
@@ -302,9 +308,10 @@ TEST_F(RestTest, DeleteAllWithInvalidTwinIdIsInvalidArgument) {
 // ---- errors ----------------------------------------------------------------------------
 
 TEST_F(RestTest, MalformedJsonIsInvalidArgument) {
-  EXPECT_JSON_REPLY(Put("d", R"j({"data":{"a":)j"), 400,
-                    R"j({"type":"invalid_arguments","message":"invalid argument(s)","details":[{"argument_name":"data",)j"
-                    R"j("reason":"constraint","help_message":"invalid JSON near byte 13"}]})j");
+  EXPECT_JSON_REPLY(
+      Put("d", R"j({"data":{"a":)j"), 400,
+      R"j({"type":"invalid_arguments","message":"invalid argument(s)","details":[{"argument_name":"data",)j"
+      R"j("reason":"constraint","help_message":"invalid JSON near byte 13"}]})j");
   EXPECT_EQ(Put("d", R"j({"data":{}} trailing)j").status, 400);
   EXPECT_EQ(Put("d", "{\"data\":{\"a\":\"\xff\"}}").status, 400);
 }
@@ -391,14 +398,16 @@ TEST_F(RestTest, DocumentLargerThanLimitIsInvalidArgument) {
 
 TEST_F(RestTest, StoreFailureIsInternalErrorAndLogged) {
   OpenEngineOver(std::make_unique<BrokenStore>());
-  EXPECT_JSON_REPLY(Call("GET", DocPath("dev1", "d")), 500, R"j({"type":"internal_error","message":"internal error"})j");
+  EXPECT_JSON_REPLY(Call("GET", DocPath("dev1", "d")), 500,
+                    R"j({"type":"internal_error","message":"internal error"})j");
   EXPECT_JSON_REPLY(Put("d", R"j({"data":{}})j"), 500, R"j({"type":"internal_error","message":"internal error"})j");
   EXPECT_NE(Logged().find("REST: internal error: IO error: disk on fire"), std::string::npos) << Logged();
 }
 
 TEST_F(RestTest, ExceptionInHandlerIsInternalErrorAndServerGoesOn) {
   OpenEngineOver(std::make_unique<ThrowingStore>());
-  EXPECT_JSON_REPLY(Call("GET", DocPath("dev1", "d")), 500, R"j({"type":"internal_error","message":"internal error"})j");
+  EXPECT_JSON_REPLY(Call("GET", DocPath("dev1", "d")), 500,
+                    R"j({"type":"internal_error","message":"internal error"})j");
   EXPECT_NE(Logged().find("REST: request failed: store exploded"), std::string::npos) << Logged();
   EXPECT_JSON_REPLY(Call("GET", "/healthz"), 500, R"j({"type":"internal_error","message":"internal error"})j");
   EXPECT_EQ(Call("GET", TwinPath("dev1")).status, 500);  // List does not throw here: a plain store error
@@ -442,17 +451,19 @@ TEST_F(RestTest, IfMatchWithStaleETagIsPreconditionFailed) {
   EXPECT_JSON_REPLY(Put("d", R"j({"data":{"a":3}})j", {"If-Match: \"1\""}), 412, stale);
   EXPECT_JSON_REPLY(Call("PATCH", DocPath("dev1", "d"), R"j({"data":{"a":3}})j", {"If-Match: \"1\""}), 412, stale);
   EXPECT_JSON_REPLY(Call("DELETE", DocPath("dev1", "d"), {}, {"If-Match: \"1\""}), 412, stale);
-  EXPECT_JSON_REPLY(Put("d", R"j({"data":{"a":3}})j", {"If-Match: \"1\", \"3\""}), 412,
-                    R"j({"type":"precondition_failed","precondition":"document_version",)j"
-                    R"j("help_message":"expected version 1 or 3, document is at 2","message":"document version mismatch"})j");
+  EXPECT_JSON_REPLY(
+      Put("d", R"j({"data":{"a":3}})j", {"If-Match: \"1\", \"3\""}), 412,
+      R"j({"type":"precondition_failed","precondition":"document_version",)j"
+      R"j("help_message":"expected version 1 or 3, document is at 2","message":"document version mismatch"})j");
   EXPECT_EQ(Put("d", R"j({"version":1,"data":{"a":3}})j", {"If-Match: \"2\""}).status, 412);
   EXPECT_EQ(Call("GET", DocPath("dev1", "d")).header("etag"), "\"2\"");
 }
 
 TEST_F(RestTest, IfMatchStarNeedsAnExistingDocument) {
-  EXPECT_JSON_REPLY(Put("d", R"j({"data":{"a":1}})j", {"If-Match: *"}), 412,
-                    R"j({"type":"precondition_failed","precondition":"document_version",)j"
-                    R"j("help_message":"expected version *, document is at 0","message":"document version mismatch"})j");
+  EXPECT_JSON_REPLY(
+      Put("d", R"j({"data":{"a":1}})j", {"If-Match: *"}), 412,
+      R"j({"type":"precondition_failed","precondition":"document_version",)j"
+      R"j("help_message":"expected version *, document is at 0","message":"document version mismatch"})j");
   EXPECT_EQ(Call("GET", DocPath("dev1", "d")).status, 404);
   EXPECT_EQ(Call("DELETE", DocPath("dev1", "d"), {}, {"If-Match: *"}).status, 412);
   ASSERT_EQ(Put("d", R"j({"data":{"a":1}})j").status, 200);
@@ -516,20 +527,20 @@ TEST_F(RestTest, ConcurrentConditionalPatchesLoseNothing) {
 
 TEST_F(RestTest, MissingTokenIsDeniedAuthentication) {
   HttpCall call = MakeCall("GET", Url(TwinPath("dev1")));
-  EXPECT_JSON_REPLY(client_.Send(call), 401,
-                    R"j({"type":"denied_authentication","method":"secret_key","reason":"invalid_argument",)j"
-                    R"j("message":"authentication is denied: the X-Auth-Token (or Authorization: Bearer) header is missing"})j");
+  EXPECT_JSON_REPLY(
+      client_.Send(call), 401,
+      R"j({"type":"denied_authentication","method":"secret_key","reason":"invalid_argument",)j"
+      R"j("message":"authentication is denied: the X-Auth-Token (or Authorization: Bearer) header is missing"})j");
   call.url = Url("/no/such/path");
   EXPECT_EQ(client_.Send(call).status, 401);
 }
 
 TEST_F(RestTest, WrongTokenIsDeniedAuthentication) {
-  const std::string denied =
-      R"j({"type":"denied_authentication","method":"secret_key","reason":"invalid_argument",)j"
-      R"j("message":"authentication is denied: invalid X-Auth-Token"})j";
+  const std::string denied = R"j({"type":"denied_authentication","method":"secret_key","reason":"invalid_argument",)j"
+                             R"j("message":"authentication is denied: invalid X-Auth-Token"})j";
   const std::string token = kToken;
-  for (const std::string& wrong : {std::string("nope"), token.substr(0, token.size() - 1), token + "0",
-                                   token.substr(0, token.size() - 1) + "2"}) {
+  for (const std::string& wrong :
+       {std::string("nope"), token.substr(0, token.size() - 1), token + "0", token.substr(0, token.size() - 1) + "2"}) {
     HttpCall call = MakeCall("GET", Url(TwinPath("dev1")), {"X-Auth-Token: " + wrong});
     EXPECT_JSON_REPLY(client_.Send(call), 401, denied);
   }
@@ -560,11 +571,12 @@ TEST_F(RestTest, RepeatedFailuresRefuseThatAddressOnly) {
   EXPECT_EQ(refused.status, 429);
   EXPECT_EQ(refused.header("retry-after"), "1");
   guess.headers = {std::string("X-Auth-Token: ") + kToken};
-  EXPECT_EQ(guesser.Send(guess).status, 429);  // not checked while refused
+  EXPECT_EQ(guesser.Send(guess).status, 429);            // not checked while refused
   EXPECT_EQ(Call("GET", TwinPath("dev1")).status, 200);  // from 127.0.0.1
   const std::string log = Logged();
   EXPECT_NE(log.find("authentication failed from 127.0.0.2 (invalid X-Auth-Token): 1 failure from it"),
-            std::string::npos) << log;
+            std::string::npos)
+      << log;
   EXPECT_NE(log.find("11 failures from it, 11 in all; its requests are refused for 1 s"), std::string::npos) << log;
 }
 
@@ -622,13 +634,12 @@ TEST_F(RestTest, StartWithoutTokenIsRefusedUnlessAnonymousIsAllowed) {
 // ---- routing ---------------------------------------------------------------------------
 
 TEST_F(RestTest, UnknownPathIsNotFoundJson) {
-  for (const std::string& path : {std::string("/"), std::string("/iot/v1/regions/fr-par/twins"),
-                                  TwinPath("dev1") + "/", DocPath("dev1", "d") + "/extra",
-                                  TwinPath("dev1") + "/things/d"}) {
+  for (const std::string& path : {std::string("/"), std::string("/iot/v1/regions/fr-par/twins"), TwinPath("dev1") + "/",
+                                  DocPath("dev1", "d") + "/extra", TwinPath("dev1") + "/things/d"}) {
     HttpReply reply = Call("GET", path);
-    EXPECT_JSON_REPLY(reply, 404,
-                      R"j({"type":"not_found","resource":"path","resource_id":")j" + path +
-                          R"j(","message":"no such endpoint"})j");
+    EXPECT_JSON_REPLY(
+        reply, 404,
+        R"j({"type":"not_found","resource":"path","resource_id":")j" + path + R"j(","message":"no such endpoint"})j");
   }
 }
 
@@ -679,9 +690,10 @@ TEST_F(RestTest, PercentEncodedTwinIdIsDecoded) {
 }
 
 TEST_F(RestTest, BadPercentEncodingIsInvalidArgument) {
-  EXPECT_JSON_REPLY(Call("GET", DocPath("dev%zz", "d")), 400,
-                    R"j({"type":"invalid_arguments","message":"invalid argument(s)","details":[{"argument_name":"twin_id",)j"
-                    R"j("reason":"format","help_message":"the twin id has an invalid percent-encoding"}]})j");
+  EXPECT_JSON_REPLY(
+      Call("GET", DocPath("dev%zz", "d")), 400,
+      R"j({"type":"invalid_arguments","message":"invalid argument(s)","details":[{"argument_name":"twin_id",)j"
+      R"j("reason":"format","help_message":"the twin id has an invalid percent-encoding"}]})j");
   EXPECT_EQ(Call("GET", DocPath("dev1", "d%4")).status, 400);
   EXPECT_EQ(Call("GET", DocPath("dev%00x", "d")).status, 400);
   EXPECT_EQ(Call("GET", DocPath("%C3%28", "d")).status, 400);  // not UTF-8
@@ -698,8 +710,8 @@ TEST_F(RestTest, JsonContentTypeWithOrWithoutCharsetIsAccepted) {
     EXPECT_EQ(reply.status, 200) << type;
     EXPECT_EQ(reply.header("content-type"), "application/json");
   }
-  HttpCall untyped = MakeCall("PUT", Url(DocPath("dev1", "d")), {std::string("X-Auth-Token: ") + kToken, "Content-Type:"},
-                              R"j({"data":{}})j");
+  HttpCall untyped = MakeCall("PUT", Url(DocPath("dev1", "d")),
+                              {std::string("X-Auth-Token: ") + kToken, "Content-Type:"}, R"j({"data":{}})j");
   EXPECT_EQ(client_.Send(untyped).status, 200);
 }
 
@@ -708,9 +720,10 @@ TEST_F(RestTest, OtherContentTypeIsUnsupportedMediaType) {
     HttpCall call = MakeCall("PUT", Url(DocPath("dev1", "d")),
                              {std::string("X-Auth-Token: ") + kToken, std::string("Content-Type: ") + type},
                              R"j({"data":{}})j");
-    EXPECT_JSON_REPLY(client_.Send(call), 415,
-                      R"j({"type":"invalid_arguments","message":"invalid argument(s)","details":[{"argument_name":)j"
-                      R"j("Content-Type","reason":"constraint","help_message":"request bodies must be application/json"}]})j");
+    EXPECT_JSON_REPLY(
+        client_.Send(call), 415,
+        R"j({"type":"invalid_arguments","message":"invalid argument(s)","details":[{"argument_name":)j"
+        R"j("Content-Type","reason":"constraint","help_message":"request bodies must be application/json"}]})j");
   }
   EXPECT_EQ(Call("GET", DocPath("dev1", "d")).status, 404);
 }
@@ -912,8 +925,8 @@ TEST_F(RestTest, BadOptionsAreRefused) {
 
 TEST_F(RestTest, TlsServesHttps) {
   const std::string key = dir_.sub("key.pem"), cert = dir_.sub("cert.pem"), both = dir_.sub("both.pem");
-  const std::string command = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 -keyout " +
-                              key + " -out " + cert + " >/dev/null 2>&1 && cat " + cert + " " + key + " > " + both;
+  const std::string command = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 -keyout " + key +
+                              " -out " + cert + " >/dev/null 2>&1 && cat " + cert + " " + key + " > " + both;
   ASSERT_EQ(std::system(command.c_str()), 0) << "openssl req failed";
   RestOptions options = Options();
   options.listen = "127.0.0.1:0s";
@@ -959,7 +972,8 @@ TEST_F(RestTest, DiskBelowReserveIsInsufficientStorageWhileReadsAndDeletesWork) 
   HttpReply refused = Put("d", R"j({"data":{"a":2}})j");
   EXPECT_EQ(refused.status, 507);
   EXPECT_EQ(refused.header("content-type"), "application/json");
-  EXPECT_EQ(refused.body.rfind(R"j({"type":"out_of_stock","resource":"disk_space","min_free_mb":1099511627776,"free_mb":)j", 0),
+  EXPECT_EQ(refused.body.rfind(
+                R"j({"type":"out_of_stock","resource":"disk_space","min_free_mb":1099511627776,"free_mb":)j", 0),
             0u)
       << refused.body;
   EXPECT_NE(refused.body.find(R"j("message":"not enough free disk space for the database: writes that add data are )j"

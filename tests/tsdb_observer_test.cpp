@@ -61,8 +61,8 @@ class TsdbObserverTest : public testing::Test {
 
 TEST_F(TsdbObserverTest, ConfiguredDocumentWriteIsPushedWithTwinDocumentAndTime) {
   Write("_config", R"({"data":{"documents":{"state":{"_tsdb_trigger":"on-update","_tags":{"site":"paris"}}}}})");
-  const auto now = std::chrono::duration_cast<std::chrono::seconds>(
-                       std::chrono::system_clock::now().time_since_epoch()).count();
+  const auto now =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   Write("state", R"({"data":{"temp":21,"motor":{"rpm":1200},"label":"x"}})");
   EXPECT_EQ(sink_.Take(), "dev1/state/temp=21 dev1/state/motor.rpm=1200");
   ASSERT_EQ(sink_.last_.size(), 2u);
@@ -117,7 +117,8 @@ TEST_F(TsdbObserverTest, FailedWriteIsNotPushed) {
 
 TEST_F(TsdbObserverTest, ATwinFeedsAtMostMaxSeriesAndTheRestIsDroppedAndCounted) {
   std::vector<std::string> logged;
-  observer_ = std::make_unique<TsdbObserver>(sink_, 3, [&](LogLevel, const std::string& line) { logged.push_back(line); });
+  observer_ = std::make_unique<TsdbObserver>(sink_, 3,
+                                             [&](LogLevel, const std::string& line) { logged.push_back(line); });
   engine_->SetObserver(observer_.get());
   Write("_config", R"({"data":{"documents":{"state":{"_tsdb_trigger":"on-update"}}}})");
   Write("state", R"({"data":{"a":[1,2,3,4,5]}})");
@@ -132,8 +133,9 @@ TEST_F(TsdbObserverTest, ATwinFeedsAtMostMaxSeriesAndTheRestIsDroppedAndCounted)
   Write("state", R"({"data":{"x":1,"y":2}})", false, "dev2");
   EXPECT_EQ(sink_.Take(), "dev2/state/x=1 dev2/state/y=2");
   ASSERT_EQ(logged.size(), 1u);  // once per twin
-  EXPECT_EQ(logged[0], "tsdb: twin dev1 feeds 3 series, the limit (plugin_opt_max_series_per_twin): points of "
-                       "other series are dropped");
+  EXPECT_EQ(logged[0],
+            "tsdb: twin dev1 feeds 3 series, the limit (plugin_opt_max_series_per_twin): points of "
+            "other series are dropped");
 }
 
 TEST_F(TsdbObserverTest, OtherTagsMakeAnotherSeries) {
@@ -165,7 +167,8 @@ TEST_F(TsdbObserverTest, ALongArrayYieldsAtMostTheSeriesLimit) {
 TEST_F(TsdbObserverTest, AtTheSeriesLimitTheSameFirstPointsArePushedAndTheRestCounted) {
   observer_ = std::make_unique<TsdbObserver>(sink_, 3);
   engine_->SetObserver(observer_.get());
-  Write("_config", R"({"data":{"documents":{"state":{"_tsdb_trigger":"on-update"},"other":{"_tsdb_trigger":"on-change"}}}})");
+  Write("_config",
+        R"({"data":{"documents":{"state":{"_tsdb_trigger":"on-update"},"other":{"_tsdb_trigger":"on-change"}}}})");
   Write("state", R"({"data":{"b":[1,2,3]}})");
   EXPECT_EQ(sink_.Take(), "dev1/state/b.0=1 dev1/state/b.1=2 dev1/state/b.2=3");
   // Series fed by leaves written after others: the walk goes on past the new ones.

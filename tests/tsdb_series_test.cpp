@@ -12,7 +12,6 @@ namespace {
 using test::MakeSample;
 constexpr int64_t kTime = 1700000000;
 
-
 std::string Line(const Sample& sample) {
   auto encoded = Encode(sample);
   return encoded.ok() ? PlaintextLine(encoded.value()) : "<" + encoded.status().message() + ">";
@@ -79,11 +78,10 @@ TEST(TsdbSeriesTest, JsonArrayHasTheGrafanaCloudShape) {
   std::vector<EncodedPoint> points;
   points.push_back(Encode(MakeSample("dev1", "d", "a", 1.5, kTime, {{"site", "p\"q"}})).value());
   points.push_back(Encode(MakeSample("dev1", "d", "b", 0, kTime)).value());
-  EXPECT_EQ(GraphiteJson(points, 10),
-            R"([{"name":"twins.dev1.d.a","interval":10,"value":1.5,"time":1700000000,)"
-            R"("tags":["document=d","json_path=a","site=p\"q","twin_id=dev1"]},)"
-            R"({"name":"twins.dev1.d.b","interval":10,"value":0,"time":1700000000,)"
-            R"("tags":["document=d","json_path=b","twin_id=dev1"]}])");
+  EXPECT_EQ(GraphiteJson(points, 10), R"([{"name":"twins.dev1.d.a","interval":10,"value":1.5,"time":1700000000,)"
+                                      R"("tags":["document=d","json_path=a","site=p\"q","twin_id=dev1"]},)"
+                                      R"({"name":"twins.dev1.d.b","interval":10,"value":0,"time":1700000000,)"
+                                      R"("tags":["document=d","json_path=b","twin_id=dev1"]}])");
   EXPECT_EQ(GraphiteJson({}, 10), "[]");
 }
 

@@ -13,7 +13,8 @@ Status CheckOptions(const GraphiteOptions& o) {
   if (o.batch_size < 1) return Status::InvalidArgument("batch_size", "batch_size must be at least 1");
   if (o.interval_seconds < 1) return Status::InvalidArgument("interval_seconds", "interval_seconds must be at least 1");
   if (o.min_backoff.count() < 1) return Status::InvalidArgument("min_backoff", "min_backoff must be at least 1 ms");
-  if (o.max_backoff < o.min_backoff) return Status::InvalidArgument("max_backoff", "max_backoff must be >= min_backoff");
+  if (o.max_backoff < o.min_backoff)
+    return Status::InvalidArgument("max_backoff", "max_backoff must be >= min_backoff");
   if (o.io_timeout.count() < 1) return Status::InvalidArgument("io_timeout", "io_timeout must be at least 1 ms");
   if (o.stop_timeout.count() < 0) return Status::InvalidArgument("stop_timeout", "stop_timeout cannot be negative");
   return Status::Ok();
@@ -33,8 +34,7 @@ Result<std::unique_ptr<GraphiteSender>> GraphiteSender::Create(GraphiteOptions o
   std::unique_ptr<Transport> transport = target->kind == GraphiteTarget::Kind::kCarbonTcp
                                              ? MakeCarbonTcpTransport(*target)
                                              : MakeHttpTransport(*target, options.interval_seconds);
-  return std::unique_ptr<GraphiteSender>(
-      new GraphiteSender(std::move(options), std::move(transport), target->display));
+  return std::unique_ptr<GraphiteSender>(new GraphiteSender(std::move(options), std::move(transport), target->display));
 }
 
 GraphiteSender::GraphiteSender(GraphiteOptions options, std::unique_ptr<Transport> transport, std::string target)
@@ -140,10 +140,10 @@ void GraphiteSender::Run() {
   for (;;) {
     if (batch.empty()) {
       // Idle during an outage: wake when it may be over, to say so without waiting for samples.
-      const Clock::time_point until =
-          outage_ ? std::max(Clock::now(), transport_->ConnectedSince() + options_.io_timeout) +
-                        std::chrono::milliseconds(10)
-                  : Clock::time_point::max();
+      const Clock::time_point until = outage_
+                                          ? std::max(Clock::now(), transport_->ConnectedSince() + options_.io_timeout) +
+                                                std::chrono::milliseconds(10)
+                                          : Clock::time_point::max();
       if (!TakeBatch(&batch, until)) {
         {
           std::lock_guard<std::mutex> lock(mutex_);
@@ -180,8 +180,8 @@ void GraphiteSender::Run() {
       reachable_.store(false, std::memory_order_relaxed);
       outage_start_ = Clock::now();
       dropped_at_start_ = dropped_.load();
-      Log(LogLevel::kWarning, s.message() + "; queueing up to " +
-                                  std::to_string(options_.queue_capacity) + " samples and retrying with back-off");
+      Log(LogLevel::kWarning, s.message() + "; queueing up to " + std::to_string(options_.queue_capacity) +
+                                  " samples and retrying with back-off");
     }
     std::unique_lock<std::mutex> lock(mutex_);
     if (stopping_) break;  // the last attempt failed: give up on the rest

@@ -31,15 +31,15 @@
 namespace twins {
 
 struct GraphiteOptions {
-  std::string url;                                // see target.hpp: tcp://host:port or https://USER:TOKEN@host/path
-  size_t queue_capacity = 100000;                 // samples held while the target is unreachable
-  size_t batch_size = 500;                        // samples per TCP write or HTTP POST
-  int interval_seconds = 10;                      // the "interval" field of HTTP points
-  std::chrono::milliseconds min_backoff{250};     // first retry delay after a failure
-  std::chrono::milliseconds max_backoff{30000};   // the delay doubles up to this
-  std::chrono::milliseconds io_timeout{5000};     // bound of one connect, write or POST
-  std::chrono::milliseconds stop_timeout{1000};   // the destructor's bound for flushing the queue
-  LogFn log;                                      // may be empty
+  std::string url;                               // see target.hpp: tcp://host:port or https://USER:TOKEN@host/path
+  size_t queue_capacity = 100000;                // samples held while the target is unreachable
+  size_t batch_size = 500;                       // samples per TCP write or HTTP POST
+  int interval_seconds = 10;                     // the "interval" field of HTTP points
+  std::chrono::milliseconds min_backoff{250};    // first retry delay after a failure
+  std::chrono::milliseconds max_backoff{30000};  // the delay doubles up to this
+  std::chrono::milliseconds io_timeout{5000};    // bound of one connect, write or POST
+  std::chrono::milliseconds stop_timeout{1000};  // the destructor's bound for flushing the queue
+  LogFn log;                                     // may be empty
 };
 
 struct GraphiteCounters {

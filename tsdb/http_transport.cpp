@@ -47,7 +47,8 @@ class HttpTransport final : public Transport {
 
   Status Send(const std::vector<EncodedPoint>& batch, Deadline deadline) override {
     if (curl_ == nullptr || headers_ == nullptr) return Status::Internal("libcurl could not be initialised");
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
+                                                                            std::chrono::steady_clock::now());
     if (left.count() <= 0) return Status::Internal("no time left to post to " + target_.display);
     const std::string payload = GraphiteJson(batch, interval_seconds_);
     std::string body;

@@ -25,8 +25,9 @@ void TsdbObserver::OnWrite(const WriteEvent& event) noexcept {
     }
     auto document = event.config->documents.find(std::string(event.document));
     if (document == event.config->documents.end() || !HasTrigger(document->second)) return;
-    const std::string_view before =
-        event.before != nullptr && HasOnChangeTrigger(document->second) ? event.before->data : std::string_view();
+    const std::string_view before = event.before != nullptr && HasOnChangeTrigger(document->second)
+                                        ? event.before->data
+                                        : std::string_view();
 
     // The series limit. One write's points are of distinct series (json_paths are unique in
     // a document), so once the twin feeds max_series_ and the write has met every series its
@@ -105,9 +106,8 @@ void TsdbObserver::OnWrite(const WriteEvent& event) noexcept {
     }
     if (points.empty()) return;
 
-    const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
-                            std::chrono::system_clock::now().time_since_epoch())
-                            .count();
+    const int64_t now =
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
     std::vector<Sample> samples;
     samples.reserve(points.size());
     for (TsdbPoint& point : points) {

@@ -41,8 +41,7 @@ class TsdbObserver final : public WriteObserver {
   static constexpr size_t kDefaultMaxSeriesPerTwin = 1000;
 
   // `sink` must outlive the observer. `log` may be empty.
-  explicit TsdbObserver(SampleSink& sink, size_t max_series_per_twin = kDefaultMaxSeriesPerTwin,
-                        LogFn log = nullptr)
+  explicit TsdbObserver(SampleSink& sink, size_t max_series_per_twin = kDefaultMaxSeriesPerTwin, LogFn log = nullptr)
       : sink_(sink), max_series_(max_series_per_twin), log_(std::move(log)) {}
 
   void OnWrite(const WriteEvent& event) noexcept override;

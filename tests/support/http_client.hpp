@@ -18,10 +18,10 @@ struct HttpCall {
   std::string url;
   bool send_body = false;  // also sends an empty body when set
   std::string body;
-  bool chunked = false;    // send the body with Transfer-Encoding: chunked
+  bool chunked = false;              // send the body with Transfer-Encoding: chunked
   std::vector<std::string> headers;  // "Name: value"; "Name:" removes one curl adds itself
   bool http10 = false;
-  bool insecure_tls = false;  // accept a self-signed certificate
+  bool insecure_tls = false;   // accept a self-signed certificate
   std::string source_address;  // local address to connect from (e.g. 127.0.0.2); empty: any
   long timeout_ms = 20000;
 };

@@ -53,8 +53,8 @@ void MqttClient::OnDisconnect(mosquitto*, void* self, int, const mosquitto_prope
 
 void MqttClient::OnMessage(mosquitto*, void* self, const mosquitto_message* msg, const mosquitto_property* props) {
   auto* client = static_cast<MqttClient*>(self);
-  Message m{msg->topic, std::string(static_cast<const char*>(msg->payload), msg->payloadlen), msg->qos, msg->retain,
-            {}};
+  Message m{
+      msg->topic, std::string(static_cast<const char*>(msg->payload), msg->payloadlen), msg->qos, msg->retain, {}};
   void* correlation = nullptr;
   uint16_t len = 0;
   if (mosquitto_property_read_binary(props, MQTT_PROP_CORRELATION_DATA, &correlation, &len, false) != nullptr) {
@@ -83,9 +83,8 @@ void MqttClient::OnSubscribe(mosquitto*, void* self, int mid, int, const int*, c
 
 bool MqttClient::WaitFor(int mid, int timeout_ms) {
   std::unique_lock<std::mutex> lock(mutex_);
-  return changed_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] {
-    return std::find(acked_.begin(), acked_.end(), mid) != acked_.end();
-  });
+  return changed_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
+                           [&] { return std::find(acked_.begin(), acked_.end(), mid) != acked_.end(); });
 }
 
 bool MqttClient::Subscribe(const std::string& pattern, int qos) {

@@ -39,8 +39,8 @@ class RawMqtt {
   void SendConnect(const std::string& client_id, bool clean_session, const std::optional<Will>& will = std::nullopt,
                    const std::string& username = "", const std::string& password = "");
   bool AwaitConnack();
-  void Publish(const std::string& topic, const std::string& payload, int qos, uint16_t packet_id = 0,
-               bool dup = false, bool retain = false);
+  void Publish(const std::string& topic, const std::string& payload, int qos, uint16_t packet_id = 0, bool dup = false,
+               bool retain = false);
   void Subscribe(const std::string& pattern, uint16_t packet_id);
   void PubRel(uint16_t packet_id);
   // Any packet, e.g. MQTT 5 ones: `header` is the fixed header's first byte, `body` follows

@@ -52,4 +52,3 @@ class SmallDisk {
 };
 
 }  // namespace twins::test
-
