@@ -16,7 +16,8 @@ find plugin store rest tsdb common metrics tests bench fuzz -name node_modules -
   \( -name '*.c' -o -name '*.cc' -o -name '*.cpp' -o -name '*.h' -o -name '*.hpp' \) -print0 |
   xargs -0 clang-format-14 --dry-run --Werror
 
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTWINS_TESTS=ON -DTWINS_BENCH=ON >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTWINS_TESTS=ON -DTWINS_BENCH=ON \
+  -DTWINS_WERROR=ON >/dev/null
 cmake --build build -j"$jobs"
 ctest --test-dir build --output-on-failure -j"$jobs"
 # The broker tests and README examples again on upstream Mosquitto 2.0.x and 2.1, when their
