@@ -31,7 +31,7 @@ results=$OUT/results.jsonl
 : >"$results"
 load_bin=$build/bench/twins_load
 [[ -x $load_bin && -f $build/plugin/mosquitto_twins.so ]] || {
-  echo "build $build first (twins_load, mosquitto_twins)" >&2
+  echo "build $build first with -DTWINS_BENCH=ON (twins_load, mosquitto_twins)" >&2
   exit 1
 }
 

@@ -41,7 +41,7 @@ load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- Build ------------------------------------------------------------------------
 if [[ ! -x $build/bench/twins_load ]]; then
-  cmake -S "$src" -B "$build" -DTWINS_TESTS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake -S "$src" -B "$build" -DTWINS_TESTS=OFF -DTWINS_BENCH=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 fi
 cmake --build "$build" -j"$(nproc)" --target twins_load twins_preload twins_reference_plugin mosquitto_twins >/dev/null
 load_bin=$build/bench/twins_load

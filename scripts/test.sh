@@ -24,7 +24,8 @@ ctest --test-dir build --output-on-failure -j"$jobs"
 # sources are in ../shared/mosquitto-src/ (CI); brokers built once into build-compat/.
 scripts/compat.sh build
 
-cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DTWINS_SANITIZE=ON -DTWINS_BENCH=OFF >/dev/null
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DTWINS_SANITIZE=ON -DTWINS_TESTS=ON \
+  -DTWINS_BENCH=OFF >/dev/null
 cmake --build build-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan --output-on-failure -j"$jobs" -L "unit|broker"
