@@ -1,8 +1,8 @@
 #include "broker_config.hpp"
 
 #include <dirent.h>
-#include <limits.h>
-#include <stdlib.h>
+#include <limits.h>  // NOLINT(modernize-deprecated-headers): POSIX PATH_MAX
+#include <stdlib.h>  // NOLINT(modernize-deprecated-headers): POSIX realpath
 #include <strings.h>
 #include <unistd.h>
 

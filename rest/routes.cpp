@@ -46,7 +46,8 @@ HttpResponse OpenApi() {
 
 }  // namespace
 
-Router::Router(Engine& engine, const RestOptions& options, RateLimiter& write_limiter, AuthGuard& guard, LogFn log)
+Router::Router(Engine& engine, const RestOptions& options, RateLimiter& write_limiter, AuthGuard& guard,
+               const LogFn& log)
     : engine_(engine),
       region_(options.region),
       tokens_(options.tokens),

@@ -25,7 +25,7 @@ class Router {
   // Takes region, tokens, CORS origins and the Graphite probe from `options`. `write_limiter`
   // admits writes per twin, `guard` failed authentications per address; both must outlive
   // the router.
-  Router(Engine& engine, const RestOptions& options, RateLimiter& write_limiter, AuthGuard& guard, LogFn log);
+  Router(Engine& engine, const RestOptions& options, RateLimiter& write_limiter, AuthGuard& guard, const LogFn& log);
 
   // HEAD is answered like GET; the caller leaves the body out.
   HttpResponse Handle(HttpRequest& request) const;

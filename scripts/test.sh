@@ -19,6 +19,10 @@ find plugin store rest tsdb common metrics tests bench fuzz -name node_modules -
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTWINS_TESTS=ON -DTWINS_BENCH=ON \
   -DTWINS_WERROR=ON >/dev/null
 cmake --build build -j"$jobs"
+# clang-tidy-14 (.clang-tidy) over the plugin and library sources, with the build's flags
+# (build/compile_commands.json); any finding fails.
+find plugin store rest tsdb common metrics -type f \( -name '*.c' -o -name '*.cpp' \) -print0 |
+  xargs -0 -n4 -P"$jobs" clang-tidy-14 -p build --quiet
 ctest --test-dir build --output-on-failure -j"$jobs"
 # The broker tests and README examples again on upstream Mosquitto 2.0.x and 2.1, when their
 # sources are in ../shared/mosquitto-src/ (CI); brokers built once into build-compat/.
