@@ -206,6 +206,13 @@ class PluginSafetyTest : public testing::Test {
     broker_ = std::make_unique<Broker>(options, global);
     ASSERT_TRUE(broker_->Start()) << broker_->log();
   }
+  // A password file (mosquitto_passwd) for users alice (pw-a) and bob (pw-b); empty if it failed.
+  static std::string AlicesAndBobsPasswordFile(const TempDir& dir) {
+    const std::string file = dir.sub("passwords");
+    const std::string make = "mosquitto_passwd -b -c " + file + " alice pw-a >/dev/null && mosquitto_passwd -b " +
+                             file + " bob pw-b >/dev/null";
+    return std::system(make.c_str()) == 0 ? file : std::string();
+  }
   // The next PUBLISH a raw client receives, as "topic payload".
   static std::string NextPublish(RawMqtt& client) {
     auto packet = client.ReadType(3);
@@ -280,11 +287,8 @@ TEST_F(PluginSafetyTest, RepeatsOnTheSameConnectionAreNewRequests) {
 
 TEST_F(PluginSafetyTest, AnotherUserReusingAClientIdGetsNothingOfTheRememberedWrite) {
   TempDir auth;
-  const std::string passwords = auth.sub("passwords");
-  ASSERT_EQ(std::system(("mosquitto_passwd -b -c " + passwords + " alice pw-a >/dev/null && mosquitto_passwd -b " +
-                         passwords + " bob pw-b >/dev/null")
-                            .c_str()),
-            0);
+  const std::string passwords = AlicesAndBobsPasswordFile(auth);
+  ASSERT_FALSE(passwords.empty());
   StartBroker("plugin_opt_twin_identity username\nallow_anonymous false\npassword_file " + passwords + "\n");
   const std::string patch = R"({"data":{"ping":1}})";
   {
@@ -308,11 +312,8 @@ TEST_F(PluginSafetyTest, AnotherUserReusingAClientIdGetsNothingOfTheRememberedWr
 
 TEST_F(PluginSafetyTest, TwinNamedByUsernameCannotBeClaimedByChoosingAClientId) {
   TempDir auth;
-  const std::string passwords = auth.sub("passwords");
-  ASSERT_EQ(std::system(("mosquitto_passwd -b -c " + passwords + " alice pw-a >/dev/null && mosquitto_passwd -b " +
-                         passwords + " bob pw-b >/dev/null")
-                            .c_str()),
-            0);
+  const std::string passwords = AlicesAndBobsPasswordFile(auth);
+  ASSERT_FALSE(passwords.empty());
   StartBroker("plugin_opt_twin_identity username\nallow_anonymous false\npassword_file " + passwords + "\n");
   // alice connects with bob's client id: `me` is still alice, and bob's twin stays out of reach.
   RawMqtt alice(broker_->port());

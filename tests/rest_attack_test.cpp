@@ -18,6 +18,7 @@
 
 #include "support/broker.hpp"
 #include "support/carbon_server.hpp"
+#include "support/failing_peer.hpp"
 #include "support/http_client.hpp"
 #include "support/small_disk.hpp"
 
@@ -241,43 +242,6 @@ TEST_F(RestAttackTest, HealthzIsUnavailableWhileTheDatabaseRefusesWrites) {
       200);
 }
 
-// A carbon line receiver that accepts connections and never reads them.
-class NeverReadingPeer {
- public:
-  explicit NeverReadingPeer(int port) {
-    listener_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int one = 1;
-    setsockopt(listener_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(static_cast<uint16_t>(port));
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bound_ = bind(listener_, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0 &&
-             listen(listener_, 16) == 0;
-    thread_ = std::thread([this] {
-      while (!stop_) {
-        if (!ClosedBy(listener_, 100)) continue;  // readable: a connection to accept
-        int fd = accept(listener_, nullptr, nullptr);
-        if (fd >= 0) accepted_.push_back(fd);
-      }
-    });
-  }
-  ~NeverReadingPeer() {
-    stop_ = true;
-    thread_.join();
-    for (int fd : accepted_) close(fd);
-    close(listener_);
-  }
-  bool bound() const { return bound_; }
-
- private:
-  int listener_ = -1;
-  bool bound_ = false;
-  std::atomic<bool> stop_{false};
-  std::vector<int> accepted_;
-  std::thread thread_;
-};
-
 size_t Count(const std::string& text, const std::string& what) {
   size_t n = 0;
   for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
@@ -289,7 +253,7 @@ size_t Count(const std::string& text, const std::string& what) {
 TEST_F(RestAttackTest, NeverReadingCarbonIsOneOutageWithOneStartAndOneEndLine) {
   TempDir dir;
   CarbonServer carbon(dir.sub("carbon"));
-  auto peer = std::make_unique<NeverReadingPeer>(carbon.line_port());
+  auto peer = std::make_unique<FailingPeer>(FailingPeer::Mode::kNeverReads, carbon.line_port());
   ASSERT_TRUE(peer->bound());
   StartBroker("plugin_opt_graphite_url " + carbon.url() + "\nplugin_opt_max_requests_per_second 0\n");
   ASSERT_TRUE(broker_->Start()) << broker_->log();
