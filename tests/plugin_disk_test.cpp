@@ -46,7 +46,7 @@ std::chrono::milliseconds AskUntilSuccess(MqttClient& client, const std::string&
 // at once, reads and the connection go on; once space is freed writes are accepted again,
 // with no restart.
 TEST(PluginDiskTest, AFullDiskRefusesWritesAndTheyResumeOnceSpaceIsFreed) {
-  Broker broker("plugin_opt_cache_mb 1\nplugin_opt_min_free_mb 0\n");
+  Broker broker("plugin_opt_cache_mb 1\nplugin_opt_min_free_mb 0\nplugin_opt_max_requests_per_second 0\n");
   SmallDisk disk(broker.db_path(), 2);
   if (!disk.mounted()) GTEST_SKIP() << "needs root to mount a tmpfs";
   ASSERT_TRUE(broker.Start()) << broker.log();
