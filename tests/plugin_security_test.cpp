@@ -444,6 +444,33 @@ TEST_F(PluginSafetyTest, DynamicSecurityListedBeforeThePluginStopsTheBroker) {
       << broker.log();
 }
 
+// The broker limits of mosquitto.conf.example, as an admin copies them: the largest twin
+// request is answered, a packet larger than any request needs costs its sender the connection.
+TEST_F(PluginSafetyTest, TheExampleConfigurationRefusesPacketsNoTwinRequestNeeds) {
+  std::ifstream example(std::string(TWINS_SOURCE_DIR) + "/mosquitto.conf.example");
+  std::string limits;
+  for (std::string line; std::getline(example, line);) {
+    for (const char* key :
+         {"max_packet_size ", "max_queued_messages ", "max_queued_bytes ", "max_inflight_messages "}) {
+      if (line.rfind(key, 0) == 0) limits += line + "\n";
+    }
+  }
+  ASSERT_NE(limits.find("max_packet_size "), std::string::npos) << limits;
+  StartBroker("", limits);
+  RawMqtt dev(broker_->port());
+  ASSERT_TRUE(dev.Connect("dev", true));
+  const std::string largest = R"({"data":{"s":")" + std::string(65000, 'x') + R"("}})" + std::string(69000, ' ');
+  dev.Publish("$SCW/twins/me/d/put", largest, 0);
+  EXPECT_EQ(NextPublish(dev).substr(0, 50), R"($SCW/twins/me/d/put/response/success {"version":1,)");
+  RawMqtt flood(broker_->port());
+  ASSERT_TRUE(flood.Connect("flood", true));
+  flood.Publish("any/topic", std::string(300 * 1024, 'y'), 0);
+  flood.PingReq();
+  EXPECT_FALSE(flood.ReadType(13, 3000).has_value()) << "the 300 KiB publish was taken";
+  dev.PingReq();
+  EXPECT_TRUE(dev.ReadType(13).has_value());  // other connections go on
+}
+
 TEST_F(PluginSafetyTest, BadHardeningOptionsStopTheBrokerNamingTheOption) {
   for (const std::string option :
        {"plugin_opt_twin_identity cn\n", "plugin_opt_other_access_checks maybe\n",

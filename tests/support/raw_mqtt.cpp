@@ -108,6 +108,8 @@ void RawMqtt::Subscribe(const std::string& pattern, uint16_t packet_id) {
 
 void RawMqtt::PubRel(uint16_t packet_id) { Send(0x62, U16(packet_id)); }
 
+void RawMqtt::PingReq() { Send(0xc0, ""); }
+
 bool RawMqtt::ReadExact(char* out, size_t n, int timeout_ms) {
   for (size_t got = 0; got < n;) {
     pollfd p{fd_, POLLIN, 0};

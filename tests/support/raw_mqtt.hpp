@@ -43,6 +43,7 @@ class RawMqtt {
                bool retain = false);
   void Subscribe(const std::string& pattern, uint16_t packet_id);
   void PubRel(uint16_t packet_id);
+  void PingReq();
   // Any packet, e.g. MQTT 5 ones: `header` is the fixed header's first byte, `body` follows
   // the remaining length.
   void SendPacket(uint8_t header, const std::string& body) { Send(header, body); }
