@@ -6,8 +6,8 @@
 #include <filesystem>
 #include <string>
 
-#include "engine.hpp"
-#include "merge.hpp"
+#include "engine/engine.hpp"
+#include "engine/merge.hpp"
 
 namespace twins {
 namespace {

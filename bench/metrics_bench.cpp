@@ -5,7 +5,7 @@
 
 #include <chrono>
 
-#include "twins_metrics.hpp"
+#include "metrics/twins_metrics.hpp"
 
 namespace twins {
 namespace {

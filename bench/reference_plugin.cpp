@@ -18,7 +18,7 @@
 #include <string>
 #include <string_view>
 
-#include "publish_reply.hpp"
+#include "plugin/publish_reply.hpp"
 
 namespace {
 

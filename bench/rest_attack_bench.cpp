@@ -25,8 +25,8 @@
 #include <thread>
 #include <vector>
 
-#include "engine.hpp"
-#include "rest_server.hpp"
+#include "engine/engine.hpp"
+#include "rest/rest_server.hpp"
 
 namespace {
 

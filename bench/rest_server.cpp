@@ -12,7 +12,7 @@
 #include <iostream>
 #include <string>
 
-#include "rest_server.hpp"
+#include "rest/rest_server.hpp"
 
 int main(int argc, char** argv) {
   if (argc < 2) {

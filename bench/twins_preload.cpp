@@ -13,7 +13,7 @@
 #include <thread>
 #include <vector>
 
-#include "engine.hpp"
+#include "engine/engine.hpp"
 
 namespace {
 

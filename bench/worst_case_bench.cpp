@@ -10,8 +10,8 @@
 #include <filesystem>
 #include <string>
 
-#include "engine.hpp"
-#include "observer.hpp"
+#include "engine/engine.hpp"
+#include "tsdb/observer.hpp"
 
 namespace twins {
 namespace {

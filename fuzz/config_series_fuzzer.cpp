@@ -22,13 +22,13 @@
 #include <string>
 #include <vector>
 
-#include "engine.hpp"
-#include "json.hpp"
-#include "names.hpp"
-#include "observer.hpp"
-#include "path.hpp"
-#include "series.hpp"
-#include "support.hpp"
+#include "engine/engine.hpp"
+#include "engine/json.hpp"
+#include "engine/names.hpp"
+#include "tsdb/observer.hpp"
+#include "rest/path.hpp"
+#include "tsdb/series.hpp"
+#include "fuzz/support.hpp"
 
 namespace twins::fuzz {
 namespace {

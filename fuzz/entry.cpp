@@ -2,7 +2,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "support.hpp"
+#include "fuzz/support.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* bytes, size_t size) {
   twins::fuzz::FuzzOne(std::string_view(reinterpret_cast<const char*>(bytes), size));

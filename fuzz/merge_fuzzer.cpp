@@ -1,4 +1,4 @@
-// The text merge (store/merge.hpp) against RFC 7396's algorithm over trees
+// The text merge (engine/merge.hpp) against RFC 7396's algorithm over trees
 // (tests/support/merge_oracle.hpp). An input is two lines, the target's data and the patch's
 // data; each is read as a put or patch body's `data` is (ParseWriteRequest), which gives the
 // stored forms MergePatch takes. Checked:
@@ -9,12 +9,12 @@
 //    corrupt stored record).
 #include <string>
 
-#include "engine.hpp"
-#include "json.hpp"
-#include "merge.hpp"
-#include "request_body.hpp"
-#include "support.hpp"
-#include "support/merge_oracle.hpp"
+#include "engine/engine.hpp"
+#include "engine/json.hpp"
+#include "engine/merge.hpp"
+#include "engine/request_body.hpp"
+#include "fuzz/support.hpp"
+#include "tests/support/merge_oracle.hpp"
 
 namespace twins::fuzz {
 

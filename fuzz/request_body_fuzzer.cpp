@@ -1,4 +1,4 @@
-// The request body reader (store/request_body.hpp) and ParseWriteRequest (store/engine.hpp)
+// The request body reader (engine/request_body.hpp) and ParseWriteRequest (engine/engine.hpp)
 // on any bytes. Besides memory errors and undefined behaviour, it checks that
 //  - reading `data` or not, the same text is accepted, with the same version;
 //  - ParseWriteRequest accepts exactly the bodies whose `data` passes the twin rules;
@@ -7,10 +7,10 @@
 #include <algorithm>
 #include <string>
 
-#include "engine.hpp"
-#include "json.hpp"
-#include "request_body.hpp"
-#include "support.hpp"
+#include "engine/engine.hpp"
+#include "engine/json.hpp"
+#include "engine/request_body.hpp"
+#include "fuzz/support.hpp"
 
 namespace twins::fuzz {
 namespace {

@@ -6,8 +6,8 @@
 //  - any bytes percent-encoded (upper- or lower-case hex) decode back to themselves.
 #include <string>
 
-#include "path.hpp"
-#include "support.hpp"
+#include "rest/path.hpp"
+#include "fuzz/support.hpp"
 
 namespace twins::fuzz {
 namespace {

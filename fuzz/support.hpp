@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-#include "document_store.hpp"
+#include "store/document_store.hpp"
 
 namespace twins::fuzz {
 

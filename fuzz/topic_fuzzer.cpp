@@ -1,4 +1,4 @@
-// The in-band API's topic grammar (plugin/twin_topics.hpp), then the request it names run on
+// The in-band API's topic grammar (plugin/mqtt_requests.hpp), then the request it names run on
 // an engine over memory. An input is "<client id>\n<topic>\n<payload>"; an input without two
 // newlines is a topic alone, only classified. Checked against the grammar
 // $SCW/twins/<twin>/<document>/<method>:
@@ -10,10 +10,10 @@
 #include <memory>
 #include <string>
 
-#include "engine.hpp"
-#include "json.hpp"
-#include "support.hpp"
-#include "twin_topics.hpp"
+#include "engine/engine.hpp"
+#include "engine/json.hpp"
+#include "fuzz/support.hpp"
+#include "plugin/mqtt_requests.hpp"
 
 namespace twins::fuzz {
 namespace {

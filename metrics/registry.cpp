@@ -1,4 +1,4 @@
-#include "registry.hpp"
+#include "metrics/registry.hpp"
 
 #include <algorithm>
 #include <cmath>

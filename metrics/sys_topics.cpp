@@ -1,4 +1,4 @@
-#include "sys_topics.hpp"
+#include "metrics/sys_topics.hpp"
 
 namespace twins::metrics {
 namespace {

@@ -17,7 +17,7 @@
 #include <utility>
 #include <vector>
 
-#include "registry.hpp"
+#include "metrics/registry.hpp"
 
 namespace twins::metrics {
 

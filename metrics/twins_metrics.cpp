@@ -1,4 +1,4 @@
-#include "twins_metrics.hpp"
+#include "metrics/twins_metrics.hpp"
 
 namespace twins::metrics {
 namespace {

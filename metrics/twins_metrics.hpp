@@ -20,8 +20,8 @@
 #include <string>
 #include <string_view>
 
-#include "registry.hpp"
-#include "status.hpp"
+#include "metrics/registry.hpp"
+#include "common/status.hpp"
 
 namespace twins::metrics {
 

@@ -1,6 +1,6 @@
-#include "access_guard.hpp"
+#include "plugin/access_guard.hpp"
 
-#include "twin_topics.hpp"
+#include "plugin/mqtt_requests.hpp"
 
 namespace twins {
 

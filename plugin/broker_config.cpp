@@ -1,4 +1,4 @@
-#include "broker_config.hpp"
+#include "plugin/broker_config.hpp"
 
 #include <dirent.h>
 #include <limits.h>  // NOLINT(modernize-deprecated-headers): POSIX PATH_MAX

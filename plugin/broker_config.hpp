@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "status.hpp"
+#include "common/status.hpp"
 
 namespace twins {
 

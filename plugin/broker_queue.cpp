@@ -1,4 +1,4 @@
-#include "broker_queue.hpp"
+#include "plugin/broker_queue.hpp"
 
 #include <utility>
 

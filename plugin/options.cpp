@@ -1,4 +1,4 @@
-#include "options.hpp"
+#include "plugin/options.hpp"
 
 #include <cerrno>
 #include <cstdlib>

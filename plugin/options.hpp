@@ -7,9 +7,9 @@
 #include <utility>
 #include <vector>
 
-#include "document_store.hpp"
-#include "engine.hpp"
-#include "status.hpp"
+#include "store/document_store.hpp"
+#include "engine/engine.hpp"
+#include "common/status.hpp"
 
 namespace twins {
 

@@ -1,4 +1,4 @@
-#include "plugin_metrics.hpp"
+#include "plugin/plugin_metrics.hpp"
 
 #include <algorithm>
 

@@ -11,9 +11,9 @@
 #include <mutex>
 #include <thread>
 
-#include "engine.hpp"
-#include "graphite.hpp"
-#include "twins_metrics.hpp"
+#include "engine/engine.hpp"
+#include "tsdb/graphite.hpp"
+#include "metrics/twins_metrics.hpp"
 
 namespace twins {
 

@@ -1,4 +1,4 @@
-#include "resend_filter.hpp"
+#include "plugin/resend_filter.hpp"
 
 #include <functional>
 

@@ -1,4 +1,4 @@
-#include "store_reclaimer.hpp"
+#include "plugin/store_reclaimer.hpp"
 
 #include <dlfcn.h>
 

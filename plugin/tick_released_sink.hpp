@@ -7,7 +7,7 @@
 #include <utility>
 #include <vector>
 
-#include "sample.hpp"
+#include "tsdb/sample.hpp"
 
 namespace twins {
 

@@ -1,10 +1,10 @@
-#include "auth.hpp"
+#include "rest/auth.hpp"
 
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 
-#include "rest_server.hpp"
+#include "rest/rest_server.hpp"
 
 namespace twins {
 namespace {

@@ -1,4 +1,4 @@
-#include "auth_guard.hpp"
+#include "rest/auth_guard.hpp"
 
 #include <arpa/inet.h>
 

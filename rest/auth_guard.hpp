@@ -21,8 +21,8 @@
 #include <string>
 #include <string_view>
 
-#include "log.hpp"
-#include "lru_map.hpp"
+#include "common/log.hpp"
+#include "common/lru_map.hpp"
 
 namespace twins {
 

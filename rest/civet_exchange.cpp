@@ -1,4 +1,4 @@
-#include "civet_exchange.hpp"
+#include "rest/civet_exchange.hpp"
 
 #include <civetweb.h>
 

@@ -5,7 +5,7 @@
 #include <cstddef>
 #include <string_view>
 
-#include "http.hpp"
+#include "rest/http.hpp"
 
 struct mg_connection;
 struct mg_request_info;

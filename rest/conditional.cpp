@@ -1,9 +1,9 @@
-#include "conditional.hpp"
+#include "rest/conditional.hpp"
 
 #include <algorithm>
 #include <optional>
 
-#include "request_body.hpp"
+#include "engine/request_body.hpp"
 
 namespace twins {
 namespace {

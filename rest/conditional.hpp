@@ -7,7 +7,7 @@
 #include <string_view>
 #include <vector>
 
-#include "status.hpp"
+#include "common/status.hpp"
 
 namespace twins {
 

@@ -1,4 +1,4 @@
-#include "cors.hpp"
+#include "rest/cors.hpp"
 
 namespace twins {
 namespace {

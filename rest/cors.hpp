@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "http.hpp"
+#include "rest/http.hpp"
 
 namespace twins {
 

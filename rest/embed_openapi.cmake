@@ -6,7 +6,7 @@ if(NOT clash EQUAL -1)
 endif()
 file(WRITE ${OUTPUT}
   "// Generated from rest/openapi.yaml by rest/embed_openapi.cmake; do not edit.\n"
-  "#include \"openapi.hpp\"\n\n"
+  "#include \"rest/openapi.hpp\"\n\n"
   "namespace twins {\n\n"
   "std::string_view OpenApiYaml() {\n"
   "  static constexpr char kYaml[] = R\"openapi(${yaml})openapi\";\n"

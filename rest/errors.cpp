@@ -1,8 +1,8 @@
-#include "errors.hpp"
+#include "rest/errors.hpp"
 
 #include <string>
 
-#include "json.hpp"
+#include "engine/json.hpp"
 
 namespace twins {
 

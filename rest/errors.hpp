@@ -5,9 +5,9 @@
 #include <cstdint>
 #include <string_view>
 
-#include "http.hpp"
-#include "log.hpp"
-#include "status.hpp"
+#include "rest/http.hpp"
+#include "common/log.hpp"
+#include "common/status.hpp"
 
 namespace twins {
 

@@ -1,9 +1,9 @@
-#include "metrics_endpoint.hpp"
+#include "rest/metrics_endpoint.hpp"
 
 #include <vector>
 
-#include "errors.hpp"
-#include "path.hpp"
+#include "rest/errors.hpp"
+#include "rest/path.hpp"
 
 namespace twins {
 

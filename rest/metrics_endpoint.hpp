@@ -10,9 +10,9 @@
 #include <optional>
 #include <string_view>
 
-#include "auth.hpp"
-#include "http.hpp"
-#include "twins_metrics.hpp"
+#include "rest/auth.hpp"
+#include "rest/http.hpp"
+#include "metrics/twins_metrics.hpp"
 
 namespace twins {
 

@@ -1,4 +1,4 @@
-#include "openssl3_compat.hpp"
+#include "rest/openssl3_compat.hpp"
 
 #include <dlfcn.h>
 

@@ -1,4 +1,4 @@
-#include "path.hpp"
+#include "rest/path.hpp"
 
 namespace twins {
 namespace {

@@ -26,10 +26,10 @@
 #include <string>
 #include <vector>
 
-#include "engine.hpp"
-#include "log.hpp"
-#include "status.hpp"
-#include "twins_metrics.hpp"
+#include "engine/engine.hpp"
+#include "common/log.hpp"
+#include "common/status.hpp"
+#include "metrics/twins_metrics.hpp"
 
 namespace twins {
 

@@ -11,8 +11,8 @@
 #include <string_view>
 #include <vector>
 
-#include "log.hpp"
-#include "status.hpp"
+#include "common/log.hpp"
+#include "common/status.hpp"
 
 namespace twins {
 

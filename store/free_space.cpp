@@ -1,4 +1,4 @@
-#include "free_space.hpp"
+#include "store/free_space.hpp"
 
 #include <sys/statvfs.h>
 

@@ -19,8 +19,8 @@
 #include <cstring>
 #include <filesystem>
 
-#include "document_store.hpp"
-#include "free_space.hpp"
+#include "store/document_store.hpp"
+#include "store/free_space.hpp"
 
 namespace twins {
 namespace {

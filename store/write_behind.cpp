@@ -6,7 +6,7 @@
 #include <mutex>
 #include <unordered_map>
 
-#include "document_store.hpp"
+#include "store/document_store.hpp"
 
 namespace twins {
 namespace {

@@ -1,5 +1,5 @@
 // The access rule for twin topics (plugin/access_guard.hpp), case by case.
-#include "access_guard.hpp"
+#include "plugin/access_guard.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
 // Failed-authentication accounting per source address (rest/auth_guard.hpp), with an
 // injected clock.
-#include "auth_guard.hpp"
+#include "rest/auth_guard.hpp"
 
 #include <gtest/gtest.h>
 

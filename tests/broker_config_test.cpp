@@ -1,12 +1,12 @@
 // Reading which access checks the broker runs from its configuration (plugin/broker_config.hpp).
-#include "broker_config.hpp"
+#include "plugin/broker_config.hpp"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
 #include <fstream>
 
-#include "support/temp_dir.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace twins {
 namespace {

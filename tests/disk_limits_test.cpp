@@ -9,9 +9,9 @@
 #include <thread>
 #include <vector>
 
-#include "engine.hpp"
-#include "support/small_disk.hpp"
-#include "support/temp_dir.hpp"
+#include "engine/engine.hpp"
+#include "tests/support/small_disk.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace twins {
 namespace {

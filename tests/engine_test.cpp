@@ -1,4 +1,4 @@
-#include "engine.hpp"
+#include "engine/engine.hpp"
 
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -11,8 +11,8 @@
 #include <thread>
 #include <vector>
 
-#include "names.hpp"
-#include "support/temp_dir.hpp"
+#include "engine/names.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace twins {
 namespace {

@@ -18,11 +18,11 @@
 #include <thread>
 #include <vector>
 
-#include "graphite.hpp"
-#include "support/carbon_server.hpp"
-#include "support/failing_peer.hpp"
-#include "support/samples.hpp"
-#include "support/temp_dir.hpp"
+#include "tsdb/graphite.hpp"
+#include "tests/support/carbon_server.hpp"
+#include "tests/support/failing_peer.hpp"
+#include "tests/support/samples.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace twins {
 namespace {

@@ -1,6 +1,6 @@
 // GraphiteSender and TsdbObserver against a real carbon-cache (tests/support/carbon_server.hpp)
 // and, for the HTTP mode, against a CivetWeb receiver run by the test.
-#include "graphite.hpp"
+#include "tsdb/graphite.hpp"
 
 #include <civetweb.h>
 #include <gtest/gtest.h>
@@ -14,10 +14,10 @@
 #include <mutex>
 #include <thread>
 
-#include "observer.hpp"
-#include "support/carbon_server.hpp"
-#include "support/samples.hpp"
-#include "support/temp_dir.hpp"
+#include "tsdb/observer.hpp"
+#include "tests/support/carbon_server.hpp"
+#include "tests/support/samples.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace twins {
 namespace {

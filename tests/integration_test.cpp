@@ -12,11 +12,11 @@
 #include <string>
 #include <thread>
 
-#include "json.hpp"
-#include "support/broker.hpp"
-#include "support/carbon_server.hpp"
-#include "support/http_client.hpp"
-#include "support/mqtt_client.hpp"
+#include "engine/json.hpp"
+#include "tests/support/broker.hpp"
+#include "tests/support/carbon_server.hpp"
+#include "tests/support/http_client.hpp"
+#include "tests/support/mqtt_client.hpp"
 
 namespace twins::test {
 namespace {

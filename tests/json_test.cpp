@@ -1,4 +1,4 @@
-#include "json.hpp"
+#include "engine/json.hpp"
 
 #include <gtest/gtest.h>
 

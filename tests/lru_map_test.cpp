@@ -1,4 +1,4 @@
-#include "lru_map.hpp"
+#include "common/lru_map.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,12 +1,12 @@
-#include "merge.hpp"
+#include "engine/merge.hpp"
 
 #include <gtest/gtest.h>
 
 #include <random>
 #include <string>
 
-#include "json.hpp"
-#include "support/merge_oracle.hpp"
+#include "engine/json.hpp"
+#include "tests/support/merge_oracle.hpp"
 
 namespace twins {
 namespace {

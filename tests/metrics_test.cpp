@@ -1,8 +1,8 @@
 // The metrics library: series, histogram buckets, the text format, $SYS topics, and how the
 // twins metrics count requests.
-#include "registry.hpp"
-#include "sys_topics.hpp"
-#include "twins_metrics.hpp"
+#include "metrics/registry.hpp"
+#include "metrics/sys_topics.hpp"
+#include "metrics/twins_metrics.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "names.hpp"
+#include "engine/names.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,5 +1,5 @@
 // plugin_opt_* parsing: defaults, good values, and bad values named in the error.
-#include "options.hpp"
+#include "plugin/options.hpp"
 
 #include <gtest/gtest.h>
 

@@ -6,8 +6,8 @@
 #include <memory>
 #include <string>
 
-#include "support/broker.hpp"
-#include "support/mqtt_client.hpp"
+#include "tests/support/broker.hpp"
+#include "tests/support/mqtt_client.hpp"
 
 namespace twins::test {
 namespace {

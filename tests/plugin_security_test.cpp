@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "support/broker.hpp"
-#include "support/mqtt_client.hpp"
-#include "support/raw_mqtt.hpp"
+#include "tests/support/broker.hpp"
+#include "tests/support/mqtt_client.hpp"
+#include "tests/support/raw_mqtt.hpp"
 
 namespace twins::test {
 namespace {

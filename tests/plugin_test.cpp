@@ -9,8 +9,8 @@
 #include <string>
 #include <thread>
 
-#include "support/broker.hpp"
-#include "support/mqtt_client.hpp"
+#include "tests/support/broker.hpp"
+#include "tests/support/mqtt_client.hpp"
 
 namespace twins::test {
 namespace {

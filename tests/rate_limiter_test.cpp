@@ -1,5 +1,5 @@
-// Per-twin token buckets (store/rate_limiter.hpp), with a hand-driven clock.
-#include "rate_limiter.hpp"
+// Per-twin token buckets (engine/rate_limiter.hpp), with a hand-driven clock.
+#include "engine/rate_limiter.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "reply_owners.hpp"
+#include "plugin/reply_owners.hpp"
 
 #include <gtest/gtest.h>
 

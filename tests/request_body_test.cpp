@@ -1,11 +1,11 @@
-#include "request_body.hpp"
+#include "engine/request_body.hpp"
 
 #include <gtest/gtest.h>
 
 #include <random>
 #include <string>
 
-#include "json.hpp"
+#include "engine/json.hpp"
 
 namespace twins {
 namespace {

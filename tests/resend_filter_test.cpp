@@ -1,5 +1,5 @@
 // Remembering each client's last QoS 2 write (plugin/resend_filter.hpp).
-#include "resend_filter.hpp"
+#include "plugin/resend_filter.hpp"
 
 #include <gtest/gtest.h>
 

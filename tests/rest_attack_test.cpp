@@ -16,11 +16,11 @@
 #include <thread>
 #include <vector>
 
-#include "support/broker.hpp"
-#include "support/carbon_server.hpp"
-#include "support/failing_peer.hpp"
-#include "support/http_client.hpp"
-#include "support/small_disk.hpp"
+#include "tests/support/broker.hpp"
+#include "tests/support/carbon_server.hpp"
+#include "tests/support/failing_peer.hpp"
+#include "tests/support/http_client.hpp"
+#include "tests/support/small_disk.hpp"
 
 namespace twins::test {
 namespace {

@@ -18,7 +18,7 @@
 #include <optional>
 #include <string>
 
-#include "support/broker.hpp"
+#include "tests/support/broker.hpp"
 
 extern char** environ;
 

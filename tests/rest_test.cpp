@@ -1,4 +1,4 @@
-#include "rest_server.hpp"
+#include "rest/rest_server.hpp"
 
 #include <gtest/gtest.h>
 
@@ -11,8 +11,8 @@
 #include <stdexcept>
 #include <thread>
 
-#include "support/http_client.hpp"
-#include "support/temp_dir.hpp"
+#include "tests/support/http_client.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace twins {
 namespace {

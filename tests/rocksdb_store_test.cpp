@@ -6,8 +6,8 @@
 #include <thread>
 #include <vector>
 
-#include "document_store.hpp"
-#include "support/temp_dir.hpp"
+#include "store/document_store.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace twins {
 namespace {

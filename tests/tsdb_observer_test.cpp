@@ -1,12 +1,12 @@
 // TsdbObserver on a real engine (RocksDB in a temporary folder), with a sink that records.
-#include "observer.hpp"
+#include "tsdb/observer.hpp"
 
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <mutex>
 
-#include "support/temp_dir.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace twins {
 namespace {

@@ -1,11 +1,11 @@
-#include "points.hpp"
+#include "tsdb/points.hpp"
 
 #include <gtest/gtest.h>
 
 #include <string>
 
-#include "json.hpp"
-#include "merge.hpp"
+#include "engine/json.hpp"
+#include "engine/merge.hpp"
 
 namespace twins {
 namespace {

@@ -1,10 +1,10 @@
 // Graphite naming, escaping, wire formats and graphite_url parsing (no network).
-#include "series.hpp"
+#include "tsdb/series.hpp"
 
 #include <gtest/gtest.h>
 
-#include "support/samples.hpp"
-#include "target.hpp"
+#include "tests/support/samples.hpp"
+#include "tsdb/target.hpp"
 
 namespace twins {
 namespace {

@@ -1,8 +1,8 @@
-#include "twin_config.hpp"
+#include "engine/twin_config.hpp"
 
 #include <gtest/gtest.h>
 
-#include "json.hpp"
+#include "engine/json.hpp"
 
 namespace twins {
 namespace {

@@ -8,7 +8,7 @@
 #include <mutex>
 #include <thread>
 
-#include "document_store.hpp"
+#include "store/document_store.hpp"
 
 namespace twins {
 namespace {

@@ -13,7 +13,7 @@
 #include <cstring>
 #include <string>
 
-#include "transport.hpp"
+#include "tsdb/transport.hpp"
 
 namespace twins {
 namespace {

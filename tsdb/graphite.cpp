@@ -1,4 +1,4 @@
-#include "graphite.hpp"
+#include "tsdb/graphite.hpp"
 
 #include <algorithm>
 #include <iterator>

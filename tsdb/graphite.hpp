@@ -23,10 +23,10 @@
 #include <thread>
 #include <vector>
 
-#include "log.hpp"
-#include "sample.hpp"
-#include "status.hpp"
-#include "transport.hpp"
+#include "common/log.hpp"
+#include "tsdb/sample.hpp"
+#include "common/status.hpp"
+#include "tsdb/transport.hpp"
 
 namespace twins {
 

@@ -5,7 +5,7 @@
 #include <mutex>
 #include <string>
 
-#include "transport.hpp"
+#include "tsdb/transport.hpp"
 
 namespace twins {
 namespace {

@@ -1,10 +1,10 @@
-#include "observer.hpp"
+#include "tsdb/observer.hpp"
 
 #include <chrono>
 #include <functional>
 #include <map>
 
-#include "names.hpp"
+#include "engine/names.hpp"
 
 namespace twins {
 namespace {

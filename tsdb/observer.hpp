@@ -28,11 +28,11 @@
 #include <map>
 #include <mutex>
 
-#include "engine.hpp"
-#include "log.hpp"
-#include "lru_map.hpp"
-#include "sample.hpp"
-#include "series_set.hpp"
+#include "engine/engine.hpp"
+#include "common/log.hpp"
+#include "common/lru_map.hpp"
+#include "tsdb/sample.hpp"
+#include "tsdb/series_set.hpp"
 
 namespace twins {
 

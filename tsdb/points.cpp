@@ -1,4 +1,4 @@
-#include "points.hpp"
+#include "tsdb/points.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -6,11 +6,11 @@
 #include <memory>
 #include <optional>
 
-#include "json.hpp"
-#include "json_scan.hpp"
-#include "key_index.hpp"
-#include "request_body.hpp"
-#include "series.hpp"
+#include "engine/json.hpp"
+#include "engine/json_scan.hpp"
+#include "engine/key_index.hpp"
+#include "engine/request_body.hpp"
+#include "tsdb/series.hpp"
 
 namespace twins {
 namespace {

@@ -25,7 +25,7 @@
 #include <string_view>
 #include <vector>
 
-#include "twin_config.hpp"
+#include "engine/twin_config.hpp"
 
 namespace twins {
 

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "points.hpp"
+#include "tsdb/points.hpp"
 
 namespace twins {
 

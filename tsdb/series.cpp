@@ -1,10 +1,10 @@
-#include "series.hpp"
+#include "tsdb/series.hpp"
 
 #include <algorithm>
 #include <charconv>
 #include <map>
 
-#include "json.hpp"
+#include "engine/json.hpp"
 
 namespace twins {
 namespace {

@@ -22,8 +22,8 @@
 #include <utility>
 #include <vector>
 
-#include "sample.hpp"
-#include "status.hpp"
+#include "tsdb/sample.hpp"
+#include "common/status.hpp"
 
 namespace twins {
 

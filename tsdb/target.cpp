@@ -1,4 +1,4 @@
-#include "target.hpp"
+#include "tsdb/target.hpp"
 
 #include <curl/curl.h>
 

@@ -10,7 +10,7 @@
 #include <string>
 #include <string_view>
 
-#include "status.hpp"
+#include "common/status.hpp"
 
 namespace twins {
 

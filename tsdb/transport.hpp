@@ -6,9 +6,9 @@
 #include <memory>
 #include <vector>
 
-#include "series.hpp"
-#include "status.hpp"
-#include "target.hpp"
+#include "tsdb/series.hpp"
+#include "common/status.hpp"
+#include "tsdb/target.hpp"
 
 namespace twins {
 

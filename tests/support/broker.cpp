@@ -1,4 +1,4 @@
-#include "support/broker.hpp"
+#include "tests/support/broker.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>

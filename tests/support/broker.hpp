@@ -6,7 +6,7 @@
 #include <string>
 #include <sys/types.h>
 
-#include "support/temp_dir.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace twins::test {
 

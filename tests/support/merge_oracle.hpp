@@ -1,8 +1,8 @@
 // RFC 7396's MergePatch pseudo-code over cJSON trees: the oracle the text merge
-// (store/merge.hpp) is checked against, by tests/merge_test.cpp and fuzz/merge_fuzzer.cpp.
+// (engine/merge.hpp) is checked against, by tests/merge_test.cpp and fuzz/merge_fuzzer.cpp.
 #pragma once
 
-#include "json.hpp"
+#include "engine/json.hpp"
 
 namespace twins::test {
 

@@ -1,4 +1,4 @@
-#include "support/mqtt_client.hpp"
+#include "tests/support/mqtt_client.hpp"
 
 #include <mqtt_protocol.h>
 

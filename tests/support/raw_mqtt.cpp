@@ -1,4 +1,4 @@
-#include "support/raw_mqtt.hpp"
+#include "tests/support/raw_mqtt.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

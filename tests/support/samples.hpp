@@ -5,7 +5,7 @@
 #include <map>
 #include <string>
 
-#include "sample.hpp"
+#include "tsdb/sample.hpp"
 
 namespace twins::test {
 

@@ -1,8 +1,8 @@
-#include "names.hpp"
+#include "engine/names.hpp"
 
 #include <string>
 
-#include "json.hpp"
+#include "engine/json.hpp"
 
 namespace twins {
 

@@ -1,4 +1,4 @@
-#include "request_body.hpp"
+#include "engine/request_body.hpp"
 
 #include <algorithm>
 #include <array>
@@ -9,8 +9,8 @@
 #include <memory>
 #include <vector>
 
-#include "json.hpp"
-#include "key_index.hpp"
+#include "engine/json.hpp"
+#include "engine/key_index.hpp"
 
 namespace twins {
 namespace {

@@ -13,7 +13,7 @@
 #include <optional>
 #include <string>
 
-#include "status.hpp"
+#include "common/status.hpp"
 
 namespace twins {
 

@@ -9,8 +9,8 @@
 #include <string>
 #include <string_view>
 
-#include "engine.hpp"
-#include "rate_limiter.hpp"
+#include "engine/engine.hpp"
+#include "engine/rate_limiter.hpp"
 
 namespace twins {
 

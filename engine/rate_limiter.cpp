@@ -1,4 +1,4 @@
-#include "rate_limiter.hpp"
+#include "engine/rate_limiter.hpp"
 
 #include <algorithm>
 #include <cmath>

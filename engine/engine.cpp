@@ -1,11 +1,11 @@
-#include "engine.hpp"
+#include "engine/engine.hpp"
 
 #include <functional>
 #include <optional>
 
-#include "merge.hpp"
-#include "names.hpp"
-#include "request_body.hpp"
+#include "engine/merge.hpp"
+#include "engine/names.hpp"
+#include "engine/request_body.hpp"
 
 namespace twins {
 namespace {

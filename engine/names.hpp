@@ -3,7 +3,7 @@
 
 #include <string_view>
 
-#include "status.hpp"
+#include "common/status.hpp"
 
 namespace twins {
 

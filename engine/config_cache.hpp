@@ -14,8 +14,8 @@
 #include <mutex>
 #include <string_view>
 
-#include "lru_map.hpp"
-#include "twin_config.hpp"
+#include "common/lru_map.hpp"
+#include "engine/twin_config.hpp"
 
 namespace twins {
 

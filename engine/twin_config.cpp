@@ -1,8 +1,8 @@
-#include "twin_config.hpp"
+#include "engine/twin_config.hpp"
 
 #include <string_view>
 
-#include "names.hpp"
+#include "engine/names.hpp"
 
 namespace twins {
 namespace {

@@ -1,4 +1,4 @@
-#include "twin_topics.hpp"
+#include "plugin/mqtt_requests.hpp"
 
 #include <exception>
 

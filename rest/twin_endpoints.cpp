@@ -1,11 +1,11 @@
-#include "documents.hpp"
+#include "rest/twin_endpoints.hpp"
 
 #include <optional>
 #include <string>
 
-#include "conditional.hpp"
-#include "errors.hpp"
-#include "json.hpp"
+#include "rest/conditional.hpp"
+#include "rest/errors.hpp"
+#include "engine/json.hpp"
 
 namespace twins {
 namespace {

@@ -1,4 +1,4 @@
-#include "json_scan.hpp"
+#include "engine/json_scan.hpp"
 
 #if defined(__SSE2__)
 #include <emmintrin.h>

@@ -11,7 +11,7 @@
 #include <string>
 #include <string_view>
 
-#include "status.hpp"
+#include "common/status.hpp"
 
 namespace twins {
 

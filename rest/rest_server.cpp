@@ -18,13 +18,13 @@
 #include <thread>
 #include <vector>
 
-#include "civet_exchange.hpp"
-#include "errors.hpp"
-#include "json.hpp"
-#include "metrics_endpoint.hpp"
-#include "openssl3_compat.hpp"
-#include "rest_server.hpp"
-#include "routes.hpp"
+#include "rest/civet_exchange.hpp"
+#include "rest/errors.hpp"
+#include "engine/json.hpp"
+#include "rest/metrics_endpoint.hpp"
+#include "rest/openssl3_compat.hpp"
+#include "rest/rest_server.hpp"
+#include "rest/router.hpp"
 
 namespace twins {
 namespace {

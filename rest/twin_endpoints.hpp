@@ -7,10 +7,10 @@
 #include <string_view>
 #include <utility>
 
-#include "engine.hpp"
-#include "http.hpp"
-#include "log.hpp"
-#include "rate_limiter.hpp"
+#include "engine/engine.hpp"
+#include "rest/http.hpp"
+#include "common/log.hpp"
+#include "engine/rate_limiter.hpp"
 
 namespace twins {
 

@@ -1,15 +1,15 @@
-#include "routes.hpp"
+#include "rest/router.hpp"
 
-#include "metrics_endpoint.hpp"
+#include "rest/metrics_endpoint.hpp"
 
 #include <optional>
 #include <string_view>
 #include <vector>
 
-#include "errors.hpp"
-#include "json.hpp"
-#include "openapi.hpp"
-#include "path.hpp"
+#include "rest/errors.hpp"
+#include "engine/json.hpp"
+#include "rest/openapi.hpp"
+#include "rest/path.hpp"
 
 namespace twins {
 namespace {

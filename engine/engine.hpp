@@ -14,11 +14,11 @@
 #include <string_view>
 #include <vector>
 
-#include "config_cache.hpp"
-#include "document_store.hpp"
-#include "json.hpp"
-#include "status.hpp"
-#include "twin_config.hpp"
+#include "engine/config_cache.hpp"
+#include "store/document_store.hpp"
+#include "engine/json.hpp"
+#include "common/status.hpp"
+#include "engine/twin_config.hpp"
 
 namespace twins {
 

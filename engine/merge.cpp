@@ -1,13 +1,13 @@
-#include "merge.hpp"
+#include "engine/merge.hpp"
 
 #include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <vector>
 
-#include "json_scan.hpp"
-#include "key_index.hpp"
-#include "request_body.hpp"
+#include "engine/json_scan.hpp"
+#include "engine/key_index.hpp"
+#include "engine/request_body.hpp"
 
 namespace twins {
 namespace {

@@ -7,16 +7,16 @@
 #include <optional>
 #include <string>
 
-#include "auth.hpp"
-#include "auth_guard.hpp"
-#include "cors.hpp"
-#include "documents.hpp"
-#include "engine.hpp"
-#include "http.hpp"
-#include "log.hpp"
-#include "twins_metrics.hpp"
-#include "rate_limiter.hpp"
-#include "rest_server.hpp"
+#include "rest/auth.hpp"
+#include "rest/auth_guard.hpp"
+#include "rest/cors.hpp"
+#include "rest/twin_endpoints.hpp"
+#include "engine/engine.hpp"
+#include "rest/http.hpp"
+#include "common/log.hpp"
+#include "metrics/twins_metrics.hpp"
+#include "engine/rate_limiter.hpp"
+#include "rest/rest_server.hpp"
 
 namespace twins {
 
