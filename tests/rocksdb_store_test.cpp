@@ -120,10 +120,14 @@ TEST_F(RocksDbStoreTest, DataSurvivesCloseAndReopen) {
 TEST_F(RocksDbStoreTest, UnknownSchemaVersionIsRefused) {
   Open().reset();
   {
+    // Opened as any RocksDB tool would: with its column families.
+    std::vector<rocksdb::ColumnFamilyDescriptor> families = {{rocksdb::kDefaultColumnFamilyName, {}}, {"changes", {}}};
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
     rocksdb::DB* raw = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::Options(), dir_.sub("db"), &raw).ok());
+    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::Options(), dir_.sub("db"), families, &handles, &raw).ok());
     std::unique_ptr<rocksdb::DB> db(raw);
     ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), "!schema", "99").ok());
+    for (auto* handle : handles) ASSERT_TRUE(db->DestroyColumnFamilyHandle(handle).ok());
   }
   auto store = OpenRocksDbStore(dir_.sub("db"));
   ASSERT_FALSE(store.ok());
