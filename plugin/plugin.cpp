@@ -674,8 +674,13 @@ int Init(Plugin& plugin, mosquitto_opt* opts, int opt_count) {
                          static_cast<unsigned long long>(plugin.engine->twins()), plugin.options.limits.max_twins);
   }
 
+  // Pushes never overtake a reply held for this loop pass (a watch's reply is the device's
+  // starting point; a write's reply shows the version a later push must follow): with replies
+  // held, the tick publishes the changes after them.
   plugin.pusher = std::make_unique<ChangePusher>(*plugin.engine, plugin.options.events_topic, [&plugin] {
-    plugin.broker_queue.Push([&plugin] { PublishChanges(plugin); });
+    plugin.broker_queue.Push([&plugin] {
+      if (plugin.held_replies.empty()) PublishChanges(plugin);
+    });
   });
   plugin.engine->AddObserver(plugin.pusher.get());
   plugin.contents = std::make_unique<ContentCounter>(*plugin.engine, kContentCountInterval);
