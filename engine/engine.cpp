@@ -89,7 +89,7 @@ Engine::Engine(std::unique_ptr<DocumentStore> store, Limits limits) : store_(std
   auto watches = store_->ListWatches();
   if (watches.ok()) {
     for (WatchRecord& watch : *watches) {
-      watches_[watch.twin][{std::move(watch.doc), std::move(watch.watcher)}] = std::move(watch.value);
+      watches_[watch.twin][{std::move(watch.doc), std::move(watch.watcher)}] = {std::move(watch.value), 0};
       ++watch_count_;
     }
   } else {
@@ -435,11 +435,18 @@ Result<Document> Engine::Watch(std::string_view twin, std::string_view doc, std:
     known = found != watches_.end() && found->second.count({std::string(doc), std::string(watcher)}) != 0;
     if (!known && count >= max_watches) return Status::QuotaExceeded("twin_watches", max_watches, count);
   }
-  s = store_->PutWatch({std::string(twin), std::string(doc), std::string(watcher), std::string(value)});
+  s = store_->PutWatch({std::string(twin), std::string(doc), std::string(watcher), std::string(value), 0});
   if (!s.ok()) return s;
+  uint64_t since;
+  {
+    // Every change of this twin up to `since` is in the store (the twin's lock is held):
+    // the document read below shows them all, so only later ones are news to the watcher.
+    std::lock_guard<std::mutex> commit_lock(commit_mutex_);
+    since = last_seq_;
+  }
   {
     std::lock_guard<std::mutex> watches_lock(watches_mutex_);
-    watches_[std::string(twin)][{std::string(doc), std::string(watcher)}] = std::string(value);
+    watches_[std::string(twin)][{std::string(doc), std::string(watcher)}] = {std::string(value), since};
     if (!known) ++watch_count_;
   }
   s = Persist(durability);
@@ -481,7 +488,7 @@ std::vector<WatchRecord> Engine::Watches(std::string_view twin, std::string_view
   if (found == watches_.end()) return out;
   for (auto it = found->second.lower_bound({std::string(doc), std::string()});
        it != found->second.end() && it->first.first == doc; ++it) {
-    out.push_back({std::string(twin), it->first.first, it->first.second, it->second});
+    out.push_back({std::string(twin), it->first.first, it->first.second, it->second.value, it->second.since});
   }
   return out;
 }

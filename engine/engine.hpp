@@ -175,7 +175,7 @@ class Engine {
   // Ok also when there was no such watch.
   Status Unwatch(std::string_view twin, std::string_view doc, std::string_view watcher,
                  Durability durability = Durability::kBeforeReturn);
-  // The watches of one document. Cheap (memory).
+  // The watches of one document, with the seq each was registered at. Cheap (memory).
   std::vector<WatchRecord> Watches(std::string_view twin, std::string_view doc) const;
   // Whether any document has a watch (a quick check before copying a change).
   bool HasWatches() const { return watch_count_.load(std::memory_order_relaxed) > 0; }
@@ -228,7 +228,11 @@ class Engine {
 
   // Watches by twin, then by (document, watcher); guarded by watches_mutex_.
   mutable std::mutex watches_mutex_;
-  std::map<std::string, std::map<std::pair<std::string, std::string>, std::string>, std::less<>> watches_;
+  struct WatchState {
+    std::string value;
+    uint64_t since = 0;
+  };
+  std::map<std::string, std::map<std::pair<std::string, std::string>, WatchState>, std::less<>> watches_;
   std::atomic<size_t> watch_count_{0};
 };
 
