@@ -111,7 +111,10 @@ bool RawMqtt::ReadExact(char* out, size_t n, int timeout_ms) {
     pollfd p{fd_, POLLIN, 0};
     if (fd_ < 0 || poll(&p, 1, timeout_ms) <= 0) return false;
     ssize_t r = recv(fd_, out + got, n - got, 0);
-    if (r <= 0) return false;
+    if (r <= 0) {
+      closed_by_peer_ = true;
+      return false;
+    }
     got += static_cast<size_t>(r);
   }
   return true;
