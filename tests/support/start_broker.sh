@@ -88,7 +88,8 @@ dir=$1 config=${2:-} global=${3:-}
 rest_port=0
 if [[ $config$global == *@REST_PORT@* ]]; then
   if [[ -n $port ]]; then
-    rest_port=$(free_ports 1)
+    rest_port=$port
+    until [[ $rest_port != "$port" ]]; do rest_port=$(free_ports 1); done
   else
     read -r port rest_port < <(free_ports 2)
   fi
