@@ -1,9 +1,7 @@
 // The REST API and the Graphite push of the real broker under the attacks of issue 13, each
 // as an attacker on 127.0.0.1 would make it: connections that send nothing or trickle their
 // headers, token guessing, a database that refuses writes, a carbon receiver that never reads.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -27,19 +25,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr char kToken[] = "0b7c5a8e-6f1d-4e2a-9c3b-8d4f2a1e7b6c";
-
-int Connect(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(static_cast<uint16_t>(port));
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
 
 // Waits up to `ms` for the server to close `fd` (or send anything); true if it did.
 bool ClosedBy(int fd, int ms) {
@@ -69,7 +54,7 @@ class SlowClients {
     const std::string head = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Padding: " + std::string(4096, 'a');
     bool first = true;
     while (!stop_) {
-      int fd = Connect(port);
+      int fd = ConnectLoopback(port);
       if (fd < 0) continue;
       if (first) ++connected_;
       if (!first) ++reconnections_;

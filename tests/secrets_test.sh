@@ -19,10 +19,7 @@ out="$run_dir/stdout"
 pid=""
 cleanup() { [ -z "$pid" ] || kill "$pid" 2>/dev/null || true; [ -z "$pid" ] || wait "$pid" 2>/dev/null || true; rm -rf "$run_dir"; }
 trap cleanup EXIT
-read -r mqtt_port rest_port < <(python3 -c 'import socket
-s=[socket.socket() for _ in range(2)]
-[x.bind(("127.0.0.1",0)) for x in s]
-print(*[x.getsockname()[1] for x in s])')
+read -r mqtt_port rest_port < <(tests/support/start_broker.sh --free-ports 2)
 RUN_DIR="$run_dir/run" MQTT_PORT="$mqtt_port" REST_PORT="$rest_port" TWINS_PLUGIN="$plugin" \
   scripts/run.sh > "$out" 2>&1 &
 pid=$!
