@@ -21,17 +21,8 @@ for broker in "${brokers[@]}"; do
   lib=$(dirname "$(dirname "$broker")")/lib
   port=$(free_port)
   rm -rf "$work/db"
-  cat >"$work/mosquitto.conf" <<CONF
-listener $port 127.0.0.1
-allow_anonymous true
-user root
-set_tcp_nodelay true
-log_dest file $work/mosquitto.log
-plugin $plugin
-plugin_opt_db_path $work/db
-plugin_opt_rest_listen off
-plugin_opt_max_requests_per_second 0
-CONF
+  write_conf "$port" "$plugin" "plugin_opt_db_path $work/db" "plugin_opt_rest_listen off" \
+    "plugin_opt_max_requests_per_second 0"
   LD_LIBRARY_PATH=$lib "$broker" -c "$work/mosquitto.conf" >>"$work/mosquitto.log" 2>&1 &
   pid=$!
   until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do

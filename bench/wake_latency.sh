@@ -21,16 +21,7 @@ for broker in "${brokers[@]}"; do
     port=$(free_port)
     address=off
     [ "$wake" = on ] && address=127.0.0.1:$port
-    cat >"$work/mosquitto.conf" <<CONF
-listener $port 127.0.0.1
-allow_anonymous true
-user root
-set_tcp_nodelay true
-log_dest file $work/mosquitto.log
-plugin $plugin
-plugin_opt_wake_address $address
-plugin_opt_samples $SAMPLES
-CONF
+    write_conf "$port" "$plugin" "plugin_opt_wake_address $address" "plugin_opt_samples $SAMPLES"
     : >"$work/mosquitto.log"
     LD_LIBRARY_PATH=$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} "$broker" -c "$work/mosquitto.conf" >/dev/null 2>&1 &
     pid=$!
