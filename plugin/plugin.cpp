@@ -449,6 +449,21 @@ int OnTick(int, void* event_data, void* userdata) {
 }
 
 int ReadBrokerAccessSetup(Plugin& plugin);
+std::string PluginFile();
+
+// Mosquitto 2.1 and later: a broker-only function 2.0 does not have.
+bool BrokerHasPluginIgnore() { return dlsym(RTLD_DEFAULT, "mosquitto_plugin_set_info") != nullptr; }
+
+// After a reload, how the basic-auth callback leaves other clients (a password_file may have
+// come). When in doubt, defer: never let a client in that the broker would refuse.
+void RereadWakeAuth(Plugin& plugin) {
+  if (!plugin.wake) return;
+  auto setup = ReadBrokerSetup(RunningBrokerConfigPaths(), PluginFile());
+  const bool has_ignore = BrokerHasPluginIgnore();
+  plugin.others_auth = setup.ok()   ? WakeAuthFor(*setup, has_ignore)
+                       : has_ignore ? OthersAuth::kIgnore
+                                    : OthersAuth::kDefer;
+}
 
 // Mosquitto 2.0 keeps v5 plugins loaded across a SIGHUP reload and does not call init again.
 // The broker has read its configuration again: an acl_file may have come or gone. DEFER, so
@@ -460,6 +475,7 @@ int OnReload(int, void*, void* userdata) noexcept try {
     plugin.access = before;
     plugin.access.others_decide = true;  // when in doubt, leave the rest to the other checkers
   }
+  RereadWakeAuth(plugin);
   mosquitto_log_printf(MOSQ_LOG_INFO, "twins: configuration reloaded; plugin_opt_* changes apply at the next restart");
   return MOSQ_ERR_PLUGIN_DEFER;
 } catch (...) {
@@ -670,8 +686,7 @@ int SetUpWake(Plugin& plugin) {
     }
     target = std::move(chosen).value();
   }
-  const bool has_ignore = dlsym(RTLD_DEFAULT, "mosquitto_plugin_set_info") != nullptr;  // 2.1 and later
-  plugin.others_auth = WakeAuthFor(*setup, has_ignore);
+  plugin.others_auth = WakeAuthFor(*setup, BrokerHasPluginIgnore());
   plugin.wake = std::make_unique<BrokerWake>(target, plugin.DeferredLog(),
                                              [&connected](bool up) { connected.Set(up ? 1 : 0); });
   int rc = mosquitto_callback_register(plugin.id, MOSQ_EVT_BASIC_AUTH, OnBasicAuth, nullptr, &plugin);

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -162,6 +163,22 @@ TEST_F(WakeTest, AnonymousBrokerStillLetsEveryoneIn) {
   // Mosquitto 2.0 refuses a client with a username when a basic-auth callback defers and
   // nothing else authenticates: the plugin must not make it so.
   EXPECT_TRUE(named.Connect("named-dev", true, std::nullopt, "someone", "anything"));
+}
+
+TEST_F(WakeTest, PasswordFileAddedByAReloadDecidesFromThen) {
+  StartBroker();
+  ASSERT_TRUE(broker_->WaitForLog(kConnected));
+  RawMqtt before(broker_->port());
+  EXPECT_TRUE(before.Connect("before-dev", true, std::nullopt, "alice", "anything"));
+  TempDir dir;
+  const std::string passwords = PasswordFile(dir);
+  ASSERT_FALSE(passwords.empty());
+  std::ofstream(broker_->dir().sub("mosquitto.conf"), std::ios::app) << "password_file " << passwords << "\n";
+  broker_->Reload();
+  ASSERT_TRUE(broker_->WaitForLog("twins: configuration reloaded"));
+  RawMqtt wrong(broker_->port()), right(broker_->port());
+  EXPECT_FALSE(wrong.Connect("wrong-dev", true, std::nullopt, "alice", "anything"));
+  EXPECT_TRUE(right.Connect("right-dev", true, std::nullopt, "alice", "pw-a"));
 }
 
 TEST_F(WakeTest, AnonymousRefusedStaysRefused) {
