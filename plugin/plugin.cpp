@@ -20,6 +20,9 @@
 // It also checks access (MOSQ_EVT_ACL_CHECK, registered at init so that it runs before an
 // acl_file and the plugins listed after it): nothing under $SCW/twins/ reaches subscribers,
 // so no client can forge a reply by publish, retained message or Will (access_guard.hpp).
+//
+// Work its other threads hand to the broker thread (BrokerQueue) runs at once: the plugin keeps
+// one MQTT connection to the broker's own listener and wakes it through it (broker_wake.hpp).
 
 #include <mosquitto.h>
 #include <mosquitto_broker.h>
