@@ -225,10 +225,14 @@ BrokerWake::BrokerWake(WakeTarget target, LogFn log, std::function<void(bool)> c
 }
 
 BrokerWake::~BrokerWake() {
+  Stop();
+  close(event_fd_);
+}
+
+void BrokerWake::Stop() {
   stopping_ = true;
   Request();
   if (thread_.joinable()) thread_.join();
-  close(event_fd_);
 }
 
 void BrokerWake::Start() {

@@ -76,6 +76,8 @@ class BrokerWake {
 
   // Broker thread, once the broker listens (the first tick): starts the client thread.
   void Start();
+  // Broker thread: stops the client thread (at cleanup). Request() stays harmless.
+  void Stop();
   // Any thread, never blocks: one PUBLISH on the wake topic, as soon as the connection is up.
   void Request();
 

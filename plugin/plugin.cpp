@@ -318,7 +318,8 @@ int OnAccessCheck(int, void* event_data, void* userdata) noexcept try {
   auto& plugin = *static_cast<Plugin*>(userdata);
   const auto* check = static_cast<mosquitto_evt_acl_check*>(event_data);
   if (plugin.wake && check->client == plugin.wake->connection()) {  // its wake topic, and nothing else
-    const bool wake = check->access == MOSQ_ACL_WRITE && !check->retain && kWakeTopic == check->topic;
+    const bool wake = check->access == MOSQ_ACL_WRITE && !check->retain && check->topic != nullptr &&
+                      kWakeTopic == check->topic;
     return wake ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;
   }
   AccessKind access = check->access == MOSQ_ACL_READ          ? AccessKind::kRead
@@ -813,6 +814,7 @@ int mosquitto_plugin_cleanup(void* userdata, mosquitto_opt*, int) {
     auto* plugin = static_cast<twins::Plugin*>(userdata);
     if (plugin == nullptr) return MOSQ_ERR_SUCCESS;
     twins::UnregisterAll(*plugin);
+    if (plugin->wake) plugin->wake->Stop();  // the broker closed its connection: no reconnecting
     // Stops REST, makes the last writes durable, hands their samples to the Graphite sender
     // (which flushes briefly), then closes the database.
     plugin->rest.reset();
