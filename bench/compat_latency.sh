@@ -15,16 +15,7 @@ DURATION=${DURATION:-3}
 REPEAT=${REPEAT:-3}
 plugin=$PWD/$build/plugin/mosquitto_twins.so
 load=$PWD/$build/bench/twins_load
-work=$(mktemp -d /tmp/twins-compat-latency-XXXXXX)
-pid=""
-cleanup() {
-  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-brokers=(/usr/sbin/mosquitto)
-for b in build-compat/*/prefix/sbin/mosquitto; do [ -x "$b" ] && brokers+=("$PWD/$b"); done
+. bench/brokers.sh
 
 printf '| broker | method | p50 ms | p99 ms | ops/s |\n|---|---|---|---|---|\n'
 for broker in "${brokers[@]}"; do
