@@ -5,8 +5,14 @@
 namespace twins {
 namespace {
 
-// The MQTT side of the Status mapping: {"error": message, ...details}.
-std::string ErrorJson(const Status& status, std::string_view twin, std::string_view document) {
+// The MQTT side of the Status mapping: {"error": message, ...details}. An internal error's
+// detail goes to the log, not to the device (ReportInternalError).
+std::string ErrorJson(const Status& status, std::string_view request_topic, std::string_view twin,
+                      std::string_view document, const LogFn& log) {
+  if (status.code() == Code::kInternal) {
+    const std::string detail = "MQTT: internal error on " + std::string(request_topic) + ": " + status.message();
+    return "{\"error\":" + QuoteJson(ReportInternalError(log, detail)) + "}";
+  }
   std::string out = "{\"error\":" + QuoteJson(status.message());
   switch (status.code()) {
     case Code::kVersionMismatch:
@@ -49,6 +55,16 @@ Result<Document> Run(Engine& engine, std::string_view twin, const TwinTopic& top
   return engine.Patch(twin, topic.document, request.value(), durability);
 }
 
+Reply MakeErrorReply(std::string_view request_topic, const Status& status, std::string_view twin,
+                     std::string_view document, const LogFn& log) {
+  return {std::string(request_topic) + "/response/error",
+          ErrorJson(status, request_topic, twin, document, log),
+          false,
+          0,
+          status.code(),
+          status.code() == Code::kQuotaExceeded ? status.field() : std::string()};
+}
+
 }  // namespace
 
 TopicKind ClassifyTopic(std::string_view topic, TwinTopic* parsed) {
@@ -76,33 +92,19 @@ Result<std::string_view> AdmitRequest(RateLimiter& limiter, const Requester& req
 }
 
 Reply HandleTwinRequest(Engine& engine, std::string_view twin, std::string_view request_topic, const TwinTopic& parsed,
-                        std::string_view payload, Durability durability) {
+                        std::string_view payload, Durability durability, const LogFn& log) {
   Result<Document> result = Status::Internal("request not run");
   try {
     result = Run(engine, twin, parsed, payload, durability);
   } catch (const std::exception& e) {
-    result = Status::Internal(std::string("internal error: ") + e.what());
+    result = Status::Internal(std::string("request failed: ") + e.what());
   }
-  const std::string base(request_topic);
-  if (!result.ok()) {
-    const Status& s = result.status();
-    return {base + "/response/error",
-            ErrorJson(s, twin, parsed.document),
-            false,
-            0,
-            s.code(),
-            s.code() == Code::kQuotaExceeded ? s.field() : std::string()};
-  }
-  return {base + "/response/success", DocumentJson(result.value()), true, result->version};
+  if (!result.ok()) return MakeErrorReply(request_topic, result.status(), twin, parsed.document, log);
+  return {std::string(request_topic) + "/response/success", DocumentJson(result.value()), true, result->version};
 }
 
-Reply ErrorReply(std::string_view request_topic, const Status& status) {
-  return {std::string(request_topic) + "/response/error",
-          ErrorJson(status, {}, {}),
-          false,
-          0,
-          status.code(),
-          status.code() == Code::kQuotaExceeded ? status.field() : std::string()};
+Reply ErrorReply(std::string_view request_topic, const Status& status, const LogFn& log) {
+  return MakeErrorReply(request_topic, status, {}, {}, log);
 }
 
 }  // namespace twins

@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/log.hpp"
 #include "engine/engine.hpp"
 #include "engine/rate_limiter.hpp"
 
@@ -52,11 +53,12 @@ Result<std::string_view> AdmitRequest(RateLimiter& limiter, const Requester& req
 
 // Runs one admitted request on `twin` and builds its reply. Never throws. With
 // Durability::kAtSync the caller must Sync() the engine before the reply leaves, and send
-// ErrorReply() instead of a success if that fails.
+// ErrorReply() instead of a success if that fails. An internal error (a database failure, an
+// exception) is logged through `log` and answered with its log id only (ReportInternalError).
 Reply HandleTwinRequest(Engine& engine, std::string_view twin, std::string_view request_topic, const TwinTopic& parsed,
-                        std::string_view payload, Durability durability);
+                        std::string_view payload, Durability durability, const LogFn& log);
 
-// The error reply to the request on `request_topic`.
-Reply ErrorReply(std::string_view request_topic, const Status& status);
+// The error reply to the request on `request_topic`; `log` as for HandleTwinRequest.
+Reply ErrorReply(std::string_view request_topic, const Status& status, const LogFn& log);
 
 }  // namespace twins

@@ -71,6 +71,14 @@ uint64_t NanosSince(Clock::time_point start, Clock::time_point now) {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now - start).count());
 }
 
+// A line in the broker's log, written now: on the broker thread only.
+void LogNow(LogLevel level, const std::string& message) {
+  const int mosq_level = level == LogLevel::kError     ? MOSQ_LOG_ERR
+                         : level == LogLevel::kWarning ? MOSQ_LOG_WARNING
+                                                       : MOSQ_LOG_INFO;
+  mosquitto_log_printf(mosq_level, "twins: %s", message.c_str());
+}
+
 // The plugin's one context, handed to every callback as userdata.
 struct Plugin {
   mosquitto_plugin_id_t* id = nullptr;
@@ -123,10 +131,7 @@ struct Plugin {
   // For threads other than the broker's: the line is written on the next tick.
   LogFn DeferredLog() {
     return [this](LogLevel level, const std::string& message) {
-      int mosq_level = level == LogLevel::kError     ? MOSQ_LOG_ERR
-                       : level == LogLevel::kWarning ? MOSQ_LOG_WARNING
-                                                     : MOSQ_LOG_INFO;
-      broker_queue.Push([mosq_level, message] { mosquitto_log_printf(mosq_level, "twins: %s", message.c_str()); });
+      broker_queue.Push([level, message] { LogNow(level, message); });
     };
   }
 };
@@ -224,9 +229,11 @@ int OnMessage(int, void* event_data, void* userdata) {
     const ResponseTopic response = ResponseTopicOf(*msg);
     if (!response.valid) {
       Publish(client_id,
-              ErrorReply(msg->topic, Status::InvalidArgument("response topic",
-                                                             "the Response Topic must be a topic name without "
-                                                             "wildcards, in UTF-8")),
+              ErrorReply(msg->topic,
+                         Status::InvalidArgument("response topic",
+                                                 "the Response Topic must be a topic name without "
+                                                 "wildcards, in UTF-8"),
+                         LogNow),
               msg->qos, correlation);
       return MOSQ_ERR_ACL_DENIED;
     }
@@ -237,13 +244,13 @@ int OnMessage(int, void* event_data, void* userdata) {
     std::optional<Reply> reply;
     bool ran = false, remembered = false;
     if (!twin.ok()) {
-      reply = ErrorReply(msg->topic, twin.status());
+      reply = ErrorReply(msg->topic, twin.status(), LogNow);
       if (response.topic) reply->topic = *response.topic;
     } else {
       const bool exactly_once = msg->qos == 2 && write;
       if (exactly_once) reply = FindResend(plugin, client_id, *msg, *twin, parsed, payload, correlation);
       if (!reply) {
-        reply = HandleTwinRequest(*plugin.engine, *twin, msg->topic, parsed, payload, durability);
+        reply = HandleTwinRequest(*plugin.engine, *twin, msg->topic, parsed, payload, durability, LogNow);
         if (response.topic) reply->topic = *response.topic;
         ran = true;
       }
@@ -324,8 +331,8 @@ int OnAccessCheck(int, void* event_data, void* userdata) noexcept try {
   if (access == AccessKind::kWrite && check->retain && client_id != nullptr &&
       ClassifyTopic(topic, &parsed) == TopicKind::kMethod &&
       std::find(gone.begin(), gone.end(), check->client) == gone.end()) {
-    Reply reply = ErrorReply(topic,
-                             Status::InvalidArgument("retain", "requests must not be retained (retain flag set)"));
+    Reply reply = ErrorReply(
+        topic, Status::InvalidArgument("retain", "requests must not be retained (retain flag set)"), LogNow);
     plugin.held_replies.push_back({check->client, client_id, topic, false, std::move(reply), check->qos, std::nullopt,
                                    metrics::OperationOfMethod(parsed.method), Clock::now(), false, std::nullopt});
   }
@@ -346,7 +353,7 @@ void CommitPass(Plugin& plugin) {
     // database holds.
     for (Plugin::HeldReply& held : plugin.held_replies) {
       if (held.write && held.reply.success) {
-        held.reply = ErrorReply(held.request_topic, synced);
+        held.reply = ErrorReply(held.request_topic, synced, LogNow);
         if (held.response_topic) held.reply.topic = *held.response_topic;
       }
       if (held.remembered) plugin.resends.Forget(held.client_id);

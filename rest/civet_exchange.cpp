@@ -170,12 +170,9 @@ void SendResponse(mg_connection* conn, const HttpResponse& response, const Civet
 void SendInternalError(mg_connection* conn) noexcept {
   static constexpr char kReply[] =
       "HTTP/1.1 500 Internal Server Error\r\n"
-      "Content-Type: application/json\r\n"
-      "Content-Length: 52\r\n"
+      "Content-Length: 0\r\n"
       "Connection: close\r\n"
-      "\r\n"
-      "{\"type\":\"internal_error\",\"message\":\"internal error\"}";
-  static_assert(sizeof("{\"type\":\"internal_error\",\"message\":\"internal error\"}") - 1 == 52, "Content-Length");
+      "\r\n";
   mg_disable_connection_keep_alive(conn);
   mg_write(conn, kReply, sizeof(kReply) - 1);
 }

@@ -40,7 +40,8 @@ class CivetRequest final : public HttpRequest {
 // headers of the full reply and no body.
 void SendResponse(mg_connection* conn, const HttpResponse& response, const CivetRequest* request, bool close);
 
-// Last resort when building a reply failed: no allocation, connection closed.
+// Last resort when even the internal-error reply could not be built (rest/errors.cpp builds
+// every JSON error): a bare 500 without body, no allocation, connection closed.
 void SendInternalError(mg_connection* conn) noexcept;
 
 }  // namespace twins
