@@ -42,7 +42,8 @@ std::string DocumentJson(const Document& document) {
   return out;
 }
 
-Result<WriteRequest> ParseWriteRequest(std::string_view body, const Limits& limits, bool data_required) {
+Result<WriteRequest> ParseWriteRequest(std::string_view body, const Limits& limits, BodyOf kind) {
+  const bool data_required = kind == BodyOf::kPutOrPatch;
   WriteRequest request;
   if (body.empty() && !data_required) return request;
   if (body.size() > limits.max_request_bytes()) {

@@ -48,9 +48,12 @@ struct WriteRequest {
   std::string reserved_key_path;  // of the first key starting with '_', refused outside `_config`
 };
 
-// Parses a put/patch body. With data_required false (delete), `data` is not read and an
-// empty body means "no version check".
-Result<WriteRequest> ParseWriteRequest(std::string_view body, const Limits& limits, bool data_required = true);
+// Whose body it is: a put or patch needs `data`; a delete's `data` is not read, and its empty
+// body means "no version check".
+enum class BodyOf { kPutOrPatch, kDelete };
+
+// Parses a put, patch or delete body.
+Result<WriteRequest> ParseWriteRequest(std::string_view body, const Limits& limits, BodyOf kind = BodyOf::kPutOrPatch);
 
 // What a successful put or patch changed, for observers such as the time-series push.
 struct WriteEvent {

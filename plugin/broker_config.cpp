@@ -49,7 +49,10 @@ void OthersDecide(Scan& scan, const std::string& line) {
 // Whether an unrelated plugin line names this plugin (its path, through links or not).
 bool IsOwn(const Scan& scan, const std::string& path) { return RealPath(path) == scan.own; }
 
-Status ScanFile(const std::string& path, Scan& scan, bool main_file) {
+// Mosquitto reads include_dir in the main configuration file only.
+enum class ConfigFile { kMain, kIncluded };
+
+Status ScanFile(const std::string& path, Scan& scan, ConfigFile kind) {
   std::ifstream in(path);
   if (!in) return Status::InvalidArgument("config", "cannot read the broker configuration " + path);
   std::string line;
@@ -78,11 +81,11 @@ Status ScanFile(const std::string& path, Scan& scan, bool main_file) {
       if (end != value.c_str() && *end == '\0' && seconds >= 0 && seconds <= 65535) {
         scan.setup.sys_interval = static_cast<int>(seconds);
       }
-    } else if (key == "include_dir" && main_file) {
+    } else if (key == "include_dir" && kind == ConfigFile::kMain) {
       auto files = IncludedFiles(value);
       if (!files.ok()) return files.status();
       for (const std::string& file : *files) {
-        Status s = ScanFile(file, scan, false);
+        Status s = ScanFile(file, scan, ConfigFile::kIncluded);
         if (!s.ok()) return s;
       }
     }
@@ -95,7 +98,7 @@ Status ScanFile(const std::string& path, Scan& scan, bool main_file) {
 Result<AccessSetup> ReadAccessSetup(const std::vector<std::string>& config_paths, const std::string& own_plugin) {
   Scan scan{RealPath(own_plugin), false, {}};
   for (const std::string& path : config_paths) {
-    Status s = ScanFile(path, scan, true);
+    Status s = ScanFile(path, scan, ConfigFile::kMain);
     if (!s.ok()) return s;
   }
   return scan.setup;

@@ -48,7 +48,7 @@ Result<Document> Run(Engine& engine, std::string_view twin, const TwinTopic& top
     return Status::InvalidArgument(
         "method", "unknown method '" + std::string(topic.method) + "' (known: get, put, patch, delete)");
   }
-  auto request = ParseWriteRequest(payload, engine.limits(), !is_delete);
+  auto request = ParseWriteRequest(payload, engine.limits(), is_delete ? BodyOf::kDelete : BodyOf::kPutOrPatch);
   if (!request.ok()) return request.status();
   if (is_delete) return engine.Delete(twin, topic.document, request->version, durability);
   if (topic.method == "put") return engine.Put(twin, topic.document, request.value(), durability);

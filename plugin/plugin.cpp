@@ -49,6 +49,7 @@
 #include "engine/rate_limiter.hpp"
 #include "plugin/reply_owners.hpp"
 #include "plugin/resend_filter.hpp"
+#include "rest/auth.hpp"
 #include "rest/rest_server.hpp"
 #include "plugin/store_reclaimer.hpp"
 #include "metrics/sys_topics.hpp"

@@ -109,7 +109,7 @@ BodyRead CivetRequest::ReadBody(size_t max_bytes) {
   return read;
 }
 
-void SendResponse(mg_connection* conn, const HttpResponse& response, const CivetRequest* request, bool close) {
+void SendResponse(mg_connection* conn, const HttpResponse& response, const CivetRequest* request, AfterReply after) {
   const bool head = request != nullptr && request->method() == "HEAD";
   const bool http10 = request != nullptr && request->http10();
   const std::string_view client_connection = request != nullptr ? request->header("Connection") : "";
@@ -154,7 +154,7 @@ void SendResponse(mg_connection* conn, const HttpResponse& response, const Civet
     out += value;
     out += "\r\n";
   }
-  if (close) {
+  if (after == AfterReply::kClose) {
     mg_disable_connection_keep_alive(conn);
     out += "Connection: close\r\n";
   } else if (http10 && HasToken(client_connection, "keep-alive")) {

@@ -44,7 +44,7 @@ void AnswerFailedRequest(mg_connection* conn, const LogFn& log, const char* what
     const std::string detail = what != nullptr ? std::string("REST: request failed: ") + what
                                                : std::string("REST: request failed with an unknown exception");
     const LogFn safe_log = [&log](LogLevel level, const std::string& message) { SafeLog(log, level, message); };
-    SendResponse(conn, InternalError(safe_log, detail), nullptr, true);
+    SendResponse(conn, InternalError(safe_log, detail), nullptr, AfterReply::kClose);
   } catch (...) {
     SendInternalError(conn);
   }
@@ -206,7 +206,7 @@ int RestServer::Impl::BeginRequest(mg_connection* conn) noexcept {
                         static_cast<unsigned long long>(request.content_length()) > impl->max_request_bytes);
     // Counted before the reply leaves, so a client that scrapes next sees its request.
     if (impl->metrics != nullptr) CountRestRequest(*impl->metrics, request, response, start);
-    SendResponse(conn, response, &request, close);
+    SendResponse(conn, response, &request, close ? AfterReply::kClose : AfterReply::kKeepIfAsked);
     return response.status;
   } catch (const std::exception& e) {
     AnswerFailedRequest(conn, impl->log, e.what());
@@ -225,7 +225,7 @@ int RestServer::Impl::HttpError(mg_connection* conn, int status, const char* mes
     HttpResponse response = status >= 500 ? InternalError(impl != nullptr ? impl->log : LogFn(),
                                                           "REST (CivetWeb): " + std::string(text), status)
                                           : InvalidArgument("request", "format", text, status);
-    SendResponse(conn, response, nullptr, true);
+    SendResponse(conn, response, nullptr, AfterReply::kClose);
     return 0;
   } catch (...) {
     return 1;

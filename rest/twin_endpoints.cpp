@@ -113,14 +113,15 @@ HttpResponse TwinEndpoints::Get(HttpRequest& request, std::string_view twin, std
 }
 
 HttpResponse TwinEndpoints::Put(HttpRequest& request, std::string_view twin, std::string_view doc) const {
-  return Write(request, twin, doc, false);
+  return Write(request, twin, doc, WriteMethod::kPut);
 }
 
 HttpResponse TwinEndpoints::Patch(HttpRequest& request, std::string_view twin, std::string_view doc) const {
-  return Write(request, twin, doc, true);
+  return Write(request, twin, doc, WriteMethod::kPatch);
 }
 
-HttpResponse TwinEndpoints::Write(HttpRequest& request, std::string_view twin, std::string_view doc, bool patch) const {
+HttpResponse TwinEndpoints::Write(HttpRequest& request, std::string_view twin, std::string_view doc,
+                                  WriteMethod method) const {
   if (auto throttled = Throttle(twin, doc)) return *throttled;
   const Limits& limits = engine_.limits();
   std::string body;
@@ -135,7 +136,7 @@ HttpResponse TwinEndpoints::Write(HttpRequest& request, std::string_view twin, s
       request, twin, doc, write.version,
       [&](uint64_t expected) {
         write.version = expected;
-        return patch ? engine_.Patch(twin, doc, write) : engine_.Put(twin, doc, write);
+        return method == WriteMethod::kPatch ? engine_.Patch(twin, doc, write) : engine_.Put(twin, doc, write);
       },
       true);
 }
@@ -145,7 +146,7 @@ HttpResponse TwinEndpoints::Delete(HttpRequest& request, std::string_view twin, 
   const Limits& limits = engine_.limits();
   std::string body;
   if (auto error = ReadJsonBody(request, limits.max_request_bytes(), &body)) return *error;
-  auto parsed = ParseWriteRequest(body, limits, false);
+  auto parsed = ParseWriteRequest(body, limits, BodyOf::kDelete);
   if (!parsed.ok()) return ErrorResponse(parsed.status(), doc, log_);
   return WriteIfMatch(
       request, twin, doc, parsed->version, [&](uint64_t expected) { return engine_.Delete(twin, doc, expected); },

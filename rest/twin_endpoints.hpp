@@ -29,8 +29,9 @@ class TwinEndpoints {
 
  private:
   using WriteFn = std::function<Result<Document>(uint64_t expected_version)>;
+  enum class WriteMethod { kPut, kPatch };
 
-  HttpResponse Write(HttpRequest& request, std::string_view twin, std::string_view doc, bool patch) const;
+  HttpResponse Write(HttpRequest& request, std::string_view twin, std::string_view doc, WriteMethod method) const;
   HttpResponse WriteIfMatch(HttpRequest& request, std::string_view twin, std::string_view doc, uint64_t body_version,
                             const WriteFn& write, bool reply_document) const;
   HttpResponse Reply(const Result<Document>& result, std::string_view twin, std::string_view doc,

@@ -445,7 +445,7 @@ TEST(ParseWriteRequestTest, VersionsUpTo2To53AreTakenExactly) {
   for (const auto& [text, version] : cases) {
     for (bool data_required : {true, false}) {  // put and patch bodies, delete bodies
       const std::string body = std::string(R"({"version":)") + text + (data_required ? R"(,"data":{}})" : "}");
-      auto request = ParseWriteRequest(body, Limits(), data_required);
+      auto request = ParseWriteRequest(body, Limits(), data_required ? BodyOf::kPutOrPatch : BodyOf::kDelete);
       ASSERT_TRUE(request.ok()) << body << ": " << request.status().message();
       EXPECT_EQ(request->version, version) << body;
     }
@@ -458,7 +458,7 @@ TEST(ParseWriteRequestTest, VersionsAbove2To53AreRefusedNotRounded) {
                            "9007199254740990.5", "18446744073709551617", "1e16", "1e300", "0.5", "-1", "-0.0001"}) {
     for (bool data_required : {true, false}) {
       const std::string body = std::string(R"({"version":)") + text + (data_required ? R"(,"data":{}})" : "}");
-      auto request = ParseWriteRequest(body, Limits(), data_required);
+      auto request = ParseWriteRequest(body, Limits(), data_required ? BodyOf::kPutOrPatch : BodyOf::kDelete);
       ASSERT_FALSE(request.ok()) << body;
       EXPECT_EQ(request.status().field(), "version") << body;
       EXPECT_EQ(request.status().message(), "version must be an integer from 0 to 2^53") << body;
@@ -502,9 +502,9 @@ TEST(ParseWriteRequestTest, OversizeBodyIsRejectedUnparsed) {
 }
 
 TEST(ParseWriteRequestTest, DeleteBodyMayBeEmptyOrCarryAVersion) {
-  EXPECT_EQ(ParseWriteRequest("", Limits(), false)->version, 0u);
-  EXPECT_EQ(ParseWriteRequest(R"({"version":4})", Limits(), false)->version, 4u);
-  EXPECT_FALSE(ParseWriteRequest(R"({"version":"x"})", Limits(), false).ok());
+  EXPECT_EQ(ParseWriteRequest("", Limits(), BodyOf::kDelete)->version, 0u);
+  EXPECT_EQ(ParseWriteRequest(R"({"version":4})", Limits(), BodyOf::kDelete)->version, 4u);
+  EXPECT_FALSE(ParseWriteRequest(R"({"version":"x"})", Limits(), BodyOf::kDelete).ok());
 }
 
 TEST(LimitsTest, NonsenseLimitsAreRejected) {

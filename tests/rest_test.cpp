@@ -11,6 +11,7 @@
 #include <sstream>
 #include <thread>
 
+#include "rest/auth.hpp"
 #include "tests/support/broken_store.hpp"
 #include "tests/support/http_client.hpp"
 #include "tests/support/temp_dir.hpp"
