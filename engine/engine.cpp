@@ -23,14 +23,6 @@ Status CheckVersion(uint64_t expected, uint64_t actual) {
 
 }  // namespace
 
-Status ValidateLimits(const Limits& limits) {
-  if (limits.max_document_bytes < 2) return Status::InvalidArgument("max_document_bytes", "must be at least 2");
-  if (limits.max_depth < 1) return Status::InvalidArgument("max_depth", "must be at least 1");
-  if (limits.max_documents < 1) return Status::InvalidArgument("max_documents", "must be at least 1");
-  if (limits.max_config_bytes < 2) return Status::InvalidArgument("max_config_bytes", "must be at least 2");
-  return Status::Ok();
-}
-
 std::string DocumentJson(const Document& document) {
   std::string out;
   out.reserve(document.data.size() + 40);

@@ -33,9 +33,6 @@ struct Limits {
   size_t max_request_bytes() const { return 2 * max_document_bytes + 4096; }
 };
 
-// Checks a Limits value; the message names the bad limit.
-Status ValidateLimits(const Limits& limits);
-
 using Document = StoredDocument;
 
 // {"version":N,"data":{...}}, the in-band reply payload.

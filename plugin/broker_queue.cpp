@@ -6,10 +6,7 @@ namespace twins {
 
 bool BrokerQueue::Push(std::function<void()> task) {
   std::lock_guard<std::mutex> lock(mutex_);
-  if (tasks_.size() >= capacity_) {
-    ++dropped_;
-    return false;
-  }
+  if (tasks_.size() >= capacity_) return false;
   tasks_.push_back(std::move(task));
   return true;
 }

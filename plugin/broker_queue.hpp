@@ -2,9 +2,7 @@
 // CivetWeb and sender threads push closures here and the plugin runs them on MOSQ_EVT_TICK.
 #pragma once
 
-#include <atomic>
 #include <cstddef>
-#include <cstdint>
 #include <deque>
 #include <functional>
 #include <mutex>
@@ -15,20 +13,17 @@ class BrokerQueue {
  public:
   explicit BrokerQueue(size_t capacity) : capacity_(capacity) {}
 
-  // Any thread. Returns false, and counts the drop, when the queue is full (the broker
+  // Any thread. Returns false, and drops the task, when the queue is full (the broker
   // thread is not draining it).
   bool Push(std::function<void()> task);
 
   // Broker thread only: runs every queued task, in order.
   void Drain();
 
-  uint64_t dropped() const { return dropped_; }
-
  private:
   const size_t capacity_;
   std::mutex mutex_;
   std::deque<std::function<void()>> tasks_;
-  std::atomic<uint64_t> dropped_{0};
 };
 
 }  // namespace twins

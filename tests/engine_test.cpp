@@ -358,9 +358,6 @@ TEST_F(EngineTest, ConfigLargerThanItsLimitIsRefusedNamingTheLimit) {
   EXPECT_EQ(Stored("_config"), "{\"version\":1,\"data\":" + fits + "}");
   // Ordinary documents keep their own, larger limit.
   EXPECT_TRUE(Put("d", R"({"data":{"documents":{"e":{"x":"on-update"}},"more":"0123456789012345"}})").ok());
-  Limits zero;
-  zero.max_config_bytes = 1;
-  EXPECT_EQ(ValidateLimits(zero).field(), "max_config_bytes");
 }
 
 // REST threads and the broker thread write one twin's _config and documents at once: every
@@ -505,16 +502,6 @@ TEST(ParseWriteRequestTest, DeleteBodyMayBeEmptyOrCarryAVersion) {
   EXPECT_EQ(ParseWriteRequest("", Limits(), BodyOf::kDelete)->version, 0u);
   EXPECT_EQ(ParseWriteRequest(R"({"version":4})", Limits(), BodyOf::kDelete)->version, 4u);
   EXPECT_FALSE(ParseWriteRequest(R"({"version":"x"})", Limits(), BodyOf::kDelete).ok());
-}
-
-TEST(LimitsTest, NonsenseLimitsAreRejected) {
-  EXPECT_TRUE(ValidateLimits(Limits()).ok());
-  Limits zero_docs;
-  zero_docs.max_documents = 0;
-  EXPECT_EQ(ValidateLimits(zero_docs).field(), "max_documents");
-  Limits zero_depth;
-  zero_depth.max_depth = 0;
-  EXPECT_EQ(ValidateLimits(zero_depth).field(), "max_depth");
 }
 
 // Optimistic locking from many threads: each increments a counter with a versioned
