@@ -76,6 +76,7 @@ HttpResponse TooManyFailedAuthentications(uint64_t retry_after_ms) {
                          std::to_string(retry_after_ms) + " ms") +
                ",\"retry_after_ms\":" + std::to_string(retry_after_ms) + ",\"message\":\"too many requests\"}");
   response.retry_after = std::to_string((retry_after_ms + 999) / 1000);
+  response.address_refused = true;
   return response;
 }
 

@@ -581,6 +581,35 @@ TEST_F(RestTest, RepeatedFailuresRefuseThatAddressOnly) {
   EXPECT_NE(log.find("11 failures from it, 11 in all; its requests are refused for 1 s"), std::string::npos) << log;
 }
 
+// Each failed token is one failure, in the metrics and in the log alike: on a twin path and on
+// /metrics. A refused address that comes back gets a 429 that is neither a failure nor the
+// per-twin rate limit's.
+TEST_F(RestTest, EachFailedTokenIsCountedOnce) {
+  metrics::TwinsMetrics metrics("test");
+  RestOptions options = Options();
+  options.metrics = &metrics;
+  options.auth_failures = 1;
+  Start(options);
+  HttpClient guesser;
+  HttpCall guess = MakeCall("GET", Url(DocPath("dev1", "d")), {"X-Auth-Token: guess"});
+  guess.source_address = "127.0.0.2";
+  ASSERT_EQ(guesser.Send(guess).status, 401);
+  guess.url = Url("/metrics");
+  ASSERT_EQ(guesser.Send(guess).status, 401);  // the second failure: the address is refused
+  guess.url = Url(DocPath("dev1", "d"));
+  ASSERT_EQ(guesser.Send(guess).status, 429);  // not checked, so not a failure
+  const std::string text = metrics.registry().RenderPrometheus();
+  EXPECT_NE(text.find("\ntwins_rest_auth_failures_total 2\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("twins_requests_total{api=\"rest\",operation=\"get\",result=\"unauthenticated\"} 1\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("twins_requests_total{api=\"rest\",operation=\"get\",result=\"too_many_requests\"} 1\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("twins_rate_limited_total{api=\"rest\"} 0\n"), std::string::npos) << text;
+  EXPECT_NE(Logged().find("2 failures from it, 2 in all"), std::string::npos) << Logged();
+}
+
 TEST_F(RestTest, AnyConfiguredTokenIsAccepted) {
   RestOptions options = Options();
   options.tokens = {"first-secret", kToken};
