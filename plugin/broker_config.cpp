@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <utility>
 #include <vector>
 
 namespace twins {
@@ -36,6 +37,8 @@ Result<std::vector<std::string>> IncludedFiles(const std::string& dir) {
 }
 
 struct Scan {
+  explicit Scan(std::string own_plugin) : own(std::move(own_plugin)) {}
+
   const std::string own;
   bool seen_own = false;
   AccessSetup setup;
@@ -96,7 +99,7 @@ Status ScanFile(const std::string& path, Scan& scan, ConfigFile kind) {
 }  // namespace
 
 Result<AccessSetup> ReadAccessSetup(const std::vector<std::string>& config_paths, const std::string& own_plugin) {
-  Scan scan{RealPath(own_plugin), false, {}};
+  Scan scan{RealPath(own_plugin)};
   for (const std::string& path : config_paths) {
     Status s = ScanFile(path, scan, ConfigFile::kMain);
     if (!s.ok()) return s;
