@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Bystander latency under a flood of worst-case requests (hardening issue: one device must not
-# stall the broker for the others; see docs/performance.md, "Worst-case requests").
+# Bystander latency under a flood of worst-case requests (one device must not stall the broker
+# for the others; see docs/performance.md, "Worst-case requests").
 #
 #   bench/bystander_bench.sh [BUILD_DIR]
 #

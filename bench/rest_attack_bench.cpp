@@ -1,4 +1,4 @@
-// REST under slow and idle clients (issue 13, F4), with the engine and RestServer in this
+// REST under slow and idle clients, with the engine and RestServer in this
 // process (no broker): `attackers` connections, half sending nothing, half sending a request
 // head one byte a second, each reopened as soon as the server closes it, while one client
 // makes calls (a new connection each: /healthz and an authenticated GET, alternately) for

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmarks mosquitto-twins against the zero-work ceiling (issue 7; see docs/performance.md).
+# Benchmarks mosquitto-twins against the zero-work ceiling (see docs/performance.md).
 #
 #   bench/run_benchmarks.sh [BUILD_DIR]
 #
@@ -308,7 +308,7 @@ say "| twins, $SCALE_TWINS twins: after reading every ${SCALE_READ_STEP}th twin 
 say "| twins, $SCALE_TWINS twins: after the 64-device loads too | | $(mib "$rss_scale_after") (peak $(mib "$hwm_scale_after")) |"
 say "| twins, $SCALE_TWINS twins: restarted | $(mib "$rss_scale_restart") | |"
 say ""
-say "## Targets (issue 7)"
+say "## Targets"
 say ""
 get_ratio=$(pair_ratio get-q0-d64 ops_per_s)
 patch_ratio=$(pair_ratio patch-q0-d64 ops_per_s)

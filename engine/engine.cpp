@@ -37,14 +37,6 @@ int64_t NowMs() {
 
 }  // namespace
 
-Status ValidateLimits(const Limits& limits) {
-  if (limits.max_document_bytes < 2) return Status::InvalidArgument("max_document_bytes", "must be at least 2");
-  if (limits.max_depth < 1) return Status::InvalidArgument("max_depth", "must be at least 1");
-  if (limits.max_documents < 1) return Status::InvalidArgument("max_documents", "must be at least 1");
-  if (limits.max_config_bytes < 2) return Status::InvalidArgument("max_config_bytes", "must be at least 2");
-  return Status::Ok();
-}
-
 std::string DocumentJson(const Document& document) {
   std::string out;
   out.reserve(document.data.size() + 40);
@@ -56,8 +48,8 @@ std::string DocumentJson(const Document& document) {
   return out;
 }
 
-Result<WriteRequest> ParseWriteRequest(std::string_view body, const Limits& limits, BodyData data) {
-  const bool data_required = data == BodyData::kRequired;
+Result<WriteRequest> ParseWriteRequest(std::string_view body, const Limits& limits, BodyOf kind) {
+  const bool data_required = kind == BodyOf::kPutOrPatch;
   WriteRequest request;
   if (body.empty() && !data_required) return request;
   if (body.size() > limits.max_request_bytes()) {

@@ -37,9 +37,6 @@ struct Limits {
   size_t max_request_bytes() const { return 2 * max_document_bytes + 4096; }
 };
 
-// Checks a Limits value; the message names the bad limit.
-Status ValidateLimits(const Limits& limits);
-
 using Document = StoredDocument;
 
 // {"version":N,"data":{...}}, the in-band reply payload.
@@ -65,12 +62,12 @@ struct WriteRequest {
   std::string reserved_key_path;  // of the first key starting with '_', refused outside `_config`
 };
 
-enum class BodyData { kRequired, kIgnored };
+// Whose body it is: a put or patch needs `data`; a delete's `data` is not read, and its empty
+// body means "no version check".
+enum class BodyOf { kPutOrPatch, kDelete };
 
-// Parses a put/patch body (BodyData::kRequired) or a delete body (kIgnored: `data` is not
-// read and an empty body means "no version check").
-Result<WriteRequest> ParseWriteRequest(std::string_view body, const Limits& limits,
-                                       BodyData data = BodyData::kRequired);
+// Parses a put, patch or delete body.
+Result<WriteRequest> ParseWriteRequest(std::string_view body, const Limits& limits, BodyOf kind = BodyOf::kPutOrPatch);
 
 // When a write must be durable: before the call returns, or at the caller's next Sync()
 // (group commit: the broker thread syncs once per event-loop pass, before replies leave).

@@ -13,6 +13,7 @@
 #include <iterator>
 #include <optional>
 #include <sstream>
+#include <utility>
 #include <vector>
 
 namespace twins {
@@ -39,6 +40,8 @@ Result<std::vector<std::string>> IncludedFiles(const std::string& dir) {
 }
 
 struct Scan {
+  explicit Scan(std::string own_plugin) : own(std::move(own_plugin)) {}
+
   const std::string own;
   bool seen_own = false;
   AccessSetup setup;
@@ -56,7 +59,10 @@ using LineFn = std::function<void(const std::string& key, const std::string& val
 
 // Calls `on_line` for each setting of `path` (and of the files of its include_dir lines, in
 // mosquitto's order, when it is a main file), comments and blank lines skipped.
-Status ForEachSetting(const std::string& path, bool main_file, const LineFn& on_line) {
+// Mosquitto reads include_dir in the main configuration file only.
+enum class ConfigFile { kMain, kIncluded };
+
+Status ForEachSetting(const std::string& path, ConfigFile kind, const LineFn& on_line) {
   std::ifstream in(path);
   if (!in) return Status::InvalidArgument("config", "cannot read the broker configuration " + path);
   std::string line;
@@ -67,11 +73,11 @@ Status ForEachSetting(const std::string& path, bool main_file, const LineFn& on_
     if (key.empty() || key[0] == '#') continue;
     std::getline(words >> std::ws, value);
     while (!value.empty() && (value.back() == ' ' || value.back() == '\t' || value.back() == '\r')) value.pop_back();
-    if (key == "include_dir" && main_file) {
+    if (key == "include_dir" && kind == ConfigFile::kMain) {
       auto files = IncludedFiles(value);
       if (!files.ok()) return files.status();
       for (const std::string& file : *files) {
-        Status s = ForEachSetting(file, false, on_line);
+        Status s = ForEachSetting(file, ConfigFile::kIncluded, on_line);
         if (!s.ok()) return s;
       }
     } else {
@@ -83,7 +89,7 @@ Status ForEachSetting(const std::string& path, bool main_file, const LineFn& on_
 
 Status ForEachSetting(const std::vector<std::string>& config_paths, const LineFn& on_line) {
   for (const std::string& path : config_paths) {
-    Status s = ForEachSetting(path, true, on_line);
+    Status s = ForEachSetting(path, ConfigFile::kMain, on_line);
     if (!s.ok()) return s;
   }
   return Status::Ok();
@@ -167,7 +173,7 @@ void ListenerLine(BrokerSetup& setup, bool& default_made, bool& any_listener, co
 }  // namespace
 
 Result<AccessSetup> ReadAccessSetup(const std::vector<std::string>& config_paths, const std::string& own_plugin) {
-  Scan scan{RealPath(own_plugin), false, {}};
+  Scan scan{RealPath(own_plugin)};
   Status s = ForEachSetting(config_paths,
                             [&scan](const std::string& key, const std::string& value) { ScanLine(scan, key, value); });
   if (!s.ok()) return s;

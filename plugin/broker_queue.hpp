@@ -28,7 +28,8 @@ class BrokerQueue {
   // Broker thread only: runs every queued task, in order.
   void Drain();
 
-  uint64_t dropped() const { return dropped_; }
+  // Tasks refused because the queue was full (twins_broker_queue_dropped_total).
+  uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
 
  private:
   const size_t capacity_;

@@ -54,6 +54,7 @@
 #include "engine/rate_limiter.hpp"
 #include "plugin/reply_owners.hpp"
 #include "plugin/resend_filter.hpp"
+#include "rest/auth.hpp"
 #include "rest/rest_server.hpp"
 #include "plugin/store_reclaimer.hpp"
 #include "metrics/sys_topics.hpp"
@@ -74,6 +75,14 @@ using Clock = std::chrono::steady_clock;
 
 uint64_t NanosSince(Clock::time_point start, Clock::time_point now) {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now - start).count());
+}
+
+// A line in the broker's log, written now: on the broker thread only.
+void LogNow(LogLevel level, const std::string& message) {
+  const int mosq_level = level == LogLevel::kError     ? MOSQ_LOG_ERR
+                         : level == LogLevel::kWarning ? MOSQ_LOG_WARNING
+                                                       : MOSQ_LOG_INFO;
+  mosquitto_log_printf(mosq_level, "twins: %s", message.c_str());
 }
 
 // The plugin's one context, handed to every callback as userdata.
@@ -132,10 +141,7 @@ struct Plugin {
   // For threads other than the broker's: the line is written on the next tick.
   LogFn DeferredLog() {
     return [this](LogLevel level, const std::string& message) {
-      int mosq_level = level == LogLevel::kError     ? MOSQ_LOG_ERR
-                       : level == LogLevel::kWarning ? MOSQ_LOG_WARNING
-                                                     : MOSQ_LOG_INFO;
-      broker_queue.Push([mosq_level, message] { mosquitto_log_printf(mosq_level, "twins: %s", message.c_str()); });
+      broker_queue.Push([level, message] { LogNow(level, message); });
     };
   }
 };
@@ -262,9 +268,11 @@ int OnMessage(int, void* event_data, void* userdata) {
     const ResponseTopic response = ResponseTopicOf(*msg);
     if (!response.valid) {
       Publish(client_id,
-              ErrorReply(msg->topic, Status::InvalidArgument("response topic",
-                                                             "the Response Topic must be a topic name without "
-                                                             "wildcards, in UTF-8")),
+              ErrorReply(msg->topic,
+                         Status::InvalidArgument("response topic",
+                                                 "the Response Topic must be a topic name without "
+                                                 "wildcards, in UTF-8"),
+                         LogNow),
               msg->qos, correlation);
       return MOSQ_ERR_ACL_DENIED;
     }
@@ -277,14 +285,14 @@ int OnMessage(int, void* event_data, void* userdata) {
     std::optional<Reply> reply;
     bool ran = false, remembered = false;
     if (!twin.ok()) {
-      reply = ErrorReply(msg->topic, twin.status());
+      reply = ErrorReply(msg->topic, twin.status(), LogNow);
       if (response.topic) reply->topic = *response.topic;
     } else {
       const bool exactly_once = msg->qos == 2 && document_write;
       if (exactly_once) reply = FindResend(plugin, client_id, *msg, *twin, parsed, payload, correlation);
       if (!reply) {
-        reply = HandleTwinRequest(*plugin.engine, *twin, msg->topic, parsed, payload,
-                                  {durability, client_id, msg->qos});
+        reply = HandleTwinRequest(*plugin.engine, *twin, msg->topic, parsed, payload, {durability, client_id, msg->qos},
+                                  LogNow);
         if (response.topic) reply->topic = *response.topic;
         ran = true;
       }
@@ -372,8 +380,8 @@ int OnAccessCheck(int, void* event_data, void* userdata) noexcept try {
   if (access == AccessKind::kWrite && check->retain && client_id != nullptr &&
       ClassifyTopic(topic, &parsed) == TopicKind::kMethod &&
       std::find(gone.begin(), gone.end(), check->client) == gone.end()) {
-    Reply reply = ErrorReply(topic,
-                             Status::InvalidArgument("retain", "requests must not be retained (retain flag set)"));
+    Reply reply = ErrorReply(
+        topic, Status::InvalidArgument("retain", "requests must not be retained (retain flag set)"), LogNow);
     plugin.held_replies.push_back({check->client, client_id, topic, false, std::move(reply), check->qos, std::nullopt,
                                    metrics::OperationOfMethod(parsed.method), Clock::now(), false, std::nullopt});
   }
@@ -394,7 +402,7 @@ void CommitPass(Plugin& plugin) {
     // database holds.
     for (Plugin::HeldReply& held : plugin.held_replies) {
       if (held.write && held.reply.success) {
-        held.reply = ErrorReply(held.request_topic, synced);
+        held.reply = ErrorReply(held.request_topic, synced, LogNow);
         if (held.response_topic) held.reply.topic = *held.response_topic;
       }
       if (held.remembered) plugin.resends.Forget(held.client_id);
@@ -799,6 +807,13 @@ int Init(Plugin& plugin, mosquitto_opt* opts, int opt_count) {
   rc = StartGraphite(plugin);
   if (rc != MOSQ_ERR_SUCCESS) return rc;
   DeclareSourceMetrics(plugin.metrics, *plugin.engine, *plugin.contents, plugin.graphite.get());
+  plugin.metrics.registry().AddCallback(
+      "twins_broker_queue_dropped_total",
+      "Work for the broker thread refused because its queue was full (log lines; pushes go at the next tick)",
+      metrics::Type::kCounter, {}, [&plugin] { return static_cast<double>(plugin.broker_queue.dropped()); });
+  plugin.metrics.registry().AddCallback(
+      "twins_pushes_dropped_total", "Changes not pushed because too many waited for the broker thread",
+      metrics::Type::kCounter, {}, [&plugin] { return static_cast<double>(plugin.pusher->dropped()); });
   rc = StartRest(plugin);
   if (rc != MOSQ_ERR_SUCCESS) return rc;
   rc = mosquitto_callback_register(plugin.id, MOSQ_EVT_MESSAGE, OnMessage, nullptr, &plugin);

@@ -1,13 +1,15 @@
 // The in-band API without a broker: the topic grammar, who may ask, and the replies of an
-// engine over a temporary RocksDB database.
+// engine over a temporary RocksDB database (or a failing store, for internal errors).
 #include "plugin/mqtt_requests.hpp"
 
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <regex>
 #include <string>
 
 #include "store/document_store.hpp"
+#include "tests/support/broken_store.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace twins {
@@ -109,7 +111,7 @@ class HandleTwinRequestTest : public testing::Test {
     topic_ = "$SCW/twins/dev1/" + document + "/" + method;
     TwinTopic parsed;
     EXPECT_EQ(ClassifyTopic(topic_, &parsed), TopicKind::kMethod);
-    return HandleTwinRequest(*engine_, "dev1", topic_, parsed, payload, {Durability::kBeforeReturn, "dev1", 1});
+    return HandleTwinRequest(*engine_, "dev1", topic_, parsed, payload, {Durability::kBeforeReturn, "dev1", 1}, {});
   }
 
   test::TempDir dir_;
@@ -155,8 +157,9 @@ TEST_F(HandleTwinRequestTest, UnknownMethodIsAnInvalidArgumentNamingTheMethod) {
   EXPECT_FALSE(reply.success);
   EXPECT_EQ(reply.topic, "$SCW/twins/dev1/desired/upsert/response/error");
   EXPECT_EQ(reply.code, Code::kInvalidArgument);
-  EXPECT_EQ(reply.payload,
-            R"j({"error":"unknown method 'upsert' (known: get, put, patch, delete, watch, unwatch)","argument":"method"})j");
+  EXPECT_EQ(
+      reply.payload,
+      R"j({"error":"unknown method 'upsert' (known: get, put, patch, delete, watch, unwatch)","argument":"method"})j");
 }
 
 TEST_F(HandleTwinRequestTest, MalformedBodyIsAnInvalidArgumentAndStoresNothing) {
@@ -190,7 +193,7 @@ TEST_F(HandleTwinRequestTest, QuotaErrorNamesItsResourceForTheMetrics) {
 }
 
 TEST(ErrorReplyTest, TooManyRequestsSaysWhenToRetryOnTheErrorTopic) {
-  Reply reply = ErrorReply("$SCW/twins/me/desired/get", Status::TooManyRequests(250));
+  Reply reply = ErrorReply("$SCW/twins/me/desired/get", Status::TooManyRequests(250), {});
   EXPECT_FALSE(reply.success);
   EXPECT_EQ(reply.topic, "$SCW/twins/me/desired/get/response/error");
   EXPECT_EQ(reply.code, Code::kTooManyRequests);
@@ -199,19 +202,99 @@ TEST(ErrorReplyTest, TooManyRequestsSaysWhenToRetryOnTheErrorTopic) {
 }
 
 TEST(ErrorReplyTest, MessagesAreEscapedAsJsonStrings) {
-  Reply reply = ErrorReply("t", Status::InvalidArgument("twin_id", "quote \" and\nnewline"));
+  Reply reply = ErrorReply("t", Status::InvalidArgument("twin_id", "quote \" and\nnewline"), {});
   EXPECT_EQ(reply.payload, R"({"error":"quote \" and\nnewline","argument":"twin_id"})");
 }
 
 TEST(ErrorReplyTest, QuotaAndStorageErrorsCarryTheirFigures) {
-  Reply quota = ErrorReply("t", Status::QuotaExceeded("documents", 64, 64));
+  Reply quota = ErrorReply("t", Status::QuotaExceeded("documents", 64, 64), {});
   EXPECT_EQ(quota.quota, "documents");
   EXPECT_EQ(quota.payload,
             R"({"error":"quota exceeded: documents is limited to 64","resource":"documents","quota":64,"current":64})");
-  Reply disk = ErrorReply("t", Status::InsufficientStorage("disk full", 100, 3));
+  Reply disk = ErrorReply("t", Status::InsufficientStorage("disk full", 100, 3), {});
   EXPECT_EQ(disk.code, Code::kInsufficientStorage);
   EXPECT_TRUE(disk.quota.empty());
   EXPECT_EQ(disk.payload, R"({"error":"disk full","resource":"disk_space","min_free_mb":100,"free_mb":3})");
+}
+
+// Internal errors tell the device a log id and nothing of the failure; the log has the detail.
+class MqttRequestsTest : public testing::Test {
+ protected:
+  void Open(std::unique_ptr<DocumentStore> store) { engine_ = std::make_unique<Engine>(std::move(store), Limits()); }
+
+  Reply Ask(const std::string& topic, const std::string& payload) {
+    TwinTopic parsed;
+    EXPECT_EQ(ClassifyTopic(topic, &parsed), TopicKind::kMethod);
+    return HandleTwinRequest(*engine_, "dev1", topic, parsed, payload, {Durability::kBeforeReturn, "dev1", 1},
+                             Logger());
+  }
+
+  LogFn Logger() {
+    return [this](LogLevel level, const std::string& line) {
+      log_ += (level == LogLevel::kError ? "E " : "- ") + line + "\n";
+    };
+  }
+
+  // The log id of an internal-error reply, "" if the reply is not one.
+  static std::string InternalErrorId(const Reply& reply) {
+    static const std::regex kPayload(R"j(\{"error":"internal error \(log id ([0-9a-f]{8})\)"\})j");
+    std::smatch match;
+    if (reply.success || reply.code != Code::kInternal) return "";
+    return std::regex_match(reply.payload, match, kPayload) ? match[1].str() : "";
+  }
+
+  std::unique_ptr<Engine> engine_;
+  std::string log_;
+};
+
+TEST_F(MqttRequestsTest, StoreFailureIsAnsweredWithALogIdAndTheDetailIsLogged) {
+  Open(std::make_unique<test::BrokenStore>());
+  const Reply get = Ask("$SCW/twins/me/d/get", "");
+  EXPECT_EQ(get.topic, "$SCW/twins/me/d/get/response/error");
+  const std::string get_id = InternalErrorId(get);
+  ASSERT_NE(get_id, "") << get.payload;
+  const Reply put = Ask("$SCW/twins/me/d/put", R"({"data":{}})");
+  const std::string put_id = InternalErrorId(put);
+  ASSERT_NE(put_id, "") << put.payload;
+  EXPECT_NE(get_id, put_id);
+  EXPECT_EQ(put.payload.find("disk on fire"), std::string::npos) << put.payload;
+  EXPECT_NE(log_.find("E MQTT: internal error on $SCW/twins/me/d/get: IO error: disk on fire (log id " + get_id + ")"),
+            std::string::npos)
+      << log_;
+  EXPECT_NE(log_.find("E MQTT: internal error on $SCW/twins/me/d/put: IO error: disk on fire (log id " + put_id + ")"),
+            std::string::npos)
+      << log_;
+}
+
+TEST_F(MqttRequestsTest, ExceptionIsAnsweredWithALogIdAndTheDetailIsLogged) {
+  Open(std::make_unique<test::ThrowingStore>());
+  const Reply get = Ask("$SCW/twins/me/d/get", "");
+  const std::string id = InternalErrorId(get);
+  ASSERT_NE(id, "") << get.payload;
+  EXPECT_EQ(get.payload.find("exploded"), std::string::npos) << get.payload;
+  EXPECT_NE(
+      log_.find("MQTT: internal error on $SCW/twins/me/d/get: request failed: store exploded (log id " + id + ")"),
+      std::string::npos)
+      << log_;
+}
+
+// A failed group commit turns the held successes into errors of the same kind.
+TEST_F(MqttRequestsTest, FailedSyncIsAnsweredWithALogId) {
+  const Reply reply = ErrorReply("$SCW/twins/me/d/put", Status::Internal("IO error: log write failed"), Logger());
+  EXPECT_EQ(reply.topic, "$SCW/twins/me/d/put/response/error");
+  const std::string id = InternalErrorId(reply);
+  ASSERT_NE(id, "") << reply.payload;
+  EXPECT_NE(log_.find("IO error: log write failed (log id " + id + ")"), std::string::npos) << log_;
+}
+
+// Other errors are the device's to fix or to wait out: their message is the reply, nothing is logged.
+TEST_F(MqttRequestsTest, InvalidInputIsAnsweredInFullAndNotLogged) {
+  Open(std::make_unique<test::BrokenStore>());
+  const Reply reply = Ask("$SCW/twins/me/d/put", "{");
+  EXPECT_EQ(reply.code, Code::kInvalidArgument);
+  EXPECT_EQ(reply.payload.rfind(R"({"error":")", 0), 0u) << reply.payload;
+  EXPECT_EQ(reply.payload.find("log id"), std::string::npos) << reply.payload;
+  EXPECT_EQ(log_, "");
 }
 
 }  // namespace

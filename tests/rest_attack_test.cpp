@@ -1,4 +1,4 @@
-// The REST API and the Graphite push of the real broker under the attacks of issue 13, each
+// The REST API and the Graphite push of the real broker under attack, each attack
 // as an attacker on 127.0.0.1 would make it: connections that send nothing or trickle their
 // headers, token guessing, a database that refuses writes, a carbon receiver that never reads.
 #include <gtest/gtest.h>
@@ -107,9 +107,8 @@ class RestAttackTest : public testing::Test {
   int rest_port_ = 0;
 };
 
-// F4: with the defaults, 32 connections that send nothing or trickle their headers (reopened
-// when closed) leave REST answering: >= 99 % of legitimate calls within 1 s. (Before: 4 threads
-// and CivetWeb's 30 s timeout, 2 of 35 /healthz calls got through in 70 s.)
+// With the defaults, 32 connections that send nothing or trickle their headers (reopened
+// when closed) leave REST answering: >= 99 % of legitimate calls within 1 s.
 TEST_F(RestAttackTest, SlowAndIdleConnectionsDoNotDenyRest) {
   StartBroker();
   ASSERT_TRUE(broker_->Start()) << broker_->log();
@@ -151,7 +150,7 @@ TEST_F(RestAttackTest, SlowAndIdleConnectionsDoNotDenyRest) {
   EXPECT_GE(fast * 100, calls * 99) << fast << " of " << calls << " answered within 1 s\n" << failures;
 }
 
-// F13: guesses from one address are answered 401 a few times, then refused (429) without
+// Guesses from one address are answered 401 a few times, then refused (429) without
 // being checked, and logged with the address; a client on another address is never slowed,
 // and may send its token as a bearer token.
 TEST_F(RestAttackTest, TokenGuessingIsRefusedAndLoggedWhileOthersAreServed) {
@@ -189,7 +188,7 @@ TEST_F(RestAttackTest, TokenGuessingIsRefusedAndLoggedWhileOthersAreServed) {
       << broker_->log();
 }
 
-// F11: while the database refuses writes (its disk is full), /healthz answers 503 with the
+// While the database refuses writes (its disk is full), /healthz answers 503 with the
 // reason; once space is back it answers 200 again, with no restart.
 TEST_F(RestAttackTest, HealthzIsUnavailableWhileTheDatabaseRefusesWrites) {
   StartBroker("plugin_opt_cache_mb 1\nplugin_opt_min_free_mb 0\n");
@@ -233,7 +232,7 @@ size_t Count(const std::string& text, const std::string& what) {
   return n;
 }
 
-// F12: a carbon receiver that accepts and never reads gives one line when the outage starts
+// A carbon receiver that accepts and never reads gives one line when the outage starts
 // and one when it ends (a real carbon-cache on the port), not a pair every 5 s.
 TEST_F(RestAttackTest, NeverReadingCarbonIsOneOutageWithOneStartAndOneEndLine) {
   TempDir dir;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Secrets are not spread (issue 13, F9): scripts/run.sh writes its token and configuration
+# Secrets are not spread: scripts/run.sh writes its token and configuration
 # readable by their owner only and prints where the token is, not the token; the compose demo
 # publishes its ports on 127.0.0.1 and its .env says the token and open ports are for a local
 # demo only. Usage: secrets_test.sh <source dir> <built plugin>
