@@ -78,7 +78,8 @@ current_has '"target_temperature":22' || fail "current lacks target_temperature:
 # Connected now: each change is pushed and applied.
 [ "$(rest PATCH desired '{"data":{"mode":"eco"}}')" = 200 ] || fail "PATCH desired"
 wait_for "the patch of desired was not applied" device_says 'desired version 2 (pushed): {"target_temperature":22,"mode":"eco"}'
-current_has '"mode":"eco"' && current_has '"target_temperature":22' || fail "current: $(current)"
+current_has '"mode":"eco"' || fail "current lacks mode: $(current)"
+current_has '"target_temperature":22' || fail "current lacks target_temperature: $(current)"
 [ "$(rest DELETE desired)" = 204 ] || fail "DELETE desired"
 wait_for "the delete was not pushed" device_says 'desired deleted (pushed), at version 2'
 [ "$(rest PUT desired '{"data":{"target_temperature":18}}')" = 200 ] || fail "PUT desired again"
