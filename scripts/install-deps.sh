@@ -5,7 +5,8 @@ set -euo pipefail
 packages=(
   cmake g++ make pkg-config
   clang libclang-rt-14-dev clang-format-14 clang-tidy-14
-  libcjson-dev librocksdb-dev libcivetweb-dev libcurl4-openssl-dev libssl-dev openssl
+  libcjson-dev librocksdb-dev libcivetweb-dev libcurl4-openssl-dev libssl-dev openssl libpq-dev
+  postgresql-15
   mosquitto mosquitto-dev libmosquitto-dev mosquitto-clients
   googletest libgtest-dev libbenchmark-dev
   curl graphite-carbon python3-whisper wrk docker-compose chromium
