@@ -1,5 +1,5 @@
-// The change log, history and watches of the engine over a real RocksDB, behind the
-// write-behind cache as the plugin runs it.
+// The change log, history and watches of the engine over each real store (RocksDB, PostgreSQL),
+// behind the write-behind cache as the plugin runs it.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -13,6 +13,7 @@
 
 #include "engine/change_json.hpp"
 #include "engine/engine.hpp"
+#include "tests/support/store_backends.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace twins {
@@ -20,16 +21,13 @@ namespace {
 
 using std::chrono::steady_clock;
 
-class ChangeLogTest : public testing::Test {
+class ChangeLogTest : public testing::TestWithParam<test::Backend> {
  protected:
   void SetUp() override { Reopen(); }
 
   void Reopen(uint64_t changelog_bytes = 64 << 20) {
     engine_.reset();
-    RocksDbOptions options;
-    options.path = dir_.sub("db");
-    options.changelog_bytes = changelog_bytes;
-    auto store = OpenRocksDbStore(options);
+    auto store = store_.Open(changelog_bytes);
     ASSERT_TRUE(store.ok()) << store.status().message();
     Limits limits;
     limits.max_documents = 4;
@@ -51,10 +49,14 @@ class ChangeLogTest : public testing::Test {
   }
 
   test::TempDir dir_;
+  test::TestStore store_{GetParam(), dir_.sub("db")};
   std::unique_ptr<Engine> engine_;
 };
 
-TEST_F(ChangeLogTest, EveryChangeIsLoggedWithAStrictlyIncreasingSeq) {
+INSTANTIATE_TEST_SUITE_P(Store, ChangeLogTest, testing::Values(test::Backend::kRocksDb, test::Backend::kPostgres),
+                         test::BackendName);
+
+TEST_P(ChangeLogTest, EveryChangeIsLoggedWithAStrictlyIncreasingSeq) {
   ASSERT_TRUE(Put("a", "d", R"({"x":1})", {Durability::kBeforeReturn, "mqtt", "a"}).ok());
   auto patch = ParseWriteRequest(R"({"data":{"y":2}})", engine_->limits());
   ASSERT_TRUE(engine_->Patch("b", "d", patch.value()).ok());
@@ -82,7 +84,7 @@ TEST_F(ChangeLogTest, EveryChangeIsLoggedWithAStrictlyIncreasingSeq) {
   EXPECT_EQ(engine_->Changes().newest, 6u);
 }
 
-TEST_F(ChangeLogTest, RefusedWritesLogNothing) {
+TEST_P(ChangeLogTest, RefusedWritesLogNothing) {
   ASSERT_TRUE(Put("a", "d", "{}").ok());
   auto stale = ParseWriteRequest(R"({"version":7,"data":{}})", engine_->limits());
   EXPECT_FALSE(engine_->Put("a", "d", stale.value()).ok());
@@ -93,7 +95,7 @@ TEST_F(ChangeLogTest, RefusedWritesLogNothing) {
   EXPECT_EQ(All().back().seq, 2u);  // no seq was spent on the refusals
 }
 
-TEST_F(ChangeLogTest, GroupCommittedChangesShowOnlyOnceSynced) {
+TEST_P(ChangeLogTest, GroupCommittedChangesShowOnlyOnceSynced) {
   ASSERT_TRUE(Put("a", "d", R"({"n":1})", Durability::kAtSync).ok());
   EXPECT_TRUE(All().empty());
   EXPECT_EQ(engine_->WaitForChanges(0, steady_clock::now()), 0u);
@@ -103,7 +105,7 @@ TEST_F(ChangeLogTest, GroupCommittedChangesShowOnlyOnceSynced) {
   EXPECT_EQ(All().size(), 1u);
 }
 
-TEST_F(ChangeLogTest, SeqGoesOnAfterAReopenAndDocumentsKeepTheirModifiedTime) {
+TEST_P(ChangeLogTest, SeqGoesOnAfterAReopenAndDocumentsKeepTheirModifiedTime) {
   ASSERT_TRUE(Put("a", "d", "{}").ok());
   ASSERT_TRUE(Put("a", "d", "{}").ok());
   const auto before = std::chrono::system_clock::now();
@@ -117,7 +119,7 @@ TEST_F(ChangeLogTest, SeqGoesOnAfterAReopenAndDocumentsKeepTheirModifiedTime) {
   EXPECT_EQ(doc->modified_ms, All().back().time_ms);
 }
 
-TEST_F(ChangeLogTest, OldVersionsAreReadFromTheLogWhileItKeepsThem) {
+TEST_P(ChangeLogTest, OldVersionsAreReadFromTheLogWhileItKeepsThem) {
   for (int n = 1; n <= 3; ++n) ASSERT_TRUE(Put("a", "d", R"({"n":)" + std::to_string(n) + "}").ok());
   EXPECT_EQ(engine_->GetVersion("a", "d", 1)->data, R"({"n":1})");
   EXPECT_EQ(engine_->GetVersion("a", "d", 3)->data, R"({"n":3})");
@@ -128,7 +130,7 @@ TEST_F(ChangeLogTest, OldVersionsAreReadFromTheLogWhileItKeepsThem) {
   EXPECT_EQ(engine_->GetVersion("a", "bad name", 1).status().code(), Code::kInvalidArgument);
 }
 
-TEST_F(ChangeLogTest, RetentionDropsTheOldestEntriesAndKeepsTheNewest) {
+TEST_P(ChangeLogTest, RetentionDropsTheOldestEntriesAndKeepsTheNewest) {
   Reopen(4096);
   const std::string big = R"({"pad":")" + std::string(400, 'x') + "\"}";
   for (int n = 1; n <= 40; ++n) ASSERT_TRUE(Put("a", "d" + std::to_string(n % 3), big).ok());
@@ -153,7 +155,7 @@ TEST_F(ChangeLogTest, RetentionDropsTheOldestEntriesAndKeepsTheNewest) {
   EXPECT_EQ(All().back().seq, 41u);
 }
 
-TEST_F(ChangeLogTest, WatchesAreKeptWithTheTwinAndBounded) {
+TEST_P(ChangeLogTest, WatchesAreKeptWithTheTwinAndBounded) {
   auto watched = engine_->Watch("a", "desired", "client-1", "1me");
   ASSERT_TRUE(watched.ok());
   EXPECT_EQ(watched->version, 0u);
@@ -183,7 +185,7 @@ TEST_F(ChangeLogTest, WatchesAreKeptWithTheTwinAndBounded) {
 
 // A crash never keeps a document without its log entry, or the reverse: a child process
 // writes until it is killed, then every document's version is its last logged change's.
-TEST_F(ChangeLogTest, AKilledWriterLeavesDocumentsAndTheLogInAgreement) {
+TEST_P(ChangeLogTest, AKilledWriterLeavesDocumentsAndTheLogInAgreement) {
   engine_.reset();
   int started[2];
   ASSERT_EQ(pipe(started), 0);

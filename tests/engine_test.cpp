@@ -12,18 +12,19 @@
 #include <vector>
 
 #include "engine/names.hpp"
+#include "tests/support/store_backends.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace twins {
 namespace {
 
-class EngineTest : public testing::Test {
+class EngineTest : public testing::TestWithParam<test::Backend> {
  protected:
   void SetUp() override { Reopen(); }
 
   void Reopen(Limits limits = Limits()) {
     engine_.reset();
-    auto store = OpenRocksDbStore(dir_.sub("db"));
+    auto store = store_.Open();
     ASSERT_TRUE(store.ok()) << store.status().message();
     engine_ = std::make_unique<Engine>(std::move(store).value(), limits);
   }
@@ -51,30 +52,34 @@ class EngineTest : public testing::Test {
   }
 
   test::TempDir dir_;
+  test::TestStore store_{GetParam(), dir_.sub("db")};
   std::unique_ptr<Engine> engine_;
 };
 
-TEST_F(EngineTest, PutCreatesVersionOneAndGetReturnsIt) {
+INSTANTIATE_TEST_SUITE_P(Store, EngineTest, testing::Values(test::Backend::kRocksDb, test::Backend::kPostgres),
+                         test::BackendName);
+
+TEST_P(EngineTest, PutCreatesVersionOneAndGetReturnsIt) {
   auto put = Put("desired", R"({"data":{"temp":21.5,"on":true}})");
   ASSERT_TRUE(put.ok()) << put.status().message();
   EXPECT_EQ(DocumentJson(put.value()), R"({"version":1,"data":{"temp":21.5,"on":true}})");
   EXPECT_EQ(Stored("desired"), R"({"version":1,"data":{"temp":21.5,"on":true}})");
 }
 
-TEST_F(EngineTest, GetOfMissingDocumentIsNotFound) {
+TEST_P(EngineTest, GetOfMissingDocumentIsNotFound) {
   auto got = engine_->Get("dev1", "nothing");
   ASSERT_FALSE(got.ok());
   EXPECT_EQ(got.status().code(), Code::kNotFound);
 }
 
-TEST_F(EngineTest, PutReplacesAndAddsOneToVersion) {
+TEST_P(EngineTest, PutReplacesAndAddsOneToVersion) {
   ASSERT_TRUE(Put("d", R"({"data":{"a":1,"b":2}})").ok());
   auto put = Put("d", R"({"data":{"c":3}})");
   ASSERT_TRUE(put.ok());
   EXPECT_EQ(DocumentJson(put.value()), R"({"version":2,"data":{"c":3}})");
 }
 
-TEST_F(EngineTest, PutWithNullInArrayIsRejectedAndChangesNothing) {
+TEST_P(EngineTest, PutWithNullInArrayIsRejectedAndChangesNothing) {
   ASSERT_TRUE(Put("d", R"({"data":{"a":1}})").ok());
   auto put = Put("d", R"({"data":{"a":[1,null]}})");
   ASSERT_FALSE(put.ok());
@@ -82,20 +87,20 @@ TEST_F(EngineTest, PutWithNullInArrayIsRejectedAndChangesNothing) {
   EXPECT_EQ(Stored("d"), R"({"version":1,"data":{"a":1}})");
 }
 
-TEST_F(EngineTest, PatchMergesKeepsRemovesAndReplaces) {
+TEST_P(EngineTest, PatchMergesKeepsRemovesAndReplaces) {
   ASSERT_TRUE(Put("d", R"({"data":{"keep":1,"drop":2,"arr":[1,2],"obj":{"x":1,"y":2}}})").ok());
   auto patch = Patch("d", R"({"data":{"drop":null,"arr":[3],"obj":{"y":null,"z":3},"new":"s"}})");
   ASSERT_TRUE(patch.ok()) << patch.status().message();
   EXPECT_EQ(DocumentJson(patch.value()), R"({"version":2,"data":{"keep":1,"arr":[3],"obj":{"x":1,"z":3},"new":"s"}})");
 }
 
-TEST_F(EngineTest, PatchOfMissingDocumentCreatesIt) {
+TEST_P(EngineTest, PatchOfMissingDocumentCreatesIt) {
   auto patch = Patch("d", R"({"data":{"a":{"b":null,"c":1}}})");
   ASSERT_TRUE(patch.ok());
   EXPECT_EQ(DocumentJson(patch.value()), R"({"version":1,"data":{"a":{"c":1}}})");
 }
 
-TEST_F(EngineTest, PatchWithNullInArrayIsRejectedAndChangesNothing) {
+TEST_P(EngineTest, PatchWithNullInArrayIsRejectedAndChangesNothing) {
   ASSERT_TRUE(Put("d", R"({"data":{"a":1}})").ok());
   auto patch = Patch("d", R"({"data":{"a":2,"b":{"c":[[null]]}}})");
   ASSERT_FALSE(patch.ok());
@@ -104,21 +109,21 @@ TEST_F(EngineTest, PatchWithNullInArrayIsRejectedAndChangesNothing) {
   EXPECT_EQ(Stored("d"), R"({"version":1,"data":{"a":1}})");
 }
 
-TEST_F(EngineTest, AbsentOrZeroVersionSkipsTheCheck) {
+TEST_P(EngineTest, AbsentOrZeroVersionSkipsTheCheck) {
   ASSERT_TRUE(Put("d", R"({"data":{}})").ok());
   ASSERT_TRUE(Put("d", R"({"data":{}})").ok());
   EXPECT_EQ(Put("d", R"({"version":0,"data":{"a":1}})")->version, 3u);
   EXPECT_EQ(Patch("d", R"({"version":null,"data":{"a":2}})")->version, 4u);
 }
 
-TEST_F(EngineTest, MatchingVersionWrites) {
+TEST_P(EngineTest, MatchingVersionWrites) {
   ASSERT_TRUE(Put("d", R"({"data":{"a":1}})").ok());
   EXPECT_EQ(Put("d", R"({"version":1,"data":{"a":2}})")->version, 2u);
   EXPECT_EQ(Patch("d", R"({"version":2,"data":{"b":3}})")->version, 3u);
   EXPECT_EQ(Stored("d"), R"({"version":3,"data":{"a":2,"b":3}})");
 }
 
-TEST_F(EngineTest, VersionMismatchNamesExpectedAndActualAndWritesNothing) {
+TEST_P(EngineTest, VersionMismatchNamesExpectedAndActualAndWritesNothing) {
   ASSERT_TRUE(Put("d", R"({"data":{"a":1}})").ok());
   ASSERT_TRUE(Put("d", R"({"data":{"a":2}})").ok());
   for (bool patch : {false, true}) {
@@ -132,7 +137,7 @@ TEST_F(EngineTest, VersionMismatchNamesExpectedAndActualAndWritesNothing) {
   EXPECT_EQ(Stored("d"), R"({"version":2,"data":{"a":2}})");
 }
 
-TEST_F(EngineTest, NonZeroVersionOnMissingDocumentIsAMismatch) {
+TEST_P(EngineTest, NonZeroVersionOnMissingDocumentIsAMismatch) {
   auto put = Put("d", R"({"version":1,"data":{}})");
   ASSERT_FALSE(put.ok());
   EXPECT_EQ(put.status().code(), Code::kVersionMismatch);
@@ -140,7 +145,7 @@ TEST_F(EngineTest, NonZeroVersionOnMissingDocumentIsAMismatch) {
   EXPECT_EQ(engine_->Get("dev1", "d").status().code(), Code::kNotFound);
 }
 
-TEST_F(EngineTest, DeleteReturnsLastVersionAndRecreateStartsAtOne) {
+TEST_P(EngineTest, DeleteReturnsLastVersionAndRecreateStartsAtOne) {
   ASSERT_TRUE(Put("d", R"({"data":{"a":1}})").ok());
   ASSERT_TRUE(Put("d", R"({"data":{"a":2}})").ok());
   auto deleted = engine_->Delete("dev1", "d", 0);
@@ -150,11 +155,11 @@ TEST_F(EngineTest, DeleteReturnsLastVersionAndRecreateStartsAtOne) {
   EXPECT_EQ(Put("d", R"({"data":{"b":1}})")->version, 1u);
 }
 
-TEST_F(EngineTest, DeleteOfMissingDocumentIsNotFound) {
+TEST_P(EngineTest, DeleteOfMissingDocumentIsNotFound) {
   EXPECT_EQ(engine_->Delete("dev1", "d", 0).status().code(), Code::kNotFound);
 }
 
-TEST_F(EngineTest, DeleteWithWrongVersionKeepsTheDocument) {
+TEST_P(EngineTest, DeleteWithWrongVersionKeepsTheDocument) {
   ASSERT_TRUE(Put("d", R"({"data":{"a":1}})").ok());
   auto deleted = engine_->Delete("dev1", "d", 5);
   ASSERT_FALSE(deleted.ok());
@@ -164,7 +169,7 @@ TEST_F(EngineTest, DeleteWithWrongVersionKeepsTheDocument) {
   EXPECT_TRUE(engine_->Delete("dev1", "d", 1).ok());
 }
 
-TEST_F(EngineTest, ListNamesTheTwinsDocumentsOnly) {
+TEST_P(EngineTest, ListNamesTheTwinsDocumentsOnly) {
   ASSERT_TRUE(Put("b", R"({"data":{}})").ok());
   ASSERT_TRUE(Put("a", R"({"data":{}})").ok());
   ASSERT_TRUE(Put("other", R"({"data":{}})", "dev2").ok());
@@ -174,9 +179,9 @@ TEST_F(EngineTest, ListNamesTheTwinsDocumentsOnly) {
   EXPECT_TRUE(engine_->List("nobody")->empty());
 }
 
-TEST_F(EngineTest, ListWithBadTwinIdIsRejected) { EXPECT_EQ(engine_->List("a/b").status().field(), "twin_id"); }
+TEST_P(EngineTest, ListWithBadTwinIdIsRejected) { EXPECT_EQ(engine_->List("a/b").status().field(), "twin_id"); }
 
-TEST_F(EngineTest, DeleteAllRemovesEveryDocumentOfOneTwin) {
+TEST_P(EngineTest, DeleteAllRemovesEveryDocumentOfOneTwin) {
   ASSERT_TRUE(Put("a", R"({"data":{}})").ok());
   ASSERT_TRUE(Put("_config", R"({"data":{}})").ok());
   ASSERT_TRUE(Put("a", R"({"data":{}})", "dev2").ok());
@@ -186,9 +191,9 @@ TEST_F(EngineTest, DeleteAllRemovesEveryDocumentOfOneTwin) {
   EXPECT_TRUE(engine_->DeleteAll("nobody").ok());
 }
 
-TEST_F(EngineTest, DeleteAllWithBadTwinIdIsRejected) { EXPECT_EQ(engine_->DeleteAll("").field(), "twin_id"); }
+TEST_P(EngineTest, DeleteAllWithBadTwinIdIsRejected) { EXPECT_EQ(engine_->DeleteAll("").field(), "twin_id"); }
 
-TEST_F(EngineTest, BadNamesAreRejectedOnEveryOperation) {
+TEST_P(EngineTest, BadNamesAreRejectedOnEveryOperation) {
   EXPECT_EQ(Put("bad name", R"({"data":{}})").status().field(), "document_name");
   EXPECT_EQ(Patch("_private", R"({"data":{}})").status().field(), "document_name");
   EXPECT_EQ(engine_->Get("a+b", "d").status().field(), "twin_id");
@@ -196,7 +201,7 @@ TEST_F(EngineTest, BadNamesAreRejectedOnEveryOperation) {
   EXPECT_TRUE(engine_->List("dev1")->empty());
 }
 
-TEST_F(EngineTest, ReservedKeysInOrdinaryDocumentsAreRejected) {
+TEST_P(EngineTest, ReservedKeysInOrdinaryDocumentsAreRejected) {
   auto put = Put("d", R"({"data":{"a":{"_tags":{}}}})");
   ASSERT_FALSE(put.ok());
   EXPECT_EQ(put.status().message(), "data.a._tags: keys starting with '_' are reserved");
@@ -204,7 +209,7 @@ TEST_F(EngineTest, ReservedKeysInOrdinaryDocumentsAreRejected) {
   EXPECT_EQ(engine_->Get("dev1", "d").status().code(), Code::kNotFound);
 }
 
-TEST_F(EngineTest, ConfigDocumentAcceptsSettingsAndIsExposedParsed) {
+TEST_P(EngineTest, ConfigDocumentAcceptsSettingsAndIsExposedParsed) {
   auto put = Put("_config",
                  R"({"data":{"documents":{"current":{"_tsdb_trigger":"on-change","t":{"_tags":{"u":"C"}}}}}})");
   ASSERT_TRUE(put.ok()) << put.status().message();
@@ -214,7 +219,7 @@ TEST_F(EngineTest, ConfigDocumentAcceptsSettingsAndIsExposedParsed) {
   EXPECT_EQ(config->documents.at("current").children.at("t").tags->at("u"), "C");
 }
 
-TEST_F(EngineTest, ConfigPatchWithNullRemovesASetting) {
+TEST_P(EngineTest, ConfigPatchWithNullRemovesASetting) {
   ASSERT_TRUE(
       Put("_config", R"({"data":{"documents":{"current":{"_tsdb_trigger":"on-change","_tags":{"a":"b"}}}}})").ok());
   auto patch = Patch("_config", R"({"data":{"documents":{"current":{"_tsdb_trigger":null}}}})");
@@ -223,7 +228,7 @@ TEST_F(EngineTest, ConfigPatchWithNullRemovesASetting) {
   EXPECT_FALSE(engine_->Config("dev1")->documents.at("current").trigger.has_value());
 }
 
-TEST_F(EngineTest, InvalidConfigIsRejectedAndChangesNothing) {
+TEST_P(EngineTest, InvalidConfigIsRejectedAndChangesNothing) {
   ASSERT_TRUE(Put("_config", R"({"data":{"documents":{}}})").ok());
   auto bad_put = Put("_config", R"({"data":{"documents":{"d":{"_tsdb_trigger":"sometimes"}}}})");
   ASSERT_FALSE(bad_put.ok());
@@ -233,13 +238,13 @@ TEST_F(EngineTest, InvalidConfigIsRejectedAndChangesNothing) {
   EXPECT_EQ(Stored("_config"), R"({"version":1,"data":{"documents":{}}})");
 }
 
-TEST_F(EngineTest, MissingConfigIsAnEmptyConfiguration) {
+TEST_P(EngineTest, MissingConfigIsAnEmptyConfiguration) {
   auto config = engine_->Config("dev1");
   ASSERT_TRUE(config.ok());
   EXPECT_TRUE(config->documents.empty());
 }
 
-TEST_F(EngineTest, DocumentSizeLimitAppliesToTheMergedResult) {
+TEST_P(EngineTest, DocumentSizeLimitAppliesToTheMergedResult) {
   Limits limits;
   limits.max_document_bytes = 64;
   Reopen(limits);
@@ -252,7 +257,7 @@ TEST_F(EngineTest, DocumentSizeLimitAppliesToTheMergedResult) {
   EXPECT_EQ(engine_->Get("dev1", "d")->version, 1u);
 }
 
-TEST_F(EngineTest, DocumentsPerTwinQuotaCountsOrdinaryDocuments) {
+TEST_P(EngineTest, DocumentsPerTwinQuotaCountsOrdinaryDocuments) {
   Limits limits;
   limits.max_documents = 2;
   Reopen(limits);
@@ -282,7 +287,7 @@ class RecordingObserver : public WriteObserver {
   std::vector<std::string> events;
 };
 
-TEST_F(EngineTest, ObserverSeesEverySuccessfulWriteWithBeforeAndAfter) {
+TEST_P(EngineTest, ObserverSeesEverySuccessfulWriteWithBeforeAndAfter) {
   RecordingObserver observer;
   engine_->AddObserver(&observer);
   ASSERT_TRUE(Put("d", R"({"data":{"a":1}})").ok());
@@ -314,7 +319,7 @@ class ConfigObserver : public WriteObserver {
   std::vector<std::string> triggers;
 };
 
-TEST_F(EngineTest, ConfigIsParsedWhenWrittenAndHandedToEveryWriteUntilItChanges) {
+TEST_P(EngineTest, ConfigIsParsedWhenWrittenAndHandedToEveryWriteUntilItChanges) {
   ConfigObserver observer;
   engine_->AddObserver(&observer);
   ASSERT_TRUE(Put("d", R"({"data":{"a":1}})").ok());
@@ -334,7 +339,7 @@ TEST_F(EngineTest, ConfigIsParsedWhenWrittenAndHandedToEveryWriteUntilItChanges)
   EXPECT_NE(observer.configs[2], observer.configs[3]);
 }
 
-TEST_F(EngineTest, ConfigWrittenBeforeTheEngineStartedIsReadOnceAndKept) {
+TEST_P(EngineTest, ConfigWrittenBeforeTheEngineStartedIsReadOnceAndKept) {
   ASSERT_TRUE(Put("_config", R"({"data":{"documents":{"d":{"_tsdb_trigger":"on-change"}}}})").ok());
   Reopen();
   ConfigObserver observer;
@@ -346,7 +351,7 @@ TEST_F(EngineTest, ConfigWrittenBeforeTheEngineStartedIsReadOnceAndKept) {
   EXPECT_EQ(engine_->Config("dev1")->documents.at("d").trigger, TsdbTrigger::kOnChange);
 }
 
-TEST_F(EngineTest, ConfigLargerThanItsLimitIsRefusedNamingTheLimit) {
+TEST_P(EngineTest, ConfigLargerThanItsLimitIsRefusedNamingTheLimit) {
   Limits limits;
   limits.max_config_bytes = 60;
   Reopen(limits);
@@ -364,7 +369,7 @@ TEST_F(EngineTest, ConfigLargerThanItsLimitIsRefusedNamingTheLimit) {
 
 // REST threads and the broker thread write one twin's _config and documents at once: every
 // write is handed the _config in force when it was made, and the last one wins.
-TEST_F(EngineTest, ConcurrentConfigAndDocumentWritersSeeTheConfigInForce) {
+TEST_P(EngineTest, ConcurrentConfigAndDocumentWritersSeeTheConfigInForce) {
   ConfigObserver observer;
   engine_->AddObserver(&observer);
   std::vector<std::thread> threads;
@@ -389,7 +394,7 @@ TEST_F(EngineTest, ConcurrentConfigAndDocumentWritersSeeTheConfigInForce) {
   for (const std::string& trigger : observer.triggers) EXPECT_NE(trigger, "<error>");
 }
 
-TEST_F(EngineTest, ObserverDoesNotSeeRejectedWrites) {
+TEST_P(EngineTest, ObserverDoesNotSeeRejectedWrites) {
   RecordingObserver observer;
   engine_->AddObserver(&observer);
   EXPECT_FALSE(Put("d", R"({"version":3,"data":{"a":1}})").ok());
@@ -465,7 +470,7 @@ TEST(ParseWriteRequestTest, VersionsAbove2To53AreRefusedNotRounded) {
   }
 }
 
-TEST_F(EngineTest, AVersionAbove2To53IsRefusedNotReportedAsAMismatch) {
+TEST_P(EngineTest, AVersionAbove2To53IsRefusedNotReportedAsAMismatch) {
   ASSERT_TRUE(Put("d", R"({"data":{"a":1}})").ok());
   auto put = Put("d", R"({"version":9007199254740993,"data":{"a":2}})");
   ASSERT_FALSE(put.ok());
@@ -508,7 +513,7 @@ TEST(ParseWriteRequestTest, DeleteBodyMayBeEmptyOrCarryAVersion) {
 
 // Optimistic locking from many threads: each increments a counter with a versioned
 // read-modify-write and retries on mismatch. A lost update would leave the count short.
-TEST_F(EngineTest, ConcurrentVersionedWritersLoseNoUpdate) {
+TEST_P(EngineTest, ConcurrentVersionedWritersLoseNoUpdate) {
   constexpr int kThreads = 8;
   constexpr int kIncrements = 150;
   ASSERT_TRUE(Put("counter", R"({"data":{"n":0}})").ok());
@@ -543,7 +548,7 @@ TEST_F(EngineTest, ConcurrentVersionedWritersLoseNoUpdate) {
 // The broker thread's group-committed writes and REST's durable ones, to one document at
 // once, with document creations (which read the twin's document list) among them: every write
 // lands once, versions stay contiguous, and what was read before closing is what reopens.
-TEST_F(EngineTest, GroupCommittedAndDurableWritersTogetherLoseNothing) {
+TEST_P(EngineTest, GroupCommittedAndDurableWritersTogetherLoseNothing) {
   constexpr int kBrokerWrites = 300;
   constexpr int kRestThreads = 2;
   constexpr int kRestWrites = 150;
@@ -583,7 +588,7 @@ TEST_F(EngineTest, GroupCommittedAndDurableWritersTogetherLoseNothing) {
 }
 
 // Unversioned patches of distinct keys from many threads all land: versions stay contiguous.
-TEST_F(EngineTest, ConcurrentUnversionedPatchesAllLand) {
+TEST_P(EngineTest, ConcurrentUnversionedPatchesAllLand) {
   constexpr int kThreads = 4;
   constexpr int kPatches = 100;
   std::vector<std::thread> threads;

@@ -1,0 +1,55 @@
+// The engine suites run over every store backend: RocksDB in a temporary directory, and
+// PostgreSQL in a fresh schema of the test binary's one server (SharedPostgres).
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "store/document_store.hpp"
+#include "store/postgres_store.hpp"
+#include "tests/support/postgres.hpp"
+
+namespace twins::test {
+
+enum class Backend { kRocksDb, kPostgres };
+
+inline std::string BackendName(const testing::TestParamInfo<Backend>& info) {
+  return info.param == Backend::kRocksDb ? "RocksDB" : "PostgreSQL";
+}
+
+// Where one test keeps its data; Open() twice opens the same data again (a restart).
+class TestStore {
+ public:
+  TestStore(Backend backend, std::string rocksdb_path) : backend_(backend), path_(std::move(rocksdb_path)) {
+    static std::atomic<int> schemas{0};
+    schema_ = "test_" + std::to_string(++schemas);
+  }
+
+  Result<std::unique_ptr<DocumentStore>> Open(uint64_t changelog_bytes = 64 << 20) const {
+    if (backend_ == Backend::kRocksDb) {
+      RocksDbOptions options;
+      options.path = path_;
+      options.changelog_bytes = changelog_bytes;
+      return OpenRocksDbStore(options);
+    }
+    Postgres& server = SharedPostgres();
+    if (!server.ok()) return Status::Internal(server.error());
+    PostgresOptions options;
+    options.uri = server.Uri();
+    options.schema = schema_;
+    options.changelog_bytes = changelog_bytes;
+    return OpenPostgresStore(options);
+  }
+
+  Backend backend() const { return backend_; }
+
+ private:
+  Backend backend_;
+  std::string path_;
+  std::string schema_;
+};
+
+}  // namespace twins::test
