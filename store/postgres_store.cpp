@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <utility>
@@ -96,6 +97,11 @@ uint64_t EntryBytes(const Change& change) {
 }
 
 using Params = std::vector<std::string>;
+
+// A bigint parameter: numbers past its range (SIZE_MAX for "no limit") become its largest.
+std::string BigInt(uint64_t value) {
+  return std::to_string(std::min<uint64_t>(value, std::numeric_limits<int64_t>::max()));
+}
 
 class Connection {
  public:
@@ -285,7 +291,7 @@ class PostgresStore final : public DocumentStore {
         q_ + "changes WHERE seq > $1 ORDER BY seq LIMIT $2) AS next) AS counted" +
         " WHERE before < greatest($3::bigint, 1) ORDER BY seq";
     std::lock_guard<std::mutex> lock(mutex_);
-    auto result = Query(sql, {std::to_string(after), std::to_string(max_count), std::to_string(max_bytes)});
+    auto result = Query(sql, {BigInt(after), BigInt(max_count), BigInt(max_bytes)});
     if (!result.ok()) return result.status();
     const int rows = PQntuples(result->get());
     changes.reserve(static_cast<size_t>(rows));
@@ -295,6 +301,7 @@ class PostgresStore final : public DocumentStore {
 
   Result<std::optional<Change>> FindVersion(std::string_view twin, std::string_view doc,
                                             uint64_t version) const override {
+    if (version > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) return std::optional<Change>();
     std::lock_guard<std::mutex> lock(mutex_);
     // The newest entry of that version: a document deleted and made again has the same
     // version numbers a second time.

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -231,6 +232,10 @@ TEST_F(PostgresStoreTest, ABatchWritingOneDocumentSeveralTimesEndsWithTheLast) {
   EXPECT_EQ(store->ReadChanges(0, 10, 1)->size(), 1u);
   EXPECT_EQ(store->ReadChanges(0, 2, 1 << 20)->size(), 2u);
   EXPECT_EQ(store->ReadChanges(3, 10, 1 << 20)->front().seq, 4u);
+  // Bounds past PostgreSQL's bigint mean "no bound".
+  EXPECT_EQ(store->ReadChanges(0, SIZE_MAX, SIZE_MAX)->size(), 5u);
+  EXPECT_TRUE(store->ReadChanges(UINT64_MAX, 10, 1 << 20)->empty());
+  EXPECT_FALSE(store->FindVersion("a", "d", UINT64_MAX)->has_value());
 }
 
 TEST_F(PostgresStoreTest, ListSortsBytewiseAndDeleteAllCountsAndWatches) {
