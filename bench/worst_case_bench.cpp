@@ -57,7 +57,7 @@ class WorstCase : public benchmark::Fixture {
     engine_ = std::make_unique<Engine>(std::move(store).value(), Limits());
   }
   void TearDown(const benchmark::State&) override {
-    if (observer_) engine_->SetObserver(nullptr);
+    if (observer_) engine_->RemoveObserver(observer_.get());
     observer_.reset();
     engine_.reset();
     std::filesystem::remove_all(dir_);
@@ -66,7 +66,7 @@ class WorstCase : public benchmark::Fixture {
  protected:
   void Observe() {
     observer_ = std::make_unique<TsdbObserver>(sink_);
-    engine_->SetObserver(observer_.get());
+    engine_->AddObserver(observer_.get());
   }
   void MustWrite(const std::string& doc, const std::string& data, bool patch = false) {
     auto request = ParseWriteRequest(Body(data), engine_->limits());

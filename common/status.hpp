@@ -36,6 +36,15 @@ class [[nodiscard]] Status {
     Status s(Code::kVersionMismatch, "document version mismatch", "version");
     s.a_ = expected;
     s.b_ = actual;
+    s.expected_text_ = std::to_string(expected);
+    return s;
+  }
+  // A version condition other than one number failed (an HTTP If-Match list or "*"):
+  // `expected` says what was expected ("3 or 5", "*").
+  static Status VersionMismatch(std::string expected, uint64_t actual) {
+    Status s(Code::kVersionMismatch, "document version mismatch", "version");
+    s.b_ = actual;
+    s.expected_text_ = std::move(expected);
     return s;
   }
   static Status QuotaExceeded(std::string resource, uint64_t quota, uint64_t current) {
@@ -62,7 +71,8 @@ class [[nodiscard]] Status {
   Code code() const { return code_; }
   const std::string& message() const { return message_; }
   const std::string& field() const { return field_; }
-  uint64_t expected() const { return a_; }
+  uint64_t expected() const { return a_; }  // 0 when the condition was not one version
+  const std::string& expected_text() const { return expected_text_; }
   uint64_t actual() const { return b_; }
   uint64_t quota() const { return a_; }
   uint64_t current() const { return b_; }
@@ -79,6 +89,7 @@ class [[nodiscard]] Status {
   std::string field_;
   uint64_t a_ = 0;
   uint64_t b_ = 0;
+  std::string expected_text_;
 };
 
 // A value or the Status that explains why there is none.

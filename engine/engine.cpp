@@ -1,5 +1,7 @@
 #include "engine/engine.hpp"
 
+#include <algorithm>
+#include <chrono>
 #include <functional>
 #include <optional>
 
@@ -16,9 +18,21 @@ Status ValidateNames(std::string_view twin, std::string_view doc) {
   return ValidateDocumentName(doc);
 }
 
-Status CheckVersion(uint64_t expected, uint64_t actual) {
-  if (expected != 0 && expected != actual) return Status::VersionMismatch(expected, actual);
+// The whole version rule: an If-Match condition first (the document must exist, at one of
+// the listed versions), then the body's version.
+Status CheckVersion(const VersionCondition& expected, bool exists, uint64_t actual) {
+  if (expected.must_exist) {
+    const auto& one_of = expected.one_of;
+    const bool listed = one_of.empty() || std::find(one_of.begin(), one_of.end(), actual) != one_of.end();
+    if (!exists || !listed) return Status::VersionMismatch(expected.describe, exists ? actual : 0);
+  }
+  if (expected.version != 0 && expected.version != actual) return Status::VersionMismatch(expected.version, actual);
   return Status::Ok();
+}
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 }  // namespace
@@ -42,7 +56,8 @@ std::string DocumentJson(const Document& document) {
   return out;
 }
 
-Result<WriteRequest> ParseWriteRequest(std::string_view body, const Limits& limits, bool data_required) {
+Result<WriteRequest> ParseWriteRequest(std::string_view body, const Limits& limits, BodyData data) {
+  const bool data_required = data == BodyData::kRequired;
   WriteRequest request;
   if (body.empty() && !data_required) return request;
   if (body.size() > limits.max_request_bytes()) {
@@ -56,7 +71,7 @@ Result<WriteRequest> ParseWriteRequest(std::string_view body, const Limits& limi
   if (parsed->version_kind == Version::kOther) {
     return Status::InvalidArgument("version", "version must be an integer from 0 to 2^53");
   }
-  if (parsed->version_kind == Version::kNumber) request.version = parsed->version;
+  if (parsed->version_kind == Version::kNumber) request.expected.version = parsed->version;
   if (!data_required) return request;
   if (!parsed->data) return Status::InvalidArgument("data", "data is required");
   if (!parsed->data_is_object) return Status::InvalidArgument("data", "data must be a JSON object");
@@ -70,11 +85,21 @@ Result<WriteRequest> ParseWriteRequest(std::string_view body, const Limits& limi
 }
 
 Engine::Engine(std::unique_ptr<DocumentStore> store, Limits limits) : store_(std::move(store)), limits_(limits) {
+  last_seq_ = durable_seq_ = store_->Changes().newest;
+  auto watches = store_->ListWatches();
+  if (watches.ok()) {
+    for (WatchRecord& watch : *watches) {
+      watches_[watch.twin][{std::move(watch.doc), std::move(watch.watcher)}] = std::move(watch.value);
+      ++watch_count_;
+    }
+  } else {
+    start_status_ = Status::Internal("cannot read the watches: " + watches.status().message());
+  }
   if (limits_.max_twins == 0) return;
   auto twins = store_->CountTwins();
   if (twins.ok()) {
     twins_ = *twins;
-  } else {
+  } else if (start_status_.ok()) {
     start_status_ = Status::Internal("cannot count the twins: " + twins.status().message());
   }
 }
@@ -108,17 +133,74 @@ Result<Document> Engine::Get(std::string_view twin, std::string_view doc) const 
 }
 
 Result<Document> Engine::Put(std::string_view twin, std::string_view doc, const WriteRequest& request,
-                             Durability durability) {
-  return Write(twin, doc, request, Mode::kPut, durability);
+                             const WriteContext& context) {
+  return Write(twin, doc, request, Mode::kPut, context);
 }
 
 Result<Document> Engine::Patch(std::string_view twin, std::string_view doc, const WriteRequest& request,
-                               Durability durability) {
-  return Write(twin, doc, request, Mode::kPatch, durability);
+                               const WriteContext& context) {
+  return Write(twin, doc, request, Mode::kPatch, context);
+}
+
+Status Engine::Commit(std::vector<DocumentWrite>& writes, ChangeKind kind, const WriteContext& context,
+                      std::vector<std::shared_ptr<const Change>>* changes, const std::vector<uint64_t>& deleted) {
+  const int64_t now = NowMs();
+  std::lock_guard<std::mutex> lock(commit_mutex_);
+  uint64_t seq = last_seq_;
+  for (size_t i = 0; i < writes.size(); ++i) {
+    DocumentWrite& write = writes[i];
+    auto change = std::make_shared<Change>();
+    change->seq = ++seq;
+    change->time_ms = now;
+    change->twin = write.twin;
+    change->doc = write.doc;
+    change->kind = kind;
+    change->source = std::string(context.source);
+    change->origin = std::string(context.origin);
+    if (write.document) {
+      write.document->modified_ms = now;
+      change->version = write.document->version;
+      change->data = write.document->data;
+    } else if (i < deleted.size()) {
+      change->version = deleted[i];
+    }
+    changes->push_back(change);
+    write.change = std::move(change);
+  }
+  Status s = store_->Write(writes);
+  // A refused write took no seq: nothing saw those.
+  if (s.ok()) last_seq_ = seq;
+  return s;
+}
+
+void Engine::Notify(const WriteEvent& event) const {
+  for (WriteObserver* observer : observers_) observer->OnWrite(event);
+}
+
+Status Engine::Sync() {
+  std::lock_guard<std::mutex> sync_lock(sync_mutex_);
+  uint64_t upto;
+  {
+    std::lock_guard<std::mutex> lock(commit_mutex_);
+    upto = last_seq_;
+  }
+  Status s = store_->Sync();
+  if (!s.ok()) {
+    for (WriteObserver* observer : observers_) observer->OnLost(upto);
+    return s;
+  }
+  {
+    std::lock_guard<std::mutex> lock(durable_mutex_);
+    if (upto <= durable_seq_) return s;
+    durable_seq_ = upto;
+  }
+  durable_cv_.notify_all();
+  for (WriteObserver* observer : observers_) observer->OnDurable(upto);
+  return s;
 }
 
 Result<Document> Engine::Write(std::string_view twin, std::string_view doc, const WriteRequest& request, Mode mode,
-                               Durability durability) {
+                               const WriteContext& context) {
   Status s = ValidateNames(twin, doc);
   if (!s.ok()) return s;
   if (request.data.empty() || request.data[0] != '{') {
@@ -135,7 +217,7 @@ Result<Document> Engine::Write(std::string_view twin, std::string_view doc, cons
   if (!current.ok()) return current.status();
   const bool exists = current->has_value();
   const uint64_t version = exists ? (*current)->version : 0;
-  s = CheckVersion(request.version, version);
+  s = CheckVersion(request.expected, exists, version);
   if (!s.ok()) return s;
 
   bool new_twin = false;
@@ -180,17 +262,22 @@ Result<Document> Engine::Write(std::string_view twin, std::string_view doc, cons
     s = ReserveTwin();
     if (!s.ok()) return s;
   }
-  s = store_->Put(twin, doc, next);
+  std::vector<DocumentWrite> writes(1);
+  writes[0] = {std::string(twin), std::string(doc), std::move(next), nullptr};
+  std::vector<std::shared_ptr<const Change>> changes;
+  s = Commit(writes, mode == Mode::kPatch ? ChangeKind::kPatch : ChangeKind::kPut, context, &changes);
   if (!s.ok()) {
     if (new_twin) --twins_;  // refused: the twin was not created
     return s;
   }
+  next = std::move(*writes[0].document);
   // A failed sync leaves the write uncertain: the twin stays counted (the stricter error).
-  s = Persist(durability);
+  s = Persist(context.durability);
   if (!s.ok()) return s;
   if (is_config) configs_.Set(twin, std::move(config), next.data.size());
-  if (observer_ != nullptr) {
-    WriteEvent event{twin, doc, exists ? &**current : nullptr, request.data, &next};
+  if (!observers_.empty()) {
+    WriteEvent event{
+        twin, doc, exists ? &**current : nullptr, request.data, &next, changes[0].get(), context.durability};
     std::optional<Result<std::shared_ptr<const TwinConfig>>> twin_config;
     if (!is_config) {
       twin_config.emplace(LoadConfig(twin));
@@ -200,13 +287,13 @@ Result<Document> Engine::Write(std::string_view twin, std::string_view doc, cons
         event.config_error = &twin_config->status();
       }
     }
-    observer_->OnWrite(event);
+    Notify(event);
   }
   return next;
 }
 
-Result<Document> Engine::Delete(std::string_view twin, std::string_view doc, uint64_t expected_version,
-                                Durability durability) {
+Result<Document> Engine::Delete(std::string_view twin, std::string_view doc, const VersionCondition& expected,
+                                const WriteContext& context) {
   Status s = ValidateNames(twin, doc);
   if (!s.ok()) return s;
   s = store_->Writable(false);
@@ -214,17 +301,22 @@ Result<Document> Engine::Delete(std::string_view twin, std::string_view doc, uin
   std::lock_guard<std::mutex> lock(LockFor(twin));
   auto current = store_->Get(twin, doc);
   if (!current.ok()) return current.status();
-  if (!current->has_value()) {
-    if (expected_version != 0) return Status::VersionMismatch(expected_version, 0);
-    return Status::NotFound("document not found");
-  }
-  s = CheckVersion(expected_version, (*current)->version);
+  const bool exists = current->has_value();
+  s = CheckVersion(expected, exists, exists ? (*current)->version : 0);
   if (!s.ok()) return s;
-  s = store_->Delete(twin, doc);
-  if (s.ok()) s = Persist(durability);
+  if (!exists) return Status::NotFound("document not found");
+  std::vector<DocumentWrite> writes(1);
+  writes[0] = {std::string(twin), std::string(doc), std::nullopt, nullptr};
+  std::vector<std::shared_ptr<const Change>> changes;
+  s = Commit(writes, ChangeKind::kDelete, context, &changes, {(*current)->version});
+  if (s.ok()) s = Persist(context.durability);
   if (!s.ok()) return s;
   ForgetTwinIfEmpty(twin);
   if (doc == kConfigDocument) configs_.Set(twin, std::make_shared<const TwinConfig>(), 0);
+  if (!observers_.empty()) {
+    WriteEvent event{twin, doc, &**current, {}, nullptr, changes[0].get(), context.durability};
+    Notify(event);
+  }
   return std::move(**current);
 }
 
@@ -234,23 +326,164 @@ Result<std::vector<std::string>> Engine::List(std::string_view twin) const {
   return store_->List(twin);
 }
 
-Status Engine::DeleteAll(std::string_view twin) {
+Status Engine::DeleteAll(std::string_view twin, const WriteContext& context) {
   Status s = ValidateTwinId(twin);
   if (!s.ok()) return s;
   s = store_->Writable(false);
   if (!s.ok()) return s;
   std::lock_guard<std::mutex> lock(LockFor(twin));
-  bool had_documents = false;
-  if (limits_.max_twins > 0) {
-    auto names = store_->List(twin);
-    if (!names.ok()) return names.status();
-    had_documents = !names->empty();
+  auto names = store_->List(twin);
+  if (!names.ok()) return names.status();
+  if (names->empty()) return Status::Ok();
+  // One batch of deletions, each with its change-log entry: all or none.
+  std::vector<DocumentWrite> writes;
+  std::vector<Document> before;
+  std::vector<uint64_t> versions;
+  for (const std::string& name : *names) {
+    auto current = store_->Get(twin, name);
+    if (!current.ok()) return current.status();
+    if (!current->has_value()) continue;
+    versions.push_back((*current)->version);
+    before.push_back(std::move(**current));
+    writes.push_back({std::string(twin), name, std::nullopt, nullptr});
   }
-  s = store_->DeleteAll(twin);
+  std::vector<std::shared_ptr<const Change>> changes;
+  s = Commit(writes, ChangeKind::kDelete, context, &changes, versions);
   if (s.ok()) configs_.Set(twin, std::make_shared<const TwinConfig>(), 0);
   if (s.ok()) s = Persist(Durability::kBeforeReturn);
-  if (s.ok() && had_documents) --twins_;
+  if (!s.ok()) return s;
+  if (limits_.max_twins > 0) --twins_;
+  for (size_t i = 0; i < writes.size() && !observers_.empty(); ++i) {
+    Notify({twin, writes[i].doc, &before[i], {}, nullptr, changes[i].get(), Durability::kBeforeReturn});
+  }
   return s;
+}
+
+Result<Document> Engine::GetVersion(std::string_view twin, std::string_view doc, uint64_t version) const {
+  Status s = ValidateNames(twin, doc);
+  if (!s.ok()) return s;
+  auto current = store_->Get(twin, doc);
+  if (!current.ok()) return current.status();
+  if (current->has_value() && (*current)->version == version) return std::move(**current);
+  auto found = store_->FindVersion(twin, doc, version);
+  if (!found.ok()) return found.status();
+  if (found->has_value()) {
+    Change& change = **found;
+    return Document{change.version, std::move(change.data), change.time_ms};
+  }
+  auto oldest = store_->OldestVersion(twin, doc);
+  if (!oldest.ok()) return oldest.status();
+  std::string message = "version " + std::to_string(version) + " of this document is not retained";
+  if (*oldest != 0) {
+    message += "; the oldest version retained is " + std::to_string(*oldest);
+  } else if (current->has_value()) {
+    message += "; only the current version " + std::to_string((*current)->version) + " is";
+  }
+  return Status::NotFound(message);
+}
+
+ChangeBounds Engine::Changes() const {
+  ChangeBounds bounds = store_->Changes();
+  std::lock_guard<std::mutex> lock(durable_mutex_);
+  bounds.newest = std::min(bounds.newest, durable_seq_);
+  return bounds;
+}
+
+Result<std::vector<Change>> Engine::ReadChanges(uint64_t after, size_t max_count, size_t max_bytes) const {
+  uint64_t durable;
+  {
+    std::lock_guard<std::mutex> lock(durable_mutex_);
+    durable = durable_seq_;
+  }
+  if (after >= durable) return std::vector<Change>();
+  auto changes = store_->ReadChanges(after, max_count, max_bytes);
+  if (!changes.ok()) return changes;
+  // Entries past the durable point may be in the store already (a long queue is written
+  // before Sync); they are not shown before they are durable.
+  auto end = std::find_if(changes->begin(), changes->end(), [&](const Change& c) { return c.seq > durable; });
+  changes->erase(end, changes->end());
+  return changes;
+}
+
+uint64_t Engine::WaitForChanges(uint64_t after, std::chrono::steady_clock::time_point deadline) const {
+  std::unique_lock<std::mutex> lock(durable_mutex_);
+  const uint64_t generation = wake_generation_;
+  durable_cv_.wait_until(lock, deadline, [&] { return durable_seq_ > after || wake_generation_ != generation; });
+  return durable_seq_;
+}
+
+void Engine::WakeWaiters() const {
+  {
+    std::lock_guard<std::mutex> lock(durable_mutex_);
+    ++wake_generation_;
+  }
+  durable_cv_.notify_all();
+}
+
+Result<Document> Engine::Watch(std::string_view twin, std::string_view doc, std::string_view watcher,
+                               std::string_view value, Durability durability) {
+  Status s = ValidateNames(twin, doc);
+  if (!s.ok()) return s;
+  if (watcher.empty()) return Status::InvalidArgument("watcher", "a watch needs a watcher");
+  std::lock_guard<std::mutex> lock(LockFor(twin));
+  const size_t max_watches = limits_.max_documents + 1;
+  bool known = false;
+  {
+    std::lock_guard<std::mutex> watches_lock(watches_mutex_);
+    auto found = watches_.find(twin);
+    const size_t count = found == watches_.end() ? 0 : found->second.size();
+    known = found != watches_.end() && found->second.count({std::string(doc), std::string(watcher)}) != 0;
+    if (!known && count >= max_watches) return Status::QuotaExceeded("twin_watches", max_watches, count);
+  }
+  s = store_->PutWatch({std::string(twin), std::string(doc), std::string(watcher), std::string(value)});
+  if (!s.ok()) return s;
+  {
+    std::lock_guard<std::mutex> watches_lock(watches_mutex_);
+    watches_[std::string(twin)][{std::string(doc), std::string(watcher)}] = std::string(value);
+    if (!known) ++watch_count_;
+  }
+  s = Persist(durability);
+  if (!s.ok()) return s;
+  auto current = store_->Get(twin, doc);
+  if (!current.ok()) return current.status();
+  if (!current->has_value()) return Document{0, "{}", 0};
+  return std::move(**current);
+}
+
+Status Engine::Unwatch(std::string_view twin, std::string_view doc, std::string_view watcher, Durability durability) {
+  Status s = ValidateNames(twin, doc);
+  if (!s.ok()) return s;
+  std::lock_guard<std::mutex> lock(LockFor(twin));
+  {
+    std::lock_guard<std::mutex> watches_lock(watches_mutex_);
+    auto found = watches_.find(twin);
+    if (found == watches_.end() || found->second.count({std::string(doc), std::string(watcher)}) == 0) {
+      return Status::Ok();  // nothing to remove: unwatching twice is no error
+    }
+  }
+  s = store_->DeleteWatch(twin, doc, watcher);
+  if (!s.ok()) return s;
+  {
+    std::lock_guard<std::mutex> watches_lock(watches_mutex_);
+    auto found = watches_.find(twin);
+    if (found != watches_.end() && found->second.erase({std::string(doc), std::string(watcher)}) != 0) {
+      --watch_count_;
+      if (found->second.empty()) watches_.erase(found);
+    }
+  }
+  return Persist(durability);
+}
+
+std::vector<WatchRecord> Engine::Watches(std::string_view twin, std::string_view doc) const {
+  std::vector<WatchRecord> out;
+  std::lock_guard<std::mutex> lock(watches_mutex_);
+  auto found = watches_.find(twin);
+  if (found == watches_.end()) return out;
+  for (auto it = found->second.lower_bound({std::string(doc), std::string()});
+       it != found->second.end() && it->first.first == doc; ++it) {
+    out.push_back({std::string(twin), it->first.first, it->first.second, it->second});
+  }
+  return out;
 }
 
 Result<TwinConfig> Engine::Config(std::string_view twin) const {

@@ -5,8 +5,12 @@
 // merge, quota) is atomic and versions stay contiguous; different twins proceed in parallel.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <map>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -41,27 +45,62 @@ using Document = StoredDocument;
 // {"version":N,"data":{...}}, the in-band reply payload.
 std::string DocumentJson(const Document& document);
 
-// A put or patch body, {"version"?: N, "data": {...}}. version 0 means "no check".
+// What a write expects of the document's current version. Checked atomically with the write.
+struct VersionCondition {
+  VersionCondition() = default;
+  VersionCondition(uint64_t expected_version) : version(expected_version) {}  // NOLINT: a version is a condition
+
+  uint64_t version = 0;  // the body's "version": 0 means no check
+  // An HTTP If-Match: the document must exist, at one of these versions (at any version when
+  // the list is empty). `describe` says what was expected, for the error ("*", "3 or 5").
+  bool must_exist = false;
+  std::vector<uint64_t> one_of;
+  std::string describe;
+};
+
+// A put or patch body, {"version"?: N, "data": {...}}, and the caller's version condition.
 struct WriteRequest {
-  uint64_t version = 0;
+  VersionCondition expected;      // expected.version is the body's version (0: none)
   std::string data;               // checked, in the stored form (see request_body.hpp)
   std::string reserved_key_path;  // of the first key starting with '_', refused outside `_config`
 };
 
-// Parses a put/patch body. With data_required false (delete), `data` is not read and an
-// empty body means "no version check".
-Result<WriteRequest> ParseWriteRequest(std::string_view body, const Limits& limits, bool data_required = true);
+enum class BodyData { kRequired, kIgnored };
 
-// What a successful put or patch changed, for observers such as the time-series push.
+// Parses a put/patch body (BodyData::kRequired) or a delete body (kIgnored: `data` is not
+// read and an empty body means "no version check").
+Result<WriteRequest> ParseWriteRequest(std::string_view body, const Limits& limits,
+                                       BodyData data = BodyData::kRequired);
+
+// When a write must be durable: before the call returns, or at the caller's next Sync()
+// (group commit: the broker thread syncs once per event-loop pass, before replies leave).
+enum class Durability { kBeforeReturn, kAtSync };
+
+// Who makes a write, and when it must be durable: for the change log and the observers.
+struct WriteContext {
+  WriteContext() = default;
+  WriteContext(Durability when) : durability(when) {}  // NOLINT: the common case names only durability
+  WriteContext(Durability when, std::string_view api, std::string_view who)
+      : durability(when), source(api), origin(who) {}
+
+  Durability durability = Durability::kBeforeReturn;
+  std::string_view source = "rest";  // the API, as the change log names it ("mqtt", "rest")
+  std::string_view origin = {};      // who (an MQTT client id); empty for nobody in particular
+};
+
+// What a successful write changed, for observers such as the time-series push and the
+// change propagation.
 struct WriteEvent {
   std::string_view twin;
   std::string_view document;
   const StoredDocument* before;  // nullptr when the write created the document
-  std::string_view request;      // the request's `data` (the patch, for a patch), compact JSON
-  const StoredDocument* after;   // the document after the write
-  // Only when an observer is installed, and not for a write of `_config` itself: the twin's
-  // `_config`, parsed (empty when it has none), as it is when the write is made. nullptr
-  // when it could not be read, and then config_error says why.
+  std::string_view request;      // the request's `data` (the patch, for a patch), compact JSON; empty for a delete
+  const StoredDocument* after;   // the document after the write; nullptr for a delete
+  const Change* change;          // its change-log entry (seq, time, source, origin)
+  Durability durability;         // kAtSync: durable only once OnDurable(seq >= change->seq) came
+  // Only for a put or patch of another document than `_config`: the twin's `_config`, parsed
+  // (empty when it has none), as it is when the write is made. nullptr when it could not be
+  // read, and then config_error says why.
   const TwinConfig* config = nullptr;
   const Status* config_error = nullptr;
 };
@@ -70,16 +109,14 @@ class WriteObserver {
  public:
   virtual ~WriteObserver() = default;
   // Called after the store accepted the write, under the twin's write lock (so events of one
-  // twin arrive in version order). For Durability::kBeforeReturn the write is durable by
-  // then; for kAtSync only at the caller's next Sync(), so whatever the observer sends out
-  // must wait for it (the plugin holds samples until its tick). Must be quick and must not
-  // call back into the engine's writes.
+  // twin arrive in version order, and all events in seq order). Must be quick and must not
+  // call into the engine.
   virtual void OnWrite(const WriteEvent& event) noexcept = 0;
+  // Every change with seq <= `seq` is durable (after a successful Sync).
+  virtual void OnDurable(uint64_t /*seq*/) noexcept {}
+  // A Sync failed: changes with seq <= `seq` not reported durable may be lost.
+  virtual void OnLost(uint64_t /*seq*/) noexcept {}
 };
-
-// When a write must be durable: before the call returns, or at the caller's next Sync()
-// (group commit: the broker thread syncs once per event-loop pass, before replies leave).
-enum class Durability { kBeforeReturn, kAtSync };
 
 class Engine {
  public:
@@ -92,24 +129,56 @@ class Engine {
   uint64_t twins() const { return twins_.load(); }
 
   const Limits& limits() const { return limits_; }
-  // Set once, before the engine is shared between threads; nullptr for none.
-  void SetObserver(WriteObserver* observer) { observer_ = observer; }
+  // Added before the engine is shared between threads; called in the order added.
+  void AddObserver(WriteObserver* observer) { observers_.push_back(observer); }
+  void RemoveObserver(WriteObserver* observer) {
+    observers_.erase(std::remove(observers_.begin(), observers_.end(), observer), observers_.end());
+  }
 
   Result<Document> Get(std::string_view twin, std::string_view doc) const;
+  // The document as it was at `version`: the current one, or from the change log while it
+  // retains it; NotFound otherwise, naming the oldest version retained.
+  Result<Document> GetVersion(std::string_view twin, std::string_view doc, uint64_t version) const;
   // Replaces the document (creating it at version 1).
   Result<Document> Put(std::string_view twin, std::string_view doc, const WriteRequest& request,
-                       Durability durability = Durability::kBeforeReturn);
+                       const WriteContext& context = {});
   // Merges into the document (creating it at version 1).
   Result<Document> Patch(std::string_view twin, std::string_view doc, const WriteRequest& request,
-                         Durability durability = Durability::kBeforeReturn);
+                         const WriteContext& context = {});
   // Returns the document as it was before deletion.
-  Result<Document> Delete(std::string_view twin, std::string_view doc, uint64_t expected_version,
-                          Durability durability = Durability::kBeforeReturn);
+  Result<Document> Delete(std::string_view twin, std::string_view doc, const VersionCondition& expected,
+                          const WriteContext& context = {});
   Result<std::vector<std::string>> List(std::string_view twin) const;
-  // Succeeds on a twin without documents.
-  Status DeleteAll(std::string_view twin);
-  // Makes every kAtSync write that returned before it durable.
-  Status Sync() { return store_->Sync(); }
+  // Deletes every document of the twin at once (one change-log entry each); succeeds on a
+  // twin without documents. Durable before it returns.
+  Status DeleteAll(std::string_view twin, const WriteContext& context = {});
+  // Makes every kAtSync write that returned before it durable, then tells the observers.
+  Status Sync();
+
+  // The change log: every change, with a seq that increases over the whole store.
+  // The entries retained and durable: oldest..newest.
+  ChangeBounds Changes() const;
+  // Durable entries after `after`, in seq order: at most max_count, about max_bytes.
+  Result<std::vector<Change>> ReadChanges(uint64_t after, size_t max_count, size_t max_bytes) const;
+  // Waits until an entry after `after` is durable or `deadline` passes; the newest durable seq.
+  uint64_t WaitForChanges(uint64_t after, std::chrono::steady_clock::time_point deadline) const;
+  // Wakes every WaitForChanges (at shutdown).
+  void WakeWaiters() const;
+
+  // Watches: `watcher` (the caller's key, e.g. an MQTT client id) registers for the changes of
+  // one document; `value` is the caller's, kept with it. The document is read under the same
+  // lock as the registration, so no write falls between the two. Returns the document, or
+  // version 0 with data {} when it does not exist. A twin has at most max_documents + 1
+  // watched (document, watcher) pairs.
+  Result<Document> Watch(std::string_view twin, std::string_view doc, std::string_view watcher, std::string_view value,
+                         Durability durability = Durability::kBeforeReturn);
+  // Ok also when there was no such watch.
+  Status Unwatch(std::string_view twin, std::string_view doc, std::string_view watcher,
+                 Durability durability = Durability::kBeforeReturn);
+  // The watches of one document. Cheap (memory).
+  std::vector<WatchRecord> Watches(std::string_view twin, std::string_view doc) const;
+  // Whether any document has a watch (a quick check before copying a change).
+  bool HasWatches() const { return watch_count_.load(std::memory_order_relaxed) > 0; }
   // For monitoring: see DocumentStore::Stats and CountContents (a scan: not on the request path).
   StoreStats store_stats() const { return store_->Stats(); }
   Result<ContentCounts> CountContents() const { return store_->CountContents(); }
@@ -123,10 +192,14 @@ class Engine {
  private:
   enum class Mode { kPut, kPatch };
   Result<Document> Write(std::string_view twin, std::string_view doc, const WriteRequest& request, Mode mode,
-                         Durability durability);
-  Status Persist(Durability durability) {
-    return durability == Durability::kBeforeReturn ? store_->Sync() : Status::Ok();
-  }
+                         const WriteContext& context);
+  Status Persist(Durability durability) { return durability == Durability::kBeforeReturn ? Sync() : Status::Ok(); }
+  // Gives each write its change-log entry (the next seqs, in order) and hands them to the
+  // store, under commit_mutex_ so that the store receives them in seq order.
+  // `deleted` holds the last version of each deleted document, in the order of `writes`.
+  Status Commit(std::vector<DocumentWrite>& writes, ChangeKind kind, const WriteContext& context,
+                std::vector<std::shared_ptr<const Change>>* changes, const std::vector<uint64_t>& deleted = {});
+  void Notify(const WriteEvent& event) const;
   std::mutex& LockFor(std::string_view twin) const;
   // Counts one more twin, unless max_twins are there already.
   Status ReserveTwin();
@@ -142,8 +215,21 @@ class Engine {
   // compare-and-swap before writing, and gives it back if the store refused the write.
   std::atomic<uint64_t> twins_{0};
   mutable std::array<std::mutex, 64> stripes_;
-  WriteObserver* observer_ = nullptr;
+  std::vector<WriteObserver*> observers_;
   mutable ConfigCache configs_{4 << 20};
+
+  std::mutex commit_mutex_;  // seq assignment and the store's write order
+  uint64_t last_seq_ = 0;    // guarded by commit_mutex_
+  std::mutex sync_mutex_;    // one Sync at a time, so durable_seq_ only grows
+  mutable std::mutex durable_mutex_;
+  mutable std::condition_variable durable_cv_;
+  uint64_t durable_seq_ = 0;  // guarded by durable_mutex_
+  mutable uint64_t wake_generation_ = 0;
+
+  // Watches by twin, then by (document, watcher); guarded by watches_mutex_.
+  mutable std::mutex watches_mutex_;
+  std::map<std::string, std::map<std::pair<std::string, std::string>, std::string>, std::less<>> watches_;
+  std::atomic<size_t> watch_count_{0};
 };
 
 }  // namespace twins

@@ -174,7 +174,7 @@ void FuzzOne(std::string_view input) {
   Engine engine(std::make_unique<MemoryStore>(), Limits());
   RecordingSink sink;
   TsdbObserver observer(sink);
-  engine.SetObserver(&observer);
+  engine.AddObserver(&observer);
 
   auto config_request = ParseWriteRequest(Body(config_data), Limits());
   if (!config_request.ok() || !engine.Put(twin, kConfigDocument, config_request.value()).ok()) return;

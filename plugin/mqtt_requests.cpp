@@ -1,5 +1,6 @@
 #include "plugin/mqtt_requests.hpp"
 
+#include <algorithm>
 #include <exception>
 
 namespace twins {
@@ -34,19 +35,53 @@ std::string ErrorJson(const Status& status, std::string_view twin, std::string_v
   return out + "}";
 }
 
-Result<Document> Run(Engine& engine, std::string_view twin, const TwinTopic& topic, std::string_view payload,
-                     Durability durability) {
-  if (topic.method == "get") return engine.Get(twin, topic.document);
+// What a successful request replies: its payload, and the version of the document it shows.
+struct Outcome {
+  std::string payload;
+  uint64_t version = 0;
+};
+
+Result<Outcome> Shown(Result<Document> document) {
+  if (!document.ok()) return document.status();
+  return Outcome{DocumentJson(document.value()), document->version};
+}
+
+// watch and unwatch take no arguments: an empty payload or {} (whitespace allowed).
+bool IsEmptyRequest(std::string_view payload) {
+  std::string compact;
+  for (char c : payload) {
+    if (c != ' ' && c != '\t' && c != '\r' && c != '\n') compact += c;
+    if (compact.size() > 2) return false;
+  }
+  return compact.empty() || compact == "{}";
+}
+
+Result<Outcome> Run(Engine& engine, std::string_view twin, const TwinTopic& topic, std::string_view payload,
+                    const RequestContext& context) {
+  if (topic.method == "get") return Shown(engine.Get(twin, topic.document));
+  const WriteContext write{context.durability, "mqtt", context.client_id};
+  if (topic.method == "watch" || topic.method == "unwatch") {
+    if (!IsEmptyRequest(payload)) {
+      return Status::InvalidArgument("payload", std::string(topic.method) + " takes an empty payload or {}");
+    }
+    if (topic.method == "watch") {
+      return Shown(engine.Watch(twin, topic.document, context.client_id, WatchValue(context.qos, topic.twin),
+                                context.durability));
+    }
+    Status s = engine.Unwatch(twin, topic.document, context.client_id, context.durability);
+    if (!s.ok()) return s;
+    return Outcome{"{}", 0};
+  }
   const bool is_delete = topic.method == "delete";
   if (!is_delete && topic.method != "put" && topic.method != "patch") {
-    return Status::InvalidArgument(
-        "method", "unknown method '" + std::string(topic.method) + "' (known: get, put, patch, delete)");
+    return Status::InvalidArgument("method", "unknown method '" + std::string(topic.method) +
+                                                 "' (known: get, put, patch, delete, watch, unwatch)");
   }
-  auto request = ParseWriteRequest(payload, engine.limits(), !is_delete);
+  auto request = ParseWriteRequest(payload, engine.limits(), is_delete ? BodyData::kIgnored : BodyData::kRequired);
   if (!request.ok()) return request.status();
-  if (is_delete) return engine.Delete(twin, topic.document, request->version, durability);
-  if (topic.method == "put") return engine.Put(twin, topic.document, request.value(), durability);
-  return engine.Patch(twin, topic.document, request.value(), durability);
+  if (is_delete) return Shown(engine.Delete(twin, topic.document, request->expected, write));
+  if (topic.method == "put") return Shown(engine.Put(twin, topic.document, request.value(), write));
+  return Shown(engine.Patch(twin, topic.document, request.value(), write));
 }
 
 }  // namespace
@@ -75,11 +110,22 @@ Result<std::string_view> AdmitRequest(RateLimiter& limiter, const Requester& req
   return twin;
 }
 
+std::string WatchValue(int qos, std::string_view spelling) {
+  std::string value(1, static_cast<char>('0' + std::clamp(qos, 0, 2)));
+  value.append(spelling);
+  return value;
+}
+
+WatchTarget ParseWatchValue(std::string_view value) {
+  if (value.empty() || value[0] < '0' || value[0] > '2') return {0, value};
+  return {value[0] - '0', value.substr(1)};
+}
+
 Reply HandleTwinRequest(Engine& engine, std::string_view twin, std::string_view request_topic, const TwinTopic& parsed,
-                        std::string_view payload, Durability durability) {
-  Result<Document> result = Status::Internal("request not run");
+                        std::string_view payload, const RequestContext& context) {
+  Result<Outcome> result = Status::Internal("request not run");
   try {
-    result = Run(engine, twin, parsed, payload, durability);
+    result = Run(engine, twin, parsed, payload, context);
   } catch (const std::exception& e) {
     result = Status::Internal(std::string("internal error: ") + e.what());
   }
@@ -93,7 +139,7 @@ Reply HandleTwinRequest(Engine& engine, std::string_view twin, std::string_view 
             s.code(),
             s.code() == Code::kQuotaExceeded ? s.field() : std::string()};
   }
-  return {base + "/response/success", DocumentJson(result.value()), true, result->version};
+  return {base + "/response/success", std::move(result->payload), true, result->version};
 }
 
 Reply ErrorReply(std::string_view request_topic, const Status& status) {

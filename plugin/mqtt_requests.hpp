@@ -50,11 +50,30 @@ struct Requester {
 // twin, or too many requests (`limiter` admits the requests of each twin; a token is taken).
 Result<std::string_view> AdmitRequest(RateLimiter& limiter, const Requester& requester, const TwinTopic& parsed);
 
+// The requesting connection, as a request needs it.
+struct RequestContext {
+  Durability durability = Durability::kBeforeReturn;
+  std::string_view client_id;  // the watcher of a watch, the origin of a write
+  int qos = 0;                 // of the request: a watch's pushes go out at it
+};
+
 // Runs one admitted request on `twin` and builds its reply. Never throws. With
 // Durability::kAtSync the caller must Sync() the engine before the reply leaves, and send
 // ErrorReply() instead of a success if that fails.
+//   get, put, patch, delete: reply {"version":N,"data":{...}} (delete: the document deleted)
+//   watch: registers the client for the document's changes, replies the document as now
+//          ({"version":0,"data":{}} when it does not exist); unwatch: replies {}
 Reply HandleTwinRequest(Engine& engine, std::string_view twin, std::string_view request_topic, const TwinTopic& parsed,
-                        std::string_view payload, Durability durability);
+                        std::string_view payload, const RequestContext& context);
+
+// A watch's value, kept with it by the engine: the QoS of its pushes and the twin as the
+// watch request spelled it ("me" or the id), which the push topics repeat.
+std::string WatchValue(int qos, std::string_view spelling);
+struct WatchTarget {
+  int qos;
+  std::string_view spelling;
+};
+WatchTarget ParseWatchValue(std::string_view value);
 
 // The error reply to the request on `request_topic`.
 Reply ErrorReply(std::string_view request_topic, const Status& status);

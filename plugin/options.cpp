@@ -59,6 +59,7 @@ Result<PluginOptions> ParseOptions(const std::vector<std::pair<std::string, std:
   PluginOptions o;
   size_t cache_mb = o.store.cache_bytes >> 20;
   uint64_t min_free_mb = o.store.min_free_bytes >> 20;
+  uint64_t changelog_mb = o.store.changelog_bytes >> 20;
   const std::map<std::string, std::function<Status(const std::string&, const std::string&)>> parsers = {
       {"db_path", Text(&o.store.path)},
       {"sync_writes", Bool(&o.store.sync_writes)},
@@ -102,6 +103,20 @@ Result<PluginOptions> ParseOptions(const std::vector<std::pair<std::string, std:
        }},
       {"rest_allow_anonymous", Bool(&o.rest_allow_anonymous)},
       {"metrics_allow_anonymous", Bool(&o.metrics_allow_anonymous)},
+      {"changelog_mb", Number(&changelog_mb, 1, 1 << 20)},
+      {"events_topic",
+       [&o](const std::string& key, const std::string& value) {
+         // A topic name that subscribers can match: no wildcards, no empty level at its end,
+         // and outside the twins' own territory (nothing there reaches subscribers).
+         if (value.empty() || value.back() == '/' || value.find_first_of("+#") != std::string::npos ||
+             value.find('\0') != std::string::npos) {
+           return Bad(key, "'" + value + "' is not a topic name (no '+', '#', or trailing '/')");
+         }
+         if (value.rfind("$SCW/twins", 0) == 0) return Bad(key, "must not be under $SCW/twins");
+         if (value.size() > 1024) return Bad(key, "is longer than 1024 bytes");
+         o.events_topic = value;
+         return Status::Ok();
+       }},
       {"graphite_url", Text(&o.graphite_url)},
       {"graphite_queue", Number(&o.graphite_queue, 1, 100000000)},
       {"twin_identity",
@@ -131,6 +146,7 @@ Result<PluginOptions> ParseOptions(const std::vector<std::pair<std::string, std:
   }
   o.store.cache_bytes = cache_mb << 20;
   o.store.min_free_bytes = min_free_mb << 20;
+  o.store.changelog_bytes = changelog_mb << 20;
   return o;
 }
 

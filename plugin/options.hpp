@@ -50,6 +50,9 @@ struct PluginOptions {
   bool rest_allow_anonymous = false;
   bool metrics_allow_anonymous = false;  // GET /metrics without a token
 
+  // Every change also published to <events_topic>/<twin_id>/<document>; empty: no feed.
+  std::string events_topic;
+
   std::string graphite_url;           // empty: no time-series push
   size_t graphite_queue = 100000;     // points held while Graphite is unreachable
   size_t max_series_per_twin = 1000;  // distinct series one twin may feed

@@ -39,6 +39,7 @@
 #include "plugin/access_guard.hpp"
 #include "plugin/broker_config.hpp"
 #include "plugin/broker_queue.hpp"
+#include "plugin/change_pusher.hpp"
 #include "engine/engine.hpp"
 #include "tsdb/graphite.hpp"
 #include "common/log.hpp"
@@ -52,7 +53,7 @@
 #include "rest/rest_server.hpp"
 #include "plugin/store_reclaimer.hpp"
 #include "metrics/sys_topics.hpp"
-#include "plugin/tick_released_sink.hpp"
+#include "plugin/durable_samples.hpp"
 #include "plugin/mqtt_requests.hpp"
 #include "metrics/twins_metrics.hpp"
 
@@ -84,11 +85,12 @@ struct Plugin {
   metrics::TwinsMetrics metrics{TWINS_VERSION};  // outlives REST, which renders it
   metrics::SysTopics sys_topics;
   Clock::time_point next_sys_publish;
-  // Destroyed in reverse order: REST stops before the observer, which goes before the engine.
+  // Destroyed in reverse order: REST stops before the observers, which go after the engine.
+  std::unique_ptr<ChangePusher> pusher;
+  std::unique_ptr<DurableSamples> held_samples;
   std::unique_ptr<Engine> engine;
   std::unique_ptr<ContentCounter> contents;  // reads the engine; read by REST
   std::unique_ptr<GraphiteSender> graphite;
-  std::unique_ptr<TickReleasedSink> held_samples;
   std::unique_ptr<TsdbObserver> tsdb;
   std::unique_ptr<RestServer> rest;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
@@ -203,6 +205,21 @@ std::optional<Reply> FindResend(Plugin& plugin, const char* client_id, const mos
   return reply;
 }
 
+// Broker thread: the pushes and event-feed messages of every change made durable so far.
+void PublishChanges(Plugin& plugin) {
+  if (!plugin.pusher) return;
+  for (const OutgoingMessage& message : plugin.pusher->TakeReady()) {
+    const char* to = message.client_id.empty() ? nullptr : message.client_id.c_str();
+    const int rc = mosquitto_broker_publish_copy(to, message.topic.c_str(), static_cast<int>(message.payload.size()),
+                                                 message.payload.data(), message.qos, false, nullptr);
+    if (rc != MOSQ_ERR_SUCCESS) {
+      mosquitto_log_printf(MOSQ_LOG_WARNING, "twins: cannot publish %s%s%s: %s", message.topic.c_str(),
+                           to != nullptr ? " to " : "", to != nullptr ? to : "", mosquitto_strerror(rc));
+    }
+    plugin.reclaimer.NotePublished();
+  }
+}
+
 int OnMessage(int, void* event_data, void* userdata) {
   auto& plugin = *static_cast<Plugin*>(userdata);
   auto* msg = static_cast<mosquitto_evt_message*>(event_data);
@@ -230,7 +247,9 @@ int OnMessage(int, void* event_data, void* userdata) {
               msg->qos, correlation);
       return MOSQ_ERR_ACL_DENIED;
     }
+    // Everything but a get writes (a watch is stored with the twin): made durable before the reply.
     const bool write = parsed.method != "get";
+    const bool document_write = parsed.method == "put" || parsed.method == "patch" || parsed.method == "delete";
     // Without group commit, each write is made durable on its own and answered now.
     const Durability durability = plugin.group_commit ? Durability::kAtSync : Durability::kBeforeReturn;
     Result<std::string_view> twin = AdmitRequest(*plugin.request_limiter, RequesterOf(plugin, msg->client), parsed);
@@ -240,10 +259,11 @@ int OnMessage(int, void* event_data, void* userdata) {
       reply = ErrorReply(msg->topic, twin.status());
       if (response.topic) reply->topic = *response.topic;
     } else {
-      const bool exactly_once = msg->qos == 2 && write;
+      const bool exactly_once = msg->qos == 2 && document_write;
       if (exactly_once) reply = FindResend(plugin, client_id, *msg, *twin, parsed, payload, correlation);
       if (!reply) {
-        reply = HandleTwinRequest(*plugin.engine, *twin, msg->topic, parsed, payload, durability);
+        reply = HandleTwinRequest(*plugin.engine, *twin, msg->topic, parsed, payload,
+                                  {durability, client_id, msg->qos});
         if (response.topic) reply->topic = *response.topic;
         ran = true;
       }
@@ -264,6 +284,7 @@ int OnMessage(int, void* event_data, void* userdata) {
       plugin.reclaimer.NotePublished();
       plugin.metrics.Request(metrics::Api::kMqtt, operation, metrics::OutcomeOf(reply->code),
                              NanosSince(arrived, Clock::now()), reply->quota);
+      PublishChanges(plugin);  // the write is durable already: its pushes leave with its reply
     }
   } catch (const std::exception& e) {
     mosquitto_log_printf(MOSQ_LOG_ERR, "twins: request on %s failed: %s", msg->topic, e.what());
@@ -352,8 +373,6 @@ void CommitPass(Plugin& plugin) {
       if (held.remembered) plugin.resends.Forget(held.client_id);
     }
   }
-  if (plugin.held_samples && synced.ok()) plugin.held_samples->Release();
-  if (plugin.held_samples && !synced.ok()) plugin.held_samples->Discard();
   const Clock::time_point now = Clock::now();
   for (const Plugin::HeldReply& held : plugin.held_replies) {
     if (held.client != nullptr) {
@@ -412,6 +431,7 @@ int OnTick(int, void* event_data, void* userdata) {
   plugin.gone_this_pass.clear();
   try {
     plugin.broker_queue.Drain();
+    PublishChanges(plugin);  // after the replies of the pass, which the pushes must not overtake
   } catch (...) {
     mosquitto_log_printf(MOSQ_LOG_ERR, "twins: deferred task failed");
   }
@@ -474,9 +494,10 @@ int StartGraphite(Plugin& plugin) {
     return MOSQ_ERR_INVAL;
   }
   plugin.graphite = std::move(sender).value();
-  plugin.held_samples = std::make_unique<TickReleasedSink>(*plugin.graphite, plugin.group_commit);
+  plugin.held_samples = std::make_unique<DurableSamples>(*plugin.graphite);
   plugin.tsdb = std::make_unique<TsdbObserver>(*plugin.held_samples, o.max_series_per_twin, plugin.DeferredLog());
-  plugin.engine->SetObserver(plugin.tsdb.get());
+  plugin.engine->AddObserver(plugin.tsdb.get());
+  plugin.engine->AddObserver(plugin.held_samples.get());
   mosquitto_log_printf(MOSQ_LOG_INFO, "twins: pushing time series to %s", plugin.graphite->target().c_str());
   return MOSQ_ERR_SUCCESS;
 }
@@ -631,14 +652,19 @@ int Init(Plugin& plugin, mosquitto_opt* opts, int opt_count) {
                          "request rate limit bound how fast");
   }
 
+  // plugin_opt_cache_mb bounds the store's memory: a quarter holds recent documents' text
+  // (the write-behind cache in front of RocksDB), the rest RocksDB's block cache and buffers.
   RocksDbOptions store_options = plugin.options.store;
   store_options.log = plugin.DeferredLog();  // RocksDB calls it from its own threads too
+  const size_t document_cache_bytes = store_options.cache_bytes / 4;
+  store_options.cache_bytes -= document_cache_bytes;
   auto store = OpenRocksDbStore(store_options);
   if (!store.ok()) {
     mosquitto_log_printf(MOSQ_LOG_ERR, "twins: %s", store.status().message().c_str());
     return MOSQ_ERR_UNKNOWN;
   }
-  plugin.engine = std::make_unique<Engine>(std::move(store).value(), plugin.options.limits);
+  plugin.engine = std::make_unique<Engine>(WithWriteBehindCache(std::move(store).value(), document_cache_bytes),
+                                           plugin.options.limits);
   if (!plugin.engine->start_status().ok()) {
     mosquitto_log_printf(MOSQ_LOG_ERR, "twins: %s", plugin.engine->start_status().message().c_str());
     return MOSQ_ERR_UNKNOWN;
@@ -648,6 +674,10 @@ int Init(Plugin& plugin, mosquitto_opt* opts, int opt_count) {
                          static_cast<unsigned long long>(plugin.engine->twins()), plugin.options.limits.max_twins);
   }
 
+  plugin.pusher = std::make_unique<ChangePusher>(*plugin.engine, plugin.options.events_topic, [&plugin] {
+    plugin.broker_queue.Push([&plugin] { PublishChanges(plugin); });
+  });
+  plugin.engine->AddObserver(plugin.pusher.get());
   plugin.contents = std::make_unique<ContentCounter>(*plugin.engine, kContentCountInterval);
   rc = StartGraphite(plugin);
   if (rc != MOSQ_ERR_SUCCESS) return rc;
@@ -706,12 +736,12 @@ int mosquitto_plugin_cleanup(void* userdata, mosquitto_opt*, int) {
     // (which flushes briefly), then closes the database.
     plugin->rest.reset();
     if (!plugin->engine->Sync().ok()) mosquitto_log_printf(MOSQ_LOG_ERR, "twins: cannot write the database log");
-    plugin->tsdb.reset();
-    if (plugin->held_samples) plugin->held_samples->Release();
-    plugin->held_samples.reset();
-    plugin->graphite.reset();
     plugin->contents.reset();
     plugin->engine.reset();
+    plugin->tsdb.reset();
+    plugin->held_samples.reset();
+    plugin->graphite.reset();
+    plugin->pusher.reset();
     plugin->broker_queue.Drain();  // the last deferred log lines
     delete plugin;
     mosquitto_log_printf(MOSQ_LOG_INFO, "twins: stopped, database closed");

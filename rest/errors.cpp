@@ -21,7 +21,7 @@ HttpResponse ErrorResponse(const Status& status, std::string_view document, cons
     case Code::kNotFound:
       return NotFound("twin_document", document, status.message());
     case Code::kVersionMismatch:
-      return PreconditionFailed(std::to_string(status.expected()), status.actual());
+      return PreconditionFailed(status.expected_text(), status.actual());
     case Code::kQuotaExceeded: {
       HttpResponse response = JsonResponse(
           403, "{\"type\":\"quotas_exceeded\",\"details\":[{\"resource\":" + QuoteJson(status.field()) +

@@ -10,10 +10,6 @@
 namespace twins {
 namespace {
 
-// Enough for any realistic race between writers of one document; a client that still
-// loses gets a 412 and retries like after any version mismatch.
-constexpr int kWriteAttempts = 8;
-
 HttpResponse DocumentResponse(std::string_view twin, std::string_view doc, const Document& document) {
   std::string body;
   body.reserve(document.data.size() + twin.size() + doc.size() + 64);
@@ -72,6 +68,19 @@ std::optional<HttpResponse> ReadJsonBody(HttpRequest& request, size_t limit, std
   return InvalidArgument("body", "format", "the request body could not be read");
 }
 
+// An If-Match header, translated into the engine's version condition (the engine checks it
+// atomically with the write). No header, no condition.
+std::optional<HttpResponse> AddIfMatch(HttpRequest& request, VersionCondition* expected) {
+  std::string_view header = request.header("If-Match");
+  if (header.empty()) return std::nullopt;
+  auto match = ParseIfMatch(header);
+  if (!match.ok()) return InvalidArgument("If-Match", "format", match.status().message());
+  expected->must_exist = true;
+  if (!match->any) expected->one_of = match->versions;
+  expected->describe = match->Describe();
+  return std::nullopt;
+}
+
 }  // namespace
 
 HttpResponse TwinEndpoints::List(std::string_view twin) const {
@@ -113,14 +122,15 @@ HttpResponse TwinEndpoints::Get(HttpRequest& request, std::string_view twin, std
 }
 
 HttpResponse TwinEndpoints::Put(HttpRequest& request, std::string_view twin, std::string_view doc) const {
-  return Write(request, twin, doc, false);
+  return Write(request, twin, doc, WriteMode::kPut);
 }
 
 HttpResponse TwinEndpoints::Patch(HttpRequest& request, std::string_view twin, std::string_view doc) const {
-  return Write(request, twin, doc, true);
+  return Write(request, twin, doc, WriteMode::kPatch);
 }
 
-HttpResponse TwinEndpoints::Write(HttpRequest& request, std::string_view twin, std::string_view doc, bool patch) const {
+HttpResponse TwinEndpoints::Write(HttpRequest& request, std::string_view twin, std::string_view doc,
+                                  WriteMode mode) const {
   if (auto throttled = Throttle(twin, doc)) return *throttled;
   const Limits& limits = engine_.limits();
   std::string body;
@@ -131,13 +141,10 @@ HttpResponse TwinEndpoints::Write(HttpRequest& request, std::string_view twin, s
   auto parsed = ParseWriteRequest(body, limits);
   if (!parsed.ok()) return ErrorResponse(parsed.status(), doc, log_);
   WriteRequest& write = parsed.value();
-  return WriteIfMatch(
-      request, twin, doc, write.version,
-      [&](uint64_t expected) {
-        write.version = expected;
-        return patch ? engine_.Patch(twin, doc, write) : engine_.Put(twin, doc, write);
-      },
-      true);
+  if (auto error = AddIfMatch(request, &write.expected)) return *error;
+  auto written = mode == WriteMode::kPatch ? engine_.Patch(twin, doc, write) : engine_.Put(twin, doc, write);
+  if (!written.ok()) return ErrorResponse(written.status(), doc, log_);
+  return DocumentResponse(twin, doc, written.value());
 }
 
 HttpResponse TwinEndpoints::Delete(HttpRequest& request, std::string_view twin, std::string_view doc) const {
@@ -145,44 +152,12 @@ HttpResponse TwinEndpoints::Delete(HttpRequest& request, std::string_view twin, 
   const Limits& limits = engine_.limits();
   std::string body;
   if (auto error = ReadJsonBody(request, limits.max_request_bytes(), &body)) return *error;
-  auto parsed = ParseWriteRequest(body, limits, false);
+  auto parsed = ParseWriteRequest(body, limits, BodyData::kIgnored);
   if (!parsed.ok()) return ErrorResponse(parsed.status(), doc, log_);
-  return WriteIfMatch(
-      request, twin, doc, parsed->version, [&](uint64_t expected) { return engine_.Delete(twin, doc, expected); },
-      false);
-}
-
-// A single If-Match version is the engine's own atomic version check. "*" and lists need
-// the current version first; the write then carries it, so a concurrent change makes the
-// write fail rather than slip through, and the check is run again.
-HttpResponse TwinEndpoints::WriteIfMatch(HttpRequest& request, std::string_view twin, std::string_view doc,
-                                         uint64_t body_version, const WriteFn& write, bool reply_document) const {
-  std::string_view header = request.header("If-Match");
-  if (header.empty()) return Reply(write(body_version), twin, doc, reply_document);
-  auto match = ParseIfMatch(header);
-  if (!match.ok()) return InvalidArgument("If-Match", "format", match.status().message());
-  if (!match->any && match->versions.size() == 1 && (body_version == 0 || body_version == match->versions[0])) {
-    return Reply(write(match->versions[0]), twin, doc, reply_document);
-  }
-  for (int attempt = 1;; ++attempt) {
-    auto current = engine_.Get(twin, doc);
-    if (!current.ok() && current.status().code() != Code::kNotFound) {
-      return ErrorResponse(current.status(), doc, log_);
-    }
-    const uint64_t actual = current.ok() ? current->version : 0;
-    if (actual == 0 || !match->Matches(actual)) return PreconditionFailed(match->Describe(), actual);
-    if (body_version != 0 && body_version != actual) return PreconditionFailed(std::to_string(body_version), actual);
-    Result<Document> written = write(actual);
-    if (written.ok() || written.status().code() != Code::kVersionMismatch || attempt == kWriteAttempts) {
-      return Reply(written, twin, doc, reply_document);
-    }
-  }
-}
-
-HttpResponse TwinEndpoints::Reply(const Result<Document>& result, std::string_view twin, std::string_view doc,
-                                  bool reply_document) const {
-  if (!result.ok()) return ErrorResponse(result.status(), doc, log_);
-  return reply_document ? DocumentResponse(twin, doc, result.value()) : NoContent();
+  if (auto error = AddIfMatch(request, &parsed->expected)) return *error;
+  auto deleted = engine_.Delete(twin, doc, parsed->expected);
+  if (!deleted.ok()) return ErrorResponse(deleted.status(), doc, log_);
+  return NoContent();
 }
 
 }  // namespace twins

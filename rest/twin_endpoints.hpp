@@ -28,13 +28,8 @@ class TwinEndpoints {
   HttpResponse Delete(HttpRequest& request, std::string_view twin, std::string_view doc) const;
 
  private:
-  using WriteFn = std::function<Result<Document>(uint64_t expected_version)>;
-
-  HttpResponse Write(HttpRequest& request, std::string_view twin, std::string_view doc, bool patch) const;
-  HttpResponse WriteIfMatch(HttpRequest& request, std::string_view twin, std::string_view doc, uint64_t body_version,
-                            const WriteFn& write, bool reply_document) const;
-  HttpResponse Reply(const Result<Document>& result, std::string_view twin, std::string_view doc,
-                     bool reply_document) const;
+  enum class WriteMode { kPut, kPatch };
+  HttpResponse Write(HttpRequest& request, std::string_view twin, std::string_view doc, WriteMode mode) const;
 
   // A 429 reply when the twin has used up its writes, else nothing.
   std::optional<HttpResponse> Throttle(std::string_view twin, std::string_view doc) const;

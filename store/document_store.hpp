@@ -18,14 +18,47 @@ namespace twins {
 
 struct StoredDocument {
   uint64_t version = 0;
-  std::string data;  // compact JSON text of the data object
+  std::string data;         // compact JSON text of the data object
+  int64_t modified_ms = 0;  // when it last changed, Unix time in ms; 0: unknown (written before it was kept)
 };
 
-// One change to one document: its new content, or its deletion.
+enum class ChangeKind : uint8_t { kPut = 1, kPatch = 2, kDelete = 3 };
+
+// One entry of the change log: what one write did to one document. Written in the same
+// atomic Write as the document, so a crash never keeps one without the other.
+struct Change {
+  uint64_t seq = 0;  // strictly increasing over the whole store, never reused
+  int64_t time_ms = 0;
+  std::string twin;
+  std::string doc;
+  ChangeKind kind = ChangeKind::kPut;
+  std::string source;    // the API that made it ("mqtt", "rest"), as the engine's caller said
+  std::string origin;    // who made it (an MQTT client id), empty when nobody in particular
+  uint64_t version = 0;  // after a put or patch; the last version for a delete
+  std::string data;      // the document's data after a put or patch; empty for a delete
+};
+
+// One change to one document: its new content, or its deletion, and its change-log entry.
 struct DocumentWrite {
   std::string twin;
   std::string doc;
   std::optional<StoredDocument> document;  // nullopt deletes
+  std::shared_ptr<const Change> change;    // nullptr: no log entry (tests, imports)
+};
+
+// A watch: `watcher` (an opaque key chosen by the caller, e.g. an MQTT client id) wants to
+// hear of every change of one document. `value` is the caller's, kept verbatim.
+struct WatchRecord {
+  std::string twin;
+  std::string doc;
+  std::string watcher;
+  std::string value;
+};
+
+// The change log's retained entries: seqs oldest..newest, none when oldest > newest.
+struct ChangeBounds {
+  uint64_t oldest = 1;
+  uint64_t newest = 0;
 };
 
 // Every method is safe to call from several threads at once. A write is durable once Sync()
@@ -74,11 +107,39 @@ class DocumentStore {
   // Cheap: no scan (the disk size is a directory listing).
   virtual StoreStats Stats() const { return {}; }
 
+  // The change log. Entries are kept while the log is within the store's retention bound
+  // (the oldest go first; the newest is always kept, so that seq never goes back).
+  virtual ChangeBounds Changes() const { return {}; }
+  // Entries with seq > after, in seq order, at most max_count (and about max_bytes of data,
+  // at least one). Only what Sync() made durable is guaranteed to be there.
+  virtual Result<std::vector<Change>> ReadChanges(uint64_t /*after*/, size_t /*max_count*/,
+                                                  size_t /*max_bytes*/) const {
+    return std::vector<Change>();
+  }
+  // The retained entry that made version `version` of a document (a put or patch), if any.
+  virtual Result<std::optional<Change>> FindVersion(std::string_view /*twin*/, std::string_view /*doc*/,
+                                                    uint64_t /*version*/) const {
+    return std::optional<Change>();
+  }
+  // The oldest version of the document the log retains, 0 when none.
+  virtual Result<uint64_t> OldestVersion(std::string_view /*twin*/, std::string_view /*doc*/) const {
+    return uint64_t{0};
+  }
+
+  // Watches, kept apart from the documents: they outlive the deletion of their document.
+  // Durable, like writes, at the next Sync().
+  virtual Status PutWatch(const WatchRecord& /*watch*/) { return Status::Internal("this store keeps no watches"); }
+  virtual Status DeleteWatch(std::string_view /*twin*/, std::string_view /*doc*/, std::string_view /*watcher*/) {
+    return Status::Internal("this store keeps no watches");
+  }
+  // Every watch of every twin: for start-up.
+  virtual Result<std::vector<WatchRecord>> ListWatches() const { return std::vector<WatchRecord>(); }
+
   Status Put(std::string_view twin, std::string_view doc, StoredDocument document) {
-    return WriteOne({std::string(twin), std::string(doc), std::move(document)});
+    return WriteOne({std::string(twin), std::string(doc), std::move(document), nullptr});
   }
   Status Delete(std::string_view twin, std::string_view doc) {
-    return WriteOne({std::string(twin), std::string(doc), std::nullopt});
+    return WriteOne({std::string(twin), std::string(doc), std::nullopt, nullptr});
   }
 
  private:
@@ -104,16 +165,17 @@ std::unique_ptr<DocumentStore> WithWriteBehindCache(std::unique_ptr<DocumentStor
 struct RocksDbOptions {
   std::string path;
   bool sync_writes = false;  // fsync the WAL on every write (power-loss durability)
-  // Bounds the memory of the store, whatever the number of twins: a quarter holds recent
-  // documents' text (WithWriteBehindCache), the rest RocksDB's block cache and write buffers.
+  // Bounds RocksDB's memory, whatever the number of twins: its block cache and write buffers.
   size_t cache_bytes = 32 << 20;
   // Puts are refused while the filesystem of `path` has less free space (0: no reserve).
   uint64_t min_free_bytes = 0;
+  // The change log keeps its newest entries within about this many bytes.
+  uint64_t changelog_bytes = 64 << 20;
   LogFn log;  // RocksDB's warnings and errors, and the store's stops and recoveries; none when empty
 };
 
-// Opens (creating if missing) a RocksDB database, behind a document cache. Refuses a
-// database written with an unknown schema.
+// Opens (creating if missing) a RocksDB database; the caller puts a cache in front of it
+// (WithWriteBehindCache) if it wants one. Refuses a database written with an unknown schema.
 // A failed write (a full disk, an I/O error) stops its writes, reads go on; Writable() then
 // resumes RocksDB (DB::Resume) once the disk has room, tried at most every 250 ms. RocksDB's
 // own recovery, which polls every 5 s, is turned off. The log of RocksDB is never written

@@ -25,10 +25,107 @@
 namespace twins {
 namespace {
 
-// Key layout, schema 1: "d" twin_id NUL doc_name -> 8-byte little-endian version, data JSON.
+// Key layout, schema 2. Default column family (hashed by twin, values updated in place):
+//   "d" twin_id NUL doc_name -> 8-byte little-endian version, 8-byte modified ms, data JSON.
 // Twin ids never contain NUL, so one twin's documents form one contiguous key range.
+// Column family "changes" (ordered; scanned by range):
+//   "c" seq (8 bytes big-endian)            -> a change-log entry (EncodeChange)
+//   "h" twin NUL doc NUL version (8 bytes BE) -> seq of the entry that made that version
+//   "w" twin NUL doc NUL watcher            -> the watch's value
+// Schema 1 (no modified time, no change log) is upgraded in place at open, in one batch.
 constexpr char kSchemaKey[] = "!schema";
-constexpr char kSchemaVersion[] = "1";
+constexpr char kSchemaVersion[] = "2";
+constexpr char kChangesFamily[] = "changes";
+
+void AppendBigEndian(uint64_t value, std::string* out) {
+  for (int i = 7; i >= 0; --i) *out += static_cast<char>((value >> (8 * i)) & 0xFF);
+}
+
+uint64_t ReadBigEndian(const char* bytes) {
+  uint64_t value = 0;
+  for (int i = 0; i < 8; ++i) value = (value << 8) | static_cast<unsigned char>(bytes[i]);
+  return value;
+}
+
+void AppendLittleEndian(uint64_t value, std::string* out) {
+  for (int i = 0; i < 8; ++i) *out += static_cast<char>((value >> (8 * i)) & 0xFF);
+}
+
+uint64_t ReadLittleEndian(const char* bytes) {
+  uint64_t value = 0;
+  for (int i = 0; i < 8; ++i) value |= static_cast<uint64_t>(static_cast<unsigned char>(bytes[i])) << (8 * i);
+  return value;
+}
+
+std::string ChangeKey(uint64_t seq) {
+  std::string key = "c";
+  AppendBigEndian(seq, &key);
+  return key;
+}
+
+std::string VersionKey(std::string_view twin, std::string_view doc, uint64_t version) {
+  std::string key = "h";
+  key.append(twin);
+  key += '\0';
+  key.append(doc);
+  key += '\0';
+  AppendBigEndian(version, &key);
+  return key;
+}
+
+std::string WatchKey(std::string_view twin, std::string_view doc, std::string_view watcher) {
+  std::string key = "w";
+  key.append(twin);
+  key += '\0';
+  key.append(doc);
+  key += '\0';
+  key.append(watcher);
+  return key;
+}
+
+// A change-log entry: time (8, LE), kind (1), version (8, LE), four lengths (2 bytes each,
+// LE: twin, doc, source, origin), those strings, then the data to the end.
+std::string EncodeChange(const Change& change) {
+  std::string out;
+  out.reserve(33 + change.twin.size() + change.doc.size() + change.source.size() + change.origin.size() +
+              change.data.size());
+  AppendLittleEndian(static_cast<uint64_t>(change.time_ms), &out);
+  out += static_cast<char>(change.kind);
+  AppendLittleEndian(change.version, &out);
+  for (const std::string* part : {&change.twin, &change.doc, &change.source, &change.origin}) {
+    const size_t size = std::min<size_t>(part->size(), 0xFFFF);
+    out += static_cast<char>(size & 0xFF);
+    out += static_cast<char>(size >> 8);
+  }
+  for (const std::string* part : {&change.twin, &change.doc, &change.source, &change.origin}) {
+    out.append(*part, 0, 0xFFFF);
+  }
+  out += change.data;
+  return out;
+}
+
+bool DecodeChange(uint64_t seq, std::string_view value, Change* out) {
+  if (value.size() < 25) return false;
+  out->seq = seq;
+  out->time_ms = static_cast<int64_t>(ReadLittleEndian(value.data()));
+  out->kind = static_cast<ChangeKind>(value[8]);
+  out->version = ReadLittleEndian(value.data() + 9);
+  size_t sizes[4];
+  size_t at = 17;
+  for (size_t& size : sizes) {
+    size = static_cast<unsigned char>(value[at]) |
+           (static_cast<size_t>(static_cast<unsigned char>(value[at + 1])) << 8);
+    at += 2;
+  }
+  std::string* parts[] = {&out->twin, &out->doc, &out->source, &out->origin};
+  for (int i = 0; i < 4; ++i) {
+    if (value.size() - at < sizes[i]) return false;
+    parts[i]->assign(value.substr(at, sizes[i]));
+    at += sizes[i];
+  }
+  out->data.assign(value.substr(at));
+  return true;
+}
 
 void AppendTwinPrefix(std::string_view twin, std::string* key) {
   *key += 'd';
@@ -59,22 +156,22 @@ std::string DocumentKey(std::string_view twin, std::string_view doc) {
 // The value's parts as RocksDB takes them, without copying the data into one string.
 struct EncodedDocument {
   explicit EncodedDocument(const StoredDocument& document) {
-    for (int i = 0; i < 8; ++i) version[i] = static_cast<char>((document.version >> (8 * i)) & 0xFF);
-    slices[0] = rocksdb::Slice(version, sizeof version);
+    AppendLittleEndian(document.version, &header);
+    AppendLittleEndian(static_cast<uint64_t>(document.modified_ms), &header);
+    slices[0] = rocksdb::Slice(header);
     slices[1] = rocksdb::Slice(document.data);
   }
   rocksdb::SliceParts parts() const { return rocksdb::SliceParts(slices, 2); }
 
-  char version[8];
+  std::string header;
   rocksdb::Slice slices[2];
 };
 
 bool Decode(const std::string& value, StoredDocument* out) {
-  if (value.size() < 8) return false;
-  uint64_t version = 0;
-  for (int i = 0; i < 8; ++i) version |= static_cast<uint64_t>(static_cast<unsigned char>(value[i])) << (8 * i);
-  out->version = version;
-  out->data.assign(value, 8, std::string::npos);
+  if (value.size() < 16) return false;
+  out->version = ReadLittleEndian(value.data());
+  out->modified_ms = static_cast<int64_t>(ReadLittleEndian(value.data() + 8));
+  out->data.assign(value, 16, std::string::npos);
   return true;
 }
 
@@ -157,9 +254,11 @@ class ErrorListener final : public rocksdb::EventListener {
 
 class RocksDbStore final : public DocumentStore {
  public:
-  RocksDbStore(rocksdb::DB* db, const RocksDbOptions& options, size_t max_log_bytes,
-               std::shared_ptr<ErrorListener> errors)
+  RocksDbStore(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* changes, const RocksDbOptions& options,
+               size_t max_log_bytes, std::shared_ptr<ErrorListener> errors)
       : db_(db),
+        changes_(changes),
+        changelog_limit_(options.changelog_bytes),
         fsync_(options.sync_writes),
         max_log_bytes_(max_log_bytes),
         min_free_bytes_(options.min_free_bytes),
@@ -168,8 +267,25 @@ class RocksDbStore final : public DocumentStore {
         log_(options.log),
         path_(options.path) {}
   ~RocksDbStore() override {
+    db_->DestroyColumnFamilyHandle(changes_).PermitUncheckedError();
     // Close() flushes nothing the WAL does not already hold, but reports a clean shutdown.
     db_->Close().PermitUncheckedError();
+  }
+
+  // At open: where the change log starts and ends, and its size.
+  Status LoadChangeLog() {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), changes_));
+    uint64_t bytes = 0;
+    for (it->Seek("c"); it->Valid() && it->key().starts_with("c"); it->Next()) {
+      if (it->key().size() != 9) return Status::Internal("corrupt change-log key");
+      const uint64_t seq = ReadBigEndian(it->key().data() + 1);
+      if (bytes == 0) oldest_seq_ = seq;
+      newest_seq_ = seq;
+      bytes += it->key().size() + it->value().size();
+    }
+    if (!it->status().ok()) return FromRocks(it->status());
+    changelog_bytes_ = bytes;
+    return Status::Ok();
   }
 
   Result<std::optional<StoredDocument>> Get(std::string_view twin, std::string_view doc) const override {
@@ -185,10 +301,13 @@ class RocksDbStore final : public DocumentStore {
   Status Write(std::vector<DocumentWrite> writes) override {
     size_t bytes = 0;  // the batch's size, reserved so that it grows without copies
     for (const DocumentWrite& write : writes) {
-      bytes += write.twin.size() + write.doc.size() + 8 + (write.document ? write.document->data.size() : 0) + 16;
+      const size_t data = write.document ? write.document->data.size() : 0;
+      bytes += write.twin.size() + write.doc.size() + 16 + data + 16;
+      if (write.change) bytes += 2 * (write.twin.size() + write.doc.size() + data) + 80;
     }
     rocksdb::WriteBatch batch(bytes);
     std::string key;
+    uint64_t first_seq = 0, last_seq = 0, log_bytes = 0;
     for (const DocumentWrite& write : writes) {
       SetDocumentKey(write.twin, write.doc, &key);
       rocksdb::Status s;
@@ -198,6 +317,20 @@ class RocksDbStore final : public DocumentStore {
       } else {
         s = batch.Delete(key);
       }
+      if (s.ok() && write.change) {
+        const Change& change = *write.change;
+        const std::string change_key = ChangeKey(change.seq);
+        const std::string entry = EncodeChange(change);
+        s = batch.Put(changes_, change_key, entry);
+        if (s.ok() && change.kind != ChangeKind::kDelete) {
+          std::string seq;
+          AppendBigEndian(change.seq, &seq);
+          s = batch.Put(changes_, VersionKey(change.twin, change.doc, change.version), seq);
+        }
+        if (first_seq == 0) first_seq = change.seq;
+        last_seq = change.seq;
+        log_bytes += change_key.size() + entry.size();
+      }
       if (!s.ok()) return FromRocks(s);
     }
     std::lock_guard<std::mutex> lock(write_mutex_);
@@ -205,7 +338,95 @@ class RocksDbStore final : public DocumentStore {
     rocksdb::Status s = db_->Write(write_options_, &batch);
     if (!s.ok()) return Stop(s);
     log_bytes_ += batch.GetDataSize();
+    if (last_seq != 0) {
+      std::lock_guard<std::mutex> log_lock(log_mutex_);
+      if (newest_seq_ < oldest_seq_) oldest_seq_ = first_seq;
+      newest_seq_ = std::max(newest_seq_, last_seq);
+      changelog_bytes_ += log_bytes;
+    }
     return Status::Ok();
+  }
+
+  ChangeBounds Changes() const override {
+    std::lock_guard<std::mutex> lock(log_mutex_);
+    return {oldest_seq_, newest_seq_};
+  }
+
+  Result<std::vector<Change>> ReadChanges(uint64_t after, size_t max_count, size_t max_bytes) const override {
+    std::vector<Change> changes;
+    uint64_t from = after + 1;
+    {
+      std::lock_guard<std::mutex> lock(log_mutex_);
+      from = std::max(from, oldest_seq_);  // below lie only deleted entries (tombstones to skip)
+    }
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), changes_));
+    size_t bytes = 0;
+    for (it->Seek(ChangeKey(from)); it->Valid() && it->key().starts_with("c"); it->Next()) {
+      if (changes.size() >= max_count || (bytes >= max_bytes && !changes.empty())) break;
+      if (it->key().size() != 9) return Status::Internal("corrupt change-log key");
+      Change change;
+      if (!DecodeChange(ReadBigEndian(it->key().data() + 1), std::string_view(it->value().data(), it->value().size()),
+                        &change)) {
+        return Status::Internal("corrupt change-log entry");
+      }
+      bytes += change.data.size() + 64;
+      changes.push_back(std::move(change));
+    }
+    if (!it->status().ok()) return FromRocks(it->status());
+    return changes;
+  }
+
+  Result<std::optional<Change>> FindVersion(std::string_view twin, std::string_view doc,
+                                            uint64_t version) const override {
+    std::string seq;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), changes_, VersionKey(twin, doc, version), &seq);
+    if (s.IsNotFound()) return std::optional<Change>();
+    if (!s.ok()) return FromRocks(s);
+    if (seq.size() != 8) return Status::Internal("corrupt version index");
+    const uint64_t number = ReadBigEndian(seq.data());
+    std::string entry;
+    s = db_->Get(rocksdb::ReadOptions(), changes_, ChangeKey(number), &entry);
+    if (s.IsNotFound()) return std::optional<Change>();  // trimmed meanwhile
+    if (!s.ok()) return FromRocks(s);
+    Change change;
+    if (!DecodeChange(number, entry, &change)) return Status::Internal("corrupt change-log entry");
+    return std::optional<Change>(std::move(change));
+  }
+
+  Result<uint64_t> OldestVersion(std::string_view twin, std::string_view doc) const override {
+    std::string prefix = VersionKey(twin, doc, 0);
+    prefix.resize(prefix.size() - 8);
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), changes_));
+    it->Seek(prefix);
+    if (!it->status().ok()) return FromRocks(it->status());
+    if (!it->Valid() || !it->key().starts_with(prefix) || it->key().size() != prefix.size() + 8) return uint64_t{0};
+    return ReadBigEndian(it->key().data() + prefix.size());
+  }
+
+  Status PutWatch(const WatchRecord& watch) override {
+    return WriteChangesFamily([&](rocksdb::WriteBatch& batch) {
+      return batch.Put(changes_, WatchKey(watch.twin, watch.doc, watch.watcher), watch.value);
+    });
+  }
+
+  Status DeleteWatch(std::string_view twin, std::string_view doc, std::string_view watcher) override {
+    return WriteChangesFamily(
+        [&](rocksdb::WriteBatch& batch) { return batch.Delete(changes_, WatchKey(twin, doc, watcher)); });
+  }
+
+  Result<std::vector<WatchRecord>> ListWatches() const override {
+    std::vector<WatchRecord> watches;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), changes_));
+    for (it->Seek("w"); it->Valid() && it->key().starts_with("w"); it->Next()) {
+      std::string_view key(it->key().data() + 1, it->key().size() - 1);
+      const size_t first = key.find('\0');
+      const size_t second = first == std::string_view::npos ? first : key.find('\0', first + 1);
+      if (second == std::string_view::npos) return Status::Internal("corrupt watch key");
+      watches.push_back({std::string(key.substr(0, first)), std::string(key.substr(first + 1, second - first - 1)),
+                         std::string(key.substr(second + 1)), it->value().ToString()});
+    }
+    if (!it->status().ok()) return FromRocks(it->status());
+    return watches;
   }
 
   Result<std::vector<std::string>> List(std::string_view twin) const override {
@@ -218,6 +439,8 @@ class RocksDbStore final : public DocumentStore {
   }
 
   Status Sync() override {
+    Status trimmed = TrimChangeLog();
+    if (!trimmed.ok()) return trimmed;
     std::lock_guard<std::mutex> lock(write_mutex_);
     if (stopped_) return stop_status_;
     rocksdb::Status s = db_->FlushWAL(fsync_);
@@ -317,6 +540,71 @@ class RocksDbStore final : public DocumentStore {
   }
 
  private:
+  // One write of the changes family (a watch), in the same log as the documents.
+  template <class Fill>
+  Status WriteChangesFamily(Fill fill) {
+    rocksdb::WriteBatch batch;
+    rocksdb::Status s = fill(batch);
+    if (!s.ok()) return FromRocks(s);
+    std::lock_guard<std::mutex> lock(write_mutex_);
+    if (stopped_) return stop_status_;
+    s = db_->Write(write_options_, &batch);
+    return s.ok() ? Status::Ok() : Stop(s);
+  }
+
+  // Keeps the change log within changelog_limit_: deletes the oldest entries (and their
+  // version index keys) down to 90 % of it, at most kTrimBatch entries per call so that one
+  // Sync stays short. The newest entry always stays: seq never goes back after a restart.
+  Status TrimChangeLog() {
+    static constexpr size_t kTrimBatch = 4096;
+    uint64_t from, newest, excess;
+    {
+      std::lock_guard<std::mutex> lock(log_mutex_);
+      if (changelog_bytes_ <= changelog_limit_ || newest_seq_ <= oldest_seq_) return Status::Ok();
+      from = oldest_seq_;
+      newest = newest_seq_;
+      excess = changelog_bytes_ - changelog_limit_ * 9 / 10;
+    }
+    rocksdb::WriteBatch batch;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), changes_));
+    uint64_t freed = 0, next = from;
+    size_t entries = 0;
+    for (it->Seek(ChangeKey(from)); it->Valid() && it->key().starts_with("c") && freed < excess && entries < kTrimBatch;
+         it->Next()) {
+      if (it->key().size() != 9) return Status::Internal("corrupt change-log key");
+      const uint64_t seq = ReadBigEndian(it->key().data() + 1);
+      if (seq >= newest) break;
+      Change change;
+      if (DecodeChange(seq, std::string_view(it->value().data(), it->value().size()), &change) &&
+          change.kind != ChangeKind::kDelete) {
+        // The index may point to a later entry of the same version (the document was deleted
+        // and made again): only this entry's own index key goes.
+        const std::string index_key = VersionKey(change.twin, change.doc, change.version);
+        std::string indexed;
+        if (db_->Get(rocksdb::ReadOptions(), changes_, index_key, &indexed).ok() && indexed.size() == 8 &&
+            ReadBigEndian(indexed.data()) == seq) {
+          batch.Delete(changes_, index_key).PermitUncheckedError();
+        }
+      }
+      batch.Delete(changes_, it->key()).PermitUncheckedError();
+      freed += it->key().size() + it->value().size();
+      next = seq + 1;
+      ++entries;
+    }
+    if (!it->status().ok()) return FromRocks(it->status());
+    if (entries == 0) return Status::Ok();
+    {
+      std::lock_guard<std::mutex> lock(write_mutex_);
+      if (stopped_) return stop_status_;
+      rocksdb::Status s = db_->Write(write_options_, &batch);
+      if (!s.ok()) return Stop(s);
+    }
+    std::lock_guard<std::mutex> lock(log_mutex_);
+    oldest_seq_ = std::max(oldest_seq_, next);
+    changelog_bytes_ -= std::min(changelog_bytes_, freed);
+    return Status::Ok();
+  }
+
   template <class Visit>
   Status Scan(std::string_view twin, Visit visit) const {
     const std::string prefix = TwinPrefix(twin);
@@ -387,6 +675,13 @@ class RocksDbStore final : public DocumentStore {
   }
 
   std::unique_ptr<rocksdb::DB> db_;
+  rocksdb::ColumnFamilyHandle* const changes_;
+  const uint64_t changelog_limit_;
+  // The change log's bounds and size; guarded by log_mutex_.
+  mutable std::mutex log_mutex_;
+  uint64_t oldest_seq_ = 1;
+  uint64_t newest_seq_ = 0;
+  uint64_t changelog_bytes_ = 0;
   const rocksdb::WriteOptions write_options_;
   const bool fsync_;
   const size_t max_log_bytes_;
@@ -418,8 +713,7 @@ Result<std::unique_ptr<DocumentStore>> OpenRocksDbStore(const RocksDbOptions& op
   db_options.listeners.push_back(errors);
   // The log is written by Sync(), once for all the writes before it, not once per write.
   db_options.manual_wal_flush = true;
-  const size_t document_cache_bytes = options.cache_bytes / 4;
-  const size_t block_cache_bytes = options.cache_bytes - document_cache_bytes;
+  const size_t block_cache_bytes = options.cache_bytes;
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = rocksdb::NewLRUCache(block_cache_bytes);
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
@@ -454,29 +748,69 @@ Result<std::unique_ptr<DocumentStore>> OpenRocksDbStore(const RocksDbOptions& op
   // (no parent, no permission) is left for Open to report.
   std::error_code ignored;
   std::filesystem::create_directory(options.path, ignored);
+  db_options.create_missing_column_families = true;
+  // The change log: an ordered column family (no hashing, no updates in place), in the same
+  // write-ahead log as the documents, so that one batch writes both atomically.
+  rocksdb::ColumnFamilyOptions changes_options;
+  changes_options.write_buffer_size = db_options.write_buffer_size;
+  changes_options.table_factory = db_options.table_factory;
+  std::vector<rocksdb::ColumnFamilyDescriptor> families = {
+      {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions(db_options)}, {kChangesFamily, changes_options}};
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
-  rocksdb::Status s = rocksdb::DB::Open(db_options, options.path, &raw);
+  rocksdb::Status s = rocksdb::DB::Open(db_options, options.path, families, &handles, &raw);
   if (!s.ok()) return Status::Internal("cannot open database at " + options.path + ": " + s.ToString());
   std::unique_ptr<rocksdb::DB> db(raw);
+  // The default family's handle is owned by the database; the other one is ours to destroy.
+  struct HandleCloser {
+    rocksdb::DB* db;
+    rocksdb::ColumnFamilyHandle* handle;
+    ~HandleCloser() {
+      if (handle != nullptr) db->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
+    }
+  } changes{db.get(), handles[1]};
+  db->DestroyColumnFamilyHandle(handles[0]).PermitUncheckedError();
 
   std::string schema;
   s = db->Get(rocksdb::ReadOptions(), kSchemaKey, &schema);
+  rocksdb::WriteOptions sync;
+  sync.sync = true;
   if (s.IsNotFound()) {
     rocksdb::ReadOptions all;
     all.total_order_seek = true;
     std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(all));
     it->SeekToFirst();
     if (it->Valid()) return Status::Internal(options.path + " holds data but no schema version: not a twins database");
-    rocksdb::WriteOptions sync;
-    sync.sync = true;
     s = db->Put(sync, kSchemaKey, kSchemaVersion);
+  } else if (s.ok() && schema == "1") {
+    // Schema 1 documents lack the modified time: written again with 0 ("unknown"), with the
+    // new schema version, in one atomic batch.
+    rocksdb::WriteBatch batch;
+    rocksdb::ReadOptions all;
+    all.total_order_seek = true;
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(all));
+    for (it->Seek("d"); it->Valid() && it->key().starts_with("d"); it->Next()) {
+      if (it->value().size() < 8) return Status::Internal(options.path + ": corrupt document record");
+      std::string value(it->value().data(), 8);
+      value.append(8, '\0');
+      value.append(it->value().data() + 8, it->value().size() - 8);
+      batch.Put(it->key(), value).PermitUncheckedError();
+    }
+    if (!it->status().ok()) return Status::Internal("cannot upgrade " + options.path + ": " + it->status().ToString());
+    batch.Put(kSchemaKey, kSchemaVersion).PermitUncheckedError();
+    s = db->Write(sync, &batch);
+    if (s.ok() && options.log) options.log(LogLevel::kWarning, "database upgraded from schema 1 to schema 2");
   } else if (s.ok() && schema != kSchemaVersion) {
     return Status::Internal(options.path + " has twins schema version " + schema + ", this build reads only " +
-                            kSchemaVersion);
+                            kSchemaVersion + " (and upgrades 1)");
   }
   if (!s.ok()) return Status::Internal("cannot read schema version of " + options.path + ": " + s.ToString());
-  auto store = std::make_unique<RocksDbStore>(db.release(), options, 2 * db_options.write_buffer_size, errors);
-  return WithWriteBehindCache(std::move(store), document_cache_bytes);
+  auto store = std::make_unique<RocksDbStore>(db.release(), changes.handle, options, 2 * db_options.write_buffer_size,
+                                              errors);
+  changes.handle = nullptr;  // the store owns it now
+  Status loaded = store->LoadChangeLog();
+  if (!loaded.ok()) return loaded;
+  return std::unique_ptr<DocumentStore>(std::move(store));
 }
 
 }  // namespace twins

@@ -75,7 +75,7 @@ class WriteBehindStore final : public DocumentStore {
       Trim(shard);
     }
     for (DocumentWrite& write : writes) {
-      queued_bytes_ += Cost(write.document);
+      queued_bytes_ += Cost(write);
       queue_.push_back(std::move(write));
     }
     enqueued_ += writes.size();
@@ -106,6 +106,24 @@ class WriteBehindStore final : public DocumentStore {
   }
 
   Result<ContentCounts> CountContents() const override { return store_->CountContents(); }
+
+  // The change log and the watches are not cached: callers read only what Sync() made durable.
+  ChangeBounds Changes() const override { return store_->Changes(); }
+  Result<std::vector<Change>> ReadChanges(uint64_t after, size_t max_count, size_t max_bytes) const override {
+    return store_->ReadChanges(after, max_count, max_bytes);
+  }
+  Result<std::optional<Change>> FindVersion(std::string_view twin, std::string_view doc,
+                                            uint64_t version) const override {
+    return store_->FindVersion(twin, doc, version);
+  }
+  Result<uint64_t> OldestVersion(std::string_view twin, std::string_view doc) const override {
+    return store_->OldestVersion(twin, doc);
+  }
+  Status PutWatch(const WatchRecord& watch) override { return store_->PutWatch(watch); }
+  Status DeleteWatch(std::string_view twin, std::string_view doc, std::string_view watcher) override {
+    return store_->DeleteWatch(twin, doc, watcher);
+  }
+  Result<std::vector<WatchRecord>> ListWatches() const override { return store_->ListWatches(); }
 
   StoreStats Stats() const override {
     StoreStats stats = store_->Stats();
@@ -172,6 +190,9 @@ class WriteBehindStore final : public DocumentStore {
     return key;
   }
   static size_t Cost(const std::optional<StoredDocument>& document) { return document ? document->data.size() : 0; }
+  static size_t Cost(const DocumentWrite& write) {
+    return Cost(write.document) + (write.change ? write.change->data.size() + 64 : 0);
+  }
   static size_t Cost(const Entry& entry) { return entry.key.size() + Cost(entry.document) + kEntryOverhead; }
 
   Shard& ShardOf(std::string_view twin) const { return shards_[std::hash<std::string_view>()(twin) % kShards]; }

@@ -274,6 +274,7 @@ TEST_F(EngineTest, DocumentsPerTwinQuotaCountsOrdinaryDocuments) {
 class RecordingObserver : public WriteObserver {
  public:
   void OnWrite(const WriteEvent& event) noexcept override {
+    if (event.after == nullptr) return;  // a deletion
     events.push_back(std::string(event.twin) + "/" + std::string(event.document) + " v" +
                      std::to_string(event.after->version) + " before=" + (event.before ? event.before->data : "none") +
                      " request=" + std::string(event.request) + " after=" + event.after->data);
@@ -283,7 +284,7 @@ class RecordingObserver : public WriteObserver {
 
 TEST_F(EngineTest, ObserverSeesEverySuccessfulWriteWithBeforeAndAfter) {
   RecordingObserver observer;
-  engine_->SetObserver(&observer);
+  engine_->AddObserver(&observer);
   ASSERT_TRUE(Put("d", R"({"data":{"a":1}})").ok());
   ASSERT_TRUE(Patch("d", R"({"data":{"b":2}})").ok());
   EXPECT_EQ(observer.events,
@@ -295,6 +296,7 @@ TEST_F(EngineTest, ObserverSeesEverySuccessfulWriteWithBeforeAndAfter) {
 class ConfigObserver : public WriteObserver {
  public:
   void OnWrite(const WriteEvent& event) noexcept override {
+    if (event.after == nullptr) return;  // a deletion
     std::lock_guard<std::mutex> lock(mutex);
     if (event.document == kConfigDocument) {
       EXPECT_EQ(event.config, nullptr);
@@ -314,7 +316,7 @@ class ConfigObserver : public WriteObserver {
 
 TEST_F(EngineTest, ConfigIsParsedWhenWrittenAndHandedToEveryWriteUntilItChanges) {
   ConfigObserver observer;
-  engine_->SetObserver(&observer);
+  engine_->AddObserver(&observer);
   ASSERT_TRUE(Put("d", R"({"data":{"a":1}})").ok());
   ASSERT_TRUE(Put("_config", R"({"data":{"documents":{"d":{"_tsdb_trigger":"on-update"}}}})").ok());
   ASSERT_TRUE(Patch("d", R"({"data":{"a":2}})").ok());
@@ -336,7 +338,7 @@ TEST_F(EngineTest, ConfigWrittenBeforeTheEngineStartedIsReadOnceAndKept) {
   ASSERT_TRUE(Put("_config", R"({"data":{"documents":{"d":{"_tsdb_trigger":"on-change"}}}})").ok());
   Reopen();
   ConfigObserver observer;
-  engine_->SetObserver(&observer);
+  engine_->AddObserver(&observer);
   ASSERT_TRUE(Put("d", R"({"data":{"a":1}})").ok());
   ASSERT_TRUE(Put("d", R"({"data":{"a":2}})").ok());
   EXPECT_EQ(observer.triggers, (std::vector<std::string>{"on-change", "on-change"}));
@@ -367,7 +369,7 @@ TEST_F(EngineTest, ConfigLargerThanItsLimitIsRefusedNamingTheLimit) {
 // write is handed the _config in force when it was made, and the last one wins.
 TEST_F(EngineTest, ConcurrentConfigAndDocumentWritersSeeTheConfigInForce) {
   ConfigObserver observer;
-  engine_->SetObserver(&observer);
+  engine_->AddObserver(&observer);
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&, t] {
@@ -392,7 +394,7 @@ TEST_F(EngineTest, ConcurrentConfigAndDocumentWritersSeeTheConfigInForce) {
 
 TEST_F(EngineTest, ObserverDoesNotSeeRejectedWrites) {
   RecordingObserver observer;
-  engine_->SetObserver(&observer);
+  engine_->AddObserver(&observer);
   EXPECT_FALSE(Put("d", R"({"version":3,"data":{"a":1}})").ok());
   EXPECT_FALSE(Patch("d", R"({"data":{"a":[null]}})").ok());
   EXPECT_TRUE(observer.events.empty());
@@ -401,7 +403,7 @@ TEST_F(EngineTest, ObserverDoesNotSeeRejectedWrites) {
 TEST(ParseWriteRequestTest, ReadsVersionAndData) {
   auto request = ParseWriteRequest(R"({"version":3,"data":{"a":1},"twin_id":"ignored"})", Limits());
   ASSERT_TRUE(request.ok());
-  EXPECT_EQ(request->version, 3u);
+  EXPECT_EQ(request->expected.version, 3u);
   EXPECT_EQ(request->data, R"({"a":1})");
 }
 
@@ -445,9 +447,9 @@ TEST(ParseWriteRequestTest, VersionsUpTo2To53AreTakenExactly) {
   for (const auto& [text, version] : cases) {
     for (bool data_required : {true, false}) {  // put and patch bodies, delete bodies
       const std::string body = std::string(R"({"version":)") + text + (data_required ? R"(,"data":{}})" : "}");
-      auto request = ParseWriteRequest(body, Limits(), data_required);
+      auto request = ParseWriteRequest(body, Limits(), data_required ? BodyData::kRequired : BodyData::kIgnored);
       ASSERT_TRUE(request.ok()) << body << ": " << request.status().message();
-      EXPECT_EQ(request->version, version) << body;
+      EXPECT_EQ(request->expected.version, version) << body;
     }
   }
 }
@@ -458,7 +460,7 @@ TEST(ParseWriteRequestTest, VersionsAbove2To53AreRefusedNotRounded) {
                            "9007199254740990.5", "18446744073709551617", "1e16", "1e300", "0.5", "-1", "-0.0001"}) {
     for (bool data_required : {true, false}) {
       const std::string body = std::string(R"({"version":)") + text + (data_required ? R"(,"data":{}})" : "}");
-      auto request = ParseWriteRequest(body, Limits(), data_required);
+      auto request = ParseWriteRequest(body, Limits(), data_required ? BodyData::kRequired : BodyData::kIgnored);
       ASSERT_FALSE(request.ok()) << body;
       EXPECT_EQ(request.status().field(), "version") << body;
       EXPECT_EQ(request.status().message(), "version must be an integer from 0 to 2^53") << body;
@@ -502,9 +504,9 @@ TEST(ParseWriteRequestTest, OversizeBodyIsRejectedUnparsed) {
 }
 
 TEST(ParseWriteRequestTest, DeleteBodyMayBeEmptyOrCarryAVersion) {
-  EXPECT_EQ(ParseWriteRequest("", Limits(), false)->version, 0u);
-  EXPECT_EQ(ParseWriteRequest(R"({"version":4})", Limits(), false)->version, 4u);
-  EXPECT_FALSE(ParseWriteRequest(R"({"version":"x"})", Limits(), false).ok());
+  EXPECT_EQ(ParseWriteRequest("", Limits(), BodyData::kIgnored)->expected.version, 0u);
+  EXPECT_EQ(ParseWriteRequest(R"({"version":4})", Limits(), BodyData::kIgnored)->expected.version, 4u);
+  EXPECT_FALSE(ParseWriteRequest(R"({"version":"x"})", Limits(), BodyData::kIgnored).ok());
 }
 
 TEST(LimitsTest, NonsenseLimitsAreRejected) {

@@ -156,7 +156,7 @@ class EngineWithPush {
     EXPECT_TRUE(store.ok()) << store.status().message();
     engine = std::make_unique<Engine>(std::move(store).value(), Limits());
     observer = std::make_unique<TsdbObserver>(sender);
-    engine->SetObserver(observer.get());
+    engine->AddObserver(observer.get());
   }
   // Put or patch; returns how long the engine took.
   std::chrono::microseconds Write(const std::string& doc, const std::string& body, bool patch = false) {

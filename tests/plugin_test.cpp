@@ -214,7 +214,7 @@ TEST_F(PluginTest, BadInputGetsAnErrorReplyKeepsTheConnectionAndWritesNothing) {
       {"_config/put", R"({"data":{"documents":{"d":{"_tsdb_trigger":"never"}}}})",
        R"({"error":"data.documents.d._tsdb_trigger: must be \"on-update\" or \"on-change\"","argument":"data"})"},
       {"d/frobnicate", "",
-       R"j({"error":"unknown method 'frobnicate' (known: get, put, patch, delete)","argument":"method"})j"},
+       R"j({"error":"unknown method 'frobnicate' (known: get, put, patch, delete, watch, unwatch)","argument":"method"})j"},
       {"d/put", "{\"data\":{\"a\":\"\xff\"}}", R"({"error":"payload is not valid UTF-8 JSON text","argument":"data"})"},
   };
   for (const Case& c : cases) {

@@ -120,14 +120,39 @@ TEST_F(RocksDbStoreTest, DataSurvivesCloseAndReopen) {
 TEST_F(RocksDbStoreTest, UnknownSchemaVersionIsRefused) {
   Open().reset();
   {
+    // Opened as any RocksDB tool would: with its column families.
+    std::vector<rocksdb::ColumnFamilyDescriptor> families = {{rocksdb::kDefaultColumnFamilyName, {}}, {"changes", {}}};
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
     rocksdb::DB* raw = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::Options(), dir_.sub("db"), &raw).ok());
+    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::Options(), dir_.sub("db"), families, &handles, &raw).ok());
     std::unique_ptr<rocksdb::DB> db(raw);
     ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), "!schema", "99").ok());
+    for (auto* handle : handles) ASSERT_TRUE(db->DestroyColumnFamilyHandle(handle).ok());
   }
   auto store = OpenRocksDbStore(dir_.sub("db"));
   ASSERT_FALSE(store.ok());
   EXPECT_NE(store.status().message().find("schema version 99"), std::string::npos) << store.status().message();
+}
+
+TEST_F(RocksDbStoreTest, ASchema1DatabaseIsUpgradedInPlace) {
+  {
+    // As schema 1 wrote it: "d" twin NUL doc -> 8-byte little-endian version, then the data.
+    rocksdb::Options options;
+    options.create_if_missing = true;
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(options, dir_.sub("db"), &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), "!schema", "1").ok());
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), std::string("dt\0doc", 6),
+                        std::string("\x05\0\0\0\0\0\0\0", 8) + R"({"old":1})")
+                    .ok());
+  }
+  auto store = Open();
+  auto got = store->Get("t", "doc");
+  ASSERT_TRUE(got.ok() && got->has_value());
+  EXPECT_EQ((*got)->version, 5u);
+  EXPECT_EQ((*got)->data, R"({"old":1})");
+  EXPECT_EQ((*got)->modified_ms, 0);  // unknown
 }
 
 TEST_F(RocksDbStoreTest, ForeignDatabaseIsRefused) {

@@ -43,7 +43,7 @@ class TsdbObserverTest : public testing::Test {
     ASSERT_TRUE(store.ok()) << store.status().message();
     engine_ = std::make_unique<Engine>(std::move(store).value(), Limits());
     observer_ = std::make_unique<TsdbObserver>(sink_);
-    engine_->SetObserver(observer_.get());
+    engine_->AddObserver(observer_.get());
   }
 
   void Write(const std::string& doc, const std::string& body, bool patch = false, const std::string& twin = "dev1") {
@@ -117,9 +117,10 @@ TEST_F(TsdbObserverTest, FailedWriteIsNotPushed) {
 
 TEST_F(TsdbObserverTest, ATwinFeedsAtMostMaxSeriesAndTheRestIsDroppedAndCounted) {
   std::vector<std::string> logged;
+  engine_->RemoveObserver(observer_.get());  // replaced by one with other settings
   observer_ = std::make_unique<TsdbObserver>(sink_, 3,
                                              [&](LogLevel, const std::string& line) { logged.push_back(line); });
-  engine_->SetObserver(observer_.get());
+  engine_->AddObserver(observer_.get());
   Write("_config", R"({"data":{"documents":{"state":{"_tsdb_trigger":"on-update"}}}})");
   Write("state", R"({"data":{"a":[1,2,3,4,5]}})");
   EXPECT_EQ(sink_.Take(), "dev1/state/a.0=1 dev1/state/a.1=2 dev1/state/a.2=3");
@@ -139,8 +140,9 @@ TEST_F(TsdbObserverTest, ATwinFeedsAtMostMaxSeriesAndTheRestIsDroppedAndCounted)
 }
 
 TEST_F(TsdbObserverTest, OtherTagsMakeAnotherSeries) {
+  engine_->RemoveObserver(observer_.get());  // replaced by one with other settings
   observer_ = std::make_unique<TsdbObserver>(sink_, 1);
-  engine_->SetObserver(observer_.get());
+  engine_->AddObserver(observer_.get());
   Write("_config", R"({"data":{"documents":{"state":{"_tsdb_trigger":"on-update","_tags":{"site":"a"}}}}})");
   Write("state", R"({"data":{"t":1}})");
   EXPECT_EQ(sink_.Take(), "dev1/state/t=1");
@@ -165,8 +167,9 @@ TEST_F(TsdbObserverTest, ALongArrayYieldsAtMostTheSeriesLimit) {
 // The walk stops naming points once the limit is reached and the write met every series its
 // document fed; what it pushes and counts is what a full walk would.
 TEST_F(TsdbObserverTest, AtTheSeriesLimitTheSameFirstPointsArePushedAndTheRestCounted) {
+  engine_->RemoveObserver(observer_.get());  // replaced by one with other settings
   observer_ = std::make_unique<TsdbObserver>(sink_, 3);
-  engine_->SetObserver(observer_.get());
+  engine_->AddObserver(observer_.get());
   Write("_config",
         R"({"data":{"documents":{"state":{"_tsdb_trigger":"on-update"},"other":{"_tsdb_trigger":"on-change"}}}})");
   Write("state", R"({"data":{"b":[1,2,3]}})");

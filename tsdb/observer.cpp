@@ -15,7 +15,7 @@ uint64_t Mix(uint64_t h, uint64_t value) { return h * 31 + value; }
 
 void TsdbObserver::OnWrite(const WriteEvent& event) noexcept {
   try {
-    if (event.document == kConfigDocument) return;
+    if (event.after == nullptr || event.document == kConfigDocument) return;  // deletions feed nothing
     if (event.config == nullptr) {
       if (log_) {
         log_(LogLevel::kError, "tsdb: cannot read the _config of twin " + std::string(event.twin) + ": " +
@@ -111,7 +111,8 @@ void TsdbObserver::OnWrite(const WriteEvent& event) noexcept {
     std::vector<Sample> samples;
     samples.reserve(points.size());
     for (TsdbPoint& point : points) {
-      samples.push_back(Sample{std::string(event.twin), std::string(event.document), std::move(point), now});
+      samples.push_back(Sample{std::string(event.twin), std::string(event.document), std::move(point), now,
+                               event.change != nullptr ? event.change->seq : 0});
     }
     sink_.Push(std::move(samples));
   } catch (const std::exception& e) {  // out of memory: the write stands, its samples are lost

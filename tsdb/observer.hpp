@@ -1,6 +1,6 @@
 // Turns successful twin writes into time-series samples, per the twin's `_config`.
 //
-// Installed with Engine::SetObserver. For each put or patch of a document (never of
+// Installed with Engine::AddObserver. For each put or patch of a document (never of
 // `_config` itself) it takes the twin's configuration from the write event (the engine
 // parses `_config` when it is written and keeps it, so a `_config` change applies from the
 // next write on and costs nothing per write), evaluates the triggers (points.hpp) and hands

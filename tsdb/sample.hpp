@@ -14,6 +14,7 @@ struct Sample {
   std::string document;
   TsdbPoint point;
   int64_t time = 0;  // unix seconds
+  uint64_t seq = 0;  // the change-log entry of the write it comes from (WriteEvent::change)
 };
 
 class SampleSink {

@@ -1,0 +1,263 @@
+// Change propagation to devices (watch, unwatch, pushes) and the MQTT event feed, against the
+// real broker with the built plugin, real MQTT clients and a real HTTP client for REST.
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tests/support/broker.hpp"
+#include "tests/support/http_client.hpp"
+#include "tests/support/mqtt_client.hpp"
+
+namespace twins::test {
+namespace {
+
+constexpr char kToken[] = "0f6c0a52-3d0e-4a3b-9c53-7d1e2b4c5a69";
+
+class WatchTest : public testing::Test {
+ protected:
+  void SetUp() override { Start(); }
+  void TearDown() override {
+    devices_.clear();
+    broker_->Stop();
+    EXPECT_TRUE(broker_->exited_cleanly()) << broker_->log();
+  }
+
+  void Start(const std::string& extra = "") {
+    rest_port_ = FreePort();
+    broker_ = std::make_unique<Broker>("plugin_opt_rest_listen 127.0.0.1:" + std::to_string(rest_port_) +
+                                       "\nplugin_opt_rest_token " + kToken + "\nplugin_opt_max_documents 4\n" + extra);
+    ASSERT_TRUE(broker_->Start()) << broker_->log();
+  }
+
+  HttpReply Rest(const std::string& method, const std::string& path, const std::string& body = "") {
+    HttpCall call;
+    call.method = method;
+    call.url = "http://127.0.0.1:" + std::to_string(rest_port_) + "/iot/v1/regions/fr-par/twins/" + path;
+    call.send_body = !body.empty();
+    call.body = body;
+    call.headers = {std::string("X-Auth-Token: ") + kToken, "Content-Type: application/json"};
+    return http_.Send(call);
+  }
+
+  MqttClient& Device(const std::string& id) {
+    devices_.push_back(std::make_unique<MqttClient>(id, broker_->port()));
+    EXPECT_TRUE(devices_.back()->connected());
+    return *devices_.back();
+  }
+
+  // "topic payload" of the next message, or "(nothing)".
+  static std::string Next(MqttClient& client) {
+    auto message = client.Next(5000);
+    return message ? message->topic + " " + message->payload : "(nothing)";
+  }
+  static std::string Ask(MqttClient& client, const std::string& topic, const std::string& payload, int qos = 1) {
+    EXPECT_TRUE(client.Publish(topic, payload, qos));
+    return Next(client);
+  }
+
+  // Nothing reached `client` before a marker: its own get of `doc`, answered after anything
+  // the changes before it could have caused.
+  static void ExpectNothingBeforeMarker(MqttClient& client, const std::string& twin, const std::string& doc) {
+    const std::string topic = "$SCW/twins/" + twin + "/" + doc + "/get";
+    ASSERT_TRUE(client.Publish(topic, "", 1));
+    auto message = client.Next(5000);
+    ASSERT_TRUE(message.has_value());
+    EXPECT_EQ(message->topic.rfind(topic + "/response/", 0), 0u) << message->topic << " " << message->payload;
+  }
+
+  std::unique_ptr<Broker> broker_;
+  int rest_port_ = 0;
+  HttpClient http_;
+  std::vector<std::unique_ptr<MqttClient>> devices_;
+};
+
+TEST_F(WatchTest, WatchRepliesTheDocumentThenEveryRestChangeIsPushed) {
+  MqttClient& dev = Device("dev1");
+  EXPECT_EQ(Ask(dev, "$SCW/twins/me/desired/watch", ""),
+            R"($SCW/twins/me/desired/watch/response/success {"version":0,"data":{}})");
+  ASSERT_EQ(Rest("PUT", "dev1/documents/desired", R"({"data":{"target":21}})").status, 200);
+  EXPECT_EQ(Next(dev), R"($SCW/twins/me/desired/updated {"version":1,"data":{"target":21}})");
+  ASSERT_EQ(Rest("PATCH", "dev1/documents/desired", R"({"data":{"mode":"eco"}})").status, 200);
+  EXPECT_EQ(Next(dev), R"($SCW/twins/me/desired/updated {"version":2,"data":{"target":21,"mode":"eco"}})");
+  ASSERT_EQ(Rest("DELETE", "dev1/documents/desired").status, 204);
+  EXPECT_EQ(Next(dev), R"($SCW/twins/me/desired/deleted {"version":2})");
+  // The watch outlives the document: its re-creation is pushed, and so is a delete-all.
+  ASSERT_EQ(Rest("PUT", "dev1/documents/desired", R"({"data":{"back":true}})").status, 200);
+  EXPECT_EQ(Next(dev), R"($SCW/twins/me/desired/updated {"version":1,"data":{"back":true}})");
+  ASSERT_EQ(Rest("DELETE", "dev1").status, 204);
+  EXPECT_EQ(Next(dev), R"($SCW/twins/me/desired/deleted {"version":1})");
+  ExpectNothingBeforeMarker(dev, "me", "desired");
+}
+
+TEST_F(WatchTest, PushesUseTheTwinAsTheWatchSpelledItAndItsQos) {
+  MqttClient& dev = Device("dev1");
+  EXPECT_EQ(Ask(dev, "$SCW/twins/dev1/d/watch", "{}", 0),
+            R"($SCW/twins/dev1/d/watch/response/success {"version":0,"data":{}})");
+  ASSERT_EQ(Rest("PUT", "dev1/documents/d", R"({"data":{"a":1}})").status, 200);
+  auto push = dev.Next(5000);
+  ASSERT_TRUE(push.has_value());
+  EXPECT_EQ(push->topic, "$SCW/twins/dev1/d/updated");
+  EXPECT_EQ(push->qos, 0);
+  EXPECT_FALSE(push->retain);
+}
+
+TEST_F(WatchTest, TheDevicesOwnWritesAreNotPushedToIt) {
+  MqttClient& dev = Device("dev1");
+  Ask(dev, "$SCW/twins/me/d/watch", "");
+  EXPECT_EQ(Ask(dev, "$SCW/twins/me/d/put", R"({"data":{"own":1}})"),
+            R"($SCW/twins/me/d/put/response/success {"version":1,"data":{"own":1}})");
+  // A REST change after it is the next thing the device hears: no push of its own write between.
+  ASSERT_EQ(Rest("PATCH", "dev1/documents/d", R"({"data":{"rest":2}})").status, 200);
+  EXPECT_EQ(Next(dev), R"($SCW/twins/me/d/updated {"version":2,"data":{"own":1,"rest":2}})");
+}
+
+TEST_F(WatchTest, PushesReachNoOtherClientAndNoSubscriber) {
+  MqttClient& dev = Device("dev1");
+  Ask(dev, "$SCW/twins/me/d/watch", "");
+  MqttClient& spy = Device("spy");
+  ASSERT_TRUE(spy.Subscribe("#"));
+  ASSERT_TRUE(spy.Subscribe("$SCW/#"));
+  ASSERT_EQ(Rest("PUT", "dev1/documents/d", R"({"data":{"a":1}})").status, 200);
+  EXPECT_EQ(Next(dev), R"($SCW/twins/me/d/updated {"version":1,"data":{"a":1}})");
+  ExpectNothingBeforeMarker(spy, "me", "d");
+}
+
+TEST_F(WatchTest, ADeviceCannotWatchAnotherTwin) {
+  MqttClient& dev = Device("dev1");
+  const std::string reply = Ask(dev, "$SCW/twins/dev2/d/watch", "");
+  EXPECT_EQ(reply.rfind("$SCW/twins/dev2/d/watch/response/error ", 0), 0u) << reply;
+  ASSERT_EQ(Rest("PUT", "dev2/documents/d", R"({"data":{"a":1}})").status, 200);
+  ExpectNothingBeforeMarker(dev, "me", "d");
+}
+
+TEST_F(WatchTest, BadWatchRequestsGetErrorsAndRegisterNothing) {
+  MqttClient& dev = Device("dev1");
+  for (const char* payload : {R"({"a":1})", "x", "[]", "{} {}"}) {
+    const std::string reply = Ask(dev, "$SCW/twins/me/d/watch", payload);
+    EXPECT_EQ(
+        reply,
+        R"($SCW/twins/me/d/watch/response/error {"error":"watch takes an empty payload or {}","argument":"payload"})")
+        << payload;
+  }
+  EXPECT_EQ(
+      Ask(dev, "$SCW/twins/me/d/unwatch", "nope"),
+      R"($SCW/twins/me/d/unwatch/response/error {"error":"unwatch takes an empty payload or {}","argument":"payload"})");
+  const std::string bad_name = Ask(dev, "$SCW/twins/me/b%20d/watch", "");
+  EXPECT_NE(bad_name.find("/response/error "), std::string::npos) << bad_name;
+  ASSERT_EQ(Rest("PUT", "dev1/documents/d", R"({"data":{"a":1}})").status, 200);
+  ExpectNothingBeforeMarker(dev, "me", "d");
+}
+
+TEST_F(WatchTest, WatchesPerTwinAreBoundedByMaxDocumentsPlusOne) {
+  MqttClient& dev = Device("dev1");
+  for (int i = 0; i < 5; ++i) {  // max_documents 4, plus one (_config)
+    const std::string doc = "d" + std::to_string(i);
+    EXPECT_EQ(Ask(dev, "$SCW/twins/me/" + doc + "/watch", ""),
+              "$SCW/twins/me/" + doc + R"(/watch/response/success {"version":0,"data":{}})");
+  }
+  EXPECT_EQ(
+      Ask(dev, "$SCW/twins/me/d9/watch", ""),
+      R"($SCW/twins/me/d9/watch/response/error {"error":"quota exceeded: twin_watches is limited to 5","resource":"twin_watches","quota":5,"current":5})");
+  // Watching again what is watched is no new watch; unwatching frees a place.
+  EXPECT_EQ(Ask(dev, "$SCW/twins/me/d0/watch", ""),
+            R"($SCW/twins/me/d0/watch/response/success {"version":0,"data":{}})");
+  EXPECT_EQ(Ask(dev, "$SCW/twins/me/d0/unwatch", ""), R"($SCW/twins/me/d0/unwatch/response/success {})");
+  EXPECT_EQ(Ask(dev, "$SCW/twins/me/d0/unwatch", "{}"), R"($SCW/twins/me/d0/unwatch/response/success {})");
+  EXPECT_EQ(Ask(dev, "$SCW/twins/me/d9/watch", ""),
+            R"($SCW/twins/me/d9/watch/response/success {"version":0,"data":{}})");
+  // An unwatched document is pushed no more.
+  ASSERT_EQ(Rest("PUT", "dev1/documents/d0", R"({"data":{"a":1}})").status, 200);
+  ExpectNothingBeforeMarker(dev, "me", "d0");
+}
+
+TEST_F(WatchTest, AWatchAfterAReconnectReturnsWhatChangedMeanwhile) {
+  {
+    MqttClient away("dev1", broker_->port());
+    Ask(away, "$SCW/twins/me/desired/watch", "");
+  }
+  for (int n = 1; n <= 3; ++n) {
+    ASSERT_EQ(Rest("PUT", "dev1/documents/desired", R"({"data":{"n":)" + std::to_string(n) + "}}").status, 200);
+  }
+  MqttClient& back = Device("dev1");
+  EXPECT_EQ(Ask(back, "$SCW/twins/me/desired/watch", ""),
+            R"($SCW/twins/me/desired/watch/response/success {"version":3,"data":{"n":3}})");
+  ASSERT_EQ(Rest("PUT", "dev1/documents/desired", R"({"data":{"n":4}})").status, 200);
+  EXPECT_EQ(Next(back), R"($SCW/twins/me/desired/updated {"version":4,"data":{"n":4}})");
+}
+
+TEST_F(WatchTest, WatchesSurviveABrokerRestart) {
+  {
+    MqttClient dev("dev1", broker_->port());
+    Ask(dev, "$SCW/twins/me/desired/watch", "");
+  }
+  broker_->Stop();
+  ASSERT_TRUE(broker_->Start()) << broker_->log();
+  http_.Disconnect();
+  MqttClient& dev = Device("dev1");  // connected again, without watching again
+  ASSERT_EQ(Rest("PUT", "dev1/documents/desired", R"({"data":{"after":"restart"}})").status, 200);
+  EXPECT_EQ(Next(dev), R"($SCW/twins/me/desired/updated {"version":1,"data":{"after":"restart"}})");
+}
+
+TEST_F(WatchTest, ManyQuickChangesArriveInVersionOrderEndingWithTheLatest) {
+  MqttClient& dev = Device("dev1");
+  Ask(dev, "$SCW/twins/me/d/watch", "");
+  for (int n = 1; n <= 50; ++n) {
+    ASSERT_EQ(Rest("PUT", "dev1/documents/d", R"({"data":{"n":)" + std::to_string(n) + "}}").status, 200);
+  }
+  // Changes close together may be coalesced, never reordered, and the last is always pushed.
+  int last = 0;
+  while (last < 50) {
+    auto push = dev.Next(5000);
+    ASSERT_TRUE(push.has_value()) << "after version " << last;
+    const size_t at = push->payload.find("\"version\":");
+    const int version = std::stoi(push->payload.substr(at + 10));
+    EXPECT_GT(version, last) << push->payload;
+    last = version;
+  }
+  ExpectNothingBeforeMarker(dev, "me", "d");
+}
+
+TEST_F(WatchTest, TheEventFeedCarriesEveryChangeToSubscribers) {
+  broker_->Stop();
+  Start("plugin_opt_events_topic backend/twin-events\n");
+  MqttClient& backend = Device("backend");
+  ASSERT_TRUE(backend.Subscribe("backend/twin-events/#"));
+  ASSERT_EQ(Rest("PUT", "dev1/documents/state", R"({"data":{"t":20}})").status, 200);
+  auto event = backend.Next(5000);
+  ASSERT_TRUE(event.has_value());
+  EXPECT_EQ(event->topic, "backend/twin-events/dev1/state");
+  EXPECT_EQ(event->qos, 1);
+  EXPECT_FALSE(event->retain);
+  EXPECT_NE(
+      event->payload.find(
+          R"("twin_id":"dev1","document_name":"state","operation":"put","source":"rest","version":1,"data":{"t":20}})"),
+      std::string::npos)
+      << event->payload;
+  MqttClient& dev = Device("dev1");
+  Ask(dev, "$SCW/twins/me/state/patch", R"({"data":{"t":21}})");
+  event = backend.Next(5000);
+  ASSERT_TRUE(event.has_value());
+  EXPECT_NE(event->payload.find(R"("operation":"patch","source":"mqtt","version":2,"data":{"t":21}})"),
+            std::string::npos)
+      << event->payload;
+  ASSERT_EQ(Rest("DELETE", "dev1/documents/state").status, 204);
+  event = backend.Next(5000);
+  ASSERT_TRUE(event.has_value());
+  EXPECT_NE(event->payload.find(R"("operation":"delete","source":"rest","version":2})"), std::string::npos)
+      << event->payload;
+}
+
+TEST_F(WatchTest, ABadEventsTopicStopsTheBrokerWithAClearMessage) {
+  broker_->Stop();
+  for (const char* topic : {"events/#", "events/+/x", "events/", "$SCW/twins/events"}) {
+    Broker bad(std::string("plugin_opt_events_topic ") + topic + "\n");
+    EXPECT_FALSE(bad.Start()) << topic;
+    EXPECT_NE(bad.log().find("plugin_opt_events_topic"), std::string::npos) << bad.log();
+  }
+  Start();
+}
+
+}  // namespace
+}  // namespace twins::test
