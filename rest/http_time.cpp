@@ -13,8 +13,6 @@ struct tm Utc(int64_t unix_seconds) {
   return utc;
 }
 
-int64_t FloorDiv(int64_t a, int64_t b) { return a / b - (a % b != 0 && (a < 0) != (b < 0) ? 1 : 0); }
-
 }  // namespace
 
 std::string HttpDate(int64_t unix_seconds) {
@@ -25,15 +23,6 @@ std::string HttpDate(int64_t unix_seconds) {
   char text[96];  // room for any int the format could see
   snprintf(text, sizeof(text), "%s, %02d %s %04d %02d:%02d:%02d GMT", kDays[utc.tm_wday], utc.tm_mday,
            kMonths[utc.tm_mon], utc.tm_year + 1900, utc.tm_hour, utc.tm_min, utc.tm_sec);
-  return text;
-}
-
-std::string Rfc3339Millis(int64_t unix_ms) {
-  const int64_t seconds = FloorDiv(unix_ms, 1000);
-  const struct tm utc = Utc(seconds);
-  char text[96];  // room for any int the format could see
-  snprintf(text, sizeof(text), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday,
-           utc.tm_hour, utc.tm_min, utc.tm_sec, static_cast<int>(unix_ms - seconds * 1000));
   return text;
 }
 

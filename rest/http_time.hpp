@@ -1,5 +1,4 @@
-// Times as HTTP and the event stream write them, built by hand because strftime follows the
-// process locale.
+// Times as HTTP writes them, built by hand because strftime follows the process locale.
 #pragma once
 
 #include <cstdint>
@@ -9,8 +8,5 @@ namespace twins {
 
 // IMF-fixdate (RFC 9110 section 5.6.7), "Sun, 06 Nov 1994 08:49:37 GMT", of a Unix time in seconds.
 std::string HttpDate(int64_t unix_seconds);
-
-// RFC 3339 in UTC with milliseconds, "2026-11-27T18:05:07.123Z", of a Unix time in ms.
-std::string Rfc3339Millis(int64_t unix_ms);
 
 }  // namespace twins
