@@ -16,8 +16,10 @@
 // the changes from now on. No resumption point: the changes from now on.
 //
 // Streams never hold writers back: each reads the log at its own pace from its own cursor. A
-// client more than max_lag changes behind (it reads too slowly) gets `event: overflow` with
-// {"cursor_seq","current_seq"} and the stream ends; it resumes with Last-Event-ID. A client that
+// client that falls max_lag changes further behind the newest than it ever was on this stream
+// (a replay's backlog is where it starts, not lag), or behind what the log retains, reads too
+// slowly: it gets `event: overflow` with {"cursor_seq","current_seq"} (id: the cursor) and the
+// stream ends; it resumes with Last-Event-ID. A client that
 // takes nothing at all is dropped after the server's write timeout (request_timeout_ms). A
 // comment line every keep-alive interval keeps proxies from closing an idle stream.
 //
@@ -46,7 +48,7 @@ inline constexpr std::string_view kTwinEventsSegment = "twin-events";
 
 struct EventStreamOptions {
   int max_streams = 16;      // streams open at once; each holds a worker thread
-  uint64_t max_lag = 10000;  // changes a stream may be behind the newest before it is ended
+  uint64_t max_lag = 10000;  // changes a stream may fall further behind than it was before it is ended
   // Longest silence on a stream: a comment line then. An internal constant (tests lower it).
   std::chrono::milliseconds keep_alive{15000};
 };
