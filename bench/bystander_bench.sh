@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Bystander latency under a flood of worst-case requests (hardening issue: one device must not
-# stall the broker for the others; see docs/performance.md, "Worst-case requests").
+# Bystander latency under a flood of worst-case requests (one device must not stall the broker
+# for the others; see docs/performance.md, "Worst-case requests").
 #
 #   bench/bystander_bench.sh [BUILD_DIR]
 #
@@ -20,6 +20,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(dirname "$here")
+. "$src/tests/support/start_broker.sh"
 build=${1:-$src/build}
 DURATION=${DURATION:-10}
 REPEAT=${REPEAT:-3}
@@ -43,10 +44,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-
 # The Graphite sink: accepts carbon connections and discards what they send.
-carbon_port=$(free_port)
+carbon_port=$(free_ports 1)
 python3 - "$carbon_port" <<'PY' &
 import socket, sys, threading
 server = socket.create_server(("127.0.0.1", int(sys.argv[1])))
@@ -59,14 +58,7 @@ while True:
 PY
 pids+=($!)
 
-port=$(free_port)
-cat >"$work/mosquitto.conf" <<CONF
-listener $port 127.0.0.1
-allow_anonymous true
-user root
-set_tcp_nodelay true
-connection_messages false
-log_dest file $work/mosquitto.log
+start_broker "$work/broker" "connection_messages false
 log_type error
 log_type warning
 plugin $build/plugin/mosquitto_twins.so
@@ -74,15 +66,10 @@ plugin_opt_db_path $work/db
 plugin_opt_rest_listen off
 plugin_opt_sync_writes false
 plugin_opt_max_requests_per_second 0
-plugin_opt_graphite_url tcp://127.0.0.1:$carbon_port
-CONF
-mosquitto -c "$work/mosquitto.conf" 2>>"$work/mosquitto.log" &
-broker=$!
-pids+=($broker)
-until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
-  kill -0 "$broker" 2>/dev/null || { cat "$work/mosquitto.log" >&2; exit 1; }
-  sleep 0.05
-done
+plugin_opt_graphite_url tcp://127.0.0.1:$carbon_port" || exit 1
+broker=$started_pid
+port=$started_port
+pids+=("$broker")
 
 # run LABEL twins_load-options...: appends the JSON line, labelled. Client ids of their own
 # (LABEL and the run number), so that no load takes over another's session.
@@ -118,4 +105,4 @@ median() {
   echo "Medians of $REPEAT runs of ${DURATION} s; flood: $FLOOD_DEVICES devices, worst shapes in turn."
   echo "load average $(cut -d' ' -f1-3 /proc/loadavg); results in $results"
 } | tee "$OUT/summary.md"
-grep -i "error\|warn" "$work/mosquitto.log" | sort | uniq -c | head -5 >&2 || true
+grep -i "error\|warn" "$work/broker/mosquitto.log" | sort | uniq -c | head -5 >&2 || true

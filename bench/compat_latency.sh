@@ -9,44 +9,24 @@
 # ms per broker and method. The same built plugin in every broker.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. tests/support/start_broker.sh
 build=${1:-build}
 DURATION=${DURATION:-3}
 REPEAT=${REPEAT:-3}
 plugin=$PWD/$build/plugin/mosquitto_twins.so
 load=$PWD/$build/bench/twins_load
-work=$(mktemp -d /tmp/twins-compat-latency-XXXXXX)
-pid=""
-cleanup() {
-  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-brokers=(/usr/sbin/mosquitto)
-for b in build-compat/*/prefix/sbin/mosquitto; do [ -x "$b" ] && brokers+=("$PWD/$b"); done
+. bench/brokers.sh
 
 printf '| broker | method | p50 ms | p99 ms | ops/s |\n|---|---|---|---|---|\n'
 for broker in "${brokers[@]}"; do
   lib=$(dirname "$(dirname "$broker")")/lib
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   rm -rf "$work/db"
-  cat >"$work/mosquitto.conf" <<CONF
-listener $port 127.0.0.1
-allow_anonymous true
-user root
-set_tcp_nodelay true
-log_dest file $work/mosquitto.log
-plugin $plugin
+  TWINS_MOSQUITTO=$broker LD_LIBRARY_PATH=$lib start_broker "$work/broker" "plugin $plugin
 plugin_opt_db_path $work/db
 plugin_opt_rest_listen off
-plugin_opt_max_requests_per_second 0
-CONF
-  LD_LIBRARY_PATH=$lib "$broker" -c "$work/mosquitto.conf" >>"$work/mosquitto.log" 2>&1 &
-  pid=$!
-  until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
-    kill -0 "$pid" 2>/dev/null || { cat "$work/mosquitto.log"; exit 1; }
-    sleep 0.01
-  done
+plugin_opt_max_requests_per_second 0" || exit 1
+  pid=$started_pid
+  port=$started_port
   version=$( (LD_LIBRARY_PATH=$lib "$broker" -h || true) | sed -n 's/^mosquitto version \([^ ]*\).*/\1/p')
   for method in put get; do
     runs=()

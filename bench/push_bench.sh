@@ -20,27 +20,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-port=$(free_port)
-rest_port=$(free_port)
-cat >"$work/mosquitto.conf" <<CONF
-listener $port 127.0.0.1
-allow_anonymous true
-set_tcp_nodelay true
-max_queued_messages 100000
-$( [[ $(id -u) == 0 ]] && echo "user root" )
+. "$(dirname "$here")/tests/support/start_broker.sh"
+start_broker "$work/broker" "max_queued_messages 100000
 plugin $build/plugin/mosquitto_twins.so
 plugin_opt_db_path $work/db
-plugin_opt_rest_listen 127.0.0.1:$rest_port
+plugin_opt_rest_listen 127.0.0.1:@REST_PORT@
 plugin_opt_rest_token $token
-plugin_opt_max_requests_per_second 0
-CONF
-mosquitto -c "$work/mosquitto.conf" >"$work/broker.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do
-  grep -q "REST API on" "$work/broker.log" && ss -Htln "sport = :$port" | grep -q . && break
-  sleep 0.1
-done
+plugin_opt_max_requests_per_second 0" || exit 1
+pids+=("$started_pid")
+port=$started_port
+rest_port=$started_rest_port
 
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 for run in $(seq "$REPEAT"); do

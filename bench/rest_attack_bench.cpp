@@ -1,4 +1,4 @@
-// REST under slow and idle clients (issue 13, F4), with the engine and RestServer in this
+// REST under slow and idle clients, with the engine and RestServer in this
 // process (no broker): `attackers` connections, half sending nothing, half sending a request
 // head one byte a second, each reopened as soon as the server closes it, while one client
 // makes calls (a new connection each: /healthz and an authenticated GET, alternately) for
@@ -8,9 +8,7 @@
 //   rest_attack_bench [threads=64] [request_timeout_ms=10000] [attackers=32] [seconds=30]
 //
 // The old defaults were 4 threads and CivetWeb's 30 000 ms.
-#include <arpa/inet.h>
 #include <curl/curl.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -27,29 +25,19 @@
 
 #include "engine/engine.hpp"
 #include "rest/rest_server.hpp"
+#include "tests/support/loopback.hpp"
 
 namespace {
+
+using twins::test::ConnectLoopback;
 
 using Clock = std::chrono::steady_clock;
 constexpr char kToken[] = "bench-token";
 
-int Connect(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(static_cast<uint16_t>(port));
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
-
 void Attack(int port, bool trickle, const std::atomic<bool>& stop) {
   const std::string head = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Padding: " + std::string(4096, 'a');
   while (!stop) {
-    int fd = Connect(port);
+    int fd = ConnectLoopback(port);
     if (fd < 0) continue;
     for (size_t sent = 0; !stop;) {
       pollfd p{fd, POLLIN, 0};

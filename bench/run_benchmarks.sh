@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmarks mosquitto-twins against the zero-work ceiling (issue 7; see docs/performance.md).
+# Benchmarks mosquitto-twins against the zero-work ceiling (see docs/performance.md).
 #
 #   bench/run_benchmarks.sh [BUILD_DIR]
 #
@@ -20,6 +20,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(dirname "$here")
+. "$src/tests/support/start_broker.sh"
 build=${1:-$src/build-bench}
 DURATION=${DURATION:-3}
 WARMUP=${WARMUP:-0.5}
@@ -56,68 +57,26 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Below the kernel's ephemeral range, so that no client connection holds the port, and unused.
-free_port() {
-  local low port
-  low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range)
-  while :; do
-    port=$((10000 + RANDOM % (low - 10000)))
-    [[ -z $(ss -Htan "sport = :$port") ]] && { echo "$port"; return; }
-  done
-}
-
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
 
-# start_broker NAME PLUGIN_LINES: starts mosquitto, waits until it listens, sets start_ms.
-# Another process may take the port between the check and the bind: then it tries another.
-start_broker() {
-  for _ in 1 2 3 4 5; do
-    try_start_broker "$@" && return
-    grep -q "Address already in use" "$work/$1/mosquitto.log" || break
-  done
-  echo "broker $1 did not start:" >&2
-  cat "$work/$1/mosquitto.log" >&2
-  exit 1
-}
-
-try_start_broker() {
-  local name=$1 plugin_lines=$2 port dir pid t0
-  port=$(free_port)
-  dir=$work/$name
-  mkdir -p "$dir"
-  : >"$dir/mosquitto.log"
-  cat >"$dir/mosquitto.conf" <<EOF
-listener $port 127.0.0.1
-allow_anonymous true
-user root
-set_tcp_nodelay true
-connection_messages false
-log_dest file $dir/mosquitto.log
+# run_broker NAME PLUGIN_LINES: starts mosquitto (tests/support/start_broker.sh), waits until it
+# listens, sets start_ms (from its start to its listening).
+run_broker() {
+  local name=$1 plugin_lines=$2
+  start_broker "$work/$name" "connection_messages false
 log_type error
 log_type warning
-$plugin_lines
-EOF
-  t0=$(date +%s%N)
-  mosquitto -c "$dir/mosquitto.conf" 2>>"$dir/mosquitto.log" &
-  pid=$!
-  running[$pid]=1
-  until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      wait "$pid" 2>/dev/null || true
-      unset "running[$pid]"
-      return 1
-    fi
-    sleep 0.005
-  done
-  start_ms=$((($(date +%s%N) - t0) / 1000000))
+$plugin_lines" || exit 1
+  running[$started_pid]=1
+  start_ms=$started_ms
   # Someone else's broker on the port would make every figure meaningless.
-  if ! ss -Hltnp "sport = :$port" | grep -q "pid=$pid,"; then
-    echo "port $port is not served by broker $name (pid $pid)" >&2
+  if ! ss -Hltnp "sport = :$started_port" | grep -q "pid=$started_pid,"; then
+    echo "port $started_port is not served by broker $name (pid $started_pid)" >&2
     exit 1
   fi
-  broker_pid[$name]=$pid
-  broker_port[$name]=$port
+  broker_pid[$name]=$started_pid
+  broker_port[$name]=$started_port
 }
 
 stop_broker() {
@@ -190,10 +149,10 @@ row() {
   say "$line"
 }
 
-start_broker ceiling "plugin $build/bench/twins_reference_plugin.so"
+run_broker ceiling "plugin $build/bench/twins_reference_plugin.so"
 start_ms_ceiling=$start_ms
 rss_ceiling_start=$(rss_kb "${broker_pid[ceiling]}")
-start_broker twins "$(twins_lines "$work/twins-db")"
+run_broker twins "$(twins_lines "$work/twins-db")"
 start_ms_empty=$start_ms
 rss_twins_start=$(rss_kb "${broker_pid[twins]}")
 
@@ -239,7 +198,7 @@ t0=$(date +%s%N)
 preload_s=$(awk -v ns=$(($(date +%s%N) - t0)) 'BEGIN { printf "%.1f", ns / 1e9 }')
 db_mb_preloaded=$(du -sm "$scale_db" | cut -f1)
 
-start_broker scale "$(twins_lines "$scale_db")"
+run_broker scale "$(twins_lines "$scale_db")"
 start_ms_first=$start_ms
 rss_scale_start=$(rss_kb "${broker_pid[scale]}")
 # Twins spread over the whole database read through the broker, a new connection for each.
@@ -251,7 +210,7 @@ run_load scale "scale-patch-q0-d64" --devices 64 --method patch --prefix scale-p
 rss_scale_after=$(rss_kb "${broker_pid[scale]}")
 hwm_scale_after=$(hwm_kb "${broker_pid[scale]}")
 stop_broker scale
-start_broker scale "$(twins_lines "$scale_db")"
+run_broker scale "$(twins_lines "$scale_db")"
 start_ms_second=$start_ms
 rss_scale_restart=$(rss_kb "${broker_pid[scale]}")
 stop_broker scale
@@ -349,7 +308,7 @@ say "| twins, $SCALE_TWINS twins: after reading every ${SCALE_READ_STEP}th twin 
 say "| twins, $SCALE_TWINS twins: after the 64-device loads too | | $(mib "$rss_scale_after") (peak $(mib "$hwm_scale_after")) |"
 say "| twins, $SCALE_TWINS twins: restarted | $(mib "$rss_scale_restart") | |"
 say ""
-say "## Targets (issue 7)"
+say "## Targets"
 say ""
 get_ratio=$(pair_ratio get-q0-d64 ops_per_s)
 patch_ratio=$(pair_ratio patch-q0-d64 ops_per_s)

@@ -114,7 +114,7 @@ class WorstCase : public benchmark::Fixture {
   std::unique_ptr<TsdbObserver> observer_;
 };
 
-// F2': a body at the request limit with ~16 800 distinct keys (refused: larger than a document).
+// A body at the request limit with ~16 800 distinct keys (refused: larger than a document).
 BENCHMARK_F(WorstCase, PutManyKeysOverLimit)(benchmark::State& state) {
   Requests(state, "doc", Body(Members(16800, 3)), false, false);
 }
@@ -131,7 +131,7 @@ BENCHMARK_F(WorstCase, PutManyEscapedKeys)(benchmark::State& state) {
   Requests(state, "doc", Body(data + "}"), false, true);
 }
 
-// F2: a stored document of ~6 500 keys holding escapes, patched with 8 000 new keys (refused:
+// A stored document of ~6 500 keys holding escapes, patched with 8 000 new keys (refused:
 // the merge is larger than a document).
 BENCHMARK_F(WorstCase, PatchManyKeysIntoEscapedDocumentOverLimit)(benchmark::State& state) {
   std::string stored = "{";

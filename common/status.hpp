@@ -1,6 +1,6 @@
 // Errors as values: every engine and store call returns a Status or a Result<T>.
 // No exception crosses the engine boundary; the MQTT and REST layers map a Status
-// to their own wire format (plugin/replies.cpp, rest/errors.cpp).
+// to their own wire format (plugin/mqtt_requests.cpp, rest/errors.cpp).
 #pragma once
 
 #include <cstdint>

@@ -37,14 +37,6 @@ int64_t NowMs() {
 
 }  // namespace
 
-Status ValidateLimits(const Limits& limits) {
-  if (limits.max_document_bytes < 2) return Status::InvalidArgument("max_document_bytes", "must be at least 2");
-  if (limits.max_depth < 1) return Status::InvalidArgument("max_depth", "must be at least 1");
-  if (limits.max_documents < 1) return Status::InvalidArgument("max_documents", "must be at least 1");
-  if (limits.max_config_bytes < 2) return Status::InvalidArgument("max_config_bytes", "must be at least 2");
-  return Status::Ok();
-}
-
 std::string DocumentJson(const Document& document) {
   std::string out;
   out.reserve(document.data.size() + 40);
@@ -56,8 +48,8 @@ std::string DocumentJson(const Document& document) {
   return out;
 }
 
-Result<WriteRequest> ParseWriteRequest(std::string_view body, const Limits& limits, BodyData data) {
-  const bool data_required = data == BodyData::kRequired;
+Result<WriteRequest> ParseWriteRequest(std::string_view body, const Limits& limits, BodyOf kind) {
+  const bool data_required = kind == BodyOf::kPutOrPatch;
   WriteRequest request;
   if (body.empty() && !data_required) return request;
   if (body.size() > limits.max_request_bytes()) {
@@ -89,7 +81,7 @@ Engine::Engine(std::unique_ptr<DocumentStore> store, Limits limits) : store_(std
   auto watches = store_->ListWatches();
   if (watches.ok()) {
     for (WatchRecord& watch : *watches) {
-      watches_[watch.twin][{std::move(watch.doc), std::move(watch.watcher)}] = std::move(watch.value);
+      watches_[watch.twin][{std::move(watch.doc), std::move(watch.watcher)}] = {std::move(watch.value), 0};
       ++watch_count_;
     }
   } else {
@@ -435,11 +427,18 @@ Result<Document> Engine::Watch(std::string_view twin, std::string_view doc, std:
     known = found != watches_.end() && found->second.count({std::string(doc), std::string(watcher)}) != 0;
     if (!known && count >= max_watches) return Status::QuotaExceeded("twin_watches", max_watches, count);
   }
-  s = store_->PutWatch({std::string(twin), std::string(doc), std::string(watcher), std::string(value)});
+  s = store_->PutWatch({std::string(twin), std::string(doc), std::string(watcher), std::string(value), 0});
   if (!s.ok()) return s;
+  uint64_t since;
+  {
+    // Every change of this twin up to `since` is in the store (the twin's lock is held):
+    // the document read below shows them all, so only later ones are news to the watcher.
+    std::lock_guard<std::mutex> commit_lock(commit_mutex_);
+    since = last_seq_;
+  }
   {
     std::lock_guard<std::mutex> watches_lock(watches_mutex_);
-    watches_[std::string(twin)][{std::string(doc), std::string(watcher)}] = std::string(value);
+    watches_[std::string(twin)][{std::string(doc), std::string(watcher)}] = {std::string(value), since};
     if (!known) ++watch_count_;
   }
   s = Persist(durability);
@@ -481,7 +480,7 @@ std::vector<WatchRecord> Engine::Watches(std::string_view twin, std::string_view
   if (found == watches_.end()) return out;
   for (auto it = found->second.lower_bound({std::string(doc), std::string()});
        it != found->second.end() && it->first.first == doc; ++it) {
-    out.push_back({std::string(twin), it->first.first, it->first.second, it->second});
+    out.push_back({std::string(twin), it->first.first, it->first.second, it->second.value, it->second.since});
   }
   return out;
 }

@@ -37,9 +37,6 @@ struct Limits {
   size_t max_request_bytes() const { return 2 * max_document_bytes + 4096; }
 };
 
-// Checks a Limits value; the message names the bad limit.
-Status ValidateLimits(const Limits& limits);
-
 using Document = StoredDocument;
 
 // {"version":N,"data":{...}}, the in-band reply payload.
@@ -65,12 +62,12 @@ struct WriteRequest {
   std::string reserved_key_path;  // of the first key starting with '_', refused outside `_config`
 };
 
-enum class BodyData { kRequired, kIgnored };
+// Whose body it is: a put or patch needs `data`; a delete's `data` is not read, and its empty
+// body means "no version check".
+enum class BodyOf { kPutOrPatch, kDelete };
 
-// Parses a put/patch body (BodyData::kRequired) or a delete body (kIgnored: `data` is not
-// read and an empty body means "no version check").
-Result<WriteRequest> ParseWriteRequest(std::string_view body, const Limits& limits,
-                                       BodyData data = BodyData::kRequired);
+// Parses a put, patch or delete body.
+Result<WriteRequest> ParseWriteRequest(std::string_view body, const Limits& limits, BodyOf kind = BodyOf::kPutOrPatch);
 
 // When a write must be durable: before the call returns, or at the caller's next Sync()
 // (group commit: the broker thread syncs once per event-loop pass, before replies leave).
@@ -175,7 +172,7 @@ class Engine {
   // Ok also when there was no such watch.
   Status Unwatch(std::string_view twin, std::string_view doc, std::string_view watcher,
                  Durability durability = Durability::kBeforeReturn);
-  // The watches of one document. Cheap (memory).
+  // The watches of one document, with the seq each was registered at. Cheap (memory).
   std::vector<WatchRecord> Watches(std::string_view twin, std::string_view doc) const;
   // Whether any document has a watch (a quick check before copying a change).
   bool HasWatches() const { return watch_count_.load(std::memory_order_relaxed) > 0; }
@@ -228,7 +225,11 @@ class Engine {
 
   // Watches by twin, then by (document, watcher); guarded by watches_mutex_.
   mutable std::mutex watches_mutex_;
-  std::map<std::string, std::map<std::pair<std::string, std::string>, std::string>, std::less<>> watches_;
+  struct WatchState {
+    std::string value;
+    uint64_t since = 0;
+  };
+  std::map<std::string, std::map<std::pair<std::string, std::string>, WatchState>, std::less<>> watches_;
   std::atomic<size_t> watch_count_{0};
 };
 

@@ -26,7 +26,6 @@ class RateLimiter {
   // token is available (at least 1).
   uint64_t Acquire(std::string_view key, Clock::time_point now = Clock::now());
 
-  bool enabled() const { return per_second_ > 0; }
   // Buckets held now.
   size_t size();
 

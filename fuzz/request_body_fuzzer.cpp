@@ -63,7 +63,7 @@ void FuzzOne(std::string_view text) {
 
   Limits limits;
   limits.max_depth = 6;  // small, so that both sides of the depth check are reached
-  auto request = ParseWriteRequest(text, limits, BodyData::kRequired);
+  auto request = ParseWriteRequest(text, limits, BodyOf::kPutOrPatch);
   if (request.ok()) {
     FUZZ_CHECK(body.ok() && body->data && body->data_is_object && body->data_error.ok());
     FUZZ_CHECK(body->data_depth <= limits.max_depth);
@@ -73,7 +73,7 @@ void FuzzOne(std::string_view text) {
              body->data_depth <= limits.max_depth) {
     FUZZ_CHECK(request.status().field() == "version");  // only the version can be wrong then
   }
-  auto for_delete = ParseWriteRequest(text, limits, BodyData::kIgnored);
+  auto for_delete = ParseWriteRequest(text, limits, BodyOf::kDelete);
   if (!text.empty() && !body.ok()) FUZZ_CHECK(!for_delete.ok());
   if (request.ok()) FUZZ_CHECK(for_delete.ok() && for_delete->version == request->version);
 }

@@ -76,9 +76,10 @@ void FuzzOne(std::string_view text) {
   // Admission as the plugin does it: the client's own twin (by client id), one token each.
   RateLimiter limiter(0, 1);
   Result<std::string_view> twin = AdmitRequest(limiter, Requester{client_id, {}}, parsed);
-  CheckReply(topic, twin.ok() ? HandleTwinRequest(engine, *twin, topic, parsed, payload, {Durability::kBeforeReturn, client_id, 0})
-                              : ErrorReply(topic, twin.status()));
-  CheckReply(topic, ErrorReply(topic, Status::Internal("the database cannot be written")));
+  CheckReply(topic, twin.ok() ? HandleTwinRequest(engine, *twin, topic, parsed, payload,
+                                                  {Durability::kBeforeReturn, client_id, 0}, {})
+                              : ErrorReply(topic, twin.status(), {}));
+  CheckReply(topic, ErrorReply(topic, Status::Internal("the database cannot be written"), {}));
 }
 
 }  // namespace twins::fuzz

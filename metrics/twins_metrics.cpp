@@ -123,14 +123,23 @@ TwinsMetrics::TwinsMetrics(const std::string& version) {
   stream_events_ = &r.AddCounter("twins_rest_stream_events_total", "Change events sent on REST event streams");
 }
 
-void TwinsMetrics::Request(Api api, Operation operation, Outcome outcome, uint64_t nanos, std::string_view quota) {
+Outcome TwinsMetrics::Count(Api api, Operation operation, Outcome outcome, uint64_t nanos) {
   const auto a = static_cast<size_t>(api);
   if (!Serves(api, operation)) operation = Operation::kOther;
   if (!Answers(api, outcome)) outcome = Outcome::kInternal;
   const auto o = static_cast<size_t>(operation);
   requests_[a][o][static_cast<size_t>(outcome)]->Add();
   durations_[a][o]->ObserveNanos(nanos);
-  switch (outcome) {
+  return outcome;
+}
+
+void TwinsMetrics::AddressRefused(Operation operation, uint64_t nanos) {
+  Count(Api::kRest, operation, Outcome::kTooManyRequests, nanos);
+}
+
+void TwinsMetrics::Request(Api api, Operation operation, Outcome outcome, uint64_t nanos, std::string_view quota) {
+  const auto a = static_cast<size_t>(api);
+  switch (Count(api, operation, outcome, nanos)) {
     case Outcome::kVersionMismatch:
       version_conflicts_->Add();
       break;

@@ -70,6 +70,10 @@ class TwinsMetrics {
 
   // A 401 outside the twin endpoints (on /metrics); those of twin requests count through Request().
   void AuthFailure() { auth_failures_->Add(); }
+  // A REST twin request refused unchecked because its address keeps failing authentication
+  // (rest/auth_guard.hpp): a too_many_requests result, but neither a failed token nor the
+  // per-twin rate limit's.
+  void AddressRefused(Operation operation, uint64_t nanos);
 
   // REST event streams (GET .../twin-events): open now, refused for want of a slot, and the
   // change events they sent.
@@ -82,6 +86,9 @@ class TwinsMetrics {
   const Registry& registry() const { return registry_; }
 
  private:
+  // The request's result and duration; returns the outcome as counted.
+  Outcome Count(Api api, Operation operation, Outcome outcome, uint64_t nanos);
+
   Registry registry_;
   std::array<std::array<std::array<Counter*, kOutcomes>, kOperations>, kApis> requests_{};
   std::array<std::array<Histogram*, kOperations>, kApis> durations_{};

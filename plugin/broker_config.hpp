@@ -31,6 +31,30 @@ struct AccessSetup {
 // A file that cannot be read is an error naming it.
 Result<AccessSetup> ReadAccessSetup(const std::vector<std::string>& config_paths, const std::string& own_plugin);
 
+// A listener of the broker's configuration, as the wake connection (broker_wake.hpp) sees it.
+struct ListenerConfig {
+  int port = 1883;
+  std::string address;        // bind address or host name; empty: every address
+  std::string unix_path;      // `listener 0 <path>`: a Unix socket
+  std::string socket_domain;  // ipv4, ipv6, or empty
+  bool tls = false;           // certfile or psk_hint
+  bool websockets = false;
+  std::string unusable;  // a setting a plain client cannot meet: mount_point, bind_interface, enable_proxy_protocol
+  std::string line;      // how the configuration declares it, for the log
+};
+
+// What the broker's configuration says about its listeners and who authenticates clients.
+struct BrokerSetup {
+  std::vector<ListenerConfig> listeners;  // in the broker's order; none configured: the loopback one
+  bool per_listener_settings = false;
+  bool allow_anonymous = false;  // the global setting, or mosquitto's default for the listeners
+  bool password_file = false;    // a global or per-listener password_file
+  bool other_plugins = false;    // a plugin line that is not this plugin
+};
+
+// Reads the files as ReadAccessSetup does. A file that cannot be read is an error naming it.
+Result<BrokerSetup> ReadBrokerSetup(const std::vector<std::string>& config_paths, const std::string& own_plugin);
+
 // The -c/--config-file arguments of the running process, made absolute; empty when the
 // broker was started without one (it then runs with built-in defaults).
 std::vector<std::string> RunningBrokerConfigPaths();

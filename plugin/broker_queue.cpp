@@ -5,17 +5,21 @@
 namespace twins {
 
 bool BrokerQueue::Push(std::function<void()> task) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  if (tasks_.size() >= capacity_) {
-    ++dropped_;
-    return false;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (tasks_.size() >= capacity_) {
+      ++dropped_;
+      return false;
+    }
+    tasks_.push_back(std::move(task));
   }
-  tasks_.push_back(std::move(task));
+  if (wake_ && !wake_pending_.exchange(true)) wake_();
   return true;
 }
 
 void BrokerQueue::Drain() {
   std::deque<std::function<void()>> batch;
+  wake_pending_.store(false);  // before taking the tasks: one pushed after this wakes again
   {
     std::lock_guard<std::mutex> lock(mutex_);
     batch.swap(tasks_);

@@ -16,11 +16,9 @@ ChangePusher::ChangePusher(const Engine& engine, std::string events_topic, std::
 void ChangePusher::OnWrite(const WriteEvent& event) noexcept {
   if (event.change == nullptr) return;
   try {
-    Pending pending{nullptr, {}};
-    // Under the twin's lock: exactly the watches registered before this change.
-    if (engine_.HasWatches()) pending.watches = engine_.Watches(event.twin, event.document);
-    if (pending.watches.empty() && events_topic_.empty()) return;
-    pending.change = std::make_shared<const Change>(*event.change);
+    const bool watched = engine_.HasWatches() && !engine_.Watches(event.twin, event.document).empty();
+    if (!watched && events_topic_.empty()) return;
+    Pending pending = std::make_shared<const Change>(*event.change);
     std::lock_guard<std::mutex> lock(mutex_);
     if (pending_.size() >= kMaxPending) {
       pending_.pop_front();
@@ -39,7 +37,7 @@ void ChangePusher::OnDurable(uint64_t seq) noexcept {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     durable_ = std::max(durable_, seq);
-    ready = !pending_.empty() && pending_.front().change->seq <= durable_;
+    ready = !pending_.empty() && pending_.front()->seq <= durable_;
   }
   try {
     if (ready && !scheduled_.exchange(true)) schedule_();
@@ -52,7 +50,7 @@ void ChangePusher::OnLost(uint64_t seq) noexcept {
   // Writes of a failed group commit were answered with errors: their changes must not go out.
   std::lock_guard<std::mutex> lock(mutex_);
   pending_.erase(std::remove_if(pending_.begin(), pending_.end(),
-                                [&](const Pending& p) { return p.change->seq > durable_ && p.change->seq <= seq; }),
+                                [&](const Pending& p) { return p->seq > durable_ && p->seq <= seq; }),
                  pending_.end());
 }
 
@@ -61,7 +59,7 @@ std::vector<OutgoingMessage> ChangePusher::TakeReady() {
   std::vector<Pending> ready;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    while (!pending_.empty() && pending_.front().change->seq <= durable_) {
+    while (!pending_.empty() && pending_.front()->seq <= durable_) {
       ready.push_back(std::move(pending_.front()));
       pending_.pop_front();
     }
@@ -70,19 +68,19 @@ std::vector<OutgoingMessage> ChangePusher::TakeReady() {
   if (ready.empty()) return out;
   // Events of one twin arrive in seq order, but different twins may interleave: sorted, the
   // feed and each document's pushes follow seq.
-  std::sort(ready.begin(), ready.end(),
-            [](const Pending& a, const Pending& b) { return a.change->seq < b.change->seq; });
+  std::sort(ready.begin(), ready.end(), [](const Pending& a, const Pending& b) { return a->seq < b->seq; });
   // One push per (client, twin, document): the latest change's. A device's own change cancels
   // an earlier one waiting for it (its reply showed it a newer version already).
   std::map<std::tuple<std::string, std::string, std::string>, size_t> slot;
   std::vector<OutgoingMessage> pushes;
   std::vector<bool> cancelled;
   for (const Pending& pending : ready) {
-    const Change& change = *pending.change;
+    const Change& change = *pending;
     if (!events_topic_.empty()) {
       out.push_back({{}, events_topic_ + "/" + change.twin + "/" + change.doc, ChangeJson(change), 1});
     }
-    for (const WatchRecord& watch : pending.watches) {
+    for (const WatchRecord& watch : engine_.Watches(change.twin, change.doc)) {
+      if (watch.since >= change.seq) continue;  // its reply showed this change already
       const bool own = change.source == "mqtt" && change.origin == watch.watcher;
       auto key = std::make_tuple(watch.watcher, change.twin, change.doc);
       auto found = slot.find(key);

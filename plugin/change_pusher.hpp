@@ -5,11 +5,12 @@
 //                       $SCW/twins/<twin as spelled>/<doc>/deleted              {"version":V}
 //   event feed:         <events_topic>/<twin_id>/<doc>                            ChangeJson (every change)
 //
-// Exact across reconnects because a push only ever carries the latest state: a change goes
-// out once durable, to the watches registered before it (read under the twin's lock, like the
-// watch's own reply), never to the device whose MQTT request made it, and changes of one
-// document waiting together are coalesced into the latest one — so a device never receives
-// an older version after a newer one, its own replies included.
+// Exact across reconnects because a push only ever carries news: a change goes out once
+// durable, to the watches that exist when it is published and were registered before it
+// (Engine::Watches' `since`: the watch reply showed every earlier change), never to the
+// device whose MQTT request made it, and changes of one document waiting together are
+// coalesced into the latest one — so a device never receives an older version after a newer
+// one, its own replies included, nor a push after its unwatch was answered.
 #pragma once
 
 #include <atomic>
@@ -49,10 +50,7 @@ class ChangePusher final : public WriteObserver {
   uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
 
  private:
-  struct Pending {
-    std::shared_ptr<const Change> change;
-    std::vector<WatchRecord> watches;  // as they were when the change was made
-  };
+  using Pending = std::shared_ptr<const Change>;
   static constexpr size_t kMaxPending = 100000;
 
   const Engine& engine_;

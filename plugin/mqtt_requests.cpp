@@ -6,8 +6,14 @@
 namespace twins {
 namespace {
 
-// The MQTT side of the Status mapping: {"error": message, ...details}.
-std::string ErrorJson(const Status& status, std::string_view twin, std::string_view document) {
+// The MQTT side of the Status mapping: {"error": message, ...details}. An internal error's
+// detail goes to the log, not to the device (ReportInternalError).
+std::string ErrorJson(const Status& status, std::string_view request_topic, std::string_view twin,
+                      std::string_view document, const LogFn& log) {
+  if (status.code() == Code::kInternal) {
+    const std::string detail = "MQTT: internal error on " + std::string(request_topic) + ": " + status.message();
+    return "{\"error\":" + QuoteJson(ReportInternalError(log, detail)) + "}";
+  }
   std::string out = "{\"error\":" + QuoteJson(status.message());
   switch (status.code()) {
     case Code::kVersionMismatch:
@@ -77,11 +83,21 @@ Result<Outcome> Run(Engine& engine, std::string_view twin, const TwinTopic& topi
     return Status::InvalidArgument("method", "unknown method '" + std::string(topic.method) +
                                                  "' (known: get, put, patch, delete, watch, unwatch)");
   }
-  auto request = ParseWriteRequest(payload, engine.limits(), is_delete ? BodyData::kIgnored : BodyData::kRequired);
+  auto request = ParseWriteRequest(payload, engine.limits(), is_delete ? BodyOf::kDelete : BodyOf::kPutOrPatch);
   if (!request.ok()) return request.status();
   if (is_delete) return Shown(engine.Delete(twin, topic.document, request->expected, write));
   if (topic.method == "put") return Shown(engine.Put(twin, topic.document, request.value(), write));
   return Shown(engine.Patch(twin, topic.document, request.value(), write));
+}
+
+Reply MakeErrorReply(std::string_view request_topic, const Status& status, std::string_view twin,
+                     std::string_view document, const LogFn& log) {
+  return {std::string(request_topic) + "/response/error",
+          ErrorJson(status, request_topic, twin, document, log),
+          false,
+          0,
+          status.code(),
+          status.code() == Code::kQuotaExceeded ? status.field() : std::string()};
 }
 
 }  // namespace
@@ -122,33 +138,19 @@ WatchTarget ParseWatchValue(std::string_view value) {
 }
 
 Reply HandleTwinRequest(Engine& engine, std::string_view twin, std::string_view request_topic, const TwinTopic& parsed,
-                        std::string_view payload, const RequestContext& context) {
+                        std::string_view payload, const RequestContext& context, const LogFn& log) {
   Result<Outcome> result = Status::Internal("request not run");
   try {
     result = Run(engine, twin, parsed, payload, context);
   } catch (const std::exception& e) {
-    result = Status::Internal(std::string("internal error: ") + e.what());
+    result = Status::Internal(std::string("request failed: ") + e.what());
   }
-  const std::string base(request_topic);
-  if (!result.ok()) {
-    const Status& s = result.status();
-    return {base + "/response/error",
-            ErrorJson(s, twin, parsed.document),
-            false,
-            0,
-            s.code(),
-            s.code() == Code::kQuotaExceeded ? s.field() : std::string()};
-  }
-  return {base + "/response/success", std::move(result->payload), true, result->version};
+  if (!result.ok()) return MakeErrorReply(request_topic, result.status(), twin, parsed.document, log);
+  return {std::string(request_topic) + "/response/success", std::move(result->payload), true, result->version};
 }
 
-Reply ErrorReply(std::string_view request_topic, const Status& status) {
-  return {std::string(request_topic) + "/response/error",
-          ErrorJson(status, {}, {}),
-          false,
-          0,
-          status.code(),
-          status.code() == Code::kQuotaExceeded ? status.field() : std::string()};
+Reply ErrorReply(std::string_view request_topic, const Status& status, const LogFn& log) {
+  return MakeErrorReply(request_topic, status, {}, {}, log);
 }
 
 }  // namespace twins

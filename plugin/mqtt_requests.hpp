@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/log.hpp"
 #include "engine/engine.hpp"
 #include "engine/rate_limiter.hpp"
 
@@ -59,12 +60,13 @@ struct RequestContext {
 
 // Runs one admitted request on `twin` and builds its reply. Never throws. With
 // Durability::kAtSync the caller must Sync() the engine before the reply leaves, and send
-// ErrorReply() instead of a success if that fails.
+// ErrorReply() instead of a success if that fails. An internal error (a database failure, an
+// exception) is logged through `log` and answered with its log id only (ReportInternalError).
 //   get, put, patch, delete: reply {"version":N,"data":{...}} (delete: the document deleted)
 //   watch: registers the client for the document's changes, replies the document as now
 //          ({"version":0,"data":{}} when it does not exist); unwatch: replies {}
 Reply HandleTwinRequest(Engine& engine, std::string_view twin, std::string_view request_topic, const TwinTopic& parsed,
-                        std::string_view payload, const RequestContext& context);
+                        std::string_view payload, const RequestContext& context, const LogFn& log);
 
 // A watch's value, kept with it by the engine: the QoS of its pushes and the twin as the
 // watch request spelled it ("me" or the id), which the push topics repeat.
@@ -75,7 +77,7 @@ struct WatchTarget {
 };
 WatchTarget ParseWatchValue(std::string_view value);
 
-// The error reply to the request on `request_topic`.
-Reply ErrorReply(std::string_view request_topic, const Status& status);
+// The error reply to the request on `request_topic`; `log` as for HandleTwinRequest.
+Reply ErrorReply(std::string_view request_topic, const Status& status, const LogFn& log);
 
 }  // namespace twins

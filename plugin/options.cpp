@@ -5,6 +5,8 @@
 #include <functional>
 #include <map>
 
+#include "plugin/broker_wake.hpp"
+
 namespace twins {
 namespace {
 
@@ -118,6 +120,14 @@ Result<PluginOptions> ParseOptions(const std::vector<std::pair<std::string, std:
          if (value.size() > 1024) return Bad(key, "is longer than 1024 bytes");
          o.events_topic = value;
          return Status::Ok();
+       }},
+      {"wake_address",
+       [&o](const std::string&, const std::string& value) {
+         WakeTarget target;
+         bool off = false;
+         Status s = ParseWakeAddress(value, &target, &off);
+         if (s.ok()) o.wake_address = value;
+         return s;  // its message names plugin_opt_wake_address
        }},
       {"graphite_url", Text(&o.graphite_url)},
       {"graphite_queue", Number(&o.graphite_queue, 1, 100000000)},

@@ -55,6 +55,10 @@ struct PluginOptions {
   // Every change also published to <events_topic>/<twin_id>/<document>; empty: no feed.
   std::string events_topic;
 
+  // The broker wake (broker_wake.hpp): empty to use the first plain listener of the broker's
+  // configuration, host:port or a Unix socket path to say which, "off" to wait for the tick.
+  std::string wake_address;
+
   std::string graphite_url;           // empty: no time-series push
   size_t graphite_queue = 100000;     // points held while Graphite is unreachable
   size_t max_series_per_twin = 1000;  // distinct series one twin may feed

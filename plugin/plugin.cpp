@@ -20,6 +20,9 @@
 // It also checks access (MOSQ_EVT_ACL_CHECK, registered at init so that it runs before an
 // acl_file and the plugins listed after it): nothing under $SCW/twins/ reaches subscribers,
 // so no client can forge a reply by publish, retained message or Will (access_guard.hpp).
+//
+// Work its other threads hand to the broker thread (BrokerQueue) runs at once: the plugin keeps
+// one MQTT connection to the broker's own listener and wakes it through it (broker_wake.hpp).
 
 #include <mosquitto.h>
 #include <mosquitto_broker.h>
@@ -39,6 +42,7 @@
 #include "plugin/access_guard.hpp"
 #include "plugin/broker_config.hpp"
 #include "plugin/broker_queue.hpp"
+#include "plugin/broker_wake.hpp"
 #include "plugin/change_pusher.hpp"
 #include "engine/engine.hpp"
 #include "tsdb/graphite.hpp"
@@ -50,6 +54,7 @@
 #include "engine/rate_limiter.hpp"
 #include "plugin/reply_owners.hpp"
 #include "plugin/resend_filter.hpp"
+#include "rest/auth.hpp"
 #include "rest/rest_server.hpp"
 #include "plugin/store_reclaimer.hpp"
 #include "metrics/sys_topics.hpp"
@@ -72,12 +77,23 @@ uint64_t NanosSince(Clock::time_point start, Clock::time_point now) {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now - start).count());
 }
 
+// A line in the broker's log, written now: on the broker thread only.
+void LogNow(LogLevel level, const std::string& message) {
+  const int mosq_level = level == LogLevel::kError     ? MOSQ_LOG_ERR
+                         : level == LogLevel::kWarning ? MOSQ_LOG_WARNING
+                                                       : MOSQ_LOG_INFO;
+  mosquitto_log_printf(mosq_level, "twins: %s", message.c_str());
+}
+
 // The plugin's one context, handed to every callback as userdata.
 struct Plugin {
   mosquitto_plugin_id_t* id = nullptr;
   PluginOptions options;
   AccessSetup access;
   BrokerQueue broker_queue{kBrokerQueueCapacity};
+  std::unique_ptr<BrokerWake> wake;  // none: work waits for the tick
+  OthersAuth others_auth = OthersAuth::kDefer;
+  metrics::Counter* wakes = nullptr;
   std::unique_ptr<RateLimiter> request_limiter;
   ResendFilter resends;
   ReplyOwners reply_owners;
@@ -125,10 +141,7 @@ struct Plugin {
   // For threads other than the broker's: the line is written on the next tick.
   LogFn DeferredLog() {
     return [this](LogLevel level, const std::string& message) {
-      int mosq_level = level == LogLevel::kError     ? MOSQ_LOG_ERR
-                       : level == LogLevel::kWarning ? MOSQ_LOG_WARNING
-                                                     : MOSQ_LOG_INFO;
-      broker_queue.Push([mosq_level, message] { mosquitto_log_printf(mosq_level, "twins: %s", message.c_str()); });
+      broker_queue.Push([level, message] { LogNow(level, message); });
     };
   }
 };
@@ -220,9 +233,23 @@ void PublishChanges(Plugin& plugin) {
   }
 }
 
+// The wake connection's PUBLISH: the work other threads queued runs now, on the broker thread
+// (on 2.1 what it publishes leaves at once, unlike from the tick). Nobody receives it.
+int OnWakeMessage(Plugin& plugin, const mosquitto_evt_message& msg) {
+  if (kWakeTopic != msg.topic) return MOSQ_ERR_ACL_DENIED;
+  plugin.wakes->Add();
+  try {
+    plugin.broker_queue.Drain();
+  } catch (...) {
+    mosquitto_log_printf(MOSQ_LOG_ERR, "twins: deferred task failed");
+  }
+  return MOSQ_ERR_ACL_DENIED;
+}
+
 int OnMessage(int, void* event_data, void* userdata) {
   auto& plugin = *static_cast<Plugin*>(userdata);
   auto* msg = static_cast<mosquitto_evt_message*>(event_data);
+  if (plugin.wake && msg->client == plugin.wake->connection()) return OnWakeMessage(plugin, *msg);
   TwinTopic parsed;
   TopicKind kind = ClassifyTopic(msg->topic, &parsed);
   if (kind == TopicKind::kNotTwin) return MOSQ_ERR_SUCCESS;
@@ -241,9 +268,11 @@ int OnMessage(int, void* event_data, void* userdata) {
     const ResponseTopic response = ResponseTopicOf(*msg);
     if (!response.valid) {
       Publish(client_id,
-              ErrorReply(msg->topic, Status::InvalidArgument("response topic",
-                                                             "the Response Topic must be a topic name without "
-                                                             "wildcards, in UTF-8")),
+              ErrorReply(msg->topic,
+                         Status::InvalidArgument("response topic",
+                                                 "the Response Topic must be a topic name without "
+                                                 "wildcards, in UTF-8"),
+                         LogNow),
               msg->qos, correlation);
       return MOSQ_ERR_ACL_DENIED;
     }
@@ -256,14 +285,14 @@ int OnMessage(int, void* event_data, void* userdata) {
     std::optional<Reply> reply;
     bool ran = false, remembered = false;
     if (!twin.ok()) {
-      reply = ErrorReply(msg->topic, twin.status());
+      reply = ErrorReply(msg->topic, twin.status(), LogNow);
       if (response.topic) reply->topic = *response.topic;
     } else {
       const bool exactly_once = msg->qos == 2 && document_write;
       if (exactly_once) reply = FindResend(plugin, client_id, *msg, *twin, parsed, payload, correlation);
       if (!reply) {
-        reply = HandleTwinRequest(*plugin.engine, *twin, msg->topic, parsed, payload,
-                                  {durability, client_id, msg->qos});
+        reply = HandleTwinRequest(*plugin.engine, *twin, msg->topic, parsed, payload, {durability, client_id, msg->qos},
+                                  LogNow);
         if (response.topic) reply->topic = *response.topic;
         ran = true;
       }
@@ -304,6 +333,7 @@ int OnDisconnect(int, void* event_data, void* userdata) noexcept try {
     if (reply.client == client) reply.client = nullptr;
   }
   plugin.gone_this_pass.push_back(client);
+  if (plugin.wake && client == plugin.wake->connection()) plugin.wake->SetConnection(nullptr);
   if (const char* id = mosquitto_client_id(client)) {
     plugin.resends.ConnectionGone(id, client);
     plugin.reply_owners.ConnectionGone(id, client);
@@ -316,6 +346,11 @@ int OnDisconnect(int, void* event_data, void* userdata) noexcept try {
 int OnAccessCheck(int, void* event_data, void* userdata) noexcept try {
   auto& plugin = *static_cast<Plugin*>(userdata);
   const auto* check = static_cast<mosquitto_evt_acl_check*>(event_data);
+  if (plugin.wake && check->client == plugin.wake->connection()) {  // its wake topic, and nothing else
+    const bool wake = check->access == MOSQ_ACL_WRITE && !check->retain && check->topic != nullptr &&
+                      kWakeTopic == check->topic;
+    return wake ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;
+  }
   AccessKind access = check->access == MOSQ_ACL_READ          ? AccessKind::kRead
                       : check->access == MOSQ_ACL_WRITE       ? AccessKind::kWrite
                       : check->access == MOSQ_ACL_SUBSCRIBE   ? AccessKind::kSubscribe
@@ -345,8 +380,8 @@ int OnAccessCheck(int, void* event_data, void* userdata) noexcept try {
   if (access == AccessKind::kWrite && check->retain && client_id != nullptr &&
       ClassifyTopic(topic, &parsed) == TopicKind::kMethod &&
       std::find(gone.begin(), gone.end(), check->client) == gone.end()) {
-    Reply reply = ErrorReply(topic,
-                             Status::InvalidArgument("retain", "requests must not be retained (retain flag set)"));
+    Reply reply = ErrorReply(
+        topic, Status::InvalidArgument("retain", "requests must not be retained (retain flag set)"), LogNow);
     plugin.held_replies.push_back({check->client, client_id, topic, false, std::move(reply), check->qos, std::nullopt,
                                    metrics::OperationOfMethod(parsed.method), Clock::now(), false, std::nullopt});
   }
@@ -367,7 +402,7 @@ void CommitPass(Plugin& plugin) {
     // database holds.
     for (Plugin::HeldReply& held : plugin.held_replies) {
       if (held.write && held.reply.success) {
-        held.reply = ErrorReply(held.request_topic, synced);
+        held.reply = ErrorReply(held.request_topic, synced, LogNow);
         if (held.response_topic) held.reply.topic = *held.response_topic;
       }
       if (held.remembered) plugin.resends.Forget(held.client_id);
@@ -414,6 +449,7 @@ int OnTick(int, void* event_data, void* userdata) {
   auto* tick = static_cast<mosquitto_evt_tick*>(event_data);
   if (!plugin.tick_seen) {
     plugin.tick_seen = true;
+    if (plugin.wake) plugin.wake->Start();  // the broker listens now
     plugin.group_commit = !TickRunsBeforeNetwork(*tick);
     mosquitto_log_printf(MOSQ_LOG_INFO, "twins: %s",
                          plugin.group_commit
@@ -445,6 +481,21 @@ int OnTick(int, void* event_data, void* userdata) {
 }
 
 int ReadBrokerAccessSetup(Plugin& plugin);
+std::string PluginFile();
+
+// Mosquitto 2.1 and later: a broker-only function 2.0 does not have.
+bool BrokerHasPluginIgnore() { return dlsym(RTLD_DEFAULT, "mosquitto_plugin_set_info") != nullptr; }
+
+// After a reload, how the basic-auth callback leaves other clients (a password_file may have
+// come). When in doubt, defer: never let a client in that the broker would refuse.
+void RereadWakeAuth(Plugin& plugin) {
+  if (!plugin.wake) return;
+  auto setup = ReadBrokerSetup(RunningBrokerConfigPaths(), PluginFile());
+  const bool has_ignore = BrokerHasPluginIgnore();
+  plugin.others_auth = setup.ok()   ? WakeAuthFor(*setup, has_ignore)
+                       : has_ignore ? OthersAuth::kIgnore
+                                    : OthersAuth::kDefer;
+}
 
 // Mosquitto 2.0 keeps v5 plugins loaded across a SIGHUP reload and does not call init again.
 // The broker has read its configuration again: an acl_file may have come or gone. DEFER, so
@@ -456,6 +507,7 @@ int OnReload(int, void*, void* userdata) noexcept try {
     plugin.access = before;
     plugin.access.others_decide = true;  // when in doubt, leave the rest to the other checkers
   }
+  RereadWakeAuth(plugin);
   mosquitto_log_printf(MOSQ_LOG_INFO, "twins: configuration reloaded; plugin_opt_* changes apply at the next restart");
   return MOSQ_ERR_PLUGIN_DEFER;
 } catch (...) {
@@ -618,6 +670,71 @@ int StartRest(Plugin& plugin) {
   return MOSQ_ERR_SUCCESS;
 }
 
+// The wake connection gets in with its secret; an impostor of its client id or username is
+// refused (it would take the connection over); every other client is left as before (WakeAuthFor).
+int OnBasicAuth(int, void* event_data, void* userdata) noexcept try {
+  auto& plugin = *static_cast<Plugin*>(userdata);
+  auto* auth = static_cast<mosquitto_evt_basic_auth*>(event_data);
+  switch (plugin.wake->Check(mosquitto_client_id(auth->client), auth->username, auth->password)) {
+    case WakeCredentials::kWake:
+      plugin.wake->SetConnection(auth->client);
+      return MOSQ_ERR_SUCCESS;
+    case WakeCredentials::kImpostor:
+      return MOSQ_ERR_AUTH;
+    case WakeCredentials::kOther:
+      break;
+  }
+  constexpr int kPluginIgnore = 32;  // Mosquitto 2.1's MOSQ_ERR_PLUGIN_IGNORE
+  return plugin.others_auth == OthersAuth::kIgnore  ? kPluginIgnore
+         : plugin.others_auth == OthersAuth::kAllow ? MOSQ_ERR_SUCCESS
+                                                    : MOSQ_ERR_PLUGIN_DEFER;
+} catch (...) {
+  return MOSQ_ERR_PLUGIN_DEFER;
+}
+
+// The broker wake (broker_wake.hpp), from plugin_opt_wake_address or the broker's listeners;
+// before anything can queue work for the broker thread.
+int SetUpWake(Plugin& plugin) {
+  auto& registry = plugin.metrics.registry();
+  plugin.wakes = &registry.AddCounter("twins_broker_wakes_total",
+                                      "Wake-ups of the broker thread for work queued by other threads");
+  metrics::Gauge& connected = registry.AddGauge("twins_broker_wake_connected", "1 while the wake connection is up");
+  const std::string& address = plugin.options.wake_address;
+  WakeTarget target;
+  bool off = false;
+  if (!address.empty() && !ParseWakeAddress(address, &target, &off).ok()) return MOSQ_ERR_INVAL;
+  if (off) return MOSQ_ERR_SUCCESS;
+  auto setup = ReadBrokerSetup(RunningBrokerConfigPaths(), PluginFile());
+  if (!setup.ok()) {
+    mosquitto_log_printf(MOSQ_LOG_ERR, "twins: %s", setup.status().message().c_str());
+    return MOSQ_ERR_INVAL;
+  }
+  if (address.empty()) {
+    auto chosen = ChooseWakeTarget(*setup);
+    if (!chosen.ok()) {
+      mosquitto_log_printf(MOSQ_LOG_WARNING,
+                           "twins: broker wake off: %s; work from REST and other threads waits for the broker's tick "
+                           "(up to 100 ms). Add a plain listener, e.g. `listener 1884 127.0.0.1`, or set "
+                           "plugin_opt_wake_address",
+                           chosen.status().message().c_str());
+      return MOSQ_ERR_SUCCESS;
+    }
+    target = std::move(chosen).value();
+  }
+  plugin.others_auth = WakeAuthFor(*setup, BrokerHasPluginIgnore());
+  plugin.wake = std::make_unique<BrokerWake>(target, plugin.DeferredLog(),
+                                             [&connected](bool up) { connected.Set(up ? 1 : 0); });
+  int rc = mosquitto_callback_register(plugin.id, MOSQ_EVT_BASIC_AUTH, OnBasicAuth, nullptr, &plugin);
+  if (rc != MOSQ_ERR_SUCCESS) {
+    mosquitto_log_printf(MOSQ_LOG_ERR, "twins: cannot register the wake's authentication: %s", mosquitto_strerror(rc));
+    return rc;
+  }
+  plugin.broker_queue.SetWaker([wake = plugin.wake.get()] { wake->Request(); });
+  mosquitto_log_printf(MOSQ_LOG_INFO, "twins: broker wake: connecting to %s once the broker listens",
+                       target.Describe().c_str());
+  return MOSQ_ERR_SUCCESS;
+}
+
 // Unregistering a callback that was never registered is harmless.
 void UnregisterAll(Plugin& plugin) {
   mosquitto_callback_unregister(plugin.id, MOSQ_EVT_MESSAGE, OnMessage, nullptr);
@@ -625,6 +742,7 @@ void UnregisterAll(Plugin& plugin) {
   mosquitto_callback_unregister(plugin.id, MOSQ_EVT_RELOAD, OnReload, nullptr);
   mosquitto_callback_unregister(plugin.id, MOSQ_EVT_DISCONNECT, OnDisconnect, nullptr);
   mosquitto_callback_unregister(plugin.id, MOSQ_EVT_ACL_CHECK, OnAccessCheck, nullptr);
+  mosquitto_callback_unregister(plugin.id, MOSQ_EVT_BASIC_AUTH, OnBasicAuth, nullptr);
 }
 
 int Init(Plugin& plugin, mosquitto_opt* opts, int opt_count) {
@@ -645,6 +763,8 @@ int Init(Plugin& plugin, mosquitto_opt* opts, int opt_count) {
     mosquitto_log_printf(MOSQ_LOG_ERR, "twins: cannot register the access check: %s", mosquitto_strerror(rc));
     return rc;
   }
+  rc = SetUpWake(plugin);
+  if (rc != MOSQ_ERR_SUCCESS) return rc;
   plugin.request_limiter = std::make_unique<RateLimiter>(plugin.options.max_requests_per_second,
                                                          plugin.options.request_burst);
   if (!plugin.reclaimer.available()) {
@@ -676,14 +796,26 @@ int Init(Plugin& plugin, mosquitto_opt* opts, int opt_count) {
                          static_cast<unsigned long long>(plugin.engine->twins()), plugin.options.limits.max_twins);
   }
 
+  // Pushes never overtake a reply held for this loop pass (a watch's reply is the device's
+  // starting point; a write's reply shows the version a later push must follow): with replies
+  // held, the tick publishes the changes after them.
   plugin.pusher = std::make_unique<ChangePusher>(*plugin.engine, plugin.options.events_topic, [&plugin] {
-    plugin.broker_queue.Push([&plugin] { PublishChanges(plugin); });
+    plugin.broker_queue.Push([&plugin] {
+      if (plugin.held_replies.empty()) PublishChanges(plugin);
+    });
   });
   plugin.engine->AddObserver(plugin.pusher.get());
   plugin.contents = std::make_unique<ContentCounter>(*plugin.engine, kContentCountInterval);
   rc = StartGraphite(plugin);
   if (rc != MOSQ_ERR_SUCCESS) return rc;
   DeclareSourceMetrics(plugin.metrics, *plugin.engine, *plugin.contents, plugin.graphite.get());
+  plugin.metrics.registry().AddCallback(
+      "twins_broker_queue_dropped_total",
+      "Work for the broker thread refused because its queue was full (log lines; pushes go at the next tick)",
+      metrics::Type::kCounter, {}, [&plugin] { return static_cast<double>(plugin.broker_queue.dropped()); });
+  plugin.metrics.registry().AddCallback(
+      "twins_pushes_dropped_total", "Changes not pushed because too many waited for the broker thread",
+      metrics::Type::kCounter, {}, [&plugin] { return static_cast<double>(plugin.pusher->dropped()); });
   rc = StartRest(plugin);
   if (rc != MOSQ_ERR_SUCCESS) return rc;
   rc = mosquitto_callback_register(plugin.id, MOSQ_EVT_MESSAGE, OnMessage, nullptr, &plugin);
@@ -734,6 +866,7 @@ int mosquitto_plugin_cleanup(void* userdata, mosquitto_opt*, int) {
     auto* plugin = static_cast<twins::Plugin*>(userdata);
     if (plugin == nullptr) return MOSQ_ERR_SUCCESS;
     twins::UnregisterAll(*plugin);
+    if (plugin->wake) plugin->wake->Stop();  // the broker closed its connection: no reconnecting
     // Stops REST, makes the last writes durable, hands their samples to the Graphite sender
     // (which flushes briefly), then closes the database.
     plugin->rest.reset();

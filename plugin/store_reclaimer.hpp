@@ -8,9 +8,9 @@
 // reply measured). Debian's mosquitto exports db__msg_store_compact and the dropped-message
 // counter: when the counter moved and the plugin published since, this calls the compaction
 // on the broker thread at the end of a loop pass, when no message is held unreferenced on
-// purpose. The walk visits every stored message (~2 ms for 300 000), so it runs at most every
-// 10 ms and, up to 100 ms, no sooner than 20 times its last duration after it: at most 5 % of
-// the broker thread while there are fewer than ~1.5 million stored messages.
+// purpose. The walk visits every stored message (its cost: docs/performance.md), so it runs at
+// most every 10 ms and, up to 100 ms, no sooner than 20 times its last duration after it: at
+// most 5 % of the broker thread while a walk takes less than 5 ms.
 // Brokers that do not export them (upstream builds export only src/linker.syms) keep the
 // leak; the rate limit and max_queued_* settings then bound how fast it grows.
 #pragma once

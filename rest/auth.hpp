@@ -1,9 +1,11 @@
-// X-Auth-Token checking.
+// X-Auth-Token checking, and the tokens file.
 #pragma once
 
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "common/status.hpp"
 
 namespace twins {
 
@@ -20,5 +22,9 @@ class TokenSet {
  private:
   std::vector<std::string> tokens_;
 };
+
+// One secret per line; surrounding whitespace, blank lines and lines starting with '#' are
+// ignored. A file that cannot be read or holds no secret is an error naming the file.
+Result<std::vector<std::string>> ReadTokensFile(const std::string& path);
 
 }  // namespace twins

@@ -121,7 +121,7 @@ BodyRead CivetRequest::ReadBody(size_t max_bytes) {
   return read;
 }
 
-void SendResponse(mg_connection* conn, const HttpResponse& response, const CivetRequest* request, bool close) {
+void SendResponse(mg_connection* conn, const HttpResponse& response, const CivetRequest* request, AfterReply after) {
   const bool head = request != nullptr && request->method() == "HEAD";
   const bool http10 = request != nullptr && request->http10();
   const std::string_view client_connection = request != nullptr ? request->header("Connection") : "";
@@ -167,7 +167,7 @@ void SendResponse(mg_connection* conn, const HttpResponse& response, const Civet
     out += value;
     out += "\r\n";
   }
-  if (close || streamed) {  // a streamed body ends with the connection
+  if (after == AfterReply::kClose || streamed) {  // a streamed body ends with the connection
     mg_disable_connection_keep_alive(conn);
     out += "Connection: close\r\n";
   } else if (http10 && HasToken(client_connection, "keep-alive")) {
@@ -189,12 +189,9 @@ void SendResponse(mg_connection* conn, const HttpResponse& response, const Civet
 void SendInternalError(mg_connection* conn) noexcept {
   static constexpr char kReply[] =
       "HTTP/1.1 500 Internal Server Error\r\n"
-      "Content-Type: application/json\r\n"
-      "Content-Length: 52\r\n"
+      "Content-Length: 0\r\n"
       "Connection: close\r\n"
-      "\r\n"
-      "{\"type\":\"internal_error\",\"message\":\"internal error\"}";
-  static_assert(sizeof("{\"type\":\"internal_error\",\"message\":\"internal error\"}") - 1 == 52, "Content-Length");
+      "\r\n";
   mg_disable_connection_keep_alive(conn);
   mg_write(conn, kReply, sizeof(kReply) - 1);
 }

@@ -37,11 +37,13 @@ class CivetRequest final : public HttpRequest {
 };
 
 // CivetWeb decides on keep-alive from the request alone; the Connection header sent here
-// states the same decision. `close` forces the connection closed. A HEAD reply has the
-// headers of the full reply and no body.
-void SendResponse(mg_connection* conn, const HttpResponse& response, const CivetRequest* request, bool close);
+// states the same decision. AfterReply::kClose forces the connection closed. A HEAD reply has
+// the headers of the full reply and no body.
+enum class AfterReply { kKeepIfAsked, kClose };
+void SendResponse(mg_connection* conn, const HttpResponse& response, const CivetRequest* request, AfterReply after);
 
-// Last resort when building a reply failed: no allocation, connection closed.
+// Last resort when even the internal-error reply could not be built (rest/errors.cpp builds
+// every JSON error): a bare 500 without body, no allocation, connection closed.
 void SendInternalError(mg_connection* conn) noexcept;
 
 }  // namespace twins

@@ -50,9 +50,7 @@ HttpResponse ErrorResponse(const Status& status, std::string_view document, cons
     case Code::kInternal:
       break;
   }
-  // The detail (a RocksDB error, a path) is for the operator, not for API clients.
-  if (log) log(LogLevel::kError, "REST: internal error: " + status.message());
-  return InternalError();
+  return InternalError(log, "REST: internal error: " + status.message());
 }
 
 HttpResponse InvalidArgument(std::string_view argument, std::string_view reason, std::string_view help,
@@ -78,6 +76,7 @@ HttpResponse TooManyFailedAuthentications(uint64_t retry_after_ms) {
                          std::to_string(retry_after_ms) + " ms") +
                ",\"retry_after_ms\":" + std::to_string(retry_after_ms) + ",\"message\":\"too many requests\"}");
   response.retry_after = std::to_string((retry_after_ms + 999) / 1000);
+  response.address_refused = true;
   return response;
 }
 
@@ -108,12 +107,19 @@ HttpResponse PayloadTooLarge(long long length, size_t limit) {
                          413);
 }
 
-HttpResponse InternalError() {
-  return JsonResponse(500, "{\"type\":\"internal_error\",\"message\":\"internal error\"}");
+HttpResponse InternalError(const LogFn& log, std::string_view detail, int http_status) {
+  return JsonResponse(http_status,
+                      "{\"type\":\"internal_error\",\"message\":" + QuoteJson(ReportInternalError(log, detail)) + "}");
 }
 
 HttpResponse Unavailable(std::string_view message) {
   return JsonResponse(503, "{\"type\":\"service_unavailable\",\"message\":" + QuoteJson(message) + "}");
+}
+
+HttpResponse WritesRefused(std::string_view reason, std::string_view graphite) {
+  return JsonResponse(
+      503, "{\"type\":\"service_unavailable\",\"status\":\"writes_refused\",\"reason\":" + QuoteJson(reason) +
+               ",\"graphite\":\"" + std::string(graphite) + "\",\"message\":\"the twin store refuses writes\"}");
 }
 
 }  // namespace twins

@@ -15,7 +15,7 @@ namespace twins {
 HttpResponse JsonResponse(int status, std::string body);
 
 // The engine's verdict as an HTTP error. `document` is the resource_id of a not-found; an
-// internal error is logged in full and answered without detail.
+// internal error is logged in full and answered with its log id only.
 HttpResponse ErrorResponse(const Status& status, std::string_view document, const LogFn& log);
 
 // reason is one of unknown, required, format, constraint.
@@ -29,7 +29,10 @@ HttpResponse NotFound(std::string_view resource, std::string_view resource_id, s
 HttpResponse PreconditionFailed(std::string_view expected, uint64_t actual);
 HttpResponse MethodNotAllowed(std::string_view method, std::string_view allow);
 HttpResponse PayloadTooLarge(long long length, size_t limit);
-HttpResponse InternalError();
+// The detail is logged, the client gets its log id only (ReportInternalError).
+HttpResponse InternalError(const LogFn& log, std::string_view detail, int http_status = 500);
 HttpResponse Unavailable(std::string_view message);
+// /healthz while the store refuses writes (`reason`); `graphite` is off, reachable or unreachable.
+HttpResponse WritesRefused(std::string_view reason, std::string_view graphite);
 
 }  // namespace twins

@@ -36,10 +36,11 @@ struct HttpResponse {
   int status = 200;
   std::string content_type;  // empty when there is no body
   std::string body;
-  std::string etag;         // full header value, quotes included; empty for none
-  std::string allow;        // for 405
-  std::string retry_after;  // seconds, for 429
-  std::string quota;        // not sent: the resource of a 403 quota error, for the metrics
+  std::string etag;              // full header value, quotes included; empty for none
+  std::string allow;             // for 405
+  std::string retry_after;       // seconds, for 429
+  std::string quota;             // not sent: the resource of a 403 quota error, for the metrics
+  bool address_refused = false;  // not sent: a 429 of the auth guard, not of the rate limit (metrics)
   std::vector<std::pair<std::string, std::string>> headers;  // any others (CORS, WWW-Authenticate)
   // When set, the body: called once the headers are sent, on the request's thread, for as long
   // as the stream lasts; `body` is ignored, and the connection closes when it returns.

@@ -45,6 +45,10 @@ void CountRestRequest(metrics::TwinsMetrics& metrics, const HttpRequest& request
     return;
   }
   const auto nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start);
+  if (response.address_refused) {
+    metrics.AddressRefused(*operation, static_cast<uint64_t>(nanos.count()));
+    return;
+  }
   metrics.Request(metrics::Api::kRest, *operation, metrics::OutcomeOfHttp(response.status),
                   static_cast<uint64_t>(nanos.count()), response.quota);
 }

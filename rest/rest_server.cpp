@@ -39,6 +39,19 @@ void SafeLog(const LogFn& log, LogLevel level, const std::string& message) noexc
   }
 }
 
+// A request whose handling threw (`what`, or null for an unknown exception): answered like any
+// internal error, or with the last-resort reply if even that cannot be built.
+void AnswerFailedRequest(mg_connection* conn, const LogFn& log, const char* what) noexcept {
+  try {
+    const std::string detail = what != nullptr ? std::string("REST: request failed: ") + what
+                                               : std::string("REST: request failed with an unknown exception");
+    const LogFn safe_log = [&log](LogLevel level, const std::string& message) { SafeLog(log, level, message); };
+    SendResponse(conn, InternalError(safe_log, detail), nullptr, AfterReply::kClose);
+  } catch (...) {
+    SendInternalError(conn);
+  }
+}
+
 bool HasTlsPort(std::string_view listen) {
   while (!listen.empty()) {
     size_t comma = listen.find(',');
@@ -216,14 +229,13 @@ int RestServer::Impl::BeginRequest(mg_connection* conn) noexcept {
                         static_cast<unsigned long long>(request.content_length()) > impl->max_request_bytes);
     // Counted before the reply leaves, so a client that scrapes next sees its request.
     if (impl->metrics != nullptr) CountRestRequest(*impl->metrics, request, response, start);
-    SendResponse(conn, response, &request, close);
+    SendResponse(conn, response, &request, close ? AfterReply::kClose : AfterReply::kKeepIfAsked);
     return response.status;
   } catch (const std::exception& e) {
-    SafeLog(impl->log, LogLevel::kError, std::string("REST: request failed: ") + e.what());
+    AnswerFailedRequest(conn, impl->log, e.what());
   } catch (...) {
-    SafeLog(impl->log, LogLevel::kError, "REST: request failed with an unknown exception");
+    AnswerFailedRequest(conn, impl->log, nullptr);
   }
-  SendInternalError(conn);
   return 500;
 }
 
@@ -232,11 +244,11 @@ int RestServer::Impl::BeginRequest(mg_connection* conn) noexcept {
 int RestServer::Impl::HttpError(mg_connection* conn, int status, const char* message) noexcept {
   try {
     const std::string_view text = message != nullptr && IsValidUtf8(message) ? message : "bad request";
-    HttpResponse response = status >= 500
-                                ? JsonResponse(status,
-                                               "{\"type\":\"internal_error\",\"message\":" + QuoteJson(text) + "}")
-                                : InvalidArgument("request", "format", text, status);
-    SendResponse(conn, response, nullptr, true);
+    const auto* impl = static_cast<const Impl*>(mg_get_user_data(mg_get_context(conn)));
+    HttpResponse response = status >= 500 ? InternalError(impl != nullptr ? impl->log : LogFn(),
+                                                          "REST (CivetWeb): " + std::string(text), status)
+                                          : InvalidArgument("request", "format", text, status);
+    SendResponse(conn, response, nullptr, AfterReply::kClose);
     return 0;
   } catch (...) {
     return 1;

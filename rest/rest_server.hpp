@@ -1,5 +1,5 @@
-// The REST API of the twins, the Scaleway IoT v1 twin endpoints (see
-// shared/reference/wire-contract.md), served by CivetWeb over a shared Engine:
+// The REST API of the twins, the Scaleway IoT v1 twin endpoints (rest/openapi.yaml), served by
+// CivetWeb over a shared Engine:
 //
 //   GET|DELETE                  /iot/v1/regions/{region}/twins/{twin_id}
 //   GET|PUT|PATCH|DELETE        /iot/v1/regions/{region}/twins/{twin_id}/documents/{document_name}
@@ -58,10 +58,6 @@ struct RestOptions {
   // Longest silence on an event stream before a comment line. Not an admin setting: tests lower it.
   int stream_keep_alive_ms = 15000;
 };
-
-// One secret per line; surrounding whitespace, blank lines and lines starting with '#' are
-// ignored. A file that cannot be read or holds no secret is an error naming the file.
-Result<std::vector<std::string>> ReadTokensFile(const std::string& path);
 
 class RestServer {
  public:

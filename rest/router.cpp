@@ -160,9 +160,7 @@ HttpResponse Router::Health() const {
   const std::string graphite = !graphite_reachable_ ? "off" : graphite_reachable_() ? "reachable" : "unreachable";
   const Status writable = engine_.Writable();
   if (!writable.ok()) {
-    return JsonResponse(503, "{\"type\":\"service_unavailable\",\"status\":\"writes_refused\",\"reason\":" +
-                                 QuoteJson(writable.message()) + ",\"graphite\":\"" + graphite +
-                                 "\",\"message\":\"the twin store refuses writes\"}");
+    return WritesRefused(writable.message(), graphite);
   }
   return JsonResponse(200, "{\"status\":\"ok\",\"graphite\":\"" + graphite + "\"}");
 }

@@ -167,7 +167,7 @@ HttpResponse TwinEndpoints::Delete(HttpRequest& request, std::string_view twin, 
   const Limits& limits = engine_.limits();
   std::string body;
   if (auto error = ReadJsonBody(request, limits.max_request_bytes(), &body)) return *error;
-  auto parsed = ParseWriteRequest(body, limits, BodyData::kIgnored);
+  auto parsed = ParseWriteRequest(body, limits, BodyOf::kDelete);
   if (!parsed.ok()) return ErrorResponse(parsed.status(), doc, log_);
   if (auto error = AddIfMatch(request, &parsed->expected)) return *error;
   auto deleted = engine_.Delete(twin, doc, parsed->expected);

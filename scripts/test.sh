@@ -2,8 +2,9 @@
 # Installs what is missing, builds, and runs every test: once in a normal build, then the
 # broker tests and README examples against other Mosquitto versions (scripts/compat.sh), then the
 # unit and broker tests again under AddressSanitizer + UndefinedBehaviorSanitizer (any report
-# fails; the broker runs the sanitized plugin with the sanitizer runtimes preloaded), then each
-# fuzz target (fuzz/) for a fixed number of inputs from its seeds (any finding fails).
+# fails; the broker runs the sanitized plugin with the sanitizer runtimes preloaded), the unit
+# tests under ThreadSanitizer, then each fuzz target (fuzz/) for a fixed number of inputs from
+# its seeds (any finding fails).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,6 +34,14 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DTWINS_SANITIZE=ON -DTWINS_TE
 cmake --build build-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan --output-on-failure -j"$jobs" -L "unit|broker"
+
+# ThreadSanitizer, a build of its own (it cannot run beside ASan), over the unit tests: they run
+# the engine, the store, the queues and the REST server on several threads at once. Any report
+# fails; the few suppressed ones are in tests/tsan.supp, each with its reason.
+cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DTWINS_TSAN=ON -DTWINS_TESTS=ON -DTWINS_BENCH=OFF >/dev/null
+cmake --build build-tsan -j"$jobs"
+TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/tests/tsan.supp" \
+  ctest --test-dir build-tsan --output-on-failure -j"$jobs" -L unit
 
 # clang + libFuzzer, a build of its own; scripts/fuzz.sh runs the same targets for long.
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTWINS_FUZZ=ON \

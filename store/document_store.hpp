@@ -53,6 +53,9 @@ struct WatchRecord {
   std::string doc;
   std::string watcher;
   std::string value;
+  // Not stored: the newest seq when the watch was registered, whose effects its reply showed
+  // (0 for watches read at start-up). Changes with a larger seq are news to the watcher.
+  uint64_t since = 0;
 };
 
 // The change log's retained entries: seqs oldest..newest, none when oldest > newest.

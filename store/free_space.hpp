@@ -1,7 +1,7 @@
 // The free space of the filesystem that holds a path, for the store's free-space reserve.
-// statvfs costs ~1.2 us on the build machine (a third of a group-committed patch), so it is
-// read at most once per refresh interval; callers in between pay a clock read (~25 ns) and
-// an atomic load.
+// statvfs is a system call, costly next to a group-committed patch (docs/performance.md), so it
+// is read at most once per refresh interval; callers in between pay a clock read and an
+// atomic load.
 //
 // Thread-safety: every method may be called from any thread at once.
 #pragma once

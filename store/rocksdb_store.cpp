@@ -719,7 +719,7 @@ Result<std::unique_ptr<DocumentStore>> OpenRocksDbStore(const RocksDbOptions& op
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   table.cache_index_and_filter_blocks = true;  // keeps index memory inside the cache bound
   // A single index block of a large database outgrows a cache shard and was decompressed on
-  // every cold read (1.9 ms at 100 000 twins); partitions of 4 KiB stay cached.
+  // every cold read (docs/performance.md); partitions of 4 KiB stay cached.
   table.index_type = rocksdb::BlockBasedTableOptions::kTwoLevelIndexSearch;
   table.partition_filters = true;
   table.metadata_block_size = 4096;
@@ -731,7 +731,7 @@ Result<std::unique_ptr<DocumentStore>> OpenRocksDbStore(const RocksDbOptions& op
   db_options.write_buffer_manager = std::make_shared<rocksdb::WriteBufferManager>(block_cache_bytes / 2,
                                                                                   table.block_cache);
   // Twins overwrite the same keys all day: updating a value in its memtable slot, when the
-  // new one fits, keeps the memtable small and a patch 2 us faster than inserting a version.
+  // new one fits, keeps the memtable small and a patch faster than inserting a version.
   // It forgoes consistent snapshots of values, which no read here uses.
   db_options.inplace_update_support = true;
   db_options.allow_concurrent_memtable_write = false;

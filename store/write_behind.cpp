@@ -284,7 +284,7 @@ class WriteBehindStore final : public DocumentStore {
   }
 
   // Waits until every write queued before the call is in the store, applying them itself
-  // when the background thread is not already at it.
+  // when no other caller (a write that filled the queue, another Sync) is already at it.
   Status Drain() const {
     std::unique_lock<std::mutex> lock(queue_mutex_);
     const uint64_t target = enqueued_;

@@ -1,5 +1,6 @@
 // Reading which access checks the broker runs from its configuration (plugin/broker_config.hpp).
 #include "plugin/broker_config.hpp"
+#include "plugin/broker_wake.hpp"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -133,6 +134,96 @@ TEST_F(BrokerConfigTest, Mosquitto21PluginLoadLinesAreRecognised) {
   ASSERT_TRUE(other.ok());
   EXPECT_TRUE(other->others_decide);
   EXPECT_EQ(other->plugin_before_us, "/usr/lib/dynsec.so");
+}
+
+// The broker wake's view (plugin/broker_wake.hpp): which listener it uses, and how its
+// basic-auth callback leaves other clients.
+TEST_F(BrokerConfigTest, WakeUsesTheFirstPlainListener) {
+  const std::string own = Own();
+  auto setup = ReadBrokerSetup({Write("m.conf",
+                                      "listener 8883\ncertfile /c.pem\nlistener 9001\nprotocol websockets\n"
+                                      "listener 1885 10.0.0.1\nmount_point x/\nlistener 1884\nsocket_domain ipv6\n"
+                                      "listener 1883 127.0.0.2\nplugin " +
+                                          own + "\n")},
+                               own);
+  ASSERT_TRUE(setup.ok()) << setup.status().message();
+  ASSERT_EQ(setup->listeners.size(), 5u);
+  auto target = ChooseWakeTarget(*setup);
+  ASSERT_TRUE(target.ok());
+  EXPECT_EQ(target->Describe(), "[::1]:1884");
+  EXPECT_FALSE(setup->other_plugins);
+  EXPECT_FALSE(setup->allow_anonymous);  // a listener is configured: mosquitto's default is false
+}
+
+TEST_F(BrokerConfigTest, WakeFindsNoListenerInATlsOnlyBroker) {
+  auto setup = ReadBrokerSetup({Write("m.conf", "listener 8883\ncertfile /c.pem\nlistener 8884\npsk_hint h\n")}, Own());
+  ASSERT_TRUE(setup.ok());
+  auto target = ChooseWakeTarget(*setup);
+  ASSERT_FALSE(target.ok());
+  EXPECT_EQ(target.status().message(), "no plain MQTT listener (listener 8883: TLS; listener 8884: TLS)");
+}
+
+TEST_F(BrokerConfigTest, WakeUsesTheDefaultListenerUnixSocketsAndTheLoopbackOne) {
+  auto port = ReadBrokerSetup({Write("p.conf", "listener 8883\ncertfile /c\nport 1999\nbind_address 0.0.0.0\n")},
+                              Own());
+  ASSERT_TRUE(port.ok());
+  EXPECT_EQ(ChooseWakeTarget(*port)->Describe(), "127.0.0.1:1999");
+  auto unix_socket = ReadBrokerSetup({Write("u.conf", "listener 0 /run/mosquitto.sock\n")}, Own());
+  ASSERT_TRUE(unix_socket.ok());
+  EXPECT_EQ(ChooseWakeTarget(*unix_socket)->Describe(), "/run/mosquitto.sock");
+  auto none = ReadBrokerSetup({Write("n.conf", "log_type all\n")}, Own());
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(ChooseWakeTarget(*none)->Describe(), "localhost:1883");
+  EXPECT_TRUE(none->allow_anonymous);
+}
+
+TEST_F(BrokerConfigTest, WakeRefusesPerListenerSettings) {
+  auto setup = ReadBrokerSetup({Write("m.conf", "per_listener_settings true\nlistener 1883\n")}, Own());
+  ASSERT_TRUE(setup.ok());
+  EXPECT_FALSE(ChooseWakeTarget(*setup).ok());
+}
+
+TEST_F(BrokerConfigTest, WakeAuthLeavesOtherClientsAsTheBrokerWould) {
+  const std::string own = Own();
+  auto read = [&](const std::string& text) { return *ReadBrokerSetup({Write("a.conf", text)}, own); };
+  EXPECT_EQ(WakeAuthFor(read("listener 1883\nallow_anonymous true\n"), true), OthersAuth::kIgnore);
+  EXPECT_EQ(WakeAuthFor(read("listener 1883\nallow_anonymous true\n"), false), OthersAuth::kAllow);
+  EXPECT_EQ(WakeAuthFor(read("listener 1883\n"), false), OthersAuth::kDefer);
+  EXPECT_EQ(WakeAuthFor(read("listener 1883\nallow_anonymous true\npassword_file /p\n"), false), OthersAuth::kDefer);
+  EXPECT_EQ(WakeAuthFor(read("allow_anonymous true\nplugin /x.so\nplugin " + own + "\n"), false), OthersAuth::kDefer);
+}
+
+TEST(WakeAddressTest, HostPortSocketPathAndOffAreRead) {
+  WakeTarget target;
+  bool off = true;
+  ASSERT_TRUE(ParseWakeAddress("127.0.0.1:1884", &target, &off).ok());
+  EXPECT_FALSE(off);
+  EXPECT_EQ(target.Describe(), "127.0.0.1:1884");
+  ASSERT_TRUE(ParseWakeAddress("[::1]:1883", &target, &off).ok());
+  EXPECT_EQ(target.host, "::1");
+  ASSERT_TRUE(ParseWakeAddress("/run/m.sock", &target, &off).ok());
+  EXPECT_EQ(target.unix_path, "/run/m.sock");
+  ASSERT_TRUE(ParseWakeAddress("off", &target, &off).ok());
+  EXPECT_TRUE(off);
+}
+
+TEST(WakeAddressTest, BadAddressesAreNamed) {
+  for (const std::string bad : {"", "localhost", ":1883", "::1:1883", "h:0", "h:65536", "h:12x", "h:123456", "[]:1"}) {
+    WakeTarget target;
+    bool off = false;
+    Status s = ParseWakeAddress(bad, &target, &off);
+    EXPECT_FALSE(s.ok()) << bad;
+    EXPECT_EQ(s.message().rfind("plugin_opt_wake_address: '" + bad + "'", 0), 0u) << s.message();
+  }
+}
+
+TEST(WakeCredentialsTest, OnlyTheSecretMakesTheWake) {
+  BrokerWake wake({"127.0.0.1", 1, ""}, nullptr, [](bool) {});
+  EXPECT_EQ(wake.Check("device", "alice", "pw"), WakeCredentials::kOther);
+  EXPECT_EQ(wake.Check("device", nullptr, nullptr), WakeCredentials::kOther);
+  EXPECT_EQ(wake.Check("mosquitto-twins-wake", nullptr, nullptr), WakeCredentials::kImpostor);
+  EXPECT_EQ(wake.Check("device", "mosquitto-twins-wake", "guess"), WakeCredentials::kImpostor);
+  EXPECT_EQ(wake.Check("mosquitto-twins-wake", "mosquitto-twins-wake", ""), WakeCredentials::kImpostor);
 }
 
 }  // namespace

@@ -203,7 +203,6 @@ TEST_F(ReserveTest, WritesResumeByThemselvesOnceTheReserveIsBack) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   ASSERT_TRUE(written.ok()) << written.status().message();
-  EXPECT_LE(Clock::now() - freed, std::chrono::milliseconds(150));  // the figure refreshes every 100 ms
 }
 
 // A disk that really fills: the write RocksDB cannot take is refused, reads go on, and once
@@ -225,11 +224,8 @@ TEST_F(ReserveTest, AfterAFullDiskWritesResumeOnceSpaceIsFreed) {
   EXPECT_EQ(written.status().code(), Code::kInsufficientStorage) << written.status().message();
   EXPECT_EQ(written.status().message(), "the database's disk is full: writes are refused until space is freed");
 
-  const auto t0 = Clock::now();
   auto refused = engine->Patch("dev1", "kept", Body(R"({"data":{"a":2}})"));
-  const auto refused_in = Clock::now() - t0;
   EXPECT_EQ(refused.status().code(), Code::kInsufficientStorage);
-  EXPECT_LT(refused_in, std::chrono::milliseconds(5));
   EXPECT_EQ(engine->Get("dev1", "kept")->version, 1u);
   EXPECT_EQ(engine->Delete("dev1", "kept", 0).status().code(), Code::kInsufficientStorage);  // RocksDB is stopped
 
@@ -241,7 +237,6 @@ TEST_F(ReserveTest, AfterAFullDiskWritesResumeOnceSpaceIsFreed) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   ASSERT_TRUE(written.ok()) << written.status().message();
-  EXPECT_LE(Clock::now() - freed, std::chrono::milliseconds(400));  // a resume is tried every 250 ms
   EXPECT_EQ(written->data, R"({"a":3})");
   ASSERT_TRUE(engine->Sync().ok());
   engine.reset();

@@ -360,9 +360,6 @@ TEST_F(EngineTest, ConfigLargerThanItsLimitIsRefusedNamingTheLimit) {
   EXPECT_EQ(Stored("_config"), "{\"version\":1,\"data\":" + fits + "}");
   // Ordinary documents keep their own, larger limit.
   EXPECT_TRUE(Put("d", R"({"data":{"documents":{"e":{"x":"on-update"}},"more":"0123456789012345"}})").ok());
-  Limits zero;
-  zero.max_config_bytes = 1;
-  EXPECT_EQ(ValidateLimits(zero).field(), "max_config_bytes");
 }
 
 // REST threads and the broker thread write one twin's _config and documents at once: every
@@ -447,7 +444,7 @@ TEST(ParseWriteRequestTest, VersionsUpTo2To53AreTakenExactly) {
   for (const auto& [text, version] : cases) {
     for (bool data_required : {true, false}) {  // put and patch bodies, delete bodies
       const std::string body = std::string(R"({"version":)") + text + (data_required ? R"(,"data":{}})" : "}");
-      auto request = ParseWriteRequest(body, Limits(), data_required ? BodyData::kRequired : BodyData::kIgnored);
+      auto request = ParseWriteRequest(body, Limits(), data_required ? BodyOf::kPutOrPatch : BodyOf::kDelete);
       ASSERT_TRUE(request.ok()) << body << ": " << request.status().message();
       EXPECT_EQ(request->expected.version, version) << body;
     }
@@ -460,7 +457,7 @@ TEST(ParseWriteRequestTest, VersionsAbove2To53AreRefusedNotRounded) {
                            "9007199254740990.5", "18446744073709551617", "1e16", "1e300", "0.5", "-1", "-0.0001"}) {
     for (bool data_required : {true, false}) {
       const std::string body = std::string(R"({"version":)") + text + (data_required ? R"(,"data":{}})" : "}");
-      auto request = ParseWriteRequest(body, Limits(), data_required ? BodyData::kRequired : BodyData::kIgnored);
+      auto request = ParseWriteRequest(body, Limits(), data_required ? BodyOf::kPutOrPatch : BodyOf::kDelete);
       ASSERT_FALSE(request.ok()) << body;
       EXPECT_EQ(request.status().field(), "version") << body;
       EXPECT_EQ(request.status().message(), "version must be an integer from 0 to 2^53") << body;
@@ -504,19 +501,9 @@ TEST(ParseWriteRequestTest, OversizeBodyIsRejectedUnparsed) {
 }
 
 TEST(ParseWriteRequestTest, DeleteBodyMayBeEmptyOrCarryAVersion) {
-  EXPECT_EQ(ParseWriteRequest("", Limits(), BodyData::kIgnored)->expected.version, 0u);
-  EXPECT_EQ(ParseWriteRequest(R"({"version":4})", Limits(), BodyData::kIgnored)->expected.version, 4u);
-  EXPECT_FALSE(ParseWriteRequest(R"({"version":"x"})", Limits(), BodyData::kIgnored).ok());
-}
-
-TEST(LimitsTest, NonsenseLimitsAreRejected) {
-  EXPECT_TRUE(ValidateLimits(Limits()).ok());
-  Limits zero_docs;
-  zero_docs.max_documents = 0;
-  EXPECT_EQ(ValidateLimits(zero_docs).field(), "max_documents");
-  Limits zero_depth;
-  zero_depth.max_depth = 0;
-  EXPECT_EQ(ValidateLimits(zero_depth).field(), "max_depth");
+  EXPECT_EQ(ParseWriteRequest("", Limits(), BodyOf::kDelete)->expected.version, 0u);
+  EXPECT_EQ(ParseWriteRequest(R"({"version":4})", Limits(), BodyOf::kDelete)->expected.version, 4u);
+  EXPECT_FALSE(ParseWriteRequest(R"({"version":"x"})", Limits(), BodyOf::kDelete).ok());
 }
 
 // Optimistic locking from many threads: each increments a counter with a versioned

@@ -13,7 +13,6 @@ import http.client
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,15 +22,12 @@ import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "support"))
+from start_broker import Broker, free_ports  # noqa: E402 (after the path is set)
+
 PLUGIN = None
 TOKEN = "metrics-test-token"
 TIMEOUT = 20  # seconds, the bound of every wait; none of them is a fixed sleep
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_until(check, what, timeout=TIMEOUT):
@@ -45,35 +41,10 @@ def wait_until(check, what, timeout=TIMEOUT):
         time.sleep(0.05)
 
 
-class BrokerProcess:
+class BrokerProcess(Broker):
     def __init__(self, tmp, plugin_lines, global_lines=""):
-        self.mqtt, self.rest = free_port(), free_port()
-        self.conf = os.path.join(tmp, "mosquitto.conf")
-        with open(self.conf, "w") as f:
-            f.write(f"{global_lines}listener {self.mqtt} 127.0.0.1\nallow_anonymous true\nuser root\n"
-                    f"set_tcp_nodelay true\nplugin {PLUGIN}\nplugin_opt_db_path {tmp}/db\n"
-                    f"plugin_opt_rest_listen 127.0.0.1:{self.rest}\n{plugin_lines}")
-        self.log_path = os.path.join(tmp, "broker.log")
-        env = dict(os.environ)
-        if os.environ.get("TWINS_BROKER_PRELOAD"):
-            env["LD_PRELOAD"] = os.environ["TWINS_BROKER_PRELOAD"]
-        with open(self.log_path, "w") as log:
-            self.process = subprocess.Popen([os.environ.get("TWINS_MOSQUITTO") or "/usr/sbin/mosquitto", "-c", self.conf], stdout=log, stderr=log, env=env)
-
-        def listening():
-            if self.process.poll() is not None:
-                raise AssertionError("broker exited: " + open(self.log_path).read())
-            try:
-                socket.create_connection(("127.0.0.1", self.rest), 0.2).close()
-                socket.create_connection(("127.0.0.1", self.mqtt), 0.2).close()
-                return True
-            except OSError:
-                return False
-        wait_until(listening, "the broker's ports")
-
-    def stop(self):
-        self.process.terminate()
-        self.process.wait(timeout=TIMEOUT)
+        super().__init__(tmp, f"plugin {PLUGIN}\nplugin_opt_db_path {tmp}/db\n"
+                              f"plugin_opt_rest_listen 127.0.0.1:@REST_PORT@\n{plugin_lines}", global_lines)
 
     def http(self, method, path, body=None, headers=None):
         connection = http.client.HTTPConnection("127.0.0.1", self.rest, timeout=TIMEOUT)
@@ -251,7 +222,7 @@ class MetricsScrapeTest(unittest.TestCase):
         if not shutil.which("prometheus"):
             self.skipTest("prometheus not installed")
         b = self.broker
-        port = free_port()
+        port = free_ports(1)[0]
         work = tempfile.mkdtemp(prefix="twins-prometheus-", dir=self.tmp)
         with open(os.path.join(work, "prometheus.yml"), "w") as f:
             f.write("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: twins\n"

@@ -8,6 +8,17 @@ namespace {
 
 Result<PluginOptions> Parse(const std::string& key, const std::string& value) { return ParseOptions({{key, value}}); }
 
+// Each {{option, value}, message}: the value is refused with that message, naming the option.
+using Refusal = std::pair<std::pair<const char*, const char*>, const char*>;
+void ExpectRefused(std::initializer_list<Refusal> cases) {
+  for (const auto& [option, message] : cases) {
+    auto o = Parse(option.first, option.second);
+    ASSERT_FALSE(o.ok()) << option.first << " " << option.second;
+    EXPECT_EQ(o.status().field(), option.first);
+    EXPECT_EQ(o.status().message(), message);
+  }
+}
+
 TEST(OptionsTest, ConfigBytesAndSeriesPerTwinHaveDefaults) {
   auto o = ParseOptions({});
   ASSERT_TRUE(o.ok());
@@ -27,7 +38,7 @@ TEST(OptionsTest, ConfigBytesAndSeriesPerTwinAreRead) {
 }
 
 TEST(OptionsTest, BadConfigBytesOrSeriesPerTwinAreNamed) {
-  const std::pair<std::pair<const char*, const char*>, const char*> cases[] = {
+  ExpectRefused({
       {{"max_config_bytes", "big"}, "plugin_opt_max_config_bytes: 'big' is not a whole number"},
       {{"max_config_bytes", ""}, "plugin_opt_max_config_bytes: '' is not a whole number"},
       {{"max_config_bytes", "-1"}, "plugin_opt_max_config_bytes: '-1' is not a whole number"},
@@ -37,13 +48,16 @@ TEST(OptionsTest, BadConfigBytesOrSeriesPerTwinAreNamed) {
       {{"max_series_per_twin", "1e3"}, "plugin_opt_max_series_per_twin: '1e3' is not a whole number"},
       {{"max_series_per_twin", "99999999999999999999999"},
        "plugin_opt_max_series_per_twin: 99999999999999999999999 is out of range 1..100000000"},
-  };
-  for (const auto& [option, message] : cases) {
-    auto o = Parse(option.first, option.second);
-    ASSERT_FALSE(o.ok()) << option.first << " " << option.second;
-    EXPECT_EQ(o.status().field(), option.first);
-    EXPECT_EQ(o.status().message(), message);
-  }
+  });
+}
+
+// The limits the engine cannot work below are refused where they are read (plugin/options.cpp).
+TEST(OptionsTest, LimitsBelowTheirMinimumAreRefusedNamingTheOption) {
+  ExpectRefused({
+      {{"max_document_bytes", "1"}, "plugin_opt_max_document_bytes: 1 is out of range 2..67108864"},
+      {{"max_depth", "0"}, "plugin_opt_max_depth: 0 is out of range 1..256"},
+      {{"max_documents", "0"}, "plugin_opt_max_documents: 0 is out of range 1..1000000"},
+  });  // max_config_bytes: above
 }
 
 TEST(OptionsTest, RestHardeningOptionsHaveDefaults) {
@@ -74,7 +88,7 @@ TEST(OptionsTest, RestHardeningOptionsAreRead) {
 }
 
 TEST(OptionsTest, BadRestHardeningOptionsAreNamed) {
-  const std::pair<std::pair<const char*, const char*>, const char*> cases[] = {
+  ExpectRefused({
       {{"rest_request_timeout_ms", "99"}, "plugin_opt_rest_request_timeout_ms: 99 is out of range 100..600000"},
       {{"rest_auth_failures", "ten"}, "plugin_opt_rest_auth_failures: 'ten' is not a whole number"},
       {{"rest_cors_origins", "https://a.example.com/app"},
@@ -86,13 +100,7 @@ TEST(OptionsTest, BadRestHardeningOptionsAreNamed) {
       {{"rest_max_streams", "1025"}, "plugin_opt_rest_max_streams: 1025 is out of range 1..1024"},
       {{"rest_stream_max_lag", "0"}, "plugin_opt_rest_stream_max_lag: 0 is out of range 1..100000000"},
       {{"rest_stream_max_lag", "-5"}, "plugin_opt_rest_stream_max_lag: '-5' is not a whole number"},
-  };
-  for (const auto& [option, message] : cases) {
-    auto o = Parse(option.first, option.second);
-    ASSERT_FALSE(o.ok()) << option.first << " " << option.second;
-    EXPECT_EQ(o.status().field(), option.first);
-    EXPECT_EQ(o.status().message(), message);
-  }
+  });
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 # plugin and its shipped twins.conf.example, then makes a twin request over MQTT.
 # Usage: package_test.sh <build dir>
 set -euo pipefail
+. "$(dirname "$0")/support/start_broker.sh"
 build=$1
 root=$(mktemp -d)
 trap 'kill $broker 2>/dev/null || true; rm -rf "$root"' EXIT
@@ -24,22 +25,14 @@ dpkg-deb -f "$deb" Depends | grep -q "libssl3" || fail "Depends lacks libssl3"
 example="$root/etc/mosquitto/conf.d/twins.conf.example"
 [ -f "$example" ] || fail "no conf.d/twins.conf.example"
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-{
-  echo "listener $port 127.0.0.1"
-  echo "allow_anonymous true"
-  echo "user root"
-  sed -e "s|^plugin /usr/lib/.*|plugin $plugin|" -e "s|^plugin_opt_db_path .*|plugin_opt_db_path $root/db|" "$example"
-} > "$root/mosquitto.conf"
-/usr/sbin/mosquitto -c "$root/mosquitto.conf" > "$root/broker.log" 2>&1 &
-broker=$!
-for _ in $(seq 100); do
-  mosquitto_pub -p "$port" -t ping -n 2>/dev/null && break
-  sleep 0.05
-done
+# The shipped example, with the unpacked plugin and a database in the temporary root.
+start_broker "$root/broker" "$(sed -e "s|^plugin /usr/lib/.*|plugin $plugin|" \
+  -e "s|^plugin_opt_db_path .*|plugin_opt_db_path $root/db|" "$example")" || fail "the broker did not start"
+broker=$started_pid
+port=$started_port
 reply=$(mosquitto_rr -p "$port" -i pkg-device -t '$SCW/twins/me/state/put' \
         -e '$SCW/twins/me/state/put/response/success' -m '{"data":{"installed":true}}' -W 3) || {
-  cat "$root/broker.log"; fail "no reply from the packaged plugin"; }
+  cat "$root/broker/mosquitto.log"; fail "no reply from the packaged plugin"; }
 [ "$reply" = '{"version":1,"data":{"installed":true}}' ] || fail "unexpected reply: $reply"
-grep -q "twins: mosquitto-twins" "$root/broker.log" || fail "plugin did not log its start"
+grep -q "twins: mosquitto-twins" "$root/broker/mosquitto.log" || fail "plugin did not log its start"
 echo "package test: 1 passed, 0 failed"

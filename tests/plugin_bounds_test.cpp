@@ -74,7 +74,7 @@ class PluginBoundsTest : public testing::Test {
   std::unique_ptr<Broker> broker_;
 };
 
-// F2': a body at the request limit with ~16 800 distinct keys; F2: a document of 6 500
+// A body at the request limit with ~16 800 distinct keys, and a document of 6 500
 // escaped keys patched with 8 000 new ones. Both are answered, and so is another device
 // whose get arrives while they are being handled.
 TEST_F(PluginBoundsTest, ManyKeyRequestsAreAnsweredAndAnotherDeviceIsToo) {

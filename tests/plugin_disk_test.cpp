@@ -32,14 +32,20 @@ std::string Ask(MqttClient& client, const std::string& topic, const std::string&
 
 bool Succeeded(const std::string& reply) { return reply.find("/response/success ") != std::string::npos; }
 
-// Asks until the reply succeeds or `limit` passes; the time it took.
-std::chrono::milliseconds AskUntilSuccess(MqttClient& client, const std::string& topic, const std::string& payload,
-                                          std::chrono::milliseconds limit, std::string* last) {
+// Asks until the reply contains `wanted` or `limit` passes; the time it took.
+std::chrono::milliseconds AskUntil(MqttClient& client, const std::string& topic, const std::string& payload,
+                                   const std::string& wanted, std::chrono::milliseconds limit, std::string* last) {
   const auto start = Clock::now();
-  while (!Succeeded(*last = Ask(client, topic, payload)) && Clock::now() - start < limit) {
+  while ((*last = Ask(client, topic, payload)).find(wanted) == std::string::npos && Clock::now() - start < limit) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
+}
+
+// Asks until the reply succeeds or `limit` passes; the time it took.
+std::chrono::milliseconds AskUntilSuccess(MqttClient& client, const std::string& topic, const std::string& payload,
+                                          std::chrono::milliseconds limit, std::string* last) {
+  return AskUntil(client, topic, payload, "/response/success ", limit, last);
 }
 
 // A full disk: the write the database cannot take is refused with a clear error, later writes
@@ -114,7 +120,12 @@ TEST(PluginDiskTest, BelowTheReserveWritesAreRefusedAndResumeByThemselves) {
   ASSERT_TRUE(Succeeded(Ask(*dev, "$SCW/twins/me/b/put", R"({"data":{"b":1}})")));
 
   disk.Fill(4 << 20);
-  std::this_thread::sleep_for(std::chrono::milliseconds(150));  // the free space is read every 100 ms
+  // The free space is read every 100 ms: another twin writes until it sees the reserve.
+  auto probe = Device(broker, "probe");
+  std::string probed;
+  AskUntil(*probe, "$SCW/twins/me/p/put", R"({"data":{}})", "/response/error ", std::chrono::milliseconds(3000),
+           &probed);
+  ASSERT_NE(probed.find("/response/error "), std::string::npos) << probed;
   const std::string low =
       R"({"error":"not enough free disk space for the database: writes that add data are )"
       R"(refused while less than 8 MiB are free","resource":"disk_space","min_free_mb":8,"free_mb":4})";

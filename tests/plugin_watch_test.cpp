@@ -2,12 +2,15 @@
 // real broker with the built plugin, real MQTT clients and a real HTTP client for REST.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <memory>
+#include <thread>
 #include <string>
 #include <vector>
 
 #include "tests/support/broker.hpp"
 #include "tests/support/http_client.hpp"
+#include "tests/support/marker.hpp"
 #include "tests/support/mqtt_client.hpp"
 
 namespace twins::test {
@@ -59,12 +62,12 @@ class WatchTest : public testing::Test {
 
   // Nothing reached `client` before a marker: its own get of `doc`, answered after anything
   // the changes before it could have caused.
-  static void ExpectNothingBeforeMarker(MqttClient& client, const std::string& twin, const std::string& doc) {
+  // `outcome`: "success", or "error" for a document that does not exist.
+  static void ExpectNothingBeforeMarker(MqttClient& client, const std::string& twin, const std::string& doc,
+                                        const std::string& outcome = "success") {
     const std::string topic = "$SCW/twins/" + twin + "/" + doc + "/get";
-    ASSERT_TRUE(client.Publish(topic, "", 1));
-    auto message = client.Next(5000);
-    ASSERT_TRUE(message.has_value());
-    EXPECT_EQ(message->topic.rfind(topic + "/response/", 0), 0u) << message->topic << " " << message->payload;
+    EXPECT_TRUE(OnlyMarkerArrives(
+        client, [&] { return client.Publish(topic, "", 1); }, topic + "/response/" + outcome));
   }
 
   std::unique_ptr<Broker> broker_;
@@ -88,7 +91,7 @@ TEST_F(WatchTest, WatchRepliesTheDocumentThenEveryRestChangeIsPushed) {
   EXPECT_EQ(Next(dev), R"($SCW/twins/me/desired/updated {"version":1,"data":{"back":true}})");
   ASSERT_EQ(Rest("DELETE", "dev1").status, 204);
   EXPECT_EQ(Next(dev), R"($SCW/twins/me/desired/deleted {"version":1})");
-  ExpectNothingBeforeMarker(dev, "me", "desired");
+  ExpectNothingBeforeMarker(dev, "me", "desired", "error");
 }
 
 TEST_F(WatchTest, PushesUseTheTwinAsTheWatchSpelledItAndItsQos) {
@@ -121,7 +124,7 @@ TEST_F(WatchTest, PushesReachNoOtherClientAndNoSubscriber) {
   ASSERT_TRUE(spy.Subscribe("$SCW/#"));
   ASSERT_EQ(Rest("PUT", "dev1/documents/d", R"({"data":{"a":1}})").status, 200);
   EXPECT_EQ(Next(dev), R"($SCW/twins/me/d/updated {"version":1,"data":{"a":1}})");
-  ExpectNothingBeforeMarker(spy, "me", "d");
+  ExpectNothingBeforeMarker(spy, "me", "d", "error");
 }
 
 TEST_F(WatchTest, ADeviceCannotWatchAnotherTwin) {
@@ -129,7 +132,7 @@ TEST_F(WatchTest, ADeviceCannotWatchAnotherTwin) {
   const std::string reply = Ask(dev, "$SCW/twins/dev2/d/watch", "");
   EXPECT_EQ(reply.rfind("$SCW/twins/dev2/d/watch/response/error ", 0), 0u) << reply;
   ASSERT_EQ(Rest("PUT", "dev2/documents/d", R"({"data":{"a":1}})").status, 200);
-  ExpectNothingBeforeMarker(dev, "me", "d");
+  ExpectNothingBeforeMarker(dev, "me", "d", "error");
 }
 
 TEST_F(WatchTest, BadWatchRequestsGetErrorsAndRegisterNothing) {
@@ -217,6 +220,63 @@ TEST_F(WatchTest, ManyQuickChangesArriveInVersionOrderEndingWithTheLatest) {
     last = version;
   }
   ExpectNothingBeforeMarker(dev, "me", "d");
+}
+
+// While a back-end writes without pause, a device watches again and again: each watch reply
+// comes before any push of that watch, and every push after it is newer than the reply.
+TEST_F(WatchTest, NoPushOvertakesTheWatchReplyOrAnOlderVersion) {
+  broker_->Stop();
+  Start("plugin_opt_max_requests_per_second 0\n");  // the writer never pauses
+  ASSERT_EQ(Rest("PUT", "dev1/documents/d", R"({"data":{"n":0}})").status, 200);
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    HttpClient backend;
+    for (int n = 1; !stop; ++n) {
+      HttpCall call;
+      call.method = "PUT";
+      call.url = "http://127.0.0.1:" + std::to_string(rest_port_) + "/iot/v1/regions/fr-par/twins/dev1/documents/d";
+      call.send_body = true;
+      call.body = R"({"data":{"n":)" + std::to_string(n) + "}}";
+      call.headers = {std::string("X-Auth-Token: ") + kToken, "Content-Type: application/json"};
+      const HttpReply reply = backend.Send(call);
+      if (reply.status != 200) ADD_FAILURE() << "PUT: " << reply.status << " " << reply.body << reply.error;
+    }
+  });
+  struct StopWriter {
+    std::atomic<bool>& stop;
+    std::thread& writer;
+    ~StopWriter() {
+      stop = true;
+      writer.join();
+    }
+  } stop_writer{stop, writer};
+  MqttClient& dev = Device("dev1");
+  auto version_of = [](const std::string& payload) {
+    return std::stol(payload.substr(payload.find("\"version\":") + 10));
+  };
+  for (int round = 0; round < 20; ++round) {
+    ASSERT_TRUE(dev.Publish("$SCW/twins/me/d/watch", "", 1));
+    long seen = -1;
+    for (int received = 0; received < 10; ++received) {
+      auto message = dev.Next(5000);
+      ASSERT_TRUE(message.has_value()) << "round " << round << ", message " << received << ", seen " << seen;
+      if (seen < 0) {
+        ASSERT_EQ(message->topic, "$SCW/twins/me/d/watch/response/success") << message->payload;
+      } else {
+        ASSERT_EQ(message->topic, "$SCW/twins/me/d/updated");
+        EXPECT_GT(version_of(message->payload), seen) << message->payload;
+      }
+      seen = version_of(message->payload);
+    }
+    ASSERT_TRUE(dev.Publish("$SCW/twins/me/d/unwatch", "", 1));
+    // Pushes already under way may still come; the unwatch reply closes the round.
+    for (auto message = dev.Next(5000); message; message = dev.Next(5000)) {
+      if (message->topic == "$SCW/twins/me/d/unwatch/response/success") break;
+      ASSERT_EQ(message->topic, "$SCW/twins/me/d/updated");
+      EXPECT_GT(version_of(message->payload), seen) << message->payload;
+      seen = version_of(message->payload);
+    }
+  }
 }
 
 TEST_F(WatchTest, TheEventFeedCarriesEveryChangeToSubscribers) {

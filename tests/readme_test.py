@@ -4,24 +4,20 @@
 An example is a ```sh block; when the next block is ```json or ```text, the command's output
 must equal it. Examples run in order, in one bash each, against one broker started here on
 free ports: `-p 1883` and `127.0.0.1:8080` in commands are rewritten to those ports, and
-$TOKEN holds the REST token. The broker is $TWINS_MOSQUITTO, else Debian's /usr/sbin/mosquitto.
+$TOKEN holds the REST token. The broker is $TWINS_MOSQUITTO, else Debian's /usr/sbin/mosquitto
+(tests/support/start_broker.sh).
 Usage: readme_test.py <README.md> <mosquitto_twins.so>
 """
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
-import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "support"))
+from start_broker import Broker  # noqa: E402 (after the path is set)
 
 BLOCK = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def examples(readme):
@@ -36,22 +32,12 @@ def examples(readme):
 def main():
     readme_path, plugin = sys.argv[1], sys.argv[2]
     readme = open(readme_path, encoding="utf-8").read()
-    mqtt, rest, token = free_port(), free_port(), "readme-test-token"
+    token = "readme-test-token"
     with tempfile.TemporaryDirectory() as tmp:
-        conf = os.path.join(tmp, "mosquitto.conf")
-        with open(conf, "w") as f:
-            f.write(f"listener {mqtt} 127.0.0.1\nallow_anonymous true\nuser root\nset_tcp_nodelay true\n"
-                    f"plugin {plugin}\nplugin_opt_db_path {tmp}/db\n"
-                    f"plugin_opt_rest_listen 127.0.0.1:{rest}\nplugin_opt_rest_token {token}\n")
-        log = open(os.path.join(tmp, "broker.log"), "w")
-        broker = subprocess.Popen([os.environ.get("TWINS_MOSQUITTO") or "/usr/sbin/mosquitto", "-c", conf], stdout=log, stderr=log)
+        broker = Broker(tmp, f"plugin {plugin}\nplugin_opt_db_path {tmp}/db\n"
+                             f"plugin_opt_rest_listen 127.0.0.1:@REST_PORT@\nplugin_opt_rest_token {token}\n")
+        mqtt, rest = broker.mqtt, broker.rest
         try:
-            for _ in range(200):
-                try:
-                    socket.create_connection(("127.0.0.1", mqtt), 0.1).close()
-                    break
-                except OSError:
-                    time.sleep(0.05)
             passed = failed = 0
             env = dict(os.environ, TOKEN=token)
             for command, expected in examples(readme):
@@ -65,8 +51,7 @@ def main():
                     print(f"FAILED: {command}\n  expected: {expected}\n  got: {result.stdout.strip()}"
                           f"\n  exit {result.returncode}: {result.stderr.strip()}")
         finally:
-            broker.terminate()
-            broker.wait()
+            broker.stop()
     print(f"readme examples: {passed} passed, {failed} failed")
     return 1 if failed or passed == 0 else 0
 

@@ -7,19 +7,23 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <regex>
 #include <sstream>
-#include <stdexcept>
 #include <thread>
 
+#include "rest/auth.hpp"
+#include "tests/support/broken_store.hpp"
 #include "tests/support/http_client.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace twins {
 namespace {
 
+using test::BrokenStore;
 using test::HttpCall;
 using test::HttpClient;
 using test::HttpReply;
+using test::ThrowingStore;
 using test::UrlEncode;
 
 constexpr char kToken[] = "6a1f4e0c-2a4b-4f4e-9a53-2b6c1c3a9d11";
@@ -41,27 +45,6 @@ std::string TwinPath(const std::string& encoded_twin) { return kTwinBase + encod
 std::string DocPath(const std::string& encoded_twin, const std::string& doc) {
   return kTwinBase + encoded_twin + "/documents/" + doc;
 }
-
-// A store whose every call fails, as a broken disk would.
-class BrokenStore : public DocumentStore {
- public:
-  Result<std::optional<StoredDocument>> Get(std::string_view, std::string_view) const override { return Fail(); }
-  Status Write(std::vector<DocumentWrite>) override { return Fail(); }
-  Result<std::vector<std::string>> List(std::string_view) const override { return Fail(); }
-  Status DeleteAll(std::string_view) override { return Fail(); }
-  Status Sync() override { return Fail(); }
-
- private:
-  static Status Fail() { return Status::Internal("IO error: disk on fire"); }
-};
-
-// A store that breaks the no-exception rule, to prove the server still answers.
-class ThrowingStore : public BrokenStore {
- public:
-  Result<std::optional<StoredDocument>> Get(std::string_view, std::string_view) const override {
-    throw std::runtime_error("store exploded");
-  }
-};
 
 class RestTest : public testing::Test {
  protected:
@@ -396,20 +379,38 @@ TEST_F(RestTest, DocumentLargerThanLimitIsInvalidArgument) {
   EXPECT_NE(put.body.find("larger than the limit of 100"), std::string::npos) << put.body;
 }
 
+// The log id of an internal-error reply, "" if the reply is not one. The client is told the
+// id only; the detail is in the log beside the same id.
+std::string InternalErrorId(const HttpReply& reply) {
+  static const std::regex kBody(R"j(\{"type":"internal_error","message":"internal error \(log id ([0-9a-f]{8})\)"\})j");
+  std::smatch match;
+  if (reply.status != 500 || reply.header("content-type") != "application/json") return "";
+  return std::regex_match(reply.body, match, kBody) ? match[1].str() : "";
+}
+
 TEST_F(RestTest, StoreFailureIsInternalErrorAndLogged) {
   OpenEngineOver(std::make_unique<BrokenStore>());
-  EXPECT_JSON_REPLY(Call("GET", DocPath("dev1", "d")), 500,
-                    R"j({"type":"internal_error","message":"internal error"})j");
-  EXPECT_JSON_REPLY(Put("d", R"j({"data":{}})j"), 500, R"j({"type":"internal_error","message":"internal error"})j");
-  EXPECT_NE(Logged().find("REST: internal error: IO error: disk on fire"), std::string::npos) << Logged();
+  const HttpReply get = Call("GET", DocPath("dev1", "d"));
+  const std::string get_id = InternalErrorId(get);
+  ASSERT_NE(get_id, "") << get.status << " " << get.body;
+  const HttpReply put = Put("d", R"j({"data":{}})j");
+  const std::string put_id = InternalErrorId(put);
+  ASSERT_NE(put_id, "") << put.status << " " << put.body;
+  EXPECT_NE(get_id, put_id);
+  EXPECT_EQ(get.body.find("disk on fire"), std::string::npos) << get.body;
+  EXPECT_NE(Logged().find("REST: internal error: IO error: disk on fire (log id " + get_id + ")"), std::string::npos)
+      << Logged();
+  EXPECT_NE(Logged().find("REST: internal error: IO error: disk on fire (log id " + put_id + ")"), std::string::npos)
+      << Logged();
 }
 
 TEST_F(RestTest, ExceptionInHandlerIsInternalErrorAndServerGoesOn) {
   OpenEngineOver(std::make_unique<ThrowingStore>());
-  EXPECT_JSON_REPLY(Call("GET", DocPath("dev1", "d")), 500,
-                    R"j({"type":"internal_error","message":"internal error"})j");
-  EXPECT_NE(Logged().find("REST: request failed: store exploded"), std::string::npos) << Logged();
-  EXPECT_JSON_REPLY(Call("GET", "/healthz"), 500, R"j({"type":"internal_error","message":"internal error"})j");
+  const HttpReply get = Call("GET", DocPath("dev1", "d"));
+  const std::string id = InternalErrorId(get);
+  ASSERT_NE(id, "") << get.status << " " << get.body;
+  EXPECT_NE(Logged().find("REST: request failed: store exploded (log id " + id + ")"), std::string::npos) << Logged();
+  EXPECT_NE(InternalErrorId(Call("GET", "/healthz")), "");
   EXPECT_EQ(Call("GET", TwinPath("dev1")).status, 500);  // List does not throw here: a plain store error
 }
 
@@ -578,6 +579,35 @@ TEST_F(RestTest, RepeatedFailuresRefuseThatAddressOnly) {
             std::string::npos)
       << log;
   EXPECT_NE(log.find("11 failures from it, 11 in all; its requests are refused for 1 s"), std::string::npos) << log;
+}
+
+// Each failed token is one failure, in the metrics and in the log alike: on a twin path and on
+// /metrics. A refused address that comes back gets a 429 that is neither a failure nor the
+// per-twin rate limit's.
+TEST_F(RestTest, EachFailedTokenIsCountedOnce) {
+  metrics::TwinsMetrics metrics("test");
+  RestOptions options = Options();
+  options.metrics = &metrics;
+  options.auth_failures = 1;
+  Start(options);
+  HttpClient guesser;
+  HttpCall guess = MakeCall("GET", Url(DocPath("dev1", "d")), {"X-Auth-Token: guess"});
+  guess.source_address = "127.0.0.2";
+  ASSERT_EQ(guesser.Send(guess).status, 401);
+  guess.url = Url("/metrics");
+  ASSERT_EQ(guesser.Send(guess).status, 401);  // the second failure: the address is refused
+  guess.url = Url(DocPath("dev1", "d"));
+  ASSERT_EQ(guesser.Send(guess).status, 429);  // not checked, so not a failure
+  const std::string text = metrics.registry().RenderPrometheus();
+  EXPECT_NE(text.find("\ntwins_rest_auth_failures_total 2\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("twins_requests_total{api=\"rest\",operation=\"get\",result=\"unauthenticated\"} 1\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("twins_requests_total{api=\"rest\",operation=\"get\",result=\"too_many_requests\"} 1\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("twins_rate_limited_total{api=\"rest\"} 0\n"), std::string::npos) << text;
+  EXPECT_NE(Logged().find("2 failures from it, 2 in all"), std::string::npos) << Logged();
 }
 
 TEST_F(RestTest, AnyConfiguredTokenIsAccepted) {

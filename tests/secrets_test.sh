@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Secrets are not spread (issue 13, F9): scripts/run.sh writes its token and configuration
+# Secrets are not spread: scripts/run.sh writes its token and configuration
 # readable by their owner only and prints where the token is, not the token; the compose demo
 # publishes its ports on 127.0.0.1 and its .env says the token and open ports are for a local
 # demo only. Usage: secrets_test.sh <source dir> <built plugin>
@@ -19,10 +19,7 @@ out="$run_dir/stdout"
 pid=""
 cleanup() { [ -z "$pid" ] || kill "$pid" 2>/dev/null || true; [ -z "$pid" ] || wait "$pid" 2>/dev/null || true; rm -rf "$run_dir"; }
 trap cleanup EXIT
-read -r mqtt_port rest_port < <(python3 -c 'import socket
-s=[socket.socket() for _ in range(2)]
-[x.bind(("127.0.0.1",0)) for x in s]
-print(*[x.getsockname()[1] for x in s])')
+read -r mqtt_port rest_port < <(tests/support/start_broker.sh --free-ports 2)
 RUN_DIR="$run_dir/run" MQTT_PORT="$mqtt_port" REST_PORT="$rest_port" TWINS_PLUGIN="$plugin" \
   scripts/run.sh > "$out" 2>&1 &
 pid=$!

@@ -30,7 +30,7 @@
 namespace twins {
 
 struct TsdbPoint {
-  // The leaf's keys and array indices, each escaped by EscapePathSegment (series.hpp) and
+  // The leaf's keys and array indices, each escaped by AppendNameSegment (series.hpp) and
   // joined by '.': "motor.rpm", "arr.0". Legal as a Graphite name part and tag value.
   std::string json_path;
   double value = 0;

@@ -1,13 +1,11 @@
 #include "tests/support/broker.hpp"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -45,76 +43,42 @@ bool VersionAtLeast(const std::string& version, int major, int minor, int patch)
   return true;
 }
 
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof addr;
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
-bool WaitForPort(int port, int timeout_ms) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  while (std::chrono::steady_clock::now() < deadline) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = htons(port);
-    bool up = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-    close(fd);
-    if (up) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return false;
-}
-
 Broker::Broker(std::string plugin_options, std::string global_options)
     : plugin_options_(std::move(plugin_options)), global_options_(std::move(global_options)), port_(FreePort()) {}
 
 Broker::~Broker() { Stop(); }
 
 bool Broker::Start() {
-  std::ofstream conf(dir_.sub("mosquitto.conf"));
-  conf << global_options_ << "listener " << port_ << " 127.0.0.1\n"
-       << "allow_anonymous true\n"
-       << "user root\n"
-       << "set_tcp_nodelay true\n"
-       << "log_type all\n";
+  std::string config = "log_type all\n";
   if (load_plugin_) {
-    conf << "plugin " << TWINS_PLUGIN_PATH << "\n"
-         << "plugin_opt_db_path " << db_path() << "\n"
-         << "plugin_opt_rest_listen off\n"
-         << plugin_options_;
+    config += std::string("plugin ") + TWINS_PLUGIN_PATH + "\nplugin_opt_db_path " + db_path() +
+              "\nplugin_opt_rest_listen off\n" + plugin_options_;
   }
-  conf.close();
+  const std::string port = std::to_string(port_);
+  int ready[2];
+  if (pipe2(ready, O_CLOEXEC) != 0) return false;
   pid_ = fork();
   if (pid_ == 0) {
-    int log = open(dir_.sub("mosquitto.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    dup2(log, STDOUT_FILENO);
-    dup2(log, STDERR_FILENO);
+    dup2(ready[1], STDOUT_FILENO);
 #ifdef TWINS_BROKER_PRELOAD
     // The sanitized plugin needs the sanitizer runtimes the stock broker binary lacks.
-    setenv("LD_PRELOAD", TWINS_BROKER_PRELOAD, 1);
+    setenv("TWINS_BROKER_PRELOAD", TWINS_BROKER_PRELOAD, 1);
 #endif
-    const std::string binary = MosquittoBinary();
-    execl(binary.c_str(), "mosquitto", "-c", dir_.sub("mosquitto.conf").c_str(), static_cast<char*>(nullptr));
+    execl(TWINS_START_BROKER, TWINS_START_BROKER, "--port", port.c_str(), dir_.path().c_str(), config.c_str(),
+          global_options_.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (WaitForPort(port_, 50)) return true;
-    int status;
-    if (waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = -1;
-      return false;
-    }
+  close(ready[1]);
+  // The launcher becomes the broker; a line comes once it listens, end of file if it never does.
+  std::string line;
+  char buffer[256];
+  for (ssize_t n; (n = read(ready[0], buffer, sizeof buffer)) != 0;) {
+    if (n > 0) line.append(buffer, static_cast<size_t>(n));
+    if (n < 0 && errno != EINTR) break;
   }
+  close(ready[0]);
+  if (line.rfind("port=", 0) == 0) return true;
+  Kill();
   return false;
 }
 

@@ -1,11 +1,13 @@
 // A real mosquitto with the built plugin, on a free loopback port, with its database and log
-// in a temporary directory. The broker is Debian's /usr/sbin/mosquitto unless TWINS_MOSQUITTO
+// in a temporary directory, started by tests/support/start_broker.sh (the launcher of every
+// broker of the tests). The broker is Debian's /usr/sbin/mosquitto unless TWINS_MOSQUITTO
 // names another binary (scripts/compat.sh runs the broker tests against upstream builds).
 #pragma once
 
 #include <string>
 #include <sys/types.h>
 
+#include "tests/support/loopback.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace twins::test {
@@ -19,12 +21,6 @@ std::string BrokerPlugin(const std::string& file);
 std::string BrokerVersion(const std::string& log);
 // True when `version` (e.g. "2.0.11") is at least major.minor.patch.
 bool VersionAtLeast(const std::string& version, int major, int minor, int patch);
-
-// A loopback TCP port nobody listens on right now.
-int FreePort();
-
-// True once something accepts TCP connections on 127.0.0.1:port.
-bool WaitForPort(int port, int timeout_ms);
 
 class Broker {
  public:

@@ -25,27 +25,11 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/loopback.hpp"
+
 extern char** environ;
 
 namespace twins::test {
-
-// `count` distinct TCP ports free on 127.0.0.1 right now.
-inline std::vector<int> FreePorts(int count) {
-  std::vector<int> fds, ports;
-  for (int i = 0; i < count; ++i) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-    fds.push_back(fd);
-    ports.push_back(ntohs(addr.sin_port));
-  }
-  for (int fd : fds) close(fd);
-  return ports;
-}
 
 // Standard output of a shell command.
 inline std::string CommandOutput(const std::string& command) {

@@ -7,6 +7,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "tests/support/loopback.hpp"
+
 namespace twins::test {
 namespace {
 
@@ -27,15 +29,9 @@ std::string RawPacket::payload() const {
   return start <= body.size() ? body.substr(start) : std::string();
 }
 
-RawMqtt::RawMqtt(int port) {
-  fd_ = socket(AF_INET, SOCK_STREAM, 0);
+RawMqtt::RawMqtt(int port) : fd_(ConnectLoopback(port)) {
   int one = 1;
-  setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  if (connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) Drop();
+  if (fd_ >= 0) setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
 RawMqtt::~RawMqtt() { Drop(); }
@@ -115,7 +111,10 @@ bool RawMqtt::ReadExact(char* out, size_t n, int timeout_ms) {
     pollfd p{fd_, POLLIN, 0};
     if (fd_ < 0 || poll(&p, 1, timeout_ms) <= 0) return false;
     ssize_t r = recv(fd_, out + got, n - got, 0);
-    if (r <= 0) return false;
+    if (r <= 0) {
+      closed_by_peer_ = true;
+      return false;
+    }
     got += static_cast<size_t>(r);
   }
   return true;

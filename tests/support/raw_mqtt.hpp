@@ -55,11 +55,14 @@ class RawMqtt {
   void Drop();
   // The client side's port, as the broker logs it ("New connection from 127.0.0.1:<port>").
   int local_port() const;
+  // True once a read found the connection closed by the broker (not merely nothing to read).
+  bool closed_by_peer() const { return closed_by_peer_; }
 
  private:
   void Send(uint8_t header, const std::string& body);
   bool ReadExact(char* out, size_t n, int timeout_ms);
   int fd_ = -1;
+  bool closed_by_peer_ = false;
 };
 
 }  // namespace twins::test
