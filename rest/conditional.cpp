@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "engine/request_body.hpp"
+#include "rest/path.hpp"
 
 namespace twins {
 namespace {
@@ -50,14 +51,8 @@ std::optional<std::vector<EntityTag>> ParseTags(std::string_view header) {
 
 // Our opaque tags are decimal versions from 1 to 2^53 without leading zeros.
 std::optional<uint64_t> ParseVersionText(std::string_view text) {
-  if (text.empty() || text.size() > 16 || text[0] == '0') return std::nullopt;
-  uint64_t version = 0;
-  for (char c : text) {
-    if (c < '0' || c > '9') return std::nullopt;
-    version = version * 10 + static_cast<uint64_t>(c - '0');
-  }
-  if (version > kMaxVersion) return std::nullopt;
-  return version;
+  if (text.empty() || text[0] == '0') return std::nullopt;
+  return ParseWholeNumber(text, kMaxVersion);
 }
 
 std::string ETag(uint64_t version) { return '"' + std::to_string(version) + '"'; }

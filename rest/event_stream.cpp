@@ -20,18 +20,6 @@ constexpr size_t kBatchBytes = 1 << 20;
 constexpr uint64_t kMaxResumeSeq = uint64_t{1} << 63;
 constexpr char kRetryAfterSeconds[] = "5";
 
-// A decimal seq from 0 to 2^63; nullopt for anything else (signs, spaces, overflow).
-std::optional<uint64_t> ParseSeq(std::string_view text) {
-  if (text.empty() || text.size() > 20) return std::nullopt;
-  uint64_t seq = 0;
-  for (char c : text) {
-    if (c < '0' || c > '9') return std::nullopt;
-    seq = seq * 10 + static_cast<uint64_t>(c - '0');
-  }
-  if (seq > kMaxResumeSeq) return std::nullopt;
-  return seq;
-}
-
 // A filter from the query: absent, or a valid name (`validate` is the engine's rule).
 std::optional<HttpResponse> ReadFilter(std::string_view query, std::string_view name,
                                        Status (*validate)(std::string_view), std::string* out) {
@@ -72,7 +60,7 @@ std::optional<HttpResponse> ParseSubscription(const HttpRequest& request, EventS
   // EventSource reconnects to the same URL with Last-Event-ID: the header is the newer word.
   const std::string_view header = request.header("Last-Event-ID");
   if (!header.empty()) {
-    out->after = ParseSeq(header);
+    out->after = ParseWholeNumber(header, kMaxResumeSeq);
     if (!out->after) {
       return InvalidArgument("Last-Event-ID", "format", "Last-Event-ID must be an event id, a whole number up to 2^63");
     }
@@ -80,7 +68,7 @@ std::optional<HttpResponse> ParseSubscription(const HttpRequest& request, EventS
   }
   QueryParameter since = FindQueryParameter(query, "since");
   if (!since.present) return std::nullopt;
-  out->after = since.valid ? ParseSeq(since.value) : std::nullopt;
+  out->after = since.valid ? ParseWholeNumber(since.value, kMaxResumeSeq) : std::nullopt;
   if (!out->after) return InvalidArgument("since", "format", "since must be an event id, a whole number up to 2^63");
   return std::nullopt;
 }

@@ -42,6 +42,18 @@ std::optional<std::string> PercentDecode(std::string_view segment) {
   return out;
 }
 
+std::optional<uint64_t> ParseWholeNumber(std::string_view text, uint64_t max) {
+  if (text.empty()) return std::nullopt;
+  uint64_t value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    const auto digit = static_cast<uint64_t>(c - '0');
+    if (value > (max - digit) / 10) return std::nullopt;
+    value = value * 10 + digit;
+  }
+  return value;
+}
+
 QueryParameter FindQueryParameter(std::string_view query, std::string_view name) {
   QueryParameter found;
   while (!query.empty()) {

@@ -2,6 +2,7 @@
 // its segment (and is then refused by the name rules instead of changing the route).
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -24,5 +25,9 @@ struct QueryParameter {
   std::string value;
 };
 QueryParameter FindQueryParameter(std::string_view query, std::string_view name);
+
+// A whole number as a header or a query parameter writes it: decimal digits only (leading
+// zeros allowed), at most `max`; nullopt for anything else (signs, spaces, overflow).
+std::optional<uint64_t> ParseWholeNumber(std::string_view text, uint64_t max);
 
 }  // namespace twins
