@@ -409,6 +409,7 @@ class RawStream {
 TEST_F(RestEventsTest, StalledReaderGetsOverflowOnceBehindAndResumesFromItsCursor) {
   RestOptions options = Options();
   options.stream_max_lag = 16;
+  options.request_timeout_ms = 120000;  // the blocked write must outlast the writes, even under TSan
   Start(options);
   RawStream raw(server_->port(), "?twin_id=dev1");
   ASSERT_NE(raw.ReadUntil(": stream open\n\n").find("200 OK"), std::string::npos);
