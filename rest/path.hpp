@@ -15,4 +15,14 @@ std::vector<std::string_view> SplitPath(std::string_view path);
 // RFC 3986 percent-decoding ('+' is not a space in a path). nullopt on a bad escape.
 std::optional<std::string> PercentDecode(std::string_view segment);
 
+// One parameter of a query string ("twin_id=a%20b&since=3"): absent, badly percent-encoded,
+// or its decoded value ('+' is a space there, as forms and URLSearchParams encode it). The
+// first one counts when a name is repeated.
+struct QueryParameter {
+  bool present = false;
+  bool valid = true;
+  std::string value;
+};
+QueryParameter FindQueryParameter(std::string_view query, std::string_view name);
+
 }  // namespace twins
