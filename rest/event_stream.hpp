@@ -25,7 +25,8 @@
 //
 // At most max_streams at once, each holding one CivetWeb worker thread (the server starts
 // that many threads on top of its `threads`, so ordinary requests always have theirs); more
-// get 503 with Retry-After.
+// get 503 with Retry-After. A client that disconnects is noticed when its stream next writes
+// (an event or a keep-alive): CivetWeb gives handlers no way to watch the socket meanwhile.
 //
 // Thread-safety: Open and the streams it starts run on CivetWeb worker threads; Stop from
 // any thread.
