@@ -24,6 +24,7 @@ declare -A private=(
   [engine/merge.hpp]=engine
   [engine/config_cache.hpp]=engine
   [store/free_space.hpp]=store
+  [store/rocksdb_layout.hpp]=store
 )
 
 while IFS= read -r -d '' file; do
