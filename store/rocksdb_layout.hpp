@@ -19,10 +19,13 @@ namespace twins::rocksdb_layout {
 //   "c" seq (8 bytes big-endian)            -> a change-log entry (EncodeChange)
 //   "h" twin NUL doc NUL version (8 bytes BE) -> seq of the entry that made that version
 //   "w" twin NUL doc NUL watcher            -> the watch's value
+//   "s"                                     -> a seq (8 bytes BE) the log goes on after while it
+//                                              holds no newer entry (StartChangeLogAfter, imports)
 // Schema 1 (no modified time, no change log) is upgraded in place at open, in one batch.
 inline constexpr char kSchemaKey[] = "!schema";
 inline constexpr char kSchemaVersion[] = "2";
 inline constexpr char kChangesFamily[] = "changes";
+inline constexpr char kSeqFloorKey[] = "s";
 
 inline void AppendBigEndian(uint64_t value, std::string* out) {
   for (int i = 7; i >= 0; --i) *out += static_cast<char>((value >> (8 * i)) & 0xFF);

@@ -152,6 +152,33 @@ class RocksDbStore final : public DocumentStore {
     }
     if (!it->status().ok()) return FromRocks(it->status());
     changelog_bytes_ = bytes;
+    std::string floor;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), changes_, kSeqFloorKey, &floor);
+    if (s.IsNotFound()) return Status::Ok();
+    if (!s.ok()) return FromRocks(s);
+    if (floor.size() != 8) return Status::Internal("corrupt change-log start");
+    const uint64_t after = ReadBigEndian(floor.data());
+    if (after > newest_seq_) {
+      newest_seq_ = after;
+      if (bytes == 0) oldest_seq_ = after + 1;
+    }
+    return Status::Ok();
+  }
+
+  Status StartChangeLogAfter(uint64_t seq) override {
+    {
+      std::lock_guard<std::mutex> lock(log_mutex_);
+      if (newest_seq_ != 0 || oldest_seq_ != 1) return Status::Internal("the change log has entries already");
+    }
+    Status s = WriteChangesFamily([&](rocksdb::WriteBatch& batch) {
+      std::string value;
+      AppendBigEndian(seq, &value);
+      return batch.Put(changes_, kSeqFloorKey, value);
+    });
+    if (!s.ok()) return s;
+    std::lock_guard<std::mutex> lock(log_mutex_);
+    newest_seq_ = seq;
+    oldest_seq_ = seq + 1;
     return Status::Ok();
   }
 

@@ -183,6 +183,37 @@ TEST_F(ChangeLogTest, WatchesAreKeptWithTheTwinAndBounded) {
 
 // A crash never keeps a document without its log entry, or the reverse: a child process
 // writes until it is killed, then every document's version is its last logged change's.
+TEST_F(ChangeLogTest, AnImportedStoreGoesOnAfterTheExportedSeq) {
+  test::TempDir other;
+  {
+    auto store = OpenRocksDbStore(other.sub("db"));
+    ASSERT_TRUE(store.ok()) << store.status().message();
+    ASSERT_TRUE((*store)->StartChangeLogAfter(41).ok());
+    EXPECT_EQ((*store)->Changes().oldest, 42u);
+    EXPECT_EQ((*store)->Changes().newest, 41u);
+    ASSERT_TRUE((*store)->Sync().ok());
+  }
+  auto store = OpenRocksDbStore(other.sub("db"));
+  ASSERT_TRUE(store.ok()) << store.status().message();
+  EXPECT_EQ((*store)->Changes().oldest, 42u);
+  EXPECT_EQ((*store)->Changes().newest, 41u);
+  Engine engine(WithWriteBehindCache(std::move(store).value(), 1 << 20), Limits());
+  auto request = ParseWriteRequest(R"({"data":{}})", engine.limits());
+  ASSERT_TRUE(engine.Put("a", "d", *request).ok());
+  auto changes = engine.ReadChanges(0, 10, 1 << 20);
+  ASSERT_TRUE(changes.ok());
+  ASSERT_EQ(changes->size(), 1u);
+  EXPECT_EQ((*changes)[0].seq, 42u);
+
+  // Only a log that never had an entry starts after a seq.
+  ASSERT_TRUE(Put("a", "d", "{}").ok());
+  engine_.reset();
+  auto used = OpenRocksDbStore(dir_.sub("db"));
+  ASSERT_TRUE(used.ok());
+  EXPECT_FALSE((*used)->StartChangeLogAfter(100).ok());
+  EXPECT_EQ((*used)->Changes().newest, 1u);
+}
+
 TEST_F(ChangeLogTest, AKilledWriterLeavesDocumentsAndTheLogInAgreement) {
   engine_.reset();
   int started[2];
