@@ -1,7 +1,6 @@
 // mosquitto-twins-admin, the built binary: export, import and check over real RocksDB
 // databases, and an export of a database a running broker holds while a client writes.
 #include <gtest/gtest.h>
-#include <rocksdb/db.h>
 #include <sys/wait.h>
 
 #include <atomic>
@@ -18,6 +17,7 @@
 #include "engine/json.hpp"
 #include "tests/support/broker.hpp"
 #include "tests/support/mqtt_client.hpp"
+#include "tests/support/schema1_database.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace twins {
@@ -159,18 +159,7 @@ TEST_F(AdminTest, ExportAndCheckNeverWriteTheDatabase) {
 }
 
 TEST_F(AdminTest, ASchema1DatabaseIsExportedWithoutModifiedTimesAndNeverUpgraded) {
-  {
-    // As schema 1 wrote it: "d" twin NUL doc -> 8-byte little-endian version, then the data.
-    rocksdb::Options options;
-    options.create_if_missing = true;
-    rocksdb::DB* raw = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open(options, dir_.sub("db"), &raw).ok());
-    std::unique_ptr<rocksdb::DB> db(raw);
-    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), "!schema", "1").ok());
-    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), std::string("dt\0doc", 6),
-                        std::string("\x05\0\0\0\0\0\0\0", 8) + R"({"old":1})")
-                    .ok());
-  }
+  ASSERT_TRUE(test::MakeSchema1Database(dir_.sub("db"), "t", "doc", 5, R"({"old":1})"));
   const auto before = Files(dir_.sub("db"));
   const std::string exported = Export(dir_.sub("db"));
   EXPECT_EQ(exported,
