@@ -1,6 +1,7 @@
 # Install where Debian's mosquitto keeps its plugins, and a .deb built by CPack.
 #
 #   cmake --install build                       -> /usr/lib/<triplet>/mosquitto_twins.so
+#                                                  /usr/bin/mosquitto-twins-admin
 #                                                  /etc/mosquitto/conf.d/twins.conf.example
 #   cmake --build build --target package        -> build/mosquitto-twins_<version>_<arch>.deb
 
@@ -15,6 +16,7 @@ file(WRITE ${PROJECT_BINARY_DIR}/twins.conf.example
 set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/mosquitto.conf.example)
 
 install(TARGETS mosquitto_twins LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT plugin)
+install(TARGETS mosquitto-twins-admin RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT plugin)
 install(FILES ${PROJECT_BINARY_DIR}/twins.conf.example DESTINATION ${CMAKE_INSTALL_FULL_SYSCONFDIR}/mosquitto/conf.d
         COMPONENT plugin)
 

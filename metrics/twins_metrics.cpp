@@ -117,6 +117,10 @@ TwinsMetrics::TwinsMetrics(const std::string& version) {
   }
   auth_failures_ = &r.AddCounter("twins_rest_auth_failures_total",
                                  "REST requests refused for a missing or wrong token (401)");
+  streams_open_ = &r.AddGauge("twins_rest_streams_open", "REST event streams (twin-events) open now");
+  streams_refused_ = &r.AddCounter("twins_rest_streams_refused_total",
+                                   "REST event streams refused because rest_max_streams were open (503)");
+  stream_events_ = &r.AddCounter("twins_rest_stream_events_total", "Change events sent on REST event streams");
 }
 
 Outcome TwinsMetrics::Count(Api api, Operation operation, Outcome outcome, uint64_t nanos) {

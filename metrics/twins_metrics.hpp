@@ -75,6 +75,13 @@ class TwinsMetrics {
   // per-twin rate limit's.
   void AddressRefused(Operation operation, uint64_t nanos);
 
+  // REST event streams (GET .../twin-events): open now, refused for want of a slot, and the
+  // change events they sent.
+  void StreamOpened() { streams_open_->Add(1); }
+  void StreamClosed() { streams_open_->Add(-1); }
+  void StreamRefused() { streams_refused_->Add(); }
+  void EventsSent(uint64_t events) { stream_events_->Add(events); }
+
   Registry& registry() { return registry_; }
   const Registry& registry() const { return registry_; }
 
@@ -90,6 +97,9 @@ class TwinsMetrics {
   std::array<Counter*, 3> quota_rejections_{};  // twin_documents, twins, other
   std::array<Counter*, kApis> rate_limited_{};
   Counter* auth_failures_ = nullptr;
+  Gauge* streams_open_ = nullptr;
+  Counter* streams_refused_ = nullptr;
+  Counter* stream_events_ = nullptr;
 };
 
 }  // namespace twins::metrics

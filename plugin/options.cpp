@@ -85,6 +85,8 @@ Result<PluginOptions> ParseOptions(const std::vector<std::pair<std::string, std:
       {"rest_tokens_file", Text(&o.rest_tokens_file)},
       {"rest_request_timeout_ms", Number(&o.rest_request_timeout_ms, 100, 600000)},
       {"rest_auth_failures", Number(&o.rest_auth_failures, 0, 1000000)},
+      {"rest_max_streams", Number(&o.rest_max_streams, 1, 1024)},
+      {"rest_stream_max_lag", Number(&o.rest_stream_max_lag, 1, 100000000)},
       {"rest_cors_origins",
        [&o](const std::string& key, const std::string& value) {
          // Space- or comma-separated; the line may be repeated.

@@ -43,6 +43,8 @@ struct PluginOptions {
   int rest_request_timeout_ms = 10000;         // deadline of a request's headers and of each body read
   uint32_t rest_auth_failures = 10;            // failed tokens one address may send before refusals; 0: never
   std::vector<std::string> rest_cors_origins;  // origins allowed cross-origin access; none by default
+  int rest_max_streams = 16;                   // event streams at once, each with a thread on top of rest_threads
+  uint64_t rest_stream_max_lag = 10000;        // changes a stream may fall behind before it is ended
   std::string rest_region = "fr-par";
   std::string rest_tls_cert;
   std::vector<std::string> rest_tokens;  // rest_token and the lines of rest_tokens_file

@@ -638,6 +638,8 @@ int StartRest(Plugin& plugin) {
   rest.request_timeout_ms = o.rest_request_timeout_ms;
   rest.auth_failures = o.rest_auth_failures;
   rest.cors_origins = o.rest_cors_origins;
+  rest.max_streams = o.rest_max_streams;
+  rest.stream_max_lag = o.rest_stream_max_lag;
   if (plugin.graphite) rest.graphite_reachable = [sender = plugin.graphite.get()] { return sender->reachable(); };
   if (!o.rest_tokens_file.empty()) {
     auto tokens = ReadTokensFile(o.rest_tokens_file);

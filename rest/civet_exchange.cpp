@@ -3,10 +3,11 @@
 #include <civetweb.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <string>
+
+#include "rest/http_time.hpp"
 
 namespace twins {
 namespace {
@@ -24,23 +25,32 @@ bool HasToken(std::string_view list, std::string_view token) {
   return false;
 }
 
-// IMF-fixdate, built by hand because strftime follows the process locale.
-std::string HttpDate() {
+// The Date header, formatted once per second per thread.
+std::string CurrentHttpDate() {
   thread_local time_t cached_second = 0;
-  thread_local char cached[32] = {};
+  thread_local std::string cached;
   const time_t now = time(nullptr);
   if (now != cached_second) {
-    static const char* const kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-    static const char* const kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                          "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-    struct tm utc;
-    gmtime_r(&now, &utc);
-    snprintf(cached, sizeof(cached), "%s, %02d %s %04d %02d:%02d:%02d GMT", kDays[utc.tm_wday], utc.tm_mday,
-             kMonths[utc.tm_mon], utc.tm_year + 1900, utc.tm_hour, utc.tm_min, utc.tm_sec);
+    cached = HttpDate(now);
     cached_second = now;
   }
   return cached;
 }
+
+// mg_write gives up on a client that takes nothing for request_timeout_ms, or once the
+// server is stopping.
+bool WriteAll(mg_connection* conn, std::string_view bytes) {
+  return mg_write(conn, bytes.data(), bytes.size()) == static_cast<int>(bytes.size());
+}
+
+class CivetStreamWriter final : public HttpStreamWriter {
+ public:
+  explicit CivetStreamWriter(mg_connection* conn) : conn_(conn) {}
+  bool Write(std::string_view bytes) override { return WriteAll(conn_, bytes); }
+
+ private:
+  mg_connection* conn_;
+};
 
 }  // namespace
 
@@ -49,6 +59,8 @@ CivetRequest::CivetRequest(mg_connection* conn) : conn_(conn), info_(mg_get_requ
 std::string_view CivetRequest::method() const { return info_->request_method ? info_->request_method : ""; }
 
 std::string_view CivetRequest::path() const { return info_->local_uri_raw ? info_->local_uri_raw : ""; }
+
+std::string_view CivetRequest::query() const { return info_->query_string ? info_->query_string : ""; }
 
 std::string_view CivetRequest::header(const char* name) const {
   const char* value = mg_get_header(conn_, name);
@@ -121,14 +133,15 @@ void SendResponse(mg_connection* conn, const HttpResponse& response, const Civet
   out += ' ';
   out += mg_get_response_code_text(conn, response.status);
   out += "\r\nDate: ";
-  out += HttpDate();
+  out += CurrentHttpDate();
   out += "\r\n";
   if (!response.content_type.empty()) {
     out += "Content-Type: ";
     out += response.content_type;
     out += "\r\n";
   }
-  if (!bodyless) {
+  const bool streamed = static_cast<bool>(response.stream);
+  if (!bodyless && !streamed) {
     out += "Content-Length: ";
     out += std::to_string(response.body.size());
     out += "\r\n";
@@ -154,7 +167,7 @@ void SendResponse(mg_connection* conn, const HttpResponse& response, const Civet
     out += value;
     out += "\r\n";
   }
-  if (after == AfterReply::kClose) {
+  if (after == AfterReply::kClose || streamed) {  // a streamed body ends with the connection
     mg_disable_connection_keep_alive(conn);
     out += "Connection: close\r\n";
   } else if (http10 && HasToken(client_connection, "keep-alive")) {
@@ -163,6 +176,12 @@ void SendResponse(mg_connection* conn, const HttpResponse& response, const Civet
     out += "Connection: close\r\n";
   }
   out += "\r\n";
+  if (streamed) {
+    if (!WriteAll(conn, out) || head) return;
+    CivetStreamWriter writer(conn);
+    response.stream(writer);
+    return;
+  }
   if (!head && !bodyless) out += response.body;
   mg_write(conn, out.data(), out.size());
 }

@@ -19,6 +19,7 @@ class CivetRequest final : public HttpRequest {
   std::string_view method() const override;
   // decode_url is off, so this is the path exactly as sent (minus the query).
   std::string_view path() const override;
+  std::string_view query() const override;
   std::string_view header(const char* name) const override;
   std::string_view peer() const override;
   BodyRead ReadBody(size_t max_bytes) override;

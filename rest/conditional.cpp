@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "engine/request_body.hpp"
+#include "rest/path.hpp"
 
 namespace twins {
 namespace {
@@ -46,19 +47,13 @@ std::optional<std::vector<EntityTag>> ParseTags(std::string_view header) {
   return tags;
 }
 
-// Our opaque tags are decimal versions from 1 to 2^53 without leading zeros.
-std::optional<uint64_t> TagVersion(std::string_view opaque) {
-  if (opaque.empty() || opaque.size() > 16 || opaque[0] == '0') return std::nullopt;
-  uint64_t version = 0;
-  for (char c : opaque) {
-    if (c < '0' || c > '9') return std::nullopt;
-    version = version * 10 + static_cast<uint64_t>(c - '0');
-  }
-  if (version > kMaxVersion) return std::nullopt;
-  return version;
-}
-
 }  // namespace
+
+// Our opaque tags are decimal versions from 1 to 2^53 without leading zeros.
+std::optional<uint64_t> ParseVersionText(std::string_view text) {
+  if (text.empty() || text[0] == '0') return std::nullopt;
+  return ParseWholeNumber(text, kMaxVersion);
+}
 
 std::string ETag(uint64_t version) { return '"' + std::to_string(version) + '"'; }
 
@@ -87,7 +82,7 @@ Result<IfMatch> ParseIfMatch(std::string_view header) {
       match.any = true;
       continue;
     }
-    std::optional<uint64_t> version = tag.weak ? std::nullopt : TagVersion(tag.opaque);
+    std::optional<uint64_t> version = tag.weak ? std::nullopt : ParseVersionText(tag.opaque);
     if (!version) {
       return Status::InvalidArgument("If-Match",
                                      "If-Match takes the strong ETags of this API, document versions "

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -12,6 +13,9 @@
 namespace twins {
 
 std::string ETag(uint64_t version);
+
+// A version as ETags and ?version= write it: decimal, 1 to 2^53, no leading zero.
+std::optional<uint64_t> ParseVersionText(std::string_view text);
 
 struct IfMatch {
   bool any = false;  // "*": any existing document

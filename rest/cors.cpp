@@ -5,7 +5,7 @@ namespace {
 
 constexpr char kAllowMethods[] = "GET, HEAD, PUT, PATCH, DELETE";
 // Request headers the API reads; Content-Type is not "simple" for application/json.
-constexpr char kAllowHeaders[] = "X-Auth-Token, Authorization, Content-Type, If-Match, If-None-Match";
+constexpr char kAllowHeaders[] = "X-Auth-Token, Authorization, Content-Type, If-Match, If-None-Match, Last-Event-ID";
 // Response headers a page may read beyond the simple ones: ETag feeds If-Match.
 constexpr char kExposeHeaders[] = "ETag, Retry-After, Allow";
 constexpr char kMaxAgeSeconds[] = "600";

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -22,6 +23,15 @@ inline bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   return true;
 }
 
+// Where a streamed body goes (server-sent events), piece by piece as it is produced.
+class HttpStreamWriter {
+ public:
+  virtual ~HttpStreamWriter() = default;
+  // Sends `bytes` at once (no buffering); false when the client is gone or did not take them
+  // within the server's write timeout: the stream must then end.
+  virtual bool Write(std::string_view bytes) = 0;
+};
+
 struct HttpResponse {
   int status = 200;
   std::string content_type;  // empty when there is no body
@@ -32,6 +42,9 @@ struct HttpResponse {
   std::string quota;             // not sent: the resource of a 403 quota error, for the metrics
   bool address_refused = false;  // not sent: a 429 of the auth guard, not of the rate limit (metrics)
   std::vector<std::pair<std::string, std::string>> headers;  // any others (CORS, WWW-Authenticate)
+  // When set, the body: called once the headers are sent, on the request's thread, for as long
+  // as the stream lasts; `body` is ignored, and the connection closes when it returns.
+  std::function<void(HttpStreamWriter&)> stream;
 };
 
 struct BodyRead {
@@ -47,6 +60,8 @@ class HttpRequest {
   virtual std::string_view method() const = 0;
   // The path as sent, still percent-encoded, without the query string.
   virtual std::string_view path() const = 0;
+  // The query string as sent, without the '?'; empty when there is none.
+  virtual std::string_view query() const = 0;
   // Empty when absent.
   virtual std::string_view header(const char* name) const = 0;
   // The client's address as text (IPv4 or IPv6), for per-client accounting.

@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "rest/errors.hpp"
+#include "rest/event_stream.hpp"
 #include "rest/path.hpp"
 
 namespace twins {
@@ -20,6 +21,8 @@ std::optional<metrics::Operation> RestOperation(std::string_view method, std::st
     return std::nullopt;
   }
   const std::vector<std::string_view> s = SplitPath(path);
+  // Event streams are counted by their own metrics (twins_rest_streams_*), not as requests.
+  if (s.size() == 5 && s[2] == "regions" && s[4] == kTwinEventsSegment) return std::nullopt;
   const bool read = method == "GET" || method == "HEAD";
   if (s.size() == 6 && s[2] == "regions" && s[4] == "twins") {
     if (read) return Operation::kList;

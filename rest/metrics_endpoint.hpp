@@ -23,7 +23,8 @@ inline constexpr std::string_view kMetricsPath = "/metrics";
 HttpResponse MetricsResponse(const metrics::TwinsMetrics& metrics);
 
 // The twin operation a request names, by method and path; nullopt for the endpoints that are
-// not twin requests (/healthz, /metrics, the OpenAPI description), which are not counted.
+// not twin requests (/healthz, /metrics, the OpenAPI description, the event streams), which
+// are not counted as requests.
 std::optional<metrics::Operation> RestOperation(std::string_view method, std::string_view path);
 
 // Counts one answered REST request (or an authentication failure on /metrics).

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstring>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -20,6 +21,7 @@
 
 #include "rest/civet_exchange.hpp"
 #include "rest/errors.hpp"
+#include "rest/event_stream.hpp"
 #include "engine/json.hpp"
 #include "rest/metrics_endpoint.hpp"
 #include "rest/openssl3_compat.hpp"
@@ -66,6 +68,12 @@ Status CheckOptions(const RestOptions& options) {
   if (options.listen.empty()) return Status::InvalidArgument("listen", "the REST listening address is empty");
   if (options.threads < 1 || options.threads > 1024) {
     return Status::InvalidArgument("threads", "REST threads must be between 1 and 1024");
+  }
+  if (options.max_streams < 1 || options.max_streams > 1024) {
+    return Status::InvalidArgument("max_streams", "REST max streams must be between 1 and 1024");
+  }
+  if (options.stream_max_lag < 1 || options.stream_keep_alive_ms < 1) {
+    return Status::InvalidArgument("stream_max_lag", "the event stream lag and keep-alive must be positive");
   }
   if (options.request_timeout_ms < 1 || options.keep_alive_timeout_ms < 0) {
     return Status::InvalidArgument("request_timeout_ms", "REST timeouts must be positive");
@@ -123,12 +131,14 @@ void PokeLoopback(int port) {
   close(fd);
 }
 
-void StopCivetWeb(mg_context* context, const std::vector<int>& ports) noexcept {
+// `wake` ends what handlers wait for (the event streams' waits), again until they are all gone.
+void StopCivetWeb(mg_context* context, const std::vector<int>& ports, const std::function<void()>& wake) noexcept {
   std::atomic<bool> stopped{false};
   std::thread waker;
   try {
     waker = std::thread([&] {
       while (!stopped.load()) {
+        wake();
         for (int port : ports) PokeLoopback(port);
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
       }
@@ -150,16 +160,19 @@ std::mutex& LibraryMutex() {
 }  // namespace
 
 struct RestServer::Impl {
-  Impl(const RestOptions& options, Engine& engine, LogFn log_fn)
-      : log(std::move(log_fn)),
+  Impl(const RestOptions& options, Engine& engine_ref, LogFn log_fn)
+      : engine(engine_ref),
+        log(std::move(log_fn)),
         write_limiter(options.writes_per_second, options.write_burst),
         auth_guard(options.auth_failures, kAuthGuardPeers, log),
-        router(engine, options, write_limiter, auth_guard, log),
+        events(engine, StreamOptions(options), options.metrics, log),
+        router(engine, options, write_limiter, auth_guard, events, log),
         max_request_bytes(engine.limits().max_request_bytes()),
         metrics(options.metrics) {}
 
   ~Impl() {
-    if (context != nullptr) StopCivetWeb(context, ipv4_ports);
+    events.Stop();
+    if (context != nullptr) StopCivetWeb(context, ipv4_ports, [this] { engine.WakeWaiters(); });
     if (library_started) {
       std::lock_guard<std::mutex> lock(LibraryMutex());
       mg_exit_library();
@@ -172,9 +185,19 @@ struct RestServer::Impl {
 
   static constexpr size_t kAuthGuardPeers = 4096;
 
+  static EventStreamOptions StreamOptions(const RestOptions& options) {
+    EventStreamOptions streams;
+    streams.max_streams = options.max_streams;
+    streams.max_lag = options.stream_max_lag;
+    streams.keep_alive = std::chrono::milliseconds(options.stream_keep_alive_ms);
+    return streams;
+  }
+
+  Engine& engine;
   const LogFn log;
   RateLimiter write_limiter;
   AuthGuard auth_guard;
+  EventStreams events;
   const Router router;
   const size_t max_request_bytes;
   metrics::TwinsMetrics* const metrics;
@@ -277,7 +300,8 @@ Result<std::unique_ptr<RestServer>> RestServer::Start(const RestOptions& options
     }
   }
 
-  const std::string threads = std::to_string(options.threads);
+  // Streams hold their threads for as long as they last: they get max_streams of their own.
+  const std::string threads = std::to_string(options.threads + options.max_streams);
   const std::string request_timeout = std::to_string(options.request_timeout_ms);
   const std::string keep_alive_timeout = std::to_string(options.keep_alive_timeout_ms);
   std::vector<const char*> config = {

@@ -3,6 +3,7 @@
 //
 //   GET|DELETE                  /iot/v1/regions/{region}/twins/{twin_id}
 //   GET|PUT|PATCH|DELETE        /iot/v1/regions/{region}/twins/{twin_id}/documents/{document_name}
+//   GET                         /iot/v1/regions/{region}/twin-events (server-sent events, event_stream.hpp)
 //   GET (no token)              /healthz, /iot/v1/openapi.yaml
 //
 // Every other request needs an X-Auth-Token (or Authorization: Bearer) header equal to one of
@@ -14,6 +15,7 @@
 // request, at most request_timeout_ms for the headers (whatever the pace), keep-alive
 // connections at most keep_alive_timeout_ms between requests. With the default 64 threads,
 // 32 connections that send nothing or trickle headers leave at least 32 threads to others.
+// Event streams have max_streams threads of their own on top of those.
 //
 // Thread-safety: handlers run on CivetWeb worker threads and call the engine and the LogFn
 // from there; they never call into the broker. Start and the destructor must not race with
@@ -51,6 +53,10 @@ struct RestOptions {
   uint32_t auth_failures = 10;               // failures one address may make before refusals; 0: never refused
   std::vector<std::string> cors_origins;     // exact Origin values allowed cross-origin access
   std::function<bool()> graphite_reachable;  // shown by /healthz; empty: no Graphite configured
+  int max_streams = 16;                      // event streams open at once, each with a thread of its own
+  uint64_t stream_max_lag = 10000;           // changes a stream may fall behind before it is ended
+  // Longest silence on an event stream before a comment line. Not an admin setting: tests lower it.
+  int stream_keep_alive_ms = 15000;
 };
 
 class RestServer {
@@ -60,7 +66,8 @@ class RestServer {
   // `engine` must outlive the server; `log` may be called from CivetWeb threads.
   static Result<std::unique_ptr<RestServer>> Start(const RestOptions& options, Engine& engine, LogFn log);
 
-  // Stops accepting, waits for the requests in flight, then releases the port.
+  // Ends the event streams, stops accepting, waits for the requests in flight, then releases
+  // the port.
   ~RestServer();
   RestServer(const RestServer&) = delete;
   RestServer& operator=(const RestServer&) = delete;

@@ -21,18 +21,22 @@ constexpr std::string_view kHealthDocument = "health";
 constexpr std::string_view kReadOnly = "GET, HEAD";
 constexpr std::string_view kTwinMethods = "GET, HEAD, DELETE";
 constexpr std::string_view kDocumentMethods = "GET, HEAD, PUT, PATCH, DELETE";
+constexpr std::string_view kEventsMethods = "GET";
 
-// /iot/v1/regions/{region}/twins/{twin_id}[/documents/{document_name}]
-enum class Route { kNone, kTwin, kDocument };
+// /iot/v1/regions/{region}/twins/{twin_id}[/documents/{document_name}], /iot/v1/regions/{region}/twin-events
+enum class Route { kNone, kTwin, kDocument, kEvents };
 
 Route Match(const std::vector<std::string_view>& s) {
-  if (s.size() < 6 || s[0] != "iot" || s[1] != "v1" || s[2] != "regions" || s[4] != "twins") return Route::kNone;
+  if (s.size() < 5 || s[0] != "iot" || s[1] != "v1" || s[2] != "regions") return Route::kNone;
+  if (s.size() == 5) return s[4] == kTwinEventsSegment ? Route::kEvents : Route::kNone;
+  if (s[4] != "twins") return Route::kNone;
   if (s.size() == 6) return Route::kTwin;
   if (s.size() == 8 && s[6] == "documents") return Route::kDocument;
   return Route::kNone;
 }
 
 bool Allowed(std::string_view method, Route route) {
+  if (route == Route::kEvents) return method == "GET";
   if (method == "GET" || method == "HEAD" || method == "DELETE") return true;
   return route == Route::kDocument && (method == "PUT" || method == "PATCH");
 }
@@ -47,7 +51,7 @@ HttpResponse OpenApi() {
 }  // namespace
 
 Router::Router(Engine& engine, const RestOptions& options, RateLimiter& write_limiter, AuthGuard& guard,
-               const LogFn& log)
+               EventStreams& events, const LogFn& log)
     : engine_(engine),
       region_(options.region),
       tokens_(options.tokens),
@@ -57,7 +61,8 @@ Router::Router(Engine& engine, const RestOptions& options, RateLimiter& write_li
       metrics_(options.metrics),
       metrics_anonymous_(options.metrics_allow_anonymous),
       log_(log),
-      twins_(engine, write_limiter, log) {}
+      twins_(engine, write_limiter, log),
+      events_(events) {}
 
 HttpResponse Router::Handle(HttpRequest& request) const {
   if (std::optional<HttpResponse> preflight = cors_.Preflight(request)) return std::move(*preflight);
@@ -116,13 +121,18 @@ HttpResponse Router::Dispatch(HttpRequest& request) const {
   if (route == Route::kNone) {
     return NotFound("path", IsValidUtf8(path) ? path : std::string_view(), "no such endpoint");
   }
-  if (!Allowed(method, route)) return MethodNotAllowed(method, route == Route::kTwin ? kTwinMethods : kDocumentMethods);
+  if (!Allowed(method, route)) {
+    return MethodNotAllowed(method, route == Route::kTwin     ? kTwinMethods
+                                    : route == Route::kEvents ? kEventsMethods
+                                                              : kDocumentMethods);
+  }
 
   std::optional<std::string> region = PercentDecode(segments[3]);
   if (!region || *region != region_) {
     const std::string_view shown = region && IsValidUtf8(*region) ? std::string_view(*region) : std::string_view();
     return NotFound("region", shown, "unknown region, this server serves " + region_);
   }
+  if (route == Route::kEvents) return events_.Open(request);
   std::optional<std::string> twin = PercentDecode(segments[5]);
   if (!twin) return InvalidArgument("twin_id", "format", "the twin id has an invalid percent-encoding");
 

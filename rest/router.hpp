@@ -10,6 +10,7 @@
 #include "rest/auth.hpp"
 #include "rest/auth_guard.hpp"
 #include "rest/cors.hpp"
+#include "rest/event_stream.hpp"
 #include "rest/twin_endpoints.hpp"
 #include "engine/engine.hpp"
 #include "rest/http.hpp"
@@ -23,9 +24,10 @@ namespace twins {
 class Router {
  public:
   // Takes region, tokens, CORS origins and the Graphite probe from `options`. `write_limiter`
-  // admits writes per twin, `guard` failed authentications per address; both must outlive
-  // the router.
-  Router(Engine& engine, const RestOptions& options, RateLimiter& write_limiter, AuthGuard& guard, const LogFn& log);
+  // admits writes per twin, `guard` failed authentications per address, `events` serves the
+  // event streams; all must outlive the router.
+  Router(Engine& engine, const RestOptions& options, RateLimiter& write_limiter, AuthGuard& guard, EventStreams& events,
+         const LogFn& log);
 
   // HEAD is answered like GET; the caller leaves the body out.
   HttpResponse Handle(HttpRequest& request) const;
@@ -46,6 +48,7 @@ class Router {
   const bool metrics_anonymous_;
   LogFn log_;
   TwinEndpoints twins_;
+  EventStreams& events_;
 };
 
 }  // namespace twins

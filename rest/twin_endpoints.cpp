@@ -6,9 +6,17 @@
 #include "rest/conditional.hpp"
 #include "rest/errors.hpp"
 #include "engine/json.hpp"
+#include "rest/http_time.hpp"
+#include "rest/path.hpp"
 
 namespace twins {
 namespace {
+
+// When the document last changed; unknown (no header) for one written before that was kept.
+void AddLastModified(const Document& document, HttpResponse& response) {
+  if (document.modified_ms <= 0) return;
+  response.headers.emplace_back("Last-Modified", HttpDate(document.modified_ms / 1000));
+}
 
 HttpResponse DocumentResponse(std::string_view twin, std::string_view doc, const Document& document) {
   std::string body;
@@ -24,6 +32,7 @@ HttpResponse DocumentResponse(std::string_view twin, std::string_view doc, const
   body += '}';
   HttpResponse response = JsonResponse(200, std::move(body));
   response.etag = ETag(document.version);
+  AddLastModified(document, response);
   return response;
 }
 
@@ -109,7 +118,13 @@ HttpResponse TwinEndpoints::DeleteAll(std::string_view twin) const {
 }
 
 HttpResponse TwinEndpoints::Get(HttpRequest& request, std::string_view twin, std::string_view doc) const {
-  auto found = engine_.Get(twin, doc);
+  const QueryParameter version = FindQueryParameter(request.query(), "version");
+  std::optional<uint64_t> wanted;
+  if (version.present) {
+    if (version.valid) wanted = ParseVersionText(version.value);
+    if (!wanted) return InvalidArgument("version", "format", "version must be a document version, 1 to 2^53");
+  }
+  auto found = wanted ? engine_.GetVersion(twin, doc, *wanted) : engine_.Get(twin, doc);
   if (!found.ok()) return ErrorResponse(found.status(), doc, log_);
   std::string_view none_match = request.header("If-None-Match");
   if (!none_match.empty() && IfNoneMatchHits(none_match, found->version)) {

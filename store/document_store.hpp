@@ -119,6 +119,11 @@ class DocumentStore {
                                                   size_t /*max_bytes*/) const {
     return std::vector<Change>();
   }
+  // For an import into a store whose log never had an entry: the log goes on after `seq` (the
+  // next entry is seq + 1; Changes() is {seq + 1, seq} until then). Durable at the next Sync().
+  virtual Status StartChangeLogAfter(uint64_t /*seq*/) {
+    return Status::Internal("this store cannot start its change log after a seq");
+  }
   // The retained entry that made version `version` of a document (a put or patch), if any.
   virtual Result<std::optional<Change>> FindVersion(std::string_view /*twin*/, std::string_view /*doc*/,
                                                     uint64_t /*version*/) const {

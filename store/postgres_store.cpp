@@ -17,7 +17,7 @@ namespace twins {
 namespace {
 
 // Schema 1, in options.schema (every name below is qualified with it):
-//   meta (key, value): ("schema_version", "1").
+//   meta (key, value): ("schema_version", "1"); ("changelog_after", seq) after an import.
 //   documents (twin, doc) -> version, modified_ms, data (the JSON text, byte for byte).
 //   changes seq -> one change-log entry; `bytes` is its size as the retention counts it.
 //   changes_version: the version index, (twin, doc, version) of puts and patches.
@@ -130,12 +130,37 @@ class PostgresStore final : public DocumentStore {
   Status LoadChangeLog() {
     std::lock_guard<std::mutex> lock(mutex_);
     auto result = Query(
-        "SELECT coalesce(min(seq), 1), coalesce(max(seq), 0), coalesce(sum(bytes), 0) FROM " + q_ + "changes", {});
+        "SELECT coalesce(min(seq), 1), coalesce(max(seq), 0), coalesce(sum(bytes), 0), count(*),"
+        " coalesce((SELECT value FROM " +
+            q_ + "meta WHERE key = 'changelog_after'), '0') FROM " + q_ + "changes",
+        {});
     if (!result.ok()) return result.status();
     std::lock_guard<std::mutex> log_lock(log_mutex_);
     oldest_seq_ = ToU64(result->get(), 0, 0);
     newest_seq_ = ToU64(result->get(), 0, 1);
     changelog_bytes_ = ToU64(result->get(), 0, 2);
+    const uint64_t after = ToU64(result->get(), 0, 4);
+    if (after > newest_seq_) {
+      newest_seq_ = after;
+      if (ToU64(result->get(), 0, 3) == 0) oldest_seq_ = after + 1;
+    }
+    return Status::Ok();
+  }
+
+  // Kept in meta ("changelog_after"), read at open.
+  Status StartChangeLogAfter(uint64_t seq) override {
+    {
+      std::lock_guard<std::mutex> lock(log_mutex_);
+      if (newest_seq_ != 0 || oldest_seq_ != 1) return Status::Internal("the change log has entries already");
+    }
+    Status s = Modify("INSERT INTO " + q_ +
+                          "meta (key, value) VALUES ('changelog_after', $1)"
+                          " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                      {BigInt(seq)});
+    if (!s.ok()) return s;
+    std::lock_guard<std::mutex> lock(log_mutex_);
+    newest_seq_ = seq;
+    oldest_seq_ = seq + 1;
     return Status::Ok();
   }
 

@@ -21,137 +21,12 @@
 
 #include "store/document_store.hpp"
 #include "store/free_space.hpp"
+#include "store/rocksdb_layout.hpp"
 
 namespace twins {
 namespace {
 
-// Key layout, schema 2. Default column family (hashed by twin, values updated in place):
-//   "d" twin_id NUL doc_name -> 8-byte little-endian version, 8-byte modified ms, data JSON.
-// Twin ids never contain NUL, so one twin's documents form one contiguous key range.
-// Column family "changes" (ordered; scanned by range):
-//   "c" seq (8 bytes big-endian)            -> a change-log entry (EncodeChange)
-//   "h" twin NUL doc NUL version (8 bytes BE) -> seq of the entry that made that version
-//   "w" twin NUL doc NUL watcher            -> the watch's value
-// Schema 1 (no modified time, no change log) is upgraded in place at open, in one batch.
-constexpr char kSchemaKey[] = "!schema";
-constexpr char kSchemaVersion[] = "2";
-constexpr char kChangesFamily[] = "changes";
-
-void AppendBigEndian(uint64_t value, std::string* out) {
-  for (int i = 7; i >= 0; --i) *out += static_cast<char>((value >> (8 * i)) & 0xFF);
-}
-
-uint64_t ReadBigEndian(const char* bytes) {
-  uint64_t value = 0;
-  for (int i = 0; i < 8; ++i) value = (value << 8) | static_cast<unsigned char>(bytes[i]);
-  return value;
-}
-
-void AppendLittleEndian(uint64_t value, std::string* out) {
-  for (int i = 0; i < 8; ++i) *out += static_cast<char>((value >> (8 * i)) & 0xFF);
-}
-
-uint64_t ReadLittleEndian(const char* bytes) {
-  uint64_t value = 0;
-  for (int i = 0; i < 8; ++i) value |= static_cast<uint64_t>(static_cast<unsigned char>(bytes[i])) << (8 * i);
-  return value;
-}
-
-std::string ChangeKey(uint64_t seq) {
-  std::string key = "c";
-  AppendBigEndian(seq, &key);
-  return key;
-}
-
-std::string VersionKey(std::string_view twin, std::string_view doc, uint64_t version) {
-  std::string key = "h";
-  key.append(twin);
-  key += '\0';
-  key.append(doc);
-  key += '\0';
-  AppendBigEndian(version, &key);
-  return key;
-}
-
-std::string WatchKey(std::string_view twin, std::string_view doc, std::string_view watcher) {
-  std::string key = "w";
-  key.append(twin);
-  key += '\0';
-  key.append(doc);
-  key += '\0';
-  key.append(watcher);
-  return key;
-}
-
-// A change-log entry: time (8, LE), kind (1), version (8, LE), four lengths (2 bytes each,
-// LE: twin, doc, source, origin), those strings, then the data to the end.
-std::string EncodeChange(const Change& change) {
-  std::string out;
-  out.reserve(33 + change.twin.size() + change.doc.size() + change.source.size() + change.origin.size() +
-              change.data.size());
-  AppendLittleEndian(static_cast<uint64_t>(change.time_ms), &out);
-  out += static_cast<char>(change.kind);
-  AppendLittleEndian(change.version, &out);
-  for (const std::string* part : {&change.twin, &change.doc, &change.source, &change.origin}) {
-    const size_t size = std::min<size_t>(part->size(), 0xFFFF);
-    out += static_cast<char>(size & 0xFF);
-    out += static_cast<char>(size >> 8);
-  }
-  for (const std::string* part : {&change.twin, &change.doc, &change.source, &change.origin}) {
-    out.append(*part, 0, 0xFFFF);
-  }
-  out += change.data;
-  return out;
-}
-
-bool DecodeChange(uint64_t seq, std::string_view value, Change* out) {
-  if (value.size() < 25) return false;
-  out->seq = seq;
-  out->time_ms = static_cast<int64_t>(ReadLittleEndian(value.data()));
-  out->kind = static_cast<ChangeKind>(value[8]);
-  out->version = ReadLittleEndian(value.data() + 9);
-  size_t sizes[4];
-  size_t at = 17;
-  for (size_t& size : sizes) {
-    size = static_cast<unsigned char>(value[at]) |
-           (static_cast<size_t>(static_cast<unsigned char>(value[at + 1])) << 8);
-    at += 2;
-  }
-  std::string* parts[] = {&out->twin, &out->doc, &out->source, &out->origin};
-  for (int i = 0; i < 4; ++i) {
-    if (value.size() - at < sizes[i]) return false;
-    parts[i]->assign(value.substr(at, sizes[i]));
-    at += sizes[i];
-  }
-  out->data.assign(value.substr(at));
-  return true;
-}
-
-void AppendTwinPrefix(std::string_view twin, std::string* key) {
-  *key += 'd';
-  key->append(twin);
-  *key += '\0';
-}
-
-std::string TwinPrefix(std::string_view twin) {
-  std::string key;
-  key.reserve(twin.size() + 2);
-  AppendTwinPrefix(twin, &key);
-  return key;
-}
-
-// The key of a document, written into *key so that a batch reuses one buffer for all of them.
-void SetDocumentKey(std::string_view twin, std::string_view doc, std::string* key) {
-  key->clear();
-  AppendTwinPrefix(twin, key);
-  key->append(doc);
-}
-
-std::string DocumentKey(std::string_view twin, std::string_view doc) {
-  std::string key;
-  SetDocumentKey(twin, doc, &key);
-  return key;
-}
+using namespace rocksdb_layout;
 
 // The value's parts as RocksDB takes them, without copying the data into one string.
 struct EncodedDocument {
@@ -166,14 +41,6 @@ struct EncodedDocument {
   std::string header;
   rocksdb::Slice slices[2];
 };
-
-bool Decode(const std::string& value, StoredDocument* out) {
-  if (value.size() < 16) return false;
-  out->version = ReadLittleEndian(value.data());
-  out->modified_ms = static_cast<int64_t>(ReadLittleEndian(value.data() + 8));
-  out->data.assign(value, 16, std::string::npos);
-  return true;
-}
 
 // RocksDB's own messages. By default they go to a LOG file in the database folder, where
 // Debian's build logs at DEBUG level (a line per Sync(), no rotation) and, on a full disk,
@@ -285,6 +152,33 @@ class RocksDbStore final : public DocumentStore {
     }
     if (!it->status().ok()) return FromRocks(it->status());
     changelog_bytes_ = bytes;
+    std::string floor;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), changes_, kSeqFloorKey, &floor);
+    if (s.IsNotFound()) return Status::Ok();
+    if (!s.ok()) return FromRocks(s);
+    if (floor.size() != 8) return Status::Internal("corrupt change-log start");
+    const uint64_t after = ReadBigEndian(floor.data());
+    if (after > newest_seq_) {
+      newest_seq_ = after;
+      if (bytes == 0) oldest_seq_ = after + 1;
+    }
+    return Status::Ok();
+  }
+
+  Status StartChangeLogAfter(uint64_t seq) override {
+    {
+      std::lock_guard<std::mutex> lock(log_mutex_);
+      if (newest_seq_ != 0 || oldest_seq_ != 1) return Status::Internal("the change log has entries already");
+    }
+    Status s = WriteChangesFamily([&](rocksdb::WriteBatch& batch) {
+      std::string value;
+      AppendBigEndian(seq, &value);
+      return batch.Put(changes_, kSeqFloorKey, value);
+    });
+    if (!s.ok()) return s;
+    std::lock_guard<std::mutex> lock(log_mutex_);
+    newest_seq_ = seq;
+    oldest_seq_ = seq + 1;
     return Status::Ok();
   }
 
@@ -294,7 +188,7 @@ class RocksDbStore final : public DocumentStore {
     if (s.IsNotFound()) return std::optional<StoredDocument>();
     if (!s.ok()) return FromRocks(s);
     StoredDocument document;
-    if (!Decode(value, &document)) return Status::Internal("corrupt document record");
+    if (!DecodeDocument(value, &document)) return Status::Internal("corrupt document record");
     return std::optional<StoredDocument>(std::move(document));
   }
 
@@ -418,12 +312,12 @@ class RocksDbStore final : public DocumentStore {
     std::vector<WatchRecord> watches;
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), changes_));
     for (it->Seek("w"); it->Valid() && it->key().starts_with("w"); it->Next()) {
-      std::string_view key(it->key().data() + 1, it->key().size() - 1);
-      const size_t first = key.find('\0');
-      const size_t second = first == std::string_view::npos ? first : key.find('\0', first + 1);
-      if (second == std::string_view::npos) return Status::Internal("corrupt watch key");
-      watches.push_back({std::string(key.substr(0, first)), std::string(key.substr(first + 1, second - first - 1)),
-                         std::string(key.substr(second + 1)), it->value().ToString()});
+      WatchRecord watch;
+      if (!DecodeWatchKey(std::string_view(it->key().data() + 1, it->key().size() - 1), &watch)) {
+        return Status::Internal("corrupt watch key");
+      }
+      watch.value = it->value().ToString();
+      watches.push_back(std::move(watch));
     }
     if (!it->status().ok()) return FromRocks(it->status());
     return watches;

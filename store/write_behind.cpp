@@ -109,6 +109,7 @@ class WriteBehindStore final : public DocumentStore {
 
   // The change log and the watches are not cached: callers read only what Sync() made durable.
   ChangeBounds Changes() const override { return store_->Changes(); }
+  Status StartChangeLogAfter(uint64_t seq) override { return store_->StartChangeLogAfter(seq); }
   Result<std::vector<Change>> ReadChanges(uint64_t after, size_t max_count, size_t max_bytes) const override {
     return store_->ReadChanges(after, max_count, max_bytes);
   }

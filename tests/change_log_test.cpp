@@ -183,6 +183,38 @@ TEST_P(ChangeLogTest, WatchesAreKeptWithTheTwinAndBounded) {
   EXPECT_EQ(engine_->Watch("a", "d", "", "0").status().code(), Code::kInvalidArgument);
 }
 
+TEST_P(ChangeLogTest, AnImportedStoreGoesOnAfterTheExportedSeq) {
+  test::TempDir other_dir;
+  const test::TestStore other(GetParam(), other_dir.sub("db"));
+  {
+    auto store = other.Open();
+    ASSERT_TRUE(store.ok()) << store.status().message();
+    ASSERT_TRUE((*store)->StartChangeLogAfter(41).ok());
+    EXPECT_EQ((*store)->Changes().oldest, 42u);
+    EXPECT_EQ((*store)->Changes().newest, 41u);
+    ASSERT_TRUE((*store)->Sync().ok());
+  }
+  auto store = other.Open();
+  ASSERT_TRUE(store.ok()) << store.status().message();
+  EXPECT_EQ((*store)->Changes().oldest, 42u);
+  EXPECT_EQ((*store)->Changes().newest, 41u);
+  Engine engine(WithWriteBehindCache(std::move(store).value(), 1 << 20), Limits());
+  auto request = ParseWriteRequest(R"({"data":{}})", engine.limits());
+  ASSERT_TRUE(engine.Put("a", "d", *request).ok());
+  auto changes = engine.ReadChanges(0, 10, 1 << 20);
+  ASSERT_TRUE(changes.ok());
+  ASSERT_EQ(changes->size(), 1u);
+  EXPECT_EQ((*changes)[0].seq, 42u);
+
+  // Only a log that never had an entry starts after a seq.
+  ASSERT_TRUE(Put("a", "d", "{}").ok());
+  engine_.reset();
+  auto used = store_.Open();
+  ASSERT_TRUE(used.ok());
+  EXPECT_FALSE((*used)->StartChangeLogAfter(100).ok());
+  EXPECT_EQ((*used)->Changes().newest, 1u);
+}
+
 // A crash never keeps a document without its log entry, or the reverse: a child process
 // writes until it is killed, then every document's version is its last logged change's.
 TEST_P(ChangeLogTest, AKilledWriterLeavesDocumentsAndTheLogInAgreement) {

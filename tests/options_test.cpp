@@ -67,14 +67,20 @@ TEST(OptionsTest, RestHardeningOptionsHaveDefaults) {
   EXPECT_EQ(o->rest_request_timeout_ms, 10000);
   EXPECT_EQ(o->rest_auth_failures, 10u);
   EXPECT_TRUE(o->rest_cors_origins.empty());
+  EXPECT_EQ(o->rest_max_streams, 16);
+  EXPECT_EQ(o->rest_stream_max_lag, 10000u);
 }
 
 TEST(OptionsTest, RestHardeningOptionsAreRead) {
   auto o = ParseOptions({{"rest_request_timeout_ms", "2500"},
                          {"rest_auth_failures", "0"},
                          {"rest_cors_origins", "https://a.example.com, http://localhost:3000"},
-                         {"rest_cors_origins", "https://b.example.com"}});
+                         {"rest_cors_origins", "https://b.example.com"},
+                         {"rest_max_streams", "1024"},
+                         {"rest_stream_max_lag", "1"}});
   ASSERT_TRUE(o.ok()) << o.status().message();
+  EXPECT_EQ(o->rest_max_streams, 1024);
+  EXPECT_EQ(o->rest_stream_max_lag, 1u);
   EXPECT_EQ(o->rest_request_timeout_ms, 2500);
   EXPECT_EQ(o->rest_auth_failures, 0u);
   EXPECT_EQ(o->rest_cors_origins,
@@ -90,6 +96,10 @@ TEST(OptionsTest, BadRestHardeningOptionsAreNamed) {
       {{"rest_cors_origins", "*"},
        "plugin_opt_rest_cors_origins: '*' is not an origin (scheme://host[:port], no path)"},
       {{"rest_cors_origins", " , "}, "plugin_opt_rest_cors_origins: must not be empty"},
+      {{"rest_max_streams", "0"}, "plugin_opt_rest_max_streams: 0 is out of range 1..1024"},
+      {{"rest_max_streams", "1025"}, "plugin_opt_rest_max_streams: 1025 is out of range 1..1024"},
+      {{"rest_stream_max_lag", "0"}, "plugin_opt_rest_stream_max_lag: 0 is out of range 1..100000000"},
+      {{"rest_stream_max_lag", "-5"}, "plugin_opt_rest_stream_max_lag: '-5' is not a whole number"},
   });
 }
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the .deb, unpacks it into a temporary root and starts mosquitto with the unpacked
-# plugin and its shipped twins.conf.example, then makes a twin request over MQTT.
+# plugin and its shipped twins.conf.example, then makes a twin request over MQTT and exports the
+# running broker's database with the shipped mosquitto-twins-admin.
 # Usage: package_test.sh <build dir>
 set -euo pipefail
 . "$(dirname "$0")/support/start_broker.sh"
@@ -22,6 +23,9 @@ for lib in libssl.so libcrypto.so; do
   [ -f "$(dirname "$plugin")/mosquitto_twins/$lib" ] || fail "OpenSSL 3 compatibility library $lib not shipped"
 done
 dpkg-deb -f "$deb" Depends | grep -q "libssl3" || fail "Depends lacks libssl3"
+admin="$root/usr/bin/mosquitto-twins-admin"
+[ -x "$admin" ] || fail "no /usr/bin/mosquitto-twins-admin"
+"$admin" --help | grep -q "export --db DIR" || fail "mosquitto-twins-admin --help: $("$admin" --help 2>&1)"
 example="$root/etc/mosquitto/conf.d/twins.conf.example"
 [ -f "$example" ] || fail "no conf.d/twins.conf.example"
 
@@ -35,4 +39,7 @@ reply=$(mosquitto_rr -p "$port" -i pkg-device -t '$SCW/twins/me/state/put' \
   cat "$root/broker/mosquitto.log"; fail "no reply from the packaged plugin"; }
 [ "$reply" = '{"version":1,"data":{"installed":true}}' ] || fail "unexpected reply: $reply"
 grep -q "twins: mosquitto-twins" "$root/broker/mosquitto.log" || fail "plugin did not log its start"
+"$admin" export --db "$root/db" --out "$root/backup.jsonl" || fail "export of the running broker's database failed"
+grep -qx '{"type":"document","twin_id":"pkg-device","document_name":"state","version":1,"modified_ms":[0-9]*,"data":{"installed":true}}' \
+  "$root/backup.jsonl" || fail "unexpected export: $(cat "$root/backup.jsonl")"
 echo "package test: 1 passed, 0 failed"

@@ -878,7 +878,7 @@ TEST_F(RestTest, ListedCorsOriginGetsPreflightAndExposedHeadersOthersNone) {
   EXPECT_EQ(reply.header("access-control-allow-origin"), "https://app.example.com");
   EXPECT_EQ(reply.header("access-control-allow-methods"), "GET, HEAD, PUT, PATCH, DELETE");
   EXPECT_EQ(reply.header("access-control-allow-headers"),
-            "X-Auth-Token, Authorization, Content-Type, If-Match, If-None-Match");
+            "X-Auth-Token, Authorization, Content-Type, If-Match, If-None-Match, Last-Event-ID");
   EXPECT_EQ(reply.header("vary"), "Origin");
 
   ASSERT_EQ(Put("d", R"j({"data":{}})j", {"Origin: https://app.example.com"}).status, 200);

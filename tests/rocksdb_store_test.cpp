@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "store/document_store.hpp"
+#include "tests/support/schema1_database.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace twins {
@@ -135,18 +136,7 @@ TEST_F(RocksDbStoreTest, UnknownSchemaVersionIsRefused) {
 }
 
 TEST_F(RocksDbStoreTest, ASchema1DatabaseIsUpgradedInPlace) {
-  {
-    // As schema 1 wrote it: "d" twin NUL doc -> 8-byte little-endian version, then the data.
-    rocksdb::Options options;
-    options.create_if_missing = true;
-    rocksdb::DB* raw = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open(options, dir_.sub("db"), &raw).ok());
-    std::unique_ptr<rocksdb::DB> db(raw);
-    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), "!schema", "1").ok());
-    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), std::string("dt\0doc", 6),
-                        std::string("\x05\0\0\0\0\0\0\0", 8) + R"({"old":1})")
-                    .ok());
-  }
+  ASSERT_TRUE(test::MakeSchema1Database(dir_.sub("db"), "t", "doc", 5, R"({"old":1})"));
   auto store = Open();
   auto got = store->Get("t", "doc");
   ASSERT_TRUE(got.ok() && got->has_value());

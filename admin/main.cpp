@@ -1,0 +1,95 @@
+// mosquitto-twins-admin: the twins database outside the broker. Backups while the broker runs
+// (export reads a RocksDB secondary instance, never writing the database), restores into a
+// new database (import), and a consistency check. See README.md, "Backup and moving data".
+#include <exception>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "admin/commands.hpp"
+
+namespace {
+
+constexpr char kUsage[] =
+    "usage: mosquitto-twins-admin COMMAND --db DIR [OPTIONS]\n"
+    "\n"
+    "The twins plugin's RocksDB database (plugin_opt_db_path), outside the broker.\n"
+    "\n"
+    "commands:\n"
+    "  export --db DIR [--out FILE|-]   every document and watch as JSON lines (default: stdout);\n"
+    "                                   safe while a broker uses DIR, never writes it\n"
+    "  import --db DIR [--in FILE|-]    an export into a new or empty database (default: stdin);\n"
+    "                                   all or nothing, versions and times kept; the broker must\n"
+    "                                   not be using DIR\n"
+    "  check --db DIR                   checks every record; safe while a broker uses DIR\n"
+    "  help, --help                     this text\n"
+    "\n"
+    "Exit status: 0 done, 1 refused or failed (the message says why), 2 bad usage.\n";
+
+int Usage(const std::string& message) {
+  std::cerr << "mosquitto-twins-admin: " << message << "\n" << kUsage;
+  return 2;
+}
+
+int Run(const std::vector<std::string_view>& args) {
+  if (args.empty()) return Usage("no command");
+  const std::string_view command = args[0];
+  if (command == "help" || command == "--help" || command == "-h") {
+    std::cout << kUsage;
+    return 0;
+  }
+  if (command != "export" && command != "import" && command != "check") {
+    return Usage("unknown command \"" + std::string(command) + "\"");
+  }
+  std::optional<std::string> db, out, in;
+  for (size_t i = 1; i < args.size(); ++i) {
+    std::string_view flag = args[i];
+    std::optional<std::string> value;
+    const size_t equals = flag.find('=');
+    if (flag.substr(0, 2) == "--" && equals != std::string_view::npos) {
+      value = std::string(flag.substr(equals + 1));
+      flag = flag.substr(0, equals);
+    }
+    std::optional<std::string>* target = nullptr;
+    if (flag == "--db") {
+      target = &db;
+    } else if (flag == "--out" && command == "export") {
+      target = &out;
+    } else if (flag == "--in" && command == "import") {
+      target = &in;
+    } else if (flag == "--help" || flag == "-h") {
+      std::cout << kUsage;
+      return 0;
+    } else {
+      return Usage("unknown option \"" + std::string(flag) + "\" for " + std::string(command));
+    }
+    if (!value) {
+      if (i + 1 == args.size()) return Usage(std::string(flag) + " needs a value");
+      value = std::string(args[++i]);
+    }
+    if (value->empty()) return Usage(std::string(flag) + " needs a value");
+    if (*target) return Usage(std::string(flag) + " given twice");
+    *target = std::move(value);
+  }
+  if (!db) return Usage(std::string(command) + " needs --db DIR");
+  if (command == "export") return twins::admin::Export(*db, out.value_or("-"));
+  if (command == "import") return twins::admin::Import(*db, in.value_or("-"));
+  return twins::admin::Check(*db);
+}
+
+}  // namespace
+
+int twins::admin::Fail(const std::string& message) {
+  std::cerr << "mosquitto-twins-admin: " << message << "\n";
+  return 1;
+}
+
+int main(int argc, char** argv) {
+  try {
+    return Run(std::vector<std::string_view>(argv + 1, argv + argc));
+  } catch (const std::exception& e) {
+    return twins::admin::Fail(std::string("internal error: ") + e.what());
+  }
+}
