@@ -147,17 +147,18 @@ class PostgresStore final : public DocumentStore {
     return Status::Ok();
   }
 
-  // Kept in meta ("changelog_after"), read at open.
+  // Kept in meta ("changelog_after"), read at open. The database says whether the log never had
+  // an entry (none now, since the newest is always kept, and no start seq set before).
   Status StartChangeLogAfter(uint64_t seq) override {
     {
-      std::lock_guard<std::mutex> lock(log_mutex_);
-      if (newest_seq_ != 0 || oldest_seq_ != 1) return Status::Internal("the change log has entries already");
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto result = Query("INSERT INTO " + q_ +
+                              "meta (key, value) SELECT 'changelog_after', $1 WHERE NOT EXISTS (SELECT 1 FROM " + q_ +
+                              "changes) ON CONFLICT (key) DO NOTHING RETURNING 1",
+                          {BigInt(seq)});
+      if (!result.ok()) return result.status();
+      if (PQntuples(result->get()) == 0) return Status::Internal("the change log has entries already");
     }
-    Status s = Modify("INSERT INTO " + q_ +
-                          "meta (key, value) VALUES ('changelog_after', $1)"
-                          " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                      {BigInt(seq)});
-    if (!s.ok()) return s;
     std::lock_guard<std::mutex> lock(log_mutex_);
     newest_seq_ = seq;
     oldest_seq_ = seq + 1;
