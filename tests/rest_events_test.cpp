@@ -357,6 +357,44 @@ TEST_F(RestEventsTest, ResumptionBeyondRetentionStartsWithResetThenLive) {
   EXPECT_EQ(events[0].event, "reset");
 }
 
+// As mosquitto-twins-admin import leaves a database: documents without change-log entries,
+// the log going on after the exported seq.
+TEST_F(RestEventsTest, OnAnImportedDatabaseTheExportedSeqGoesOnAndOthersReset) {
+  client_.Disconnect();
+  server_.reset();
+  engine_.reset();
+  {
+    auto store = OpenRocksDbStore(dir_.sub("imported"));
+    ASSERT_TRUE(store.ok()) << store.status().message();
+    ASSERT_TRUE((*store)->StartChangeLogAfter(41).ok());
+    ASSERT_TRUE((*store)->Put("dev1", "d", {3, R"({"a":1})", 1764266400123}).ok());
+    ASSERT_TRUE((*store)->Sync().ok());
+  }
+  auto opened = OpenRocksDbStore(dir_.sub("imported"));
+  ASSERT_TRUE(opened.ok()) << opened.status().message();
+  engine_ = std::make_unique<Engine>(std::move(opened).value(), Limits());
+  Start(Options());
+
+  auto at_export = OpenStream("", {"Last-Event-ID: 41"});
+  auto older = OpenStream("", {"Last-Event-ID: 40"});
+  auto later = OpenStream("", {"Last-Event-ID: 45"});
+  ASSERT_EQ(Put("d", "{}").status, 200);
+  std::vector<SseEvent> events = at_export->WaitEvents(1);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].event, "change");
+  EXPECT_EQ(events[0].id, "42");
+  EXPECT_NE(events[0].data.find(R"("version":4,)"), std::string::npos) << events[0].data;
+  events = older->WaitEvents(2);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].event, "reset");
+  EXPECT_EQ(events[0].data, R"({"oldest_seq":42,"current_seq":41})");
+  EXPECT_EQ(events[1].id, "42");
+  events = later->WaitEvents(2);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].event, "reset");
+  EXPECT_EQ(events[1].id, "42");
+}
+
 TEST_F(RestEventsTest, BadResumptionPointsAreInvalidArguments) {
   const std::string header_help = "Last-Event-ID must be an event id, a whole number up to 2^63";
   for (const char* bad : {"abc", "-1", "1e3", "+5", "9223372036854775809", "99999999999999999999999"}) {
