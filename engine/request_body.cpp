@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "engine/json.hpp"
+#include "engine/json_scan.hpp"
 #include "engine/key_index.hpp"
 
 namespace twins {
@@ -301,7 +302,7 @@ class BodyReader {
   }
 
   // A string token, appended to the output in the stored form. A string without escapes is
-  // already in it: copied as it is.
+  // already in it: copied as it is; others are decoded and written back, unless in it too.
   bool AppendString() {
     const size_t start = pos_;
     if (!Expect('"')) return false;
@@ -309,6 +310,14 @@ class BodyReader {
     if (pos_ < text_.size() && text_[pos_] == '"') {
       ++pos_;
       out_->append(text_, start, pos_ - start);
+      return true;
+    }
+    // With escapes: a token escaped as the stored form escapes (text this program wrote, or
+    // a client that escapes the same way) is valid and in that form already, copied as it is.
+    const char* close = StoredStringEnd(text_.data() + pos_, text_.data() + text_.size());
+    if (close != nullptr) {
+      out_->append(text_, start, close - text_.data() - start);
+      pos_ = close - text_.data();
       return true;
     }
     pos_ = start;
