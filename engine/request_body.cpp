@@ -245,16 +245,18 @@ class BodyReader {
       *out_ += ']';
       return true;
     }
+    if (in_data) path_.push_back({0, 0, 0});
+    const size_t step = path_.size() - 1;  // the element's, when in_data
     long index = 0;
     do {
       if (index > 0) *out_ += ',';
-      if (in_data) path_.push_back({0, 0, index});
+      if (in_data) path_[step].index = index;
       SkipSpace();
       if (!ReadValue(depth + 1, true)) return false;
-      if (in_data) path_.pop_back();
       SkipSpace();
       ++index;
     } while (Consume(','));
+    if (in_data) path_.pop_back();
     if (!Expect(']')) return false;
     *out_ += ']';
     return true;
@@ -281,7 +283,7 @@ class BodyReader {
     const size_t digits = (last - first) - (*first == '-');
     if (digits <= 15 && (last[-1] != '0' || digits == 1) &&
         std::all_of(first + (*first == '-'), last, [](char c) { return c >= '0' && c <= '9'; })) {
-      out_->append(first, last);
+      out_->append(first, last - first);
       return true;
     }
     double value = 0;

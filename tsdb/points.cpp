@@ -227,6 +227,27 @@ double NumberValue(std::string_view token) {
   return value;
 }
 
+// An array index in decimal, counted up in place.
+class Counter {
+ public:
+  Counter() { digits_[first_] = '0'; }
+  std::string_view digits() const { return std::string_view(digits_ + first_, sizeof digits_ - first_); }
+  void Next() {
+    for (size_t at = sizeof digits_ - 1;; --at) {
+      if (at < first_) {
+        digits_[first_ = at] = '1';
+        return;
+      }
+      if (digits_[at]++ != '9') return;
+      digits_[at] = '0';
+    }
+  }
+
+ private:
+  char digits_[24];
+  size_t first_ = sizeof digits_ - 1;
+};
+
 class Evaluator {
  public:
   Evaluator(const char* request_end, const Brackets& before, PointFilter* filter)
@@ -274,10 +295,10 @@ class Evaluator {
       if (inner.Idle()) {
         next = ValueEnd(member.value, end_);
       } else {
-        const size_t mark = path_.size();
-        if (!closed_) Push(name);
+        const Mark mark = Here();
+        if (!closed_) PushKey(name);
         next = Walk(inner, then.Find(std::string_view(p, member.key_end - p), escaped), member.value);
-        path_.resize(mark);
+        Back(mark);
       }
       bool done = false;
       p = NextElement(next, end_, '}', &done);
@@ -292,21 +313,21 @@ class Evaluator {
                            : nullptr;
     ++p;
     if (p < end_ && *p == ']') return p + 1;
-    char digits[24];
-    for (size_t index = 0;; ++index) {
+    Counter index;
+    for (;; index.Next()) {
       const char* next;
       if (scope.config == nullptr && closed_) {
         next = Walk(scope, then, p);  // the same settings below, and no path to name
       } else {
-        const std::string_view key(digits, std::to_chars(digits, digits + sizeof digits, index).ptr - digits);
+        const std::string_view key = index.digits();
         const Scope inner = scope.Enter(key);
         if (inner.Idle()) {
           next = ValueEnd(p, end_);
         } else {
-          const size_t mark = path_.size();
-          if (!closed_) Push(key, true);
+          const Mark mark = Here();
+          if (!closed_) PushIndex(key);
           next = Walk(inner, then, p);
-          path_.resize(mark);
+          Back(mark);
         }
       }
       if (then != nullptr) {
@@ -331,12 +352,13 @@ class Evaluator {
       return end;
     }
     if (filter_ != nullptr) {
-      const bool admitted = filter_->Admit(path_, scope.tags);
+      const bool admitted = filter_->Admit(path_hash_, scope.tags);
       closed_ = filter_->Closed();
       if (!admitted) return end;
     }
     TsdbPoint point;
     point.json_path = path_;
+    if (!index_.empty()) AppendSegment(index_, &point.json_path);
     point.value = boolean ? (token[0] == 't' ? 1 : 0) : NumberValue(token);
     if (scope.tags != nullptr) point.tags = *scope.tags;
     result.points.push_back(std::move(point));
@@ -377,21 +399,54 @@ class Evaluator {
     return std::all_of(token.begin(), token.end(), [](char c) { return c >= '0' && c <= '9'; });
   }
 
-  // `digits`: an array index, which needs no escape.
-  void Push(std::string_view name, bool digits = false) {
+  // The path grows by a key's segment, escaped.
+  void PushKey(std::string_view name) {
+    FlushIndex();
+    const size_t start = path_.size() + !path_.empty();
     if (!path_.empty()) path_ += '.';
-    if (digits) {
-      path_.append(name);
-    } else {
-      AppendNameSegment(name, &path_);
-    }
+    AppendNameSegment(name, &path_);
+    path_hash_ = PathHash(std::string_view(path_).substr(start), path_hash_);
+  }
+
+  // The path grows by an array index (which needs no escape; it is hashed, and written only
+  // once something is below it or a point is made: most are leaves the filter refuses).
+  void PushIndex(std::string_view digits) {
+    FlushIndex();
+    index_ = digits;
+    path_hash_ = PathHash(digits, path_hash_);
+  }
+
+  void FlushIndex() {
+    if (index_.empty()) return;
+    AppendSegment(index_, &path_);
+    index_ = {};
+  }
+
+  static void AppendSegment(std::string_view segment, std::string* path) {
+    if (!path->empty()) *path += '.';
+    path->append(segment);
+  }
+
+  // The path where a member or element is entered, to come back to once it is walked.
+  struct Mark {
+    size_t size;
+    std::string_view index;
+    uint64_t hash;
+  };
+  Mark Here() const { return {path_.size(), index_, path_hash_}; }
+  void Back(Mark mark) {
+    if (path_.size() != mark.size) path_.resize(mark.size);
+    index_ = mark.index;
+    path_hash_ = mark.hash;
   }
 
   const char* end_;
   const Brackets& before_;
   PointFilter* filter_;
   bool closed_;
-  std::string path_;
+  std::string path_;        // the json_path, but for index_
+  std::string_view index_;  // the last segment, an array index, when not written into path_ yet
+  uint64_t path_hash_ = 0;  // of the json_path, segment by segment (PathHash)
 };
 
 bool AnyTrigger(const ConfigNode& node, bool on_change_only) {
