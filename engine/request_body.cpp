@@ -185,6 +185,8 @@ class BodyReader {
       *out_ += '}';
       return true;
     }
+    if (in_data) path_.push_back({0, 0, -1});
+    const size_t step = path_.size() - 1;  // the member's, when in_data
     do {
       SkipSpace();
       if (out_->size() > object_start) *out_ += ',';
@@ -193,7 +195,8 @@ class BodyReader {
       const size_t key_length = out_->size() - key_offset - 1;
       *out_ += ':';
       if (in_data) {
-        path_.push_back({key_offset, key_length, -1});
+        path_[step].key_offset = key_offset;
+        path_[step].key_length = key_length;
         // The stored form starts with '_' exactly when the key does.
         if (key_length > 0 && (*out_)[key_offset] == '_' && body_->reserved_key_path.empty()) {
           body_->reserved_key_path = Path();
@@ -202,9 +205,9 @@ class BodyReader {
       }
       SkipSpace();
       if (!ReadValue(depth + 1, inside_array)) return false;
-      if (in_data) path_.pop_back();
       SkipSpace();
     } while (Consume(','));
+    if (in_data) path_.pop_back();
     if (!Expect('}')) return false;
     *out_ += '}';
     keys_.resize(first_key);
