@@ -185,8 +185,7 @@ class BodyReader {
       *out_ += '}';
       return true;
     }
-    if (in_data) path_.push_back({0, 0, -1});
-    const size_t step = path_.size() - 1;  // the member's, when in_data
+    if (in_data) path_.push_back({0, 0, -1});  // the member's step, the last when it is read
     do {
       SkipSpace();
       if (out_->size() > object_start) *out_ += ',';
@@ -195,8 +194,8 @@ class BodyReader {
       const size_t key_length = out_->size() - key_offset - 1;
       *out_ += ':';
       if (in_data) {
-        path_[step].key_offset = key_offset;
-        path_[step].key_length = key_length;
+        path_.back().key_offset = key_offset;
+        path_.back().key_length = key_length;
         // The stored form starts with '_' exactly when the key does.
         if (key_length > 0 && (*out_)[key_offset] == '_' && body_->reserved_key_path.empty()) {
           body_->reserved_key_path = Path();
@@ -248,18 +247,16 @@ class BodyReader {
       *out_ += ']';
       return true;
     }
-    if (in_data) path_.push_back({0, 0, 0});
-    const size_t step = path_.size() - 1;  // the element's, when in_data
     long index = 0;
     do {
       if (index > 0) *out_ += ',';
-      if (in_data) path_[step].index = index;
+      if (in_data) path_.push_back({0, 0, index});
       SkipSpace();
       if (!ReadValue(depth + 1, true)) return false;
+      if (in_data) path_.pop_back();
       SkipSpace();
       ++index;
     } while (Consume(','));
-    if (in_data) path_.pop_back();
     if (!Expect(']')) return false;
     *out_ += ']';
     return true;
