@@ -236,7 +236,7 @@ TEST_F(TsdbPointsTest, LargeObjectsAreComparedKeyByKey) {
 class FirstPoints final : public PointFilter {
  public:
   explicit FirstPoints(size_t open) : open_(open) {}
-  bool Admit(std::string_view, const std::map<std::string, std::string>*) override { return ++asked_ <= open_; }
+  bool Admit(uint64_t, const std::map<std::string, std::string>*) override { return ++asked_ <= open_; }
   bool Closed() const override { return asked_ >= open_; }
   size_t asked() const { return asked_; }
 
