@@ -88,6 +88,7 @@ void TsdbObserver::OnWrite(const WriteEvent& event) noexcept {
       SeriesGate gate(*twin, fed_here->second, event.document, max_series_);
       evaluated = EvaluateTriggers(document->second, before, event.request, &gate);
       dropped = gate.refused() + evaluated.left_out;
+      too_long_.fetch_add(evaluated.too_long, std::memory_order_relaxed);
       if (dropped != 0 && !twin->logged) first_drop = twin->logged = true;
       // Last: charging may evict other twins, never this one.
       if (twin->fed.size() != known) {

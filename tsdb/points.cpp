@@ -11,6 +11,7 @@
 #include "engine/key_index.hpp"
 #include "engine/request_body.hpp"
 #include "tsdb/series.hpp"
+#include "tsdb/series.hpp"
 
 namespace twins {
 namespace {
@@ -349,6 +350,10 @@ class Evaluator {
     if (*scope.trigger == TsdbTrigger::kOnChange && !Changed(before, token, boolean)) return end;
     if (closed_) {
       ++result.left_out;
+      return end;
+    }
+    if (path_.size() + index_.size() > kMaxSeriesBytes) {
+      ++result.too_long;  // a 32 KiB key under 1 000 array elements would be 32 MB of copies
       return end;
     }
     if (filter_ != nullptr) {

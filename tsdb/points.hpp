@@ -82,6 +82,9 @@ class PointFilter {
 struct TriggerPoints {
   std::vector<TsdbPoint> points;  // in document order
   uint64_t left_out = 0;          // points the filter was not asked about, once it had closed
+  // Points not made: their json_path alone is longer than a series name may be
+  // (kMaxSeriesBytes), so no sender could ever deliver them; not copied, not asked about.
+  uint64_t too_long = 0;
 };
 
 // The points a successful put or patch produces, from the stored (compact) text of the data
