@@ -108,6 +108,42 @@ class WorstCase : public benchmark::Fixture {
                                                   benchmark::Counter::kAvgIterations);
   }
 
+  // An on-update trigger on "doc", which feeds the twin's 1 000 series (the default limit)
+  // from leaves that the benchmarks' writes replace.
+  void FeedSeriesLimitFromOtherLeaves() {
+    MustWrite("_config", "{\"documents\":{\"doc\":{\"_tsdb_trigger\":\"on-update\"}}}");
+    Observe();
+    std::string other = "{\"b\":[0";
+    for (int i = 1; i < 1000; ++i) other += ",0";
+    MustWrite("doc", other + "]}");
+  }
+
+  // {"kkk…":[0,0,…]}: a 32 000-byte key and ~15 000 numbers.
+  static std::string LongKeyArray() {
+    std::string data = "{\"" + std::string(32000, 'k') + "\":[0";
+    for (int i = 1; i < 15000; ++i) data += ",0";
+    return data + "]}";
+  }
+
+  // A patch naming every one of ~6 500 escaped keys, under an on-change trigger, in the order
+  // they are stored or the reverse.
+  void PatchEveryEscapedKeyOnChange(benchmark::State& state, bool reversed) {
+    MustWrite("_config", "{\"documents\":{\"doc\":{\"_tsdb_trigger\":\"on-change\"}}}");
+    std::string stored = "{";
+    std::string patches[2] = {"{", "{"};
+    for (int i = 0; i < 6500; ++i) {
+      const std::string separator = i ? ",\"\\n" : "\"\\n";
+      stored += separator + Key(i, 3) + "\":0";
+      const std::string key = separator + Key(reversed ? 6499 - i : i, 3);
+      patches[0] += key + "\":1";
+      patches[1] += key + "\":0";
+    }
+    MustWrite("doc", stored + "}");
+    Observe();
+    const std::string bodies[2] = {Body(patches[0] + "}"), Body(patches[1] + "}")};
+    Requests(state, "doc", bodies, true, true);
+  }
+
   std::string dir_;
   std::unique_ptr<Engine> engine_;
   DroppingSink sink_;
@@ -217,11 +253,7 @@ BENCHMARK_F(WorstCase, PatchLongArrayWithTrigger)(benchmark::State& state) {
 // The twin already feeds its 1 000 series from other leaves of this document, which the write
 // does not reach: the series limit never closes early, every number is looked up and dropped.
 BENCHMARK_F(WorstCase, PutLongArrayWithTriggerAtSeriesLimit)(benchmark::State& state) {
-  MustWrite("_config", "{\"documents\":{\"doc\":{\"_tsdb_trigger\":\"on-update\"}}}");
-  Observe();
-  std::string other = "{\"b\":[0";
-  for (int i = 1; i < 1000; ++i) other += ",0";
-  MustWrite("doc", other + "]}");
+  FeedSeriesLimitFromOtherLeaves();
   Requests(state, "doc", Body(NumberArray(32000, 0)), false, true);
 }
 
@@ -239,19 +271,28 @@ BENCHMARK_F(WorstCase, PutManyKeysOnChange)(benchmark::State& state) {
 
 // A patch naming every one of ~6 500 escaped keys, under an on-change trigger.
 BENCHMARK_F(WorstCase, PatchEveryEscapedKeyOnChange)(benchmark::State& state) {
-  MustWrite("_config", "{\"documents\":{\"doc\":{\"_tsdb_trigger\":\"on-change\"}}}");
-  std::string stored = "{";
-  std::string patches[2] = {"{", "{"};
-  for (int i = 0; i < 6500; ++i) {
-    const std::string key = (i ? ",\"\\n" : "\"\\n") + Key(i, 3);
-    stored += key + "\":0";
-    patches[0] += key + "\":1";
-    patches[1] += key + "\":0";
-  }
-  MustWrite("doc", stored + "}");
+  PatchEveryEscapedKeyOnChange(state, false);
+}
+
+// The same patch naming the keys in the reverse of their stored order: each is looked up
+// through the indexes, not met in order.
+BENCHMARK_F(WorstCase, PatchEveryEscapedKeyReversedOnChange)(benchmark::State& state) {
+  PatchEveryEscapedKeyOnChange(state, true);
+}
+
+// A key as long as fits beside an array of ~15 000 numbers, under an on-update trigger: the
+// leaves' json_paths are 32 KB long. Points are made of the first 1 000 (the series limit),
+// then of the same 1 000 at each write.
+BENCHMARK_F(WorstCase, PutLongKeyArrayWithTrigger)(benchmark::State& state) {
+  MustWrite("_config", "{\"documents\":{\"doc\":{\"_tsdb_trigger\":\"on-update\"}}}");
   Observe();
-  const std::string bodies[2] = {Body(patches[0] + "}"), Body(patches[1] + "}")};
-  Requests(state, "doc", bodies, true, true);
+  Requests(state, "doc", Body(LongKeyArray()), false, true);
+}
+
+// The same at the series limit, fed from other leaves: no point made, each leaf looked up.
+BENCHMARK_F(WorstCase, PutLongKeyArrayAtSeriesLimit)(benchmark::State& state) {
+  FeedSeriesLimitFromOtherLeaves();
+  Requests(state, "doc", Body(LongKeyArray()), false, true);
 }
 
 // Nesting at the depth limit under an on-change trigger: a chain of 16 objects whose every

@@ -1,5 +1,8 @@
 #include "engine/json_scan.hpp"
 
+#include "engine/json.hpp"
+#include "engine/request_body.hpp"
+
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
@@ -33,6 +36,8 @@ const char* SkipBytes(const char* p, const char* limit, const char* end, bool co
   }
   return p;
 }
+
+bool IsLowerHex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
 
 }  // namespace
 
@@ -78,6 +83,40 @@ const char* SkipNested(const char* p, const char* end, int depth, bool compact) 
     if (p == nullptr || depth == 0) return p;
   }
   return nullptr;
+}
+
+const char* StoredStringEnd(const char* p, const char* end) {
+  while (p < end) {
+    const char c = *p++;
+    if (c == '"') return p;
+    if (static_cast<unsigned char>(c) < 0x20) return nullptr;
+    if (c != '\\') continue;
+    if (p == end) return nullptr;
+    const char e = *p++;
+    if (e == '"' || e == '\\' || e == 'n' || e == 'r' || e == 't') continue;
+    // \u00XX, lower-case, for the other control characters only (not NUL, nor \n \r \t).
+    if (e != 'u' || end - p < 4 || p[0] != '0' || p[1] != '0' || (p[2] != '0' && p[2] != '1') || !IsLowerHex(p[3])) {
+      return nullptr;
+    }
+    const int code = (p[2] - '0') * 16 + (p[3] <= '9' ? p[3] - '0' : p[3] - 'a' + 10);
+    if (code == 0 || code == '\n' || code == '\r' || code == '\t') return nullptr;
+    p += 4;
+  }
+  return nullptr;
+}
+
+bool IsStoredForm(std::string_view token) {
+  const char* const end = token.data() + token.size();
+  return token.size() >= 2 && token[0] == '"' && StoredStringEnd(token.data() + 1, end) == end;
+}
+
+std::string_view StoredKey(std::string_view token, bool escaped, std::string* scratch) {
+  if (!escaped || IsStoredForm(token)) return token;
+  std::string name;
+  if (!UnescapeJsonString(token, &name)) return {};
+  scratch->clear();
+  AppendQuoted(name, scratch);
+  return *scratch;
 }
 
 }  // namespace twins

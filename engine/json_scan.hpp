@@ -4,6 +4,9 @@
 // in bounds: never a byte at or past `end` is read.
 #pragma once
 
+#include <string>
+#include <string_view>
+
 namespace twins {
 
 // From just after an opening quote to just after its closing quote; nullptr if unclosed.
@@ -42,5 +45,22 @@ inline const char* ValueEnd(const char* p, const char* end) {
   while (p < end && *p != ',' && *p != '}' && *p != ']') ++p;
   return p == start ? nullptr : p;
 }
+
+// A key token (quotes included) in the form keys are compared in, by the merge and the
+// trigger evaluation: its stored form (AppendQuoted's, engine/json.hpp), in which two keys
+// are the same token exactly when they name the same string. A token without an escape, or
+// whose escapes are those AppendQuoted writes (text this program wrote), is that form already
+// and is returned as it is: nothing is decoded. Another spelling ("\u0061" for "a") is decoded
+// and written back into `*scratch` (cleared first), which the result then views; a token that
+// does not decode gives an empty view, equal to no key. `escaped`: the token holds a backslash.
+std::string_view StoredKey(std::string_view token, bool escaped, std::string* scratch);
+
+// Whether the string token `token` (quotes included) is exactly what AppendQuoted writes.
+bool IsStoredForm(std::string_view token);
+
+// From just after an opening quote to just after its closing quote, when the string between
+// is written as AppendQuoted writes it (then it is valid JSON, given valid UTF-8); nullptr
+// where it is not, or is unclosed.
+const char* StoredStringEnd(const char* p, const char* end);
 
 }  // namespace twins

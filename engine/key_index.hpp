@@ -19,6 +19,13 @@ class KeyIndex {
  public:
   static constexpr uint32_t kNone = UINT32_MAX;
 
+  // Room for `expected` keys from the start, so that indexing as many does not grow the table.
+  explicit KeyIndex(size_t expected = 0) {
+    size_t slots = 64;
+    while (expected * 4 > slots * 3) slots *= 2;
+    if (expected > 0) slots_.resize(slots);
+  }
+
   // Indexes position `at` under `key`, unless a key equal to it is indexed already: then
   // returns that key's position and indexes nothing. key_at(position) gives a position's key.
   template <class KeyAt>

@@ -7,7 +7,6 @@
 
 #include "engine/json_scan.hpp"
 #include "engine/key_index.hpp"
-#include "engine/request_body.hpp"
 
 namespace twins {
 namespace {
@@ -96,16 +95,6 @@ struct Member {
   bool escaped = false;    // the key holds an escape
 };
 
-// The key's string, for comparing keys: the stored text and the patch may escape one
-// character differently ("caf\u00e9" and "café"), so an escaped key is decoded, once, into
-// `decoded`; most keys have no escape and are their token without the quotes.
-std::string_view KeyName(const Member& member, std::string* decoded) {
-  if (!member.escaped) return member.key.substr(1, member.key.size() - 2);
-  decoded->clear();
-  if (!UnescapeJsonString(member.key, decoded)) return member.key;  // corrupt: matches no valid name
-  return *decoded;
-}
-
 bool ReadMember(Reader& in, Member* member) {
   return in.String(&member->key, &member->escaped) && in.Consume(':') && in.Value(&member->value);
 }
@@ -169,9 +158,13 @@ Status TooLarge(OutputLimit limit) {
       "data", "document would be larger than the limit of " + std::to_string(limit.bytes) + " bytes");
 }
 
-// The patch's members, found by key name: a linear search while they are few (a patch
-// changes a few members, and a search of 8 costs less than hashing one key), a hash index
-// beyond (KeyIndex), so that merging n target members with m patch members costs O(n + m).
+// The patch's members, found by key. The member after the last one matched is tried first,
+// by its token: a patch mostly names members in the order they are stored (a client patches
+// what it read), and then no key is decoded, checked or hashed. At the first miss the patch's
+// keys are taken in their stored form (StoredKey), as the target's are then compared, and
+// searched linearly while they are few (a patch changes a few members, and a search of 8
+// costs less than hashing one key), through a hash index beyond (KeyIndex): merging n target
+// members with m patch members costs O(n + m) in any order.
 class PatchMembers {
  public:
   bool Read(std::string_view patch) {
@@ -187,47 +180,29 @@ class PatchMembers {
     });
   }
 
-  // Indexes the names; after Read, before Find.
-  void Index() {
-    Entry* const first = begin();
-    // Escaped names are decoded one after the other into decoded_, and viewed once it no
-    // longer grows: no allocation per name.
-    std::vector<std::pair<size_t, size_t>> spans;
-    for (Entry* entry = first; entry != end(); ++entry) {
-      if (!entry->member.escaped) {
-        entry->name = KeyName(entry->member, nullptr);
-        continue;
-      }
-      const size_t start = decoded_.size();
-      (void)UnescapeJsonString(entry->member.key, &decoded_);  // a checked patch: always a string
-      spans.emplace_back(start, decoded_.size() - start);
-    }
-    auto span = spans.begin();
-    for (Entry* entry = first; entry != end(); ++entry) {
-      if (!entry->member.escaped) continue;
-      entry->name = std::string_view(decoded_).substr(span->first, span->second);
-      ++span;
-    }
-    if (count_ <= kInline) return;
-    index_ = std::make_unique<KeyIndex>();
-    for (uint32_t i = 0; i < count_; ++i) (void)index_->Insert(more_[i].name, i, NameAt());
-  }
-
-  // The unmatched member named `name`, marked matched; nullptr if none.
-  Member* Take(std::string_view name) {
+  // The unmatched member whose key names the same string as `token`, a key token of the
+  // target (`escaped`: it holds a backslash), marked matched; nullptr if none.
+  Member* Take(std::string_view token, bool escaped) {
     Entry* found = nullptr;
-    if (!index_) {
-      for (Entry* entry = begin(); entry != end(); ++entry) {
-        if (!entry->member.key.empty() && entry->name == name) {
-          found = entry;
-          break;
-        }
-      }
+    if (next_ < count_ && begin()[next_].member.key == token) {
+      found = begin() + next_;  // the same token names the same string
     } else {
-      const uint32_t at = index_->Find(name, NameAt());
-      if (at != KeyIndex::kNone && !more_[at].member.key.empty()) found = &more_[at];
+      if (!keyed_) KeyAll();
+      const std::string_view key = StoredKey(token, escaped, &stored_);
+      if (!index_) {
+        for (Entry* entry = begin(); entry != end(); ++entry) {
+          if (!entry->member.key.empty() && entry->key == key) {
+            found = entry;
+            break;
+          }
+        }
+      } else {
+        const uint32_t at = index_->Find(key, KeyAt());
+        if (at != KeyIndex::kNone && !more_[at].member.key.empty()) found = &more_[at];
+      }
     }
     if (found == nullptr) return nullptr;
+    next_ = found - begin() + 1;
     --pending_;
     taken_ = found->member;
     found->member.key = {};  // matched
@@ -248,15 +223,37 @@ class PatchMembers {
  private:
   struct Entry {
     Member member;
-    std::string_view name;
+    std::string_view key;  // the key in its stored form, once KeyAll()
   };
   static constexpr size_t kInline = 8;  // on the stack up to this many
 
-  struct NameAtFn {
+  // The keys in their stored form, and indexed past kInline members. A checked patch is in
+  // that form already; a key in another form (a caller's own text) is written in it into
+  // rewritten_, one after the other, and viewed once rewritten_ no longer grows.
+  void KeyAll() {
+    keyed_ = true;
+    struct Span {
+      Entry* entry;
+      size_t start, size;
+    };
+    std::vector<Span> spans;
+    for (Entry* entry = begin(); entry != end(); ++entry) {
+      entry->key = StoredKey(entry->member.key, entry->member.escaped, &stored_);
+      if (entry->key.data() != stored_.data()) continue;  // the token itself
+      spans.push_back({entry, rewritten_.size(), stored_.size()});
+      rewritten_ += stored_;
+    }
+    for (const Span& span : spans) span.entry->key = std::string_view(rewritten_).substr(span.start, span.size);
+    if (count_ <= kInline) return;
+    index_ = std::make_unique<KeyIndex>(count_);
+    for (uint32_t i = 0; i < count_; ++i) (void)index_->Insert(more_[i].key, i, KeyAt());
+  }
+
+  struct KeyAtFn {
     const std::vector<Entry>* entries;
-    std::string_view operator()(uint32_t i) const { return (*entries)[i].name; }
+    std::string_view operator()(uint32_t i) const { return (*entries)[i].key; }
   };
-  NameAtFn NameAt() const { return {&more_}; }
+  KeyAtFn KeyAt() const { return {&more_}; }
   Entry* begin() { return count_ <= kInline ? inline_ : more_.data(); }
   Entry* end() { return begin() + count_; }
   const Entry* begin() const { return count_ <= kInline ? inline_ : more_.data(); }
@@ -266,8 +263,11 @@ class PatchMembers {
   std::vector<Entry> more_;
   size_t count_ = 0;
   size_t pending_ = 0;
+  size_t next_ = 0;  // the member after the last one matched
   Member taken_;
-  std::string decoded_;              // the names of escaped keys, end to end
+  bool keyed_ = false;
+  std::string stored_;               // the last key not in the stored form, in it
+  std::string rewritten_;            // the patch's keys not in the stored form, in it, end to end
   std::unique_ptr<KeyIndex> index_;  // of more_, past kInline members
 };
 
@@ -275,7 +275,6 @@ class PatchMembers {
 Status MergeObject(std::string_view target, std::string_view patch, OutputLimit limit, std::string* out) {
   PatchMembers changes;
   if (!changes.Read(patch)) return Status::InvalidArgument("data", "a patch must be a JSON object");
-  changes.Index();
   changes.StartMatching();
 
   *out += '{';
@@ -284,7 +283,6 @@ Status MergeObject(std::string_view target, std::string_view patch, OutputLimit 
     if (!first) *out += ',';
     first = false;
   };
-  std::string decoded;  // the current target key's name, when it holds an escape
   Reader in(target);
   if (!in.Consume('{')) return Corrupt();
   if (!in.Consume('}')) {
@@ -302,7 +300,7 @@ Status MergeObject(std::string_view target, std::string_view patch, OutputLimit 
       }
       Member member;
       if (!ReadMember(in, &member)) return Corrupt();
-      const Member* change = changes.pending() == 0 ? nullptr : changes.Take(KeyName(member, &decoded));
+      const Member* change = changes.pending() == 0 ? nullptr : changes.Take(member.key, member.escaped);
       if (change == nullptr) {
         separate();
         if (member.value.data() == member.key.data() + member.key.size() + 1) {  // compact: one copy

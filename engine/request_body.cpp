@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "engine/json.hpp"
+#include "engine/json_scan.hpp"
 #include "engine/key_index.hpp"
 
 namespace twins {
@@ -184,6 +185,7 @@ class BodyReader {
       *out_ += '}';
       return true;
     }
+    if (in_data) path_.push_back({0, 0, -1});  // the member's step, the last when it is read
     do {
       SkipSpace();
       if (out_->size() > object_start) *out_ += ',';
@@ -192,7 +194,8 @@ class BodyReader {
       const size_t key_length = out_->size() - key_offset - 1;
       *out_ += ':';
       if (in_data) {
-        path_.push_back({key_offset, key_length, -1});
+        path_.back().key_offset = key_offset;
+        path_.back().key_length = key_length;
         // The stored form starts with '_' exactly when the key does.
         if (key_length > 0 && (*out_)[key_offset] == '_' && body_->reserved_key_path.empty()) {
           body_->reserved_key_path = Path();
@@ -201,9 +204,9 @@ class BodyReader {
       }
       SkipSpace();
       if (!ReadValue(depth + 1, inside_array)) return false;
-      if (in_data) path_.pop_back();
       SkipSpace();
     } while (Consume(','));
+    if (in_data) path_.pop_back();
     if (!Expect('}')) return false;
     *out_ += '}';
     keys_.resize(first_key);
@@ -280,7 +283,7 @@ class BodyReader {
     const size_t digits = (last - first) - (*first == '-');
     if (digits <= 15 && (last[-1] != '0' || digits == 1) &&
         std::all_of(first + (*first == '-'), last, [](char c) { return c >= '0' && c <= '9'; })) {
-      out_->append(first, last);
+      out_->append(first, last - first);
       return true;
     }
     double value = 0;
@@ -301,7 +304,7 @@ class BodyReader {
   }
 
   // A string token, appended to the output in the stored form. A string without escapes is
-  // already in it: copied as it is.
+  // already in it: copied as it is; others are decoded and written back, unless in it too.
   bool AppendString() {
     const size_t start = pos_;
     if (!Expect('"')) return false;
@@ -309,6 +312,14 @@ class BodyReader {
     if (pos_ < text_.size() && text_[pos_] == '"') {
       ++pos_;
       out_->append(text_, start, pos_ - start);
+      return true;
+    }
+    // With escapes: a token escaped as the stored form escapes (text this program wrote, or
+    // a client that escapes the same way) is valid and in that form already, copied as it is.
+    const char* close = StoredStringEnd(text_.data() + pos_, text_.data() + text_.size());
+    if (close != nullptr) {
+      out_->append(text_, start, close - text_.data() - start);
+      pos_ = close - text_.data();
       return true;
     }
     pos_ = start;

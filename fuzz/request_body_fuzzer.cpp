@@ -75,7 +75,7 @@ void FuzzOne(std::string_view text) {
   }
   auto for_delete = ParseWriteRequest(text, limits, BodyOf::kDelete);
   if (!text.empty() && !body.ok()) FUZZ_CHECK(!for_delete.ok());
-  if (request.ok()) FUZZ_CHECK(for_delete.ok() && for_delete->version == request->version);
+  if (request.ok()) FUZZ_CHECK(for_delete.ok() && for_delete->expected.version == request->expected.version);
 }
 
 }  // namespace twins::fuzz

@@ -14,18 +14,21 @@ namespace twins::rocksdb_layout {
 
 // Key layout, schema 2. Default column family (hashed by twin, values updated in place):
 //   "d" twin_id NUL doc_name -> 8-byte little-endian version, 8-byte modified ms, data JSON.
+//   "w" twin NUL doc NUL watcher -> the watch's value
+//   "!seq"                       -> the newest seq (8 bytes BE) written, with every batch that logs
+//                                   changes (and by StartChangeLogAfter, for imports): seq goes on
+//                                   from it even when retention dropped every log entry
 // Twin ids never contain NUL, so one twin's documents form one contiguous key range.
-// Column family "changes" (ordered; scanned by range):
+// Column family "changes" (ordered; FIFO compaction: retention drops its oldest files whole,
+// with no deletions to write or compact):
 //   "c" seq (8 bytes big-endian)            -> a change-log entry (EncodeChange)
-//   "h" twin NUL doc NUL version (8 bytes BE) -> seq of the entry that made that version
-//   "w" twin NUL doc NUL watcher            -> the watch's value
-//   "s"                                     -> a seq (8 bytes BE) the log goes on after while it
-//                                              holds no newer entry (StartChangeLogAfter, imports)
+//   "h" twin NUL doc NUL version (8 bytes BE) -> seq of the entry that made that version; written
+//                                              in the entry's batch, so it goes with the entry
 // Schema 1 (no modified time, no change log) is upgraded in place at open, in one batch.
 inline constexpr char kSchemaKey[] = "!schema";
 inline constexpr char kSchemaVersion[] = "2";
 inline constexpr char kChangesFamily[] = "changes";
-inline constexpr char kSeqFloorKey[] = "s";
+inline constexpr char kNewestSeqKey[] = "!seq";
 
 inline void AppendBigEndian(uint64_t value, std::string* out) {
   for (int i = 7; i >= 0; --i) *out += static_cast<char>((value >> (8 * i)) & 0xFF);

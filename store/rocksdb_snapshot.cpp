@@ -78,13 +78,13 @@ class RocksDbSnapshot final : public StoreSnapshot {
     }
     if (!it->status().ok()) return FromRocks(it->status());
     std::string floor;
-    s = db_->Get(rocksdb::ReadOptions(), changes_family(), kSeqFloorKey, &floor);
+    s = db_->Get(rocksdb::ReadOptions(), handles_[0], kNewestSeqKey, &floor);
     if (s.ok() && floor.size() == 8 && ReadBigEndian(floor.data()) > bounds_.newest) {
       const bool empty = bounds_.newest < bounds_.oldest || bounds_.newest == 0;
       bounds_.newest = ReadBigEndian(floor.data());
       if (empty) bounds_.oldest = bounds_.newest + 1;
     } else if (s.ok() && floor.size() != 8) {
-      return Status::Internal("corrupt change-log start");
+      return Status::Internal("corrupt newest seq");
     } else if (!s.ok() && !s.IsNotFound()) {
       return FromRocks(s);
     }
@@ -113,8 +113,8 @@ class RocksDbSnapshot final : public StoreSnapshot {
   }
 
   Status Watches(const std::function<Status(WatchRecord&)>& visit) const override {
-    if (changes_family() == nullptr) return Status::Ok();
-    return Scan(changes_family(), "w", [&](std::string_view key, std::string_view value) {
+    if (schema_ == 1) return Status::Ok();
+    return Scan(handles_[0], "w", [&](std::string_view key, std::string_view value) {
       WatchRecord watch;
       if (!DecodeWatchKey(key, &watch)) return Status::Internal("corrupt watch key w" + Printable(key));
       watch.value.assign(value);

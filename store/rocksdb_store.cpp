@@ -125,7 +125,6 @@ class RocksDbStore final : public DocumentStore {
                size_t max_log_bytes, std::shared_ptr<ErrorListener> errors)
       : db_(db),
         changes_(changes),
-        changelog_limit_(options.changelog_bytes),
         fsync_(options.sync_writes),
         max_log_bytes_(max_log_bytes),
         min_free_bytes_(options.min_free_bytes),
@@ -139,46 +138,42 @@ class RocksDbStore final : public DocumentStore {
     db_->Close().PermitUncheckedError();
   }
 
-  // At open: where the change log starts and ends, and its size.
+  // At open: the newest seq, from the log's last entry or, when the log dropped every entry,
+  // the newest seq the documents' family recorded with its last batch (so seq never goes back).
   Status LoadChangeLog() {
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), changes_));
-    uint64_t bytes = 0;
-    for (it->Seek("c"); it->Valid() && it->key().starts_with("c"); it->Next()) {
+    it->SeekForPrev(ChangeKey(UINT64_MAX));
+    uint64_t newest = 0;
+    if (it->Valid() && it->key().starts_with("c")) {
       if (it->key().size() != 9) return Status::Internal("corrupt change-log key");
-      const uint64_t seq = ReadBigEndian(it->key().data() + 1);
-      if (bytes == 0) oldest_seq_ = seq;
-      newest_seq_ = seq;
-      bytes += it->key().size() + it->value().size();
+      newest = ReadBigEndian(it->key().data() + 1);
     }
     if (!it->status().ok()) return FromRocks(it->status());
-    changelog_bytes_ = bytes;
-    std::string floor;
-    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), changes_, kSeqFloorKey, &floor);
-    if (s.IsNotFound()) return Status::Ok();
-    if (!s.ok()) return FromRocks(s);
-    if (floor.size() != 8) return Status::Internal("corrupt change-log start");
-    const uint64_t after = ReadBigEndian(floor.data());
-    if (after > newest_seq_) {
-      newest_seq_ = after;
-      if (bytes == 0) oldest_seq_ = after + 1;
+    std::string recorded;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), kNewestSeqKey, &recorded);
+    if (!s.ok() && !s.IsNotFound()) return FromRocks(s);
+    if (s.ok()) {
+      if (recorded.size() != 8) return Status::Internal("corrupt newest seq");
+      newest = std::max(newest, ReadBigEndian(recorded.data()));
     }
+    std::lock_guard<std::mutex> lock(log_mutex_);
+    newest_seq_ = newest;
     return Status::Ok();
   }
 
   Status StartChangeLogAfter(uint64_t seq) override {
     {
       std::lock_guard<std::mutex> lock(log_mutex_);
-      if (newest_seq_ != 0 || oldest_seq_ != 1) return Status::Internal("the change log has entries already");
+      if (newest_seq_ != 0) return Status::Internal("the change log has entries already");
     }
-    Status s = WriteChangesFamily([&](rocksdb::WriteBatch& batch) {
+    Status s = WriteOneBatch([&](rocksdb::WriteBatch& batch) {
       std::string value;
       AppendBigEndian(seq, &value);
-      return batch.Put(changes_, kSeqFloorKey, value);
+      return batch.Put(kNewestSeqKey, value);
     });
     if (!s.ok()) return s;
     std::lock_guard<std::mutex> lock(log_mutex_);
     newest_seq_ = seq;
-    oldest_seq_ = seq + 1;
     return Status::Ok();
   }
 
@@ -201,7 +196,7 @@ class RocksDbStore final : public DocumentStore {
     }
     rocksdb::WriteBatch batch(bytes);
     std::string key;
-    uint64_t first_seq = 0, last_seq = 0, log_bytes = 0;
+    uint64_t last_seq = 0;
     for (const DocumentWrite& write : writes) {
       SetDocumentKey(write.twin, write.doc, &key);
       rocksdb::Status s;
@@ -221,10 +216,15 @@ class RocksDbStore final : public DocumentStore {
           AppendBigEndian(change.seq, &seq);
           s = batch.Put(changes_, VersionKey(change.twin, change.doc, change.version), seq);
         }
-        if (first_seq == 0) first_seq = change.seq;
-        last_seq = change.seq;
-        log_bytes += change_key.size() + entry.size();
+        last_seq = std::max(last_seq, change.seq);
       }
+      if (!s.ok()) return FromRocks(s);
+    }
+    if (last_seq != 0) {
+      // Beside the documents, which the log's retention never drops: the seq to go on from.
+      std::string value;
+      AppendBigEndian(last_seq, &value);
+      rocksdb::Status s = batch.Put(kNewestSeqKey, value);
       if (!s.ok()) return FromRocks(s);
     }
     std::lock_guard<std::mutex> lock(write_mutex_);
@@ -234,25 +234,30 @@ class RocksDbStore final : public DocumentStore {
     log_bytes_ += batch.GetDataSize();
     if (last_seq != 0) {
       std::lock_guard<std::mutex> log_lock(log_mutex_);
-      if (newest_seq_ < oldest_seq_) oldest_seq_ = first_seq;
       newest_seq_ = std::max(newest_seq_, last_seq);
-      changelog_bytes_ += log_bytes;
     }
     return Status::Ok();
   }
 
+  // The oldest entry is wherever the log's retention left it: the first "c" key (FIFO
+  // retention drops whole files, leaving no deleted keys to skip).
   ChangeBounds Changes() const override {
-    std::lock_guard<std::mutex> lock(log_mutex_);
-    return {oldest_seq_, newest_seq_};
+    ChangeBounds bounds;
+    {
+      std::lock_guard<std::mutex> lock(log_mutex_);
+      bounds.newest = newest_seq_;
+    }
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), changes_));
+    it->Seek("c");
+    bounds.oldest = it->Valid() && it->key().starts_with("c") && it->key().size() == 9
+                        ? ReadBigEndian(it->key().data() + 1)
+                        : bounds.newest + 1;
+    return bounds;
   }
 
   Result<std::vector<Change>> ReadChanges(uint64_t after, size_t max_count, size_t max_bytes) const override {
     std::vector<Change> changes;
-    uint64_t from = after + 1;
-    {
-      std::lock_guard<std::mutex> lock(log_mutex_);
-      from = std::max(from, oldest_seq_);  // below lie only deleted entries (tombstones to skip)
-    }
+    const uint64_t from = after + 1;
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), changes_));
     size_t bytes = 0;
     for (it->Seek(ChangeKey(from)); it->Valid() && it->key().starts_with("c"); it->Next()) {
@@ -297,20 +302,22 @@ class RocksDbStore final : public DocumentStore {
     return ReadBigEndian(it->key().data() + prefix.size());
   }
 
+  // Watches live beside the documents: the log's retention must never drop them.
   Status PutWatch(const WatchRecord& watch) override {
-    return WriteChangesFamily([&](rocksdb::WriteBatch& batch) {
-      return batch.Put(changes_, WatchKey(watch.twin, watch.doc, watch.watcher), watch.value);
+    return WriteOneBatch([&](rocksdb::WriteBatch& batch) {
+      return batch.Put(WatchKey(watch.twin, watch.doc, watch.watcher), watch.value);
     });
   }
 
   Status DeleteWatch(std::string_view twin, std::string_view doc, std::string_view watcher) override {
-    return WriteChangesFamily(
-        [&](rocksdb::WriteBatch& batch) { return batch.Delete(changes_, WatchKey(twin, doc, watcher)); });
+    return WriteOneBatch([&](rocksdb::WriteBatch& batch) { return batch.Delete(WatchKey(twin, doc, watcher)); });
   }
 
   Result<std::vector<WatchRecord>> ListWatches() const override {
     std::vector<WatchRecord> watches;
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), changes_));
+    rocksdb::ReadOptions all;
+    all.total_order_seek = true;  // across twins: the memtable is hashed by twin
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(all));
     for (it->Seek("w"); it->Valid() && it->key().starts_with("w"); it->Next()) {
       WatchRecord watch;
       if (!DecodeWatchKey(std::string_view(it->key().data() + 1, it->key().size() - 1), &watch)) {
@@ -333,8 +340,6 @@ class RocksDbStore final : public DocumentStore {
   }
 
   Status Sync() override {
-    Status trimmed = TrimChangeLog();
-    if (!trimmed.ok()) return trimmed;
     std::lock_guard<std::mutex> lock(write_mutex_);
     if (stopped_) return stop_status_;
     rocksdb::Status s = db_->FlushWAL(fsync_);
@@ -436,7 +441,7 @@ class RocksDbStore final : public DocumentStore {
  private:
   // One write of the changes family (a watch), in the same log as the documents.
   template <class Fill>
-  Status WriteChangesFamily(Fill fill) {
+  Status WriteOneBatch(Fill fill) {
     rocksdb::WriteBatch batch;
     rocksdb::Status s = fill(batch);
     if (!s.ok()) return FromRocks(s);
@@ -444,59 +449,6 @@ class RocksDbStore final : public DocumentStore {
     if (stopped_) return stop_status_;
     s = db_->Write(write_options_, &batch);
     return s.ok() ? Status::Ok() : Stop(s);
-  }
-
-  // Keeps the change log within changelog_limit_: deletes the oldest entries (and their
-  // version index keys) down to 90 % of it, at most kTrimBatch entries per call so that one
-  // Sync stays short. The newest entry always stays: seq never goes back after a restart.
-  Status TrimChangeLog() {
-    static constexpr size_t kTrimBatch = 4096;
-    uint64_t from, newest, excess;
-    {
-      std::lock_guard<std::mutex> lock(log_mutex_);
-      if (changelog_bytes_ <= changelog_limit_ || newest_seq_ <= oldest_seq_) return Status::Ok();
-      from = oldest_seq_;
-      newest = newest_seq_;
-      excess = changelog_bytes_ - changelog_limit_ * 9 / 10;
-    }
-    rocksdb::WriteBatch batch;
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), changes_));
-    uint64_t freed = 0, next = from;
-    size_t entries = 0;
-    for (it->Seek(ChangeKey(from)); it->Valid() && it->key().starts_with("c") && freed < excess && entries < kTrimBatch;
-         it->Next()) {
-      if (it->key().size() != 9) return Status::Internal("corrupt change-log key");
-      const uint64_t seq = ReadBigEndian(it->key().data() + 1);
-      if (seq >= newest) break;
-      Change change;
-      if (DecodeChange(seq, std::string_view(it->value().data(), it->value().size()), &change) &&
-          change.kind != ChangeKind::kDelete) {
-        // The index may point to a later entry of the same version (the document was deleted
-        // and made again): only this entry's own index key goes.
-        const std::string index_key = VersionKey(change.twin, change.doc, change.version);
-        std::string indexed;
-        if (db_->Get(rocksdb::ReadOptions(), changes_, index_key, &indexed).ok() && indexed.size() == 8 &&
-            ReadBigEndian(indexed.data()) == seq) {
-          batch.Delete(changes_, index_key).PermitUncheckedError();
-        }
-      }
-      batch.Delete(changes_, it->key()).PermitUncheckedError();
-      freed += it->key().size() + it->value().size();
-      next = seq + 1;
-      ++entries;
-    }
-    if (!it->status().ok()) return FromRocks(it->status());
-    if (entries == 0) return Status::Ok();
-    {
-      std::lock_guard<std::mutex> lock(write_mutex_);
-      if (stopped_) return stop_status_;
-      rocksdb::Status s = db_->Write(write_options_, &batch);
-      if (!s.ok()) return Stop(s);
-    }
-    std::lock_guard<std::mutex> lock(log_mutex_);
-    oldest_seq_ = std::max(oldest_seq_, next);
-    changelog_bytes_ -= std::min(changelog_bytes_, freed);
-    return Status::Ok();
   }
 
   template <class Visit>
@@ -570,12 +522,8 @@ class RocksDbStore final : public DocumentStore {
 
   std::unique_ptr<rocksdb::DB> db_;
   rocksdb::ColumnFamilyHandle* const changes_;
-  const uint64_t changelog_limit_;
-  // The change log's bounds and size; guarded by log_mutex_.
   mutable std::mutex log_mutex_;
-  uint64_t oldest_seq_ = 1;
-  uint64_t newest_seq_ = 0;
-  uint64_t changelog_bytes_ = 0;
+  uint64_t newest_seq_ = 0;  // guarded by log_mutex_
   const rocksdb::WriteOptions write_options_;
   const bool fsync_;
   const size_t max_log_bytes_;
@@ -645,9 +593,17 @@ Result<std::unique_ptr<DocumentStore>> OpenRocksDbStore(const RocksDbOptions& op
   db_options.create_missing_column_families = true;
   // The change log: an ordered column family (no hashing, no updates in place), in the same
   // write-ahead log as the documents, so that one batch writes both atomically.
+  // Retention is FIFO compaction: once the family's files exceed changelog_bytes, the oldest
+  // file goes whole (an entry and its version key share their batch, hence their file). No
+  // deletions, no compaction: keeping a log costs writing it and flushing it once.
   rocksdb::ColumnFamilyOptions changes_options;
-  changes_options.write_buffer_size = db_options.write_buffer_size;
   changes_options.table_factory = db_options.table_factory;
+  changes_options.compaction_style = rocksdb::kCompactionStyleFIFO;
+  changes_options.compaction_options_fifo.max_table_files_size = options.changelog_bytes;
+  changes_options.compaction_options_fifo.allow_compaction = false;
+  // Files of about a quarter of the bound, so that retention keeps 3/4 of it at least.
+  changes_options.write_buffer_size = std::clamp<size_t>(options.changelog_bytes / 4, size_t{64} << 10,
+                                                         db_options.write_buffer_size);
   std::vector<rocksdb::ColumnFamilyDescriptor> families = {
       {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions(db_options)}, {kChangesFamily, changes_options}};
   std::vector<rocksdb::ColumnFamilyHandle*> handles;

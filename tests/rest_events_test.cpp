@@ -64,6 +64,18 @@ class RestEventsTest : public testing::Test {
     return options;
   }
 
+  // Puts ~200-byte documents until the log's retention has dropped its first entries (FIFO
+  // retention drops whole files, after a flush, in the background); how many were put.
+  uint64_t WriteUntilRetentionDrops() {
+    const std::string data = R"({"pad":")" + std::string(200, 'x') + R"("})";
+    uint64_t written = 0;
+    while (engine_->Changes().oldest <= 2 && written < 100000) {
+      EXPECT_EQ(Put("d", data).status, 200);
+      ++written;
+    }
+    return written;
+  }
+
   void Open(uint64_t changelog_bytes, RestOptions options) {
     client_.Disconnect();
     server_.reset();
@@ -320,29 +332,67 @@ TEST_F(RestEventsTest, ResumingAtTheNewestChangeSendsOnlyLaterOnes) {
 
 TEST_F(RestEventsTest, ResumptionBeyondRetentionStartsWithResetThenLive) {
   Open(4096, Options());  // a tiny change log: old entries go
-  const std::string data = R"({"pad":")" + std::string(200, 'x') + R"("})";
-  for (int i = 0; i < 100; ++i) ASSERT_EQ(Put("d", data).status, 200);
+  const uint64_t total = WriteUntilRetentionDrops();
   const ChangeBounds bounds = engine_->Changes();
   ASSERT_GT(bounds.oldest, 2u);
-  ASSERT_EQ(bounds.newest, 100u);
+  ASSERT_EQ(bounds.newest, total);
+  const std::string newest = std::to_string(total);
 
   auto stream = OpenStream("", {"Last-Event-ID: 1"});
   ASSERT_EQ(Put("d", "{}").status, 200);
   std::vector<SseEvent> events = stream->WaitEvents(2);
   ASSERT_EQ(events.size(), 2u);
   EXPECT_EQ(events[0].event, "reset");
-  EXPECT_EQ(events[0].id, "100");
-  EXPECT_EQ(events[0].data, R"({"oldest_seq":)" + std::to_string(bounds.oldest) + R"(,"current_seq":100})");
+  EXPECT_EQ(events[0].id, newest);
+  EXPECT_EQ(events[0].data, R"({"oldest_seq":)" + std::to_string(bounds.oldest) + R"(,"current_seq":)" + newest + "}");
   EXPECT_EQ(events[1].event, "change");
-  EXPECT_EQ(events[1].id, "101");
+  EXPECT_EQ(events[1].id, std::to_string(total + 1));
 
   // The oldest retained ones are still replayed; an id from another database is a reset too.
   auto retained = OpenStream("?since=" + std::to_string(bounds.oldest - 1));
   EXPECT_EQ(retained->WaitEvents(1).at(0).id, std::to_string(bounds.oldest));
-  auto future = OpenStream("", {"Last-Event-ID: 5000"});
+  auto future = OpenStream("", {"Last-Event-ID: " + std::to_string(total + 1000)});
   events = future->WaitEvents(1);
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].event, "reset");
+}
+
+// As mosquitto-twins-admin import leaves a database: documents without change-log entries,
+// the log going on after the exported seq.
+TEST_F(RestEventsTest, OnAnImportedDatabaseTheExportedSeqGoesOnAndOthersReset) {
+  client_.Disconnect();
+  server_.reset();
+  engine_.reset();
+  {
+    auto store = OpenRocksDbStore(dir_.sub("imported"));
+    ASSERT_TRUE(store.ok()) << store.status().message();
+    ASSERT_TRUE((*store)->StartChangeLogAfter(41).ok());
+    ASSERT_TRUE((*store)->Put("dev1", "d", {3, R"({"a":1})", 1764266400123}).ok());
+    ASSERT_TRUE((*store)->Sync().ok());
+  }
+  auto opened = OpenRocksDbStore(dir_.sub("imported"));
+  ASSERT_TRUE(opened.ok()) << opened.status().message();
+  engine_ = std::make_unique<Engine>(std::move(opened).value(), Limits());
+  Start(Options());
+
+  auto at_export = OpenStream("", {"Last-Event-ID: 41"});
+  auto older = OpenStream("", {"Last-Event-ID: 40"});
+  auto later = OpenStream("", {"Last-Event-ID: 45"});
+  ASSERT_EQ(Put("d", "{}").status, 200);
+  std::vector<SseEvent> events = at_export->WaitEvents(1);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].event, "change");
+  EXPECT_EQ(events[0].id, "42");
+  EXPECT_NE(events[0].data.find(R"("version":4,)"), std::string::npos) << events[0].data;
+  events = older->WaitEvents(2);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].event, "reset");
+  EXPECT_EQ(events[0].data, R"({"oldest_seq":42,"current_seq":41})");
+  EXPECT_EQ(events[1].id, "42");
+  events = later->WaitEvents(2);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].event, "reset");
+  EXPECT_EQ(events[1].id, "42");
 }
 
 TEST_F(RestEventsTest, BadResumptionPointsAreInvalidArguments) {
@@ -563,8 +613,7 @@ TEST_F(RestEventsTest, GetAtVersionReturnsTheDocumentAsItWas) {
 
 TEST_F(RestEventsTest, GetAtVersionTooOldIsNotFoundNamingTheOldestRetained) {
   Open(4096, Options());
-  const std::string data = R"({"pad":")" + std::string(200, 'x') + R"("})";
-  for (int i = 0; i < 100; ++i) ASSERT_EQ(Put("d", data).status, 200);
+  WriteUntilRetentionDrops();
   const ChangeBounds bounds = engine_->Changes();
   ASSERT_GT(bounds.oldest, 2u);
   HttpReply old = Call("GET", DocPath("dev1", "d") + "?version=1");

@@ -1,4 +1,5 @@
 #include "tsdb/points.hpp"
+#include "tsdb/series.hpp"
 
 #include <gtest/gtest.h>
 
@@ -236,7 +237,7 @@ TEST_F(TsdbPointsTest, LargeObjectsAreComparedKeyByKey) {
 class FirstPoints final : public PointFilter {
  public:
   explicit FirstPoints(size_t open) : open_(open) {}
-  bool Admit(std::string_view, const std::map<std::string, std::string>*) override { return ++asked_ <= open_; }
+  bool Admit(uint64_t, const std::map<std::string, std::string>*) override { return ++asked_ <= open_; }
   bool Closed() const override { return asked_ >= open_; }
   size_t asked() const { return asked_; }
 
@@ -251,6 +252,17 @@ std::string NumberArray(int count, int value, int changed_every = 0) {
     data += (i ? "," : "") + std::to_string(changed_every && i % changed_every == 0 ? value + 1 : value);
   }
   return data + "]}";
+}
+
+// A json_path longer than a series name may be can never be sent: such points are not made
+// (nor copied: a long key over a long array would cost a copy per element), only counted.
+TEST_F(TsdbPointsTest, PointsWhosePathIsTooLongForASeriesNameAreCountedNotMade) {
+  Configure(R"({"_tsdb_trigger":"on-update"})");
+  const std::string long_key(kMaxSeriesBytes, 'k');
+  const std::string data = R"({")" + long_key + R"(":[1,2,3],"short":4,")" + std::string(100, 'm') + R"(":5})";
+  const auto points = EvaluateTriggers(config_, "", data);
+  EXPECT_EQ(points.too_long, 3u);
+  EXPECT_EQ(Render(points.points), "short=4 " + std::string(100, 'm') + "=5");
 }
 
 TEST_F(TsdbPointsTest, ClosedFilterIsAskedNoMoreAndTheRestIsCounted) {

@@ -36,8 +36,8 @@ void TsdbObserver::OnWrite(const WriteEvent& event) noexcept {
      public:
       SeriesGate(TwinSeries& twin, size_t& fed_here, std::string_view document, size_t max)
           : twin_(twin), fed_here_(fed_here), document_(std::hash<std::string_view>()(document)), max_(max) {}
-      bool Admit(std::string_view json_path, const std::map<std::string, std::string>* tags) override {
-        const uint64_t series = Mix(Mix(document_, std::hash<std::string_view>()(json_path)), TagsHash(tags));
+      bool Admit(uint64_t path_hash, const std::map<std::string, std::string>* tags) override {
+        const uint64_t series = Mix(Mix(document_, path_hash), TagsHash(tags));
         if (twin_.fed.Contains(series)) {
           ++met_;
           return true;
@@ -88,6 +88,7 @@ void TsdbObserver::OnWrite(const WriteEvent& event) noexcept {
       SeriesGate gate(*twin, fed_here->second, event.document, max_series_);
       evaluated = EvaluateTriggers(document->second, before, event.request, &gate);
       dropped = gate.refused() + evaluated.left_out;
+      too_long_.fetch_add(evaluated.too_long, std::memory_order_relaxed);
       if (dropped != 0 && !twin->logged) first_drop = twin->logged = true;
       // Last: charging may evict other twins, never this one.
       if (twin->fed.size() != known) {

@@ -48,6 +48,8 @@ class TsdbObserver final : public WriteObserver {
 
   // Points dropped because their twin feeds max_series_per_twin series already.
   uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
+  // Points never made: their json_path is longer than a Graphite series name may be.
+  uint64_t too_long() const { return too_long_.load(std::memory_order_relaxed); }
 
  private:
   struct TwinSeries {
@@ -65,6 +67,7 @@ class TsdbObserver final : public WriteObserver {
   std::mutex series_mutex_;
   LruMap<TwinSeries> series_{kSeriesMemory};  // by twin id
   std::atomic<uint64_t> dropped_{0};
+  std::atomic<uint64_t> too_long_{0};
 };
 
 }  // namespace twins

@@ -11,6 +11,7 @@
 #include "engine/key_index.hpp"
 #include "engine/request_body.hpp"
 #include "tsdb/series.hpp"
+#include "tsdb/series.hpp"
 
 namespace twins {
 namespace {
@@ -21,9 +22,10 @@ struct Scope {
   std::optional<TsdbTrigger> trigger;
   const std::map<std::string, std::string>* tags = nullptr;
 
+  // `key` is only read when Configures().
   Scope Enter(std::string_view key) const {
     Scope inner{nullptr, trigger, tags};
-    if (config == nullptr || config->children.empty()) return inner;
+    if (!Configures()) return inner;
     auto found = config->children.find(std::string(key));
     if (found == config->children.end()) return inner;
     inner.config = &found->second;
@@ -31,6 +33,8 @@ struct Scope {
     if (found->second.tags) inner.tags = &*found->second.tags;
     return inner;
   }
+  // Some key below has settings of its own.
+  bool Configures() const { return config != nullptr && !config->children.empty(); }
   // Nothing below can be pushed: no trigger here and no configuration deeper down.
   bool Idle() const { return !trigger && config == nullptr; }
 };
@@ -114,10 +118,11 @@ const char* NextElement(const char* next, const char* end, char close, bool* don
   return nullptr;
 }
 
-// The members of an object of the data before the write, found by name. The request names
-// them mostly in the same order as they are stored, so the next member is tried first, read
-// as it goes; at the first miss the whole object is listed once, and indexed by name past a
-// few members (KeyIndex), so that n lookups in an object of m members cost O(n + m).
+// The members of an object of the data before the write, found by key, keys compared in their
+// stored form (StoredKey: escaped keys are not decoded). The request names them mostly in the
+// same order as they are stored, so the next member is tried first, read as it goes; at the
+// first miss the whole object is listed once, and indexed by key past a few members
+// (KeyIndex), so that n lookups in an object of m members cost O(n + m).
 class BeforeObject {
  public:
   // `object` at '{' of `text`, or nullptr for none.
@@ -126,30 +131,34 @@ class BeforeObject {
     start_ = next_ = object + 1 < text.end() && object[1] != '}' ? object + 1 : nullptr;
   }
 
-  // The value of the member named `name`, nullptr if none.
-  const char* Find(std::string_view name) {
+  // The value of the member whose key is the request's key token `token`, nullptr if none.
+  const char* Find(std::string_view token, bool escaped) {
     if (start_ == nullptr) return nullptr;
     if (!listed_) {
       if (next_ != nullptr) {
-        bool escaped = false;
+        bool then_escaped = false;
         MemberAt member{};
-        if (ReadMember(next_, text_.end(), &escaped, &member) != nullptr &&
-            KeyName(next_, member.key_end, escaped, &decoded_) == name) {
-          bool done = false;
-          next_ = NextElement(text_.ValueEnd(member.value), text_.end(), '}', &done);
-          ++read_;
-          return member.value;
+        if (ReadMember(next_, text_.end(), &then_escaped, &member) != nullptr) {
+          const std::string_view then(next_, member.key_end - next_);
+          // The same token names the same string; else they are compared in the stored form.
+          if (then == token || StoredKey(then, then_escaped, &stored_) == StoredKey(token, escaped, &wanted_)) {
+            bool done = false;
+            next_ = NextElement(text_.ValueEnd(member.value), text_.end(), '}', &done);
+            ++read_;
+            return member.value;
+          }
         }
       }
       List();
     }
-    if (read_ < entries_.size() && entries_[read_].name == name) return entries_[read_++].value;
+    const std::string_view key = StoredKey(token, escaped, &wanted_);
+    if (read_ < entries_.size() && entries_[read_].key == key) return entries_[read_++].value;
     uint32_t at = KeyIndex::kNone;
     if (index_) {
-      at = index_->Find(name, NameAt{&entries_});
+      at = index_->Find(key, KeyAt{&entries_});
     } else {
       for (uint32_t i = 0; i < entries_.size(); ++i) {
-        if (entries_[i].name == name) {
+        if (entries_[i].key == key) {
           at = i;
           break;
         }
@@ -162,42 +171,41 @@ class BeforeObject {
 
  private:
   struct Entry {
-    std::string_view name;
+    std::string_view key;
     const char* value;
   };
-  struct NameAt {
+  struct KeyAt {
     const std::vector<Entry>* entries;
-    std::string_view operator()(uint32_t i) const { return (*entries)[i].name; }
+    std::string_view operator()(uint32_t i) const { return (*entries)[i].key; }
   };
   static constexpr size_t kIndexFrom = 8;
 
   void List() {
     listed_ = true;
-    // Escaped names are decoded end to end into names_, and viewed once it no longer grows.
-    std::vector<std::pair<size_t, size_t>> spans;
-    names_.clear();
+    // Keys not in the stored form (not text this program wrote) are written in it end to end
+    // into rewritten_, and viewed once it no longer grows.
+    std::vector<std::pair<size_t, size_t>> spans;  // entry, start in rewritten_
+    rewritten_.clear();
     for (const char* p = start_; p != nullptr;) {
       bool escaped = false;
       MemberAt member{};
       if (ReadMember(p, text_.end(), &escaped, &member) == nullptr) break;
-      std::string_view name = KeyName(p, member.key_end, false, nullptr);
-      if (escaped) {
-        const size_t from = names_.size();
-        if (!UnescapeJsonString(std::string_view(p, member.key_end - p), &names_)) names_.resize(from);
-        spans.emplace_back(entries_.size(), from);
-        name = {};
+      std::string_view key = StoredKey(std::string_view(p, member.key_end - p), escaped, &stored_);
+      if (!key.empty() && key.data() == stored_.data()) {
+        spans.emplace_back(entries_.size(), rewritten_.size());
+        rewritten_ += key;
       }
-      entries_.push_back({name, member.value});
+      entries_.push_back({key, member.value});
       bool done = false;
       p = NextElement(text_.ValueEnd(member.value), text_.end(), '}', &done);
     }
     for (size_t i = 0; i < spans.size(); ++i) {
-      const size_t to = i + 1 < spans.size() ? spans[i + 1].second : names_.size();
-      entries_[spans[i].first].name = std::string_view(names_).substr(spans[i].second, to - spans[i].second);
+      const size_t to = i + 1 < spans.size() ? spans[i + 1].second : rewritten_.size();
+      entries_[spans[i].first].key = std::string_view(rewritten_).substr(spans[i].second, to - spans[i].second);
     }
     if (entries_.size() <= kIndexFrom) return;
-    index_ = std::make_unique<KeyIndex>();
-    for (uint32_t i = 0; i < entries_.size(); ++i) (void)index_->Insert(entries_[i].name, i, NameAt{&entries_});
+    index_ = std::make_unique<KeyIndex>(entries_.size());
+    for (uint32_t i = 0; i < entries_.size(); ++i) (void)index_->Insert(entries_[i].key, i, KeyAt{&entries_});
   }
 
   const Brackets& text_;
@@ -205,8 +213,9 @@ class BeforeObject {
   const char* next_ = nullptr;   // the member after the last one read in order
   size_t read_ = 0;              // members read in order; after List(), where to try first
   bool listed_ = false;
-  std::string decoded_;
-  std::string names_;
+  std::string wanted_;     // the key looked for, when not in the stored form
+  std::string stored_;     // the last key read, when not in the stored form
+  std::string rewritten_;  // such keys of the listed members, end to end
   std::vector<Entry> entries_;
   std::unique_ptr<KeyIndex> index_;
 };
@@ -218,6 +227,27 @@ double NumberValue(std::string_view token) {
   std::from_chars(token.data(), token.data() + token.size(), value);
   return value;
 }
+
+// An array index in decimal, counted up in place.
+class Counter {
+ public:
+  Counter() { digits_[first_] = '0'; }
+  std::string_view digits() const { return std::string_view(digits_ + first_, sizeof digits_ - first_); }
+  void Next() {
+    for (size_t at = sizeof digits_ - 1;; --at) {
+      if (at < first_) {
+        digits_[first_ = at] = '1';
+        return;
+      }
+      if (digits_[at]++ != '9') return;
+      digits_[at] = '0';
+    }
+  }
+
+ private:
+  char digits_[24];
+  size_t first_ = sizeof digits_ - 1;
+};
 
 class Evaluator {
  public:
@@ -257,16 +287,19 @@ class Evaluator {
       bool escaped = false;
       MemberAt member{};
       if (ReadMember(p, end_, &escaped, &member) == nullptr) return nullptr;
-      const std::string_view name = KeyName(p, member.key_end, escaped, &decoded);
+      // The key's string is decoded only where the configuration or the path needs it: once
+      // the filter has closed and nothing is configured below, `before` is searched by key.
+      std::string_view name;
+      if (!escaped || !closed_ || scope.Configures()) name = KeyName(p, member.key_end, escaped, &decoded);
       const Scope inner = scope.Enter(name);
       const char* next;
       if (inner.Idle()) {
         next = ValueEnd(member.value, end_);
       } else {
-        const size_t mark = path_.size();
-        if (!closed_) Push(name);
-        next = Walk(inner, then.Find(name), member.value);
-        path_.resize(mark);
+        const Mark mark = Here();
+        if (!closed_) PushKey(name);
+        next = Walk(inner, then.Find(std::string_view(p, member.key_end - p), escaped), member.value);
+        Back(mark);
       }
       bool done = false;
       p = NextElement(next, end_, '}', &done);
@@ -281,21 +314,21 @@ class Evaluator {
                            : nullptr;
     ++p;
     if (p < end_ && *p == ']') return p + 1;
-    char digits[24];
-    for (size_t index = 0;; ++index) {
+    Counter index;
+    for (;; index.Next()) {
       const char* next;
       if (scope.config == nullptr && closed_) {
         next = Walk(scope, then, p);  // the same settings below, and no path to name
       } else {
-        const std::string_view key(digits, std::to_chars(digits, digits + sizeof digits, index).ptr - digits);
+        const std::string_view key = index.digits();
         const Scope inner = scope.Enter(key);
         if (inner.Idle()) {
           next = ValueEnd(p, end_);
         } else {
-          const size_t mark = path_.size();
-          if (!closed_) Push(key, true);
+          const Mark mark = Here();
+          if (!closed_) PushIndex(key);
           next = Walk(inner, then, p);
-          path_.resize(mark);
+          Back(mark);
         }
       }
       if (then != nullptr) {
@@ -319,13 +352,18 @@ class Evaluator {
       ++result.left_out;
       return end;
     }
+    if (path_.size() + index_.size() > kMaxSeriesBytes) {
+      ++result.too_long;  // a 32 KiB key under 1 000 array elements would be 32 MB of copies
+      return end;
+    }
     if (filter_ != nullptr) {
-      const bool admitted = filter_->Admit(path_, scope.tags);
+      const bool admitted = filter_->Admit(path_hash_, scope.tags);
       closed_ = filter_->Closed();
       if (!admitted) return end;
     }
     TsdbPoint point;
     point.json_path = path_;
+    if (!index_.empty()) AppendSegment(index_, &point.json_path);
     point.value = boolean ? (token[0] == 't' ? 1 : 0) : NumberValue(token);
     if (scope.tags != nullptr) point.tags = *scope.tags;
     result.points.push_back(std::move(point));
@@ -357,28 +395,63 @@ class Evaluator {
     return true;
   }
 
-  // At most 15 digits (exact in a double, each text its own value), not zero (-0 is 0).
+  // At most 15 digits (exact in a double, each text its own value): 0, or digits not starting
+  // with 0, with a sign unless 0 (-0 is 0).
   static bool IsShortInteger(std::string_view token) {
+    if (token == "0") return true;
     if (!token.empty() && token[0] == '-') token.remove_prefix(1);
     if (token.empty() || token.size() > 15 || token[0] == '0') return false;
     return std::all_of(token.begin(), token.end(), [](char c) { return c >= '0' && c <= '9'; });
   }
 
-  // `digits`: an array index, which needs no escape.
-  void Push(std::string_view name, bool digits = false) {
+  // The path grows by a key's segment, escaped.
+  void PushKey(std::string_view name) {
+    FlushIndex();
+    const size_t start = path_.size() + !path_.empty();
     if (!path_.empty()) path_ += '.';
-    if (digits) {
-      path_.append(name);
-    } else {
-      AppendNameSegment(name, &path_);
-    }
+    AppendNameSegment(name, &path_);
+    path_hash_ = PathHash(std::string_view(path_).substr(start), path_hash_);
+  }
+
+  // The path grows by an array index (which needs no escape; it is hashed, and written only
+  // once something is below it or a point is made: most are leaves the filter refuses).
+  void PushIndex(std::string_view digits) {
+    FlushIndex();
+    index_ = digits;
+    path_hash_ = PathHash(digits, path_hash_);
+  }
+
+  void FlushIndex() {
+    if (index_.empty()) return;
+    AppendSegment(index_, &path_);
+    index_ = {};
+  }
+
+  static void AppendSegment(std::string_view segment, std::string* path) {
+    if (!path->empty()) *path += '.';
+    path->append(segment);
+  }
+
+  // The path where a member or element is entered, to come back to once it is walked.
+  struct Mark {
+    size_t size;
+    std::string_view index;
+    uint64_t hash;
+  };
+  Mark Here() const { return {path_.size(), index_, path_hash_}; }
+  void Back(Mark mark) {
+    if (path_.size() != mark.size) path_.resize(mark.size);
+    index_ = mark.index;
+    path_hash_ = mark.hash;
   }
 
   const char* end_;
   const Brackets& before_;
   PointFilter* filter_;
   bool closed_;
-  std::string path_;
+  std::string path_;        // the json_path, but for index_
+  std::string_view index_;  // the last segment, an array index, when not written into path_ yet
+  uint64_t path_hash_ = 0;  // of the json_path, segment by segment (PathHash)
 };
 
 bool AnyTrigger(const ConfigNode& node, bool on_change_only) {

@@ -43,13 +43,36 @@ bool HasTrigger(const ConfigNode& document);
 // True when some node sets `_tsdb_trigger` to on-change (the data before the write matters).
 bool HasOnChangeTrigger(const ConfigNode& document);
 
+// A hash of a json_path, made segment by segment as the path is: `segment` (escaped, without
+// the '.' that separates it from the one before: a path splits into them one way only) is
+// hashed 8 bytes at a time into `hash`, the hash of the segments before it (0 for none).
+inline uint64_t PathHash(std::string_view segment, uint64_t hash = 0) {
+  constexpr uint64_t kOdd = 0x9E3779B97F4A7C15ull;
+  uint64_t word = segment.size();
+  int shift = 8;
+  for (const char c : segment) {
+    if (shift == 64) {
+      hash = (hash ^ word) * kOdd;
+      hash ^= hash >> 29;
+      word = 0;
+      shift = 0;
+    }
+    word |= uint64_t{static_cast<unsigned char>(c)} << shift;
+    shift += 8;
+  }
+  hash = (hash ^ word) * kOdd;
+  return hash ^ (hash >> 29);
+}
+
 // Which points a write keeps, for the series limit (TsdbObserver). Asked before each point
-// is made, with its json_path and effective tags (nullptr for none); a point it refuses is
+// is made, with its json_path's hash and effective tags (nullptr for none); a point it refuses is
 // left out. Once Closed(), it would refuse every point it has not been asked about in this
 // evaluation, so it is asked no more: the points are only counted (TriggerPoints::left_out).
 class PointFilter {
  public:
-  virtual bool Admit(std::string_view json_path, const std::map<std::string, std::string>* tags) = 0;
+  // `path_hash`: the json_path's PathHash, made as the path is, so that a long path is not
+  // hashed again for each leaf below it (nor written out for a leaf refused).
+  virtual bool Admit(uint64_t path_hash, const std::map<std::string, std::string>* tags) = 0;
   virtual bool Closed() const = 0;
 
  protected:
@@ -59,6 +82,9 @@ class PointFilter {
 struct TriggerPoints {
   std::vector<TsdbPoint> points;  // in document order
   uint64_t left_out = 0;          // points the filter was not asked about, once it had closed
+  // Points not made: their json_path alone is longer than a series name may be
+  // (kMaxSeriesBytes), so no sender could ever deliver them; not copied, not asked about.
+  uint64_t too_long = 0;
 };
 
 // The points a successful put or patch produces, from the stored (compact) text of the data
