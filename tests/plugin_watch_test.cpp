@@ -12,6 +12,7 @@
 #include "tests/support/http_client.hpp"
 #include "tests/support/marker.hpp"
 #include "tests/support/mqtt_client.hpp"
+#include "tests/support/sse_client.hpp"
 
 namespace twins::test {
 namespace {
@@ -92,6 +93,14 @@ TEST_F(WatchTest, WatchRepliesTheDocumentThenEveryRestChangeIsPushed) {
   ASSERT_EQ(Rest("DELETE", "dev1").status, 204);
   EXPECT_EQ(Next(dev), R"($SCW/twins/me/desired/deleted {"version":1})");
   ExpectNothingBeforeMarker(dev, "me", "desired", "error");
+}
+
+TEST_F(WatchTest, ConfigMayBeWatched) {
+  MqttClient& dev = Device("dev1");
+  EXPECT_EQ(Ask(dev, "$SCW/twins/me/_config/watch", ""),
+            R"($SCW/twins/me/_config/watch/response/success {"version":0,"data":{}})");
+  ASSERT_EQ(Rest("PUT", "dev1/documents/_config", R"({"data":{"documents":{}}})").status, 200);
+  EXPECT_EQ(Next(dev), R"($SCW/twins/me/_config/updated {"version":1,"data":{"documents":{}}})");
 }
 
 TEST_F(WatchTest, PushesUseTheTwinAsTheWatchSpelledItAndItsQos) {
@@ -277,6 +286,45 @@ TEST_F(WatchTest, NoPushOvertakesTheWatchReplyOrAnOlderVersion) {
       seen = version_of(message->payload);
     }
   }
+}
+
+// The REST change stream of the real broker, resumed with Last-Event-ID after a restart: every
+// change, MQTT and REST, exactly once and in order.
+TEST_F(WatchTest, TheChangeStreamResumesAcrossABrokerRestartWithNoGapOrDuplicate) {
+  const auto stream_url = [&] {
+    return "http://127.0.0.1:" + std::to_string(rest_port_) + "/iot/v1/regions/fr-par/twin-events";
+  };
+  const std::vector<std::string> token = {std::string("X-Auth-Token: ") + kToken};
+  MqttClient& dev = Device("dev1");
+  std::vector<std::string> seen;
+  {
+    SseClient stream(stream_url(), token);
+    ASSERT_TRUE(stream.WaitOpen());
+    for (int n = 1; n <= 3; ++n) {
+      ASSERT_EQ(Rest("PUT", "dev1/documents/d", R"({"data":{"n":)" + std::to_string(n) + "}}").status, 200);
+    }
+    Ask(dev, "$SCW/twins/me/d/patch", R"({"data":{"m":4}})");
+    const std::vector<SseEvent> events = stream.WaitEvents(4);
+    ASSERT_EQ(events.size(), 4u);
+    for (const SseEvent& event : events) seen.push_back(event.id);
+  }
+  // Changes while the back-end is away, then a restart.
+  ASSERT_EQ(Rest("PUT", "dev1/documents/e", R"({"data":{"away":1}})").status, 200);
+  devices_.clear();
+  broker_->Stop();
+  ASSERT_TRUE(broker_->Start()) << broker_->log();
+  http_.Disconnect();
+  ASSERT_EQ(Rest("DELETE", "dev1/documents/d").status, 204);
+  SseClient resumed(stream_url(), {token[0], "Last-Event-ID: " + seen.back()});
+  const std::vector<SseEvent> events = resumed.WaitEvents(2);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].id, "5");
+  EXPECT_NE(events[0].data.find(R"("document_name":"e","operation":"put")"), std::string::npos) << events[0].data;
+  EXPECT_EQ(events[1].id, "6");
+  EXPECT_NE(events[1].data.find(R"("document_name":"d","operation":"delete","source":"rest","version":4})"),
+            std::string::npos)
+      << events[1].data;
+  EXPECT_EQ(seen, (std::vector<std::string>{"1", "2", "3", "4"}));
 }
 
 TEST_F(WatchTest, TheEventFeedCarriesEveryChangeToSubscribers) {
