@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <string>
@@ -179,6 +180,34 @@ TEST_F(ChangeLogTest, WatchesAreKeptWithTheTwinAndBounded) {
   EXPECT_TRUE(engine_->Watch("a", "d0", "c", "0").ok());  // already watched: no new watch
   EXPECT_EQ(engine_->Watch("a", "bad name", "c", "0").status().code(), Code::kInvalidArgument);
   EXPECT_EQ(engine_->Watch("a", "d", "", "0").status().code(), Code::kInvalidArgument);
+}
+
+// A reader that finds entries missing below what it read (trimmed by a concurrent Sync) must
+// see the log's oldest past them when it asks next: that is how a stream tells a trim (it
+// ends with overflow) from a gap it may pass over. Every write here succeeds, so every seq
+// is logged: a hole above the oldest the reader then sees is a silently lost change.
+TEST_F(ChangeLogTest, ATrimIsSeenInTheBoundsByAReaderThatMissedItsEntries) {
+  Reopen(2048);
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    for (int n = 0; n < 50000 && !stop.load(); ++n) {
+      static_cast<void>(Put("a", "d" + std::to_string(n % 3), R"({"pad":")" + std::string(200, 'x') + "\"}"));
+    }
+    stop = true;
+  });
+  uint64_t silent_gaps = 0, reads = 0;
+  while (!stop.load() && silent_gaps == 0) {
+    const uint64_t cursor = engine_->Changes().oldest - 1;
+    auto batch = engine_->ReadChanges(cursor, 4, 1 << 20);
+    ASSERT_TRUE(batch.ok()) << batch.status().message();
+    ++reads;
+    if (!batch->empty() && batch->front().seq > cursor + 1 && cursor + 1 >= engine_->Changes().oldest) {
+      ++silent_gaps;
+    }
+  }
+  stop = true;
+  writer.join();
+  EXPECT_EQ(silent_gaps, 0u) << "in " << reads << " reads";
 }
 
 // A crash never keeps a document without its log entry, or the reverse: a child process
