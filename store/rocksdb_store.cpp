@@ -593,16 +593,18 @@ class RocksDbStore final : public DocumentStore {
     }
     if (!it->status().ok()) return FromRocks(it->status());
     if (entries == 0) return Status::Ok();
+    // The oldest moves before the entries go: a reader that misses them then finds the log's
+    // oldest past them (a stream ends with overflow rather than pass over them). Should the
+    // write fail, the entries below stay unread, which is as if they had gone.
     {
-      std::lock_guard<std::mutex> lock(write_mutex_);
-      if (stopped_) return stop_status_;
-      rocksdb::Status s = db_->Write(write_options_, &batch);
-      if (!s.ok()) return Stop(s);
+      std::lock_guard<std::mutex> lock(log_mutex_);
+      oldest_seq_ = std::max(oldest_seq_, next);
+      changelog_bytes_ -= std::min(changelog_bytes_, freed);
     }
-    std::lock_guard<std::mutex> lock(log_mutex_);
-    oldest_seq_ = std::max(oldest_seq_, next);
-    changelog_bytes_ -= std::min(changelog_bytes_, freed);
-    return Status::Ok();
+    std::lock_guard<std::mutex> lock(write_mutex_);
+    if (stopped_) return stop_status_;
+    rocksdb::Status s = db_->Write(write_options_, &batch);
+    return s.ok() ? Status::Ok() : Stop(s);
   }
 
   template <class Visit>
