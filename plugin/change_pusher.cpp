@@ -77,7 +77,7 @@ std::vector<OutgoingMessage> ChangePusher::TakeReady() {
   for (const Pending& pending : ready) {
     const Change& change = *pending;
     if (!events_topic_.empty()) {
-      out.push_back({{}, events_topic_ + "/" + change.twin + "/" + change.doc, ChangeJson(change), 1});
+      out.push_back({{}, events_topic_ + "/" + change.twin + "/" + change.doc, ChangeJson(change), 1, {}});
     }
     for (const WatchRecord& watch : engine_.Watches(change.twin, change.doc)) {
       if (watch.since >= change.seq) continue;  // its reply showed this change already
@@ -95,7 +95,7 @@ std::vector<OutgoingMessage> ChangePusher::TakeReady() {
                                (deleted ? "/deleted" : "/updated"),
                            deleted ? "{\"version\":" + std::to_string(change.version) + "}"
                                    : DocumentJson({change.version, change.data, change.time_ms}),
-                           target.qos};
+                           target.qos, change.twin};
       if (found != slot.end()) {
         pushes[found->second] = std::move(push);
         cancelled[found->second] = false;

@@ -30,6 +30,7 @@ struct OutgoingMessage {
   std::string topic;
   std::string payload;
   int qos = 0;
+  std::string twin;  // a push's: the twin of the watch (its client id may be another's by then)
 };
 
 class ChangePusher final : public WriteObserver {
