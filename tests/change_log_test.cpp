@@ -34,6 +34,7 @@ class ChangeLogTest : public testing::Test {
     ASSERT_TRUE(store.ok()) << store.status().message();
     Limits limits;
     limits.max_documents = 4;
+    limits.max_twins = max_twins_;
     engine_ = std::make_unique<Engine>(WithWriteBehindCache(std::move(store).value(), 1 << 20), limits);
     ASSERT_TRUE(engine_->start_status().ok()) << engine_->start_status().message();
   }
@@ -52,6 +53,7 @@ class ChangeLogTest : public testing::Test {
   }
 
   test::TempDir dir_;
+  size_t max_twins_ = 0;
   std::unique_ptr<Engine> engine_;
 };
 
@@ -180,6 +182,35 @@ TEST_F(ChangeLogTest, WatchesAreKeptWithTheTwinAndBounded) {
   EXPECT_TRUE(engine_->Watch("a", "d0", "c", "0").ok());  // already watched: no new watch
   EXPECT_EQ(engine_->Watch("a", "bad name", "c", "0").status().code(), Code::kInvalidArgument);
   EXPECT_EQ(engine_->Watch("a", "d", "", "0").status().code(), Code::kInvalidArgument);
+}
+
+// A watch is stored with its twin, so a twin with watches and no document is a twin for
+// max_twins: else any client could store watches under ever new twins, beyond the bound on
+// what a twin holds times max_twins.
+TEST_F(ChangeLogTest, AWatchedTwinCountsAgainstMaxTwins) {
+  max_twins_ = 2;
+  Reopen();
+  ASSERT_TRUE(Put("a", "d", "{}").ok());
+  ASSERT_TRUE(engine_->Watch("w", "desired", "w", "1me").ok());
+  EXPECT_EQ(engine_->twins(), 2u);
+  auto refused = engine_->Watch("x", "desired", "x", "1me");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), Code::kQuotaExceeded);
+  EXPECT_EQ(Put("y", "d", "{}").status().code(), Code::kQuotaExceeded);
+  // The watched twin takes no second place with a document, nor with another watch.
+  ASSERT_TRUE(Put("w", "desired", "{}").ok());
+  ASSERT_TRUE(engine_->Watch("w", "other", "w2", "1me").ok());
+  EXPECT_EQ(engine_->twins(), 2u);
+  // Counted again at start; its place is freed only once it has neither documents nor watches.
+  Reopen();
+  EXPECT_EQ(engine_->twins(), 2u);
+  ASSERT_TRUE(engine_->DeleteAll("w").ok());
+  EXPECT_EQ(engine_->twins(), 2u);
+  ASSERT_TRUE(engine_->Unwatch("w", "desired", "w").ok());
+  EXPECT_EQ(engine_->twins(), 2u);
+  ASSERT_TRUE(engine_->Unwatch("w", "other", "w2").ok());
+  EXPECT_EQ(engine_->twins(), 1u);
+  EXPECT_TRUE(engine_->Watch("x", "desired", "x", "1me").ok());
 }
 
 // A reader that finds entries missing below what it read (trimmed by a concurrent Sync) must
