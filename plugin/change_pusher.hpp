@@ -47,12 +47,15 @@ class ChangePusher final : public WriteObserver {
   // What to publish for every change made durable so far, in seq order.
   std::vector<OutgoingMessage> TakeReady();
 
-  // Changes dropped because more than kMaxPending waited (the broker thread stalled).
+  // Changes dropped because more than kMaxPending, or kMaxPendingBytes of documents, waited
+  // (the broker thread stalled).
   uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
+
+  static constexpr size_t kMaxPending = 100000;
+  static constexpr size_t kMaxPendingBytes = 64 << 20;
 
  private:
   using Pending = std::shared_ptr<const Change>;
-  static constexpr size_t kMaxPending = 100000;
 
   const Engine& engine_;
   const std::string events_topic_;
