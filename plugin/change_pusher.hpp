@@ -60,8 +60,9 @@ class ChangePusher final : public WriteObserver {
   const Engine& engine_;
   const std::string events_topic_;
   const std::function<void()> schedule_;
-  std::mutex mutex_;  // guards pending_ and durable_
+  std::mutex mutex_;  // guards pending_, pending_bytes_ and durable_
   std::deque<Pending> pending_;
+  size_t pending_bytes_ = 0;  // of the documents in pending_
   uint64_t durable_ = 0;
   std::atomic<bool> scheduled_{false};
   std::atomic<uint64_t> dropped_{0};
