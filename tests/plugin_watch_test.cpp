@@ -2,6 +2,7 @@
 // real broker with the built plugin, real MQTT clients and a real HTTP client for REST.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <thread>
@@ -275,6 +276,54 @@ TEST_F(WatchTest, NoPushOvertakesTheWatchReplyOrAnOlderVersion) {
       ASSERT_EQ(message->topic, "$SCW/twins/me/d/updated");
       EXPECT_GT(version_of(message->payload), seen) << message->payload;
       seen = version_of(message->payload);
+    }
+  }
+}
+
+// While a back-end writes without pause, a watching device reads the document again and
+// again: no push it gets afterwards is older than a version a reply already showed it.
+TEST_F(WatchTest, NoPushIsOlderThanAVersionAGetReplyShowed) {
+  broker_->Stop();
+  Start("plugin_opt_max_requests_per_second 0\nplugin_opt_sync_writes true\n");
+  ASSERT_EQ(Rest("PUT", "dev1/documents/d", R"({"data":{"n":0}})").status, 200);
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    HttpClient backend;
+    for (int n = 1; !stop; ++n) {
+      HttpCall call;
+      call.method = "PUT";
+      call.url = "http://127.0.0.1:" + std::to_string(rest_port_) + "/iot/v1/regions/fr-par/twins/dev1/documents/d";
+      call.send_body = true;
+      call.body = R"({"data":{"n":)" + std::to_string(n) + "}}";
+      call.headers = {std::string("X-Auth-Token: ") + kToken, "Content-Type: application/json"};
+      const HttpReply reply = backend.Send(call);
+      if (reply.status != 200) ADD_FAILURE() << "PUT: " << reply.status << " " << reply.body << reply.error;
+    }
+  });
+  struct StopWriter {
+    std::atomic<bool>& stop;
+    std::thread& writer;
+    ~StopWriter() {
+      stop = true;
+      writer.join();
+    }
+  } stop_writer{stop, writer};
+  MqttClient& dev = Device("dev1");
+  auto version_of = [](const std::string& payload) {
+    return std::stol(payload.substr(payload.find("\"version\":") + 10));
+  };
+  ASSERT_EQ(Ask(dev, "$SCW/twins/me/d/watch", "").rfind("$SCW/twins/me/d/watch/response/success", 0), 0u);
+  long seen = 0;
+  for (int round = 0; round < 300; ++round) {
+    ASSERT_TRUE(dev.Publish("$SCW/twins/me/d/get", "", 0));
+    for (auto message = dev.Next(5000);; message = dev.Next(5000)) {
+      ASSERT_TRUE(message.has_value()) << "round " << round;
+      const long version = version_of(message->payload);
+      if (message->topic == "$SCW/twins/me/d/updated") {
+        EXPECT_GE(version, seen) << "round " << round << ": a push older than what a reply showed";
+      }
+      seen = std::max(seen, version);
+      if (message->topic == "$SCW/twins/me/d/get/response/success") break;
     }
   }
 }
