@@ -128,6 +128,10 @@ std::mutex& Engine::LockFor(std::string_view twin) const {
 Result<Document> Engine::Get(std::string_view twin, std::string_view doc) const {
   Status s = ValidateNames(twin, doc);
   if (!s.ok()) return s;
+  // Under the twin's lock, a read never shows a write that another thread is still making
+  // durable: its observers have seen it first (a device that reads version N is pushed no
+  // version before N after that reply).
+  std::lock_guard<std::mutex> lock(LockFor(twin));
   auto found = store_->Get(twin, doc);
   if (!found.ok()) return found.status();
   if (!found->has_value()) return Status::NotFound("document not found");

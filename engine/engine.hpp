@@ -133,6 +133,7 @@ class Engine {
     observers_.erase(std::remove(observers_.begin(), observers_.end(), observer), observers_.end());
   }
 
+  // Under the twin's lock: waits for a write of that twin under way on another thread.
   Result<Document> Get(std::string_view twin, std::string_view doc) const;
   // The document as it was at `version`: the current one, or from the change log while it
   // retains it; NotFound otherwise, naming the oldest version retained.
