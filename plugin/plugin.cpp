@@ -137,7 +137,7 @@ struct Plugin {
   std::vector<HeldReply> held_replies;
   // With twins named by username, a client id names no twin: another user may connect with a
   // watcher's client id. Pushes go to a client id only while its connection has made a
-  // request as a user of the watched twin (a device watches again when it connects).
+  // request, or subscribed under $SCW/twins/, as a user of the watched twin.
   struct Requesting {
     const mosquitto* connection;
     std::string twin;
@@ -227,6 +227,16 @@ std::optional<Reply> FindResend(Plugin& plugin, const char* client_id, const mos
   return reply;
 }
 
+// Under twin_identity username: the twin of the user behind `connection`, now the client id's.
+void NoteRequester(Plugin& plugin, const mosquitto* connection, const char* client_id, const Requester& requester) {
+  if (plugin.options.twin_identity != TwinIdentity::kUsername) return;
+  if (requester.twin) {
+    plugin.requesting[client_id] = {connection, std::string(*requester.twin)};
+  } else {
+    plugin.requesting.erase(client_id);
+  }
+}
+
 // Broker thread: the pushes and event-feed messages of every change made durable so far.
 void PublishChanges(Plugin& plugin) {
   if (!plugin.pusher) return;
@@ -296,13 +306,7 @@ int OnMessage(int, void* event_data, void* userdata) {
     // Without group commit, each write is made durable on its own and answered now.
     const Durability durability = plugin.group_commit ? Durability::kAtSync : Durability::kBeforeReturn;
     const Requester requester = RequesterOf(plugin, msg->client);
-    if (plugin.options.twin_identity == TwinIdentity::kUsername) {
-      if (requester.twin) {
-        plugin.requesting[client_id] = {msg->client, std::string(*requester.twin)};
-      } else {
-        plugin.requesting.erase(client_id);
-      }
-    }
+    NoteRequester(plugin, msg->client, client_id, requester);
     Result<std::string_view> twin = AdmitRequest(*plugin.request_limiter, requester, parsed);
     std::optional<Reply> reply;
     bool ran = false, remembered = false;
@@ -383,6 +387,11 @@ int OnAccessCheck(int, void* event_data, void* userdata) noexcept try {
                       : check->access == MOSQ_ACL_UNSUBSCRIBE ? AccessKind::kUnsubscribe
                                                               : AccessKind::kOther;
   const char* topic = check->topic != nullptr ? check->topic : "";
+  if (access == AccessKind::kSubscribe && IsTwinTerritory(topic)) {  // a device listening for its pushes
+    if (const char* id = mosquitto_client_id(check->client)) {
+      NoteRequester(plugin, check->client, id, RequesterOf(plugin, check->client));
+    }
+  }
   const char* reader = access == AccessKind::kRead ? mosquitto_client_id(check->client) : nullptr;
   if (reader != nullptr) {
     const size_t length = check->payload != nullptr ? check->payloadlen : 0;
