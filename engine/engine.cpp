@@ -94,6 +94,16 @@ Engine::Engine(std::unique_ptr<DocumentStore> store, Limits limits) : store_(std
   } else if (start_status_.ok()) {
     start_status_ = Status::Internal("cannot count the twins: " + twins.status().message());
   }
+  // A twin with watches and no document is a twin too.
+  for (const auto& watched : watches_) {
+    auto names = store_->List(watched.first);
+    if (names.ok() && names->empty()) ++twins_;
+  }
+}
+
+bool Engine::HasTwinWatches(std::string_view twin) const {
+  std::lock_guard<std::mutex> lock(watches_mutex_);
+  return watches_.find(twin) != watches_.end();
 }
 
 Status Engine::ReserveTwin() {
@@ -108,7 +118,7 @@ Status Engine::ReserveTwin() {
 void Engine::ForgetTwinIfEmpty(std::string_view twin) {
   if (limits_.max_twins == 0) return;
   auto names = store_->List(twin);
-  if (names.ok() && names->empty()) --twins_;
+  if (names.ok() && names->empty() && !HasTwinWatches(twin)) --twins_;
 }
 
 std::mutex& Engine::LockFor(std::string_view twin) const {
@@ -118,6 +128,10 @@ std::mutex& Engine::LockFor(std::string_view twin) const {
 Result<Document> Engine::Get(std::string_view twin, std::string_view doc) const {
   Status s = ValidateNames(twin, doc);
   if (!s.ok()) return s;
+  // Under the twin's lock, a read never shows a write that another thread is still making
+  // durable: its observers have seen it first (a device that reads version N is pushed no
+  // version before N after that reply).
+  std::lock_guard<std::mutex> lock(LockFor(twin));
   auto found = store_->Get(twin, doc);
   if (!found.ok()) return found.status();
   if (!found->has_value()) return Status::NotFound("document not found");
@@ -160,8 +174,9 @@ Status Engine::Commit(std::vector<DocumentWrite>& writes, ChangeKind kind, const
     write.change = std::move(change);
   }
   Status s = store_->Write(writes);
-  // A refused write took no seq: nothing saw those.
-  if (s.ok()) last_seq_ = seq;
+  // Spent even when the write is refused: the store may hold the entries all the same (a
+  // queue applied before another batch's failure was reported), and a seq is never reused.
+  last_seq_ = seq;
   return s;
 }
 
@@ -221,7 +236,7 @@ Result<Document> Engine::Write(std::string_view twin, std::string_view doc, cons
     if (!is_config && documents >= limits_.max_documents) {
       return Status::QuotaExceeded("twin_documents", limits_.max_documents, documents);
     }
-    new_twin = limits_.max_twins > 0 && names->empty();
+    new_twin = limits_.max_twins > 0 && names->empty() && !HasTwinWatches(twin);
   }
 
   Document next{version + 1, {}};
@@ -344,7 +359,7 @@ Status Engine::DeleteAll(std::string_view twin, const WriteContext& context) {
   if (s.ok()) configs_.Set(twin, std::make_shared<const TwinConfig>(), 0);
   if (s.ok()) s = Persist(Durability::kBeforeReturn);
   if (!s.ok()) return s;
-  if (limits_.max_twins > 0) --twins_;
+  if (limits_.max_twins > 0 && !HasTwinWatches(twin)) --twins_;
   for (size_t i = 0; i < writes.size() && !observers_.empty(); ++i) {
     Notify({twin, writes[i].doc, &before[i], {}, nullptr, changes[i].get(), Durability::kBeforeReturn});
   }
@@ -357,6 +372,11 @@ Result<Document> Engine::GetVersion(std::string_view twin, std::string_view doc,
   auto current = store_->Get(twin, doc);
   if (!current.ok()) return current.status();
   if (current->has_value() && (*current)->version == version) return std::move(**current);
+  // A version the document has not reached yet may be one of a deleted predecessor's.
+  if (current->has_value() && version > (*current)->version) {
+    return Status::NotFound("version " + std::to_string(version) + " of this document does not exist yet; it is at " +
+                            std::to_string((*current)->version));
+  }
   auto found = store_->FindVersion(twin, doc, version);
   if (!found.ok()) return found.status();
   if (found->has_value()) {
@@ -419,16 +439,31 @@ Result<Document> Engine::Watch(std::string_view twin, std::string_view doc, std:
   if (watcher.empty()) return Status::InvalidArgument("watcher", "a watch needs a watcher");
   std::lock_guard<std::mutex> lock(LockFor(twin));
   const size_t max_watches = limits_.max_documents + 1;
-  bool known = false;
+  bool known = false, watched = false;
   {
     std::lock_guard<std::mutex> watches_lock(watches_mutex_);
     auto found = watches_.find(twin);
-    const size_t count = found == watches_.end() ? 0 : found->second.size();
-    known = found != watches_.end() && found->second.count({std::string(doc), std::string(watcher)}) != 0;
+    watched = found != watches_.end();
+    const size_t count = watched ? found->second.size() : 0;
+    known = watched && found->second.count({std::string(doc), std::string(watcher)}) != 0;
     if (!known && count >= max_watches) return Status::QuotaExceeded("twin_watches", max_watches, count);
   }
+  // The first watch of a twin without documents makes it a twin (max_twins).
+  bool new_twin = false;
+  if (!watched && limits_.max_twins > 0) {
+    auto names = store_->List(twin);
+    if (!names.ok()) return names.status();
+    if (names->empty()) {
+      s = ReserveTwin();
+      if (!s.ok()) return s;
+      new_twin = true;
+    }
+  }
   s = store_->PutWatch({std::string(twin), std::string(doc), std::string(watcher), std::string(value), 0});
-  if (!s.ok()) return s;
+  if (!s.ok()) {
+    if (new_twin) --twins_;
+    return s;
+  }
   uint64_t since;
   {
     // Every change of this twin up to `since` is in the store (the twin's lock is held):
@@ -462,14 +497,17 @@ Status Engine::Unwatch(std::string_view twin, std::string_view doc, std::string_
   }
   s = store_->DeleteWatch(twin, doc, watcher);
   if (!s.ok()) return s;
+  bool last = false;
   {
     std::lock_guard<std::mutex> watches_lock(watches_mutex_);
     auto found = watches_.find(twin);
     if (found != watches_.end() && found->second.erase({std::string(doc), std::string(watcher)}) != 0) {
       --watch_count_;
-      if (found->second.empty()) watches_.erase(found);
+      last = found->second.empty();
+      if (last) watches_.erase(found);
     }
   }
+  if (last) ForgetTwinIfEmpty(twin);  // its last watch went: a twin without documents is no more
   return Persist(durability);
 }
 

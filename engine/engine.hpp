@@ -117,12 +117,13 @@ class WriteObserver {
 
 class Engine {
  public:
-  // With limits.max_twins, counts the store's twins (a seek per twin); a failure to count is
+  // With limits.max_twins, counts the store's twins (a seek per twin, and a list per watched
+  // twin: one with watches and no document is a twin too); a failure to count is
   // kept in start_status() and refuses every creation of a twin.
   Engine(std::unique_ptr<DocumentStore> store, Limits limits);
 
   const Status& start_status() const { return start_status_; }
-  // Twins with at least one document, counted only with limits.max_twins (0 otherwise).
+  // Twins with at least one document or watch, counted only with limits.max_twins (0 otherwise).
   uint64_t twins() const { return twins_.load(); }
 
   const Limits& limits() const { return limits_; }
@@ -132,6 +133,7 @@ class Engine {
     observers_.erase(std::remove(observers_.begin(), observers_.end(), observer), observers_.end());
   }
 
+  // Under the twin's lock: waits for a write of that twin under way on another thread.
   Result<Document> Get(std::string_view twin, std::string_view doc) const;
   // The document as it was at `version`: the current one, or from the change log while it
   // retains it; NotFound otherwise, naming the oldest version retained.
@@ -200,7 +202,9 @@ class Engine {
   std::mutex& LockFor(std::string_view twin) const;
   // Counts one more twin, unless max_twins are there already.
   Status ReserveTwin();
-  // After a twin lost its last document (or may have), with its lock held.
+  // Whether the twin has a watch (a twin without documents but with watches counts for max_twins).
+  bool HasTwinWatches(std::string_view twin) const;
+  // After a twin lost its last document or watch (or may have), with its lock held.
   void ForgetTwinIfEmpty(std::string_view twin);
   // The twin's configuration, from the cache or read and cached; the twin's lock must be held.
   Result<std::shared_ptr<const TwinConfig>> LoadConfig(std::string_view twin) const;

@@ -9,6 +9,12 @@
 #include "plugin/mqtt_requests.hpp"
 
 namespace twins {
+namespace {
+
+// What a waiting change holds in memory, about.
+size_t Cost(const Change& change) { return change.data.size() + change.twin.size() + change.doc.size() + 128; }
+
+}  // namespace
 
 ChangePusher::ChangePusher(const Engine& engine, std::string events_topic, std::function<void()> schedule)
     : engine_(engine), events_topic_(std::move(events_topic)), schedule_(std::move(schedule)) {}
@@ -20,11 +26,13 @@ void ChangePusher::OnWrite(const WriteEvent& event) noexcept {
     if (!watched && events_topic_.empty()) return;
     Pending pending = std::make_shared<const Change>(*event.change);
     std::lock_guard<std::mutex> lock(mutex_);
-    if (pending_.size() >= kMaxPending) {
+    pending_bytes_ += Cost(*pending);
+    pending_.push_back(std::move(pending));
+    while (pending_.size() > kMaxPending || (pending_bytes_ > kMaxPendingBytes && pending_.size() > 1)) {
+      pending_bytes_ -= Cost(*pending_.front());
       pending_.pop_front();
       dropped_.fetch_add(1, std::memory_order_relaxed);
     }
-    pending_.push_back(std::move(pending));
     // A write durable before it returns reported OnDurable already.
     if (event.change->seq <= durable_ && !scheduled_.exchange(true)) schedule_();
   } catch (...) {
@@ -49,9 +57,10 @@ void ChangePusher::OnDurable(uint64_t seq) noexcept {
 void ChangePusher::OnLost(uint64_t seq) noexcept {
   // Writes of a failed group commit were answered with errors: their changes must not go out.
   std::lock_guard<std::mutex> lock(mutex_);
-  pending_.erase(std::remove_if(pending_.begin(), pending_.end(),
-                                [&](const Pending& p) { return p->seq > durable_ && p->seq <= seq; }),
-                 pending_.end());
+  auto lost = std::remove_if(pending_.begin(), pending_.end(),
+                             [&](const Pending& p) { return p->seq > durable_ && p->seq <= seq; });
+  for (auto it = lost; it != pending_.end(); ++it) pending_bytes_ -= Cost(**it);
+  pending_.erase(lost, pending_.end());
 }
 
 std::vector<OutgoingMessage> ChangePusher::TakeReady() {
@@ -60,6 +69,7 @@ std::vector<OutgoingMessage> ChangePusher::TakeReady() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     while (!pending_.empty() && pending_.front()->seq <= durable_) {
+      pending_bytes_ -= Cost(*pending_.front());
       ready.push_back(std::move(pending_.front()));
       pending_.pop_front();
     }
@@ -77,7 +87,7 @@ std::vector<OutgoingMessage> ChangePusher::TakeReady() {
   for (const Pending& pending : ready) {
     const Change& change = *pending;
     if (!events_topic_.empty()) {
-      out.push_back({{}, events_topic_ + "/" + change.twin + "/" + change.doc, ChangeJson(change), 1});
+      out.push_back({{}, events_topic_ + "/" + change.twin + "/" + change.doc, ChangeJson(change), 1, {}});
     }
     for (const WatchRecord& watch : engine_.Watches(change.twin, change.doc)) {
       if (watch.since >= change.seq) continue;  // its reply showed this change already
@@ -95,7 +105,7 @@ std::vector<OutgoingMessage> ChangePusher::TakeReady() {
                                (deleted ? "/deleted" : "/updated"),
                            deleted ? "{\"version\":" + std::to_string(change.version) + "}"
                                    : DocumentJson({change.version, change.data, change.time_ms}),
-                           target.qos};
+                           target.qos, change.twin};
       if (found != slot.end()) {
         pushes[found->second] = std::move(push);
         cancelled[found->second] = false;

@@ -30,6 +30,7 @@ struct OutgoingMessage {
   std::string topic;
   std::string payload;
   int qos = 0;
+  std::string twin;  // a push's: the twin of the watch (its client id may be another's by then)
 };
 
 class ChangePusher final : public WriteObserver {
@@ -46,18 +47,22 @@ class ChangePusher final : public WriteObserver {
   // What to publish for every change made durable so far, in seq order.
   std::vector<OutgoingMessage> TakeReady();
 
-  // Changes dropped because more than kMaxPending waited (the broker thread stalled).
+  // Changes dropped because more than kMaxPending, or kMaxPendingBytes of documents, waited
+  // (the broker thread stalled).
   uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
+
+  static constexpr size_t kMaxPending = 100000;
+  static constexpr size_t kMaxPendingBytes = 64 << 20;
 
  private:
   using Pending = std::shared_ptr<const Change>;
-  static constexpr size_t kMaxPending = 100000;
 
   const Engine& engine_;
   const std::string events_topic_;
   const std::function<void()> schedule_;
-  std::mutex mutex_;  // guards pending_ and durable_
+  std::mutex mutex_;  // guards pending_, pending_bytes_ and durable_
   std::deque<Pending> pending_;
+  size_t pending_bytes_ = 0;  // of the documents in pending_
   uint64_t durable_ = 0;
   std::atomic<bool> scheduled_{false};
   std::atomic<uint64_t> dropped_{0};

@@ -37,6 +37,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "plugin/access_guard.hpp"
@@ -134,6 +135,14 @@ struct Plugin {
     std::optional<std::string> response_topic;  // the request's MQTT 5 Response Topic
   };
   std::vector<HeldReply> held_replies;
+  // With twins named by username, a client id names no twin: another user may connect with a
+  // watcher's client id. Pushes go to a client id only while its connection has made a
+  // request, or subscribed under $SCW/twins/, as a user of the watched twin.
+  struct Requesting {
+    const mosquitto* connection;
+    std::string twin;
+  };
+  std::unordered_map<std::string, Requesting> requesting;
   // Connections gone during this loop pass: a Will checked after its connection's DISCONNECT
   // event must not get a reply either.
   std::vector<const mosquitto*> gone_this_pass;
@@ -218,11 +227,26 @@ std::optional<Reply> FindResend(Plugin& plugin, const char* client_id, const mos
   return reply;
 }
 
+// Under twin_identity username: the twin of the user behind `connection`, now the client id's.
+void NoteRequester(Plugin& plugin, const mosquitto* connection, const char* client_id, const Requester& requester) {
+  if (plugin.options.twin_identity != TwinIdentity::kUsername) return;
+  if (requester.twin) {
+    plugin.requesting[client_id] = {connection, std::string(*requester.twin)};
+  } else {
+    plugin.requesting.erase(client_id);
+  }
+}
+
 // Broker thread: the pushes and event-feed messages of every change made durable so far.
 void PublishChanges(Plugin& plugin) {
   if (!plugin.pusher) return;
+  const bool by_username = plugin.options.twin_identity == TwinIdentity::kUsername;
   for (const OutgoingMessage& message : plugin.pusher->TakeReady()) {
     const char* to = message.client_id.empty() ? nullptr : message.client_id.c_str();
+    if (to != nullptr && by_username) {
+      auto found = plugin.requesting.find(message.client_id);
+      if (found == plugin.requesting.end() || found->second.twin != message.twin) continue;
+    }
     const int rc = mosquitto_broker_publish_copy(to, message.topic.c_str(), static_cast<int>(message.payload.size()),
                                                  message.payload.data(), message.qos, false, nullptr);
     if (rc != MOSQ_ERR_SUCCESS) {
@@ -281,7 +305,9 @@ int OnMessage(int, void* event_data, void* userdata) {
     const bool document_write = parsed.method == "put" || parsed.method == "patch" || parsed.method == "delete";
     // Without group commit, each write is made durable on its own and answered now.
     const Durability durability = plugin.group_commit ? Durability::kAtSync : Durability::kBeforeReturn;
-    Result<std::string_view> twin = AdmitRequest(*plugin.request_limiter, RequesterOf(plugin, msg->client), parsed);
+    const Requester requester = RequesterOf(plugin, msg->client);
+    NoteRequester(plugin, msg->client, client_id, requester);
+    Result<std::string_view> twin = AdmitRequest(*plugin.request_limiter, requester, parsed);
     std::optional<Reply> reply;
     bool ran = false, remembered = false;
     if (!twin.ok()) {
@@ -337,6 +363,10 @@ int OnDisconnect(int, void* event_data, void* userdata) noexcept try {
   if (const char* id = mosquitto_client_id(client)) {
     plugin.resends.ConnectionGone(id, client);
     plugin.reply_owners.ConnectionGone(id, client);
+    auto requesting = plugin.requesting.find(id);
+    if (requesting != plugin.requesting.end() && requesting->second.connection == client) {
+      plugin.requesting.erase(requesting);
+    }
   }
   return MOSQ_ERR_SUCCESS;
 } catch (...) {
@@ -357,6 +387,11 @@ int OnAccessCheck(int, void* event_data, void* userdata) noexcept try {
                       : check->access == MOSQ_ACL_UNSUBSCRIBE ? AccessKind::kUnsubscribe
                                                               : AccessKind::kOther;
   const char* topic = check->topic != nullptr ? check->topic : "";
+  if (access == AccessKind::kSubscribe && IsTwinTerritory(topic)) {  // a device listening for its pushes
+    if (const char* id = mosquitto_client_id(check->client)) {
+      NoteRequester(plugin, check->client, id, RequesterOf(plugin, check->client));
+    }
+  }
   const char* reader = access == AccessKind::kRead ? mosquitto_client_id(check->client) : nullptr;
   if (reader != nullptr) {
     const size_t length = check->payload != nullptr ? check->payloadlen : 0;

@@ -473,13 +473,17 @@ class PostgresStore final : public DocumentStore {
         freed += ToU64(result->get(), row, 1);
       }
       if (last == 0) return Status::Ok();
+      // The oldest moves before the entries go: a reader that misses them then finds the
+      // log's oldest past them (a stream ends with overflow rather than pass over them).
+      {
+        std::lock_guard<std::mutex> log_lock(log_mutex_);
+        oldest_seq_ = std::max(oldest_seq_, last + 1);
+        changelog_bytes_ -= std::min(changelog_bytes_, freed);
+      }
       auto deleted = Query("DELETE FROM " + q_ + "changes WHERE seq >= $1 AND seq <= $2",
                            {std::to_string(from), std::to_string(last)});
       if (!deleted.ok()) return deleted.status();
     }
-    std::lock_guard<std::mutex> lock(log_mutex_);
-    oldest_seq_ = std::max(oldest_seq_, last + 1);
-    changelog_bytes_ -= std::min(changelog_bytes_, freed);
     return Status::Ok();
   }
 

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <string>
@@ -31,6 +32,7 @@ class ChangeLogTest : public testing::TestWithParam<test::Backend> {
     ASSERT_TRUE(store.ok()) << store.status().message();
     Limits limits;
     limits.max_documents = 4;
+    limits.max_twins = max_twins_;
     engine_ = std::make_unique<Engine>(WithWriteBehindCache(std::move(store).value(), 1 << 20), limits);
     ASSERT_TRUE(engine_->start_status().ok()) << engine_->start_status().message();
   }
@@ -50,6 +52,7 @@ class ChangeLogTest : public testing::TestWithParam<test::Backend> {
 
   test::TempDir dir_;
   test::TestStore store_{GetParam(), dir_.sub("db")};
+  size_t max_twins_ = 0;
   std::unique_ptr<Engine> engine_;
 };
 
@@ -126,8 +129,13 @@ TEST_P(ChangeLogTest, OldVersionsAreReadFromTheLogWhileItKeepsThem) {
   auto future = engine_->GetVersion("a", "d", 9);
   ASSERT_FALSE(future.ok());
   EXPECT_EQ(future.status().code(), Code::kNotFound);
-  EXPECT_EQ(future.status().message(), "version 9 of this document is not retained; the oldest version retained is 1");
+  EXPECT_EQ(future.status().message(), "version 9 of this document does not exist yet; it is at 3");
   EXPECT_EQ(engine_->GetVersion("a", "bad name", 1).status().code(), Code::kInvalidArgument);
+  // Deleted and made again: the versions the new one has not reached are not the old one's.
+  ASSERT_TRUE(engine_->Delete("a", "d", {}).ok());
+  ASSERT_TRUE(Put("a", "d", R"({"again":1})").ok());
+  EXPECT_EQ(engine_->GetVersion("a", "d", 1)->data, R"({"again":1})");
+  EXPECT_EQ(engine_->GetVersion("a", "d", 3).status().code(), Code::kNotFound);
 }
 
 TEST_P(ChangeLogTest, RetentionDropsTheOldestEntriesAndKeepsTheNewest) {
@@ -255,6 +263,63 @@ TEST_P(ChangeLogTest, AKilledWriterLeavesDocumentsAndTheLogInAgreement) {
     ASSERT_TRUE(doc.ok()) << key.first << "/" << key.second;
     EXPECT_EQ(doc->version, version) << key.first << "/" << key.second;
   }
+}
+
+// A watch is stored with its twin, so a twin with watches and no document is a twin for
+// max_twins: else any client could store watches under ever new twins, beyond the bound on
+// what a twin holds times max_twins.
+TEST_P(ChangeLogTest, AWatchedTwinCountsAgainstMaxTwins) {
+  max_twins_ = 2;
+  Reopen();
+  ASSERT_TRUE(Put("a", "d", "{}").ok());
+  ASSERT_TRUE(engine_->Watch("w", "desired", "w", "1me").ok());
+  EXPECT_EQ(engine_->twins(), 2u);
+  auto refused = engine_->Watch("x", "desired", "x", "1me");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), Code::kQuotaExceeded);
+  EXPECT_EQ(Put("y", "d", "{}").status().code(), Code::kQuotaExceeded);
+  // The watched twin takes no second place with a document, nor with another watch.
+  ASSERT_TRUE(Put("w", "desired", "{}").ok());
+  ASSERT_TRUE(engine_->Watch("w", "other", "w2", "1me").ok());
+  EXPECT_EQ(engine_->twins(), 2u);
+  // Counted again at start; its place is freed only once it has neither documents nor watches.
+  Reopen();
+  EXPECT_EQ(engine_->twins(), 2u);
+  ASSERT_TRUE(engine_->DeleteAll("w").ok());
+  EXPECT_EQ(engine_->twins(), 2u);
+  ASSERT_TRUE(engine_->Unwatch("w", "desired", "w").ok());
+  EXPECT_EQ(engine_->twins(), 2u);
+  ASSERT_TRUE(engine_->Unwatch("w", "other", "w2").ok());
+  EXPECT_EQ(engine_->twins(), 1u);
+  EXPECT_TRUE(engine_->Watch("x", "desired", "x", "1me").ok());
+}
+
+// A reader that finds entries missing below what it read (trimmed by a concurrent Sync) must
+// see the log's oldest past them when it asks next: that is how a stream tells a trim (it
+// ends with overflow) from a gap it may pass over. Every write here succeeds, so every seq
+// is logged: a hole above the oldest the reader then sees is a silently lost change.
+TEST_P(ChangeLogTest, ATrimIsSeenInTheBoundsByAReaderThatMissedItsEntries) {
+  Reopen(2048);
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    for (int n = 0; n < 50000 && !stop.load(); ++n) {
+      static_cast<void>(Put("a", "d" + std::to_string(n % 3), R"({"pad":")" + std::string(200, 'x') + "\"}"));
+    }
+    stop = true;
+  });
+  uint64_t silent_gaps = 0, reads = 0;
+  while (!stop.load() && silent_gaps == 0) {
+    const uint64_t cursor = engine_->Changes().oldest - 1;
+    auto batch = engine_->ReadChanges(cursor, 4, 1 << 20);
+    ASSERT_TRUE(batch.ok()) << batch.status().message();
+    ++reads;
+    if (!batch->empty() && batch->front().seq > cursor + 1 && cursor + 1 >= engine_->Changes().oldest) {
+      ++silent_gaps;
+    }
+  }
+  stop = true;
+  writer.join();
+  EXPECT_EQ(silent_gaps, 0u) << "in " << reads << " reads";
 }
 
 }  // namespace

@@ -309,6 +309,43 @@ TEST_F(PluginSafetyTest, AnotherUserReusingAClientIdGetsNothingOfTheRememberedWr
   EXPECT_EQ(NextPublish(alice), R"($SCW/twins/me/secret/patch/response/success {"version":1,"data":{"ping":1}})");
 }
 
+// Pushes are addressed by client id, which names no twin when twins are named by username:
+// another user who connects with a watcher's client id must not receive its twin's changes.
+TEST_F(PluginSafetyTest, AnotherUserReusingAWatchersClientIdGetsNoPushes) {
+  TempDir auth;
+  const std::string passwords = AlicesAndBobsPasswordFile(auth);
+  ASSERT_FALSE(passwords.empty());
+  StartBroker("plugin_opt_twin_identity username\nallow_anonymous false\npassword_file " + passwords + "\n");
+  {
+    RawMqtt watcher(broker_->port());
+    ASSERT_TRUE(watcher.Connect("shared", true, std::nullopt, "alice", "pw-a"));
+    watcher.Publish("$SCW/twins/me/secret/watch", "", 0);
+    EXPECT_EQ(NextPublish(watcher), R"($SCW/twins/me/secret/watch/response/success {"version":0,"data":{}})");
+  }
+  RawMqtt bob(broker_->port());
+  ASSERT_TRUE(bob.Connect("shared", true, std::nullopt, "bob", "pw-b"));
+  bob.Publish("$SCW/twins/me/secret/get", "", 0);
+  EXPECT_EQ(NextPublish(bob), R"($SCW/twins/me/secret/get/response/error {"error":"document not found"})");
+  RawMqtt alice(broker_->port());
+  ASSERT_TRUE(alice.Connect("alice-2", true, std::nullopt, "alice", "pw-a"));
+  alice.Publish("$SCW/twins/me/secret/put", R"({"data":{"pin":"1234"}})", 0);
+  EXPECT_EQ(NextPublish(alice), R"($SCW/twins/me/secret/put/response/success {"version":1,"data":{"pin":"1234"}})");
+  // The push of that put would leave before the reply to a request sent after it: bob's own
+  // request is the marker.
+  bob.Publish("$SCW/twins/me/secret/get", "", 0);
+  EXPECT_EQ(NextPublish(bob), R"($SCW/twins/me/secret/get/response/error {"error":"document not found"})");
+  // alice, back under that client id, listens (a subscription under $SCW/twins/, as stock
+  // clients listen) and hears of the next change.
+  bob.Drop();
+  RawMqtt back(broker_->port());
+  ASSERT_TRUE(back.Connect("shared", true, std::nullopt, "alice", "pw-a"));
+  back.Subscribe("$SCW/twins/me/secret/#", 1);
+  ASSERT_TRUE(back.ReadType(9).has_value());  // SUBACK
+  alice.Publish("$SCW/twins/me/secret/put", R"({"data":{"pin":"4321"}})", 0);
+  EXPECT_EQ(NextPublish(alice), R"($SCW/twins/me/secret/put/response/success {"version":2,"data":{"pin":"4321"}})");
+  EXPECT_EQ(NextPublish(back), R"($SCW/twins/me/secret/updated {"version":2,"data":{"pin":"4321"}})");
+}
+
 TEST_F(PluginSafetyTest, TwinNamedByUsernameCannotBeClaimedByChoosingAClientId) {
   TempDir auth;
   const std::string passwords = AlicesAndBobsPasswordFile(auth);

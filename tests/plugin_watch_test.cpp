@@ -2,6 +2,7 @@
 // real broker with the built plugin, real MQTT clients and a real HTTP client for REST.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <thread>
@@ -18,6 +19,39 @@ namespace twins::test {
 namespace {
 
 constexpr char kToken[] = "0f6c0a52-3d0e-4a3b-9c53-7d1e2b4c5a69";
+
+// A back-end that PUTs dev1/documents/d through REST without pause ({"n":1}, {"n":2}, ...)
+// until it goes.
+class BackendWriter {
+ public:
+  explicit BackendWriter(int rest_port)
+      : thread_([this, rest_port] {
+          HttpClient backend;
+          for (int n = 1; !stop_; ++n) {
+            HttpCall call;
+            call.method = "PUT";
+            call.url = "http://127.0.0.1:" + std::to_string(rest_port) +
+                       "/iot/v1/regions/fr-par/twins/dev1/documents/d";
+            call.send_body = true;
+            call.body = R"({"data":{"n":)" + std::to_string(n) + "}}";
+            call.headers = {std::string("X-Auth-Token: ") + kToken, "Content-Type: application/json"};
+            const HttpReply reply = backend.Send(call);
+            if (reply.status != 200) ADD_FAILURE() << "PUT: " << reply.status << " " << reply.body << reply.error;
+          }
+        }) {}
+  ~BackendWriter() {
+    stop_ = true;
+    thread_.join();
+  }
+  BackendWriter(const BackendWriter&) = delete;
+  BackendWriter& operator=(const BackendWriter&) = delete;
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+long VersionOf(const std::string& payload) { return std::stol(payload.substr(payload.find("\"version\":") + 10)); }
 
 class WatchTest : public testing::Test {
  protected:
@@ -237,32 +271,8 @@ TEST_F(WatchTest, NoPushOvertakesTheWatchReplyOrAnOlderVersion) {
   broker_->Stop();
   Start("plugin_opt_max_requests_per_second 0\n");  // the writer never pauses
   ASSERT_EQ(Rest("PUT", "dev1/documents/d", R"({"data":{"n":0}})").status, 200);
-  std::atomic<bool> stop{false};
-  std::thread writer([&] {
-    HttpClient backend;
-    for (int n = 1; !stop; ++n) {
-      HttpCall call;
-      call.method = "PUT";
-      call.url = "http://127.0.0.1:" + std::to_string(rest_port_) + "/iot/v1/regions/fr-par/twins/dev1/documents/d";
-      call.send_body = true;
-      call.body = R"({"data":{"n":)" + std::to_string(n) + "}}";
-      call.headers = {std::string("X-Auth-Token: ") + kToken, "Content-Type: application/json"};
-      const HttpReply reply = backend.Send(call);
-      if (reply.status != 200) ADD_FAILURE() << "PUT: " << reply.status << " " << reply.body << reply.error;
-    }
-  });
-  struct StopWriter {
-    std::atomic<bool>& stop;
-    std::thread& writer;
-    ~StopWriter() {
-      stop = true;
-      writer.join();
-    }
-  } stop_writer{stop, writer};
+  BackendWriter writer(rest_port_);
   MqttClient& dev = Device("dev1");
-  auto version_of = [](const std::string& payload) {
-    return std::stol(payload.substr(payload.find("\"version\":") + 10));
-  };
   for (int round = 0; round < 20; ++round) {
     ASSERT_TRUE(dev.Publish("$SCW/twins/me/d/watch", "", 1));
     long seen = -1;
@@ -273,17 +283,41 @@ TEST_F(WatchTest, NoPushOvertakesTheWatchReplyOrAnOlderVersion) {
         ASSERT_EQ(message->topic, "$SCW/twins/me/d/watch/response/success") << message->payload;
       } else {
         ASSERT_EQ(message->topic, "$SCW/twins/me/d/updated");
-        EXPECT_GT(version_of(message->payload), seen) << message->payload;
+        EXPECT_GT(VersionOf(message->payload), seen) << message->payload;
       }
-      seen = version_of(message->payload);
+      seen = VersionOf(message->payload);
     }
     ASSERT_TRUE(dev.Publish("$SCW/twins/me/d/unwatch", "", 1));
     // Pushes already under way may still come; the unwatch reply closes the round.
     for (auto message = dev.Next(5000); message; message = dev.Next(5000)) {
       if (message->topic == "$SCW/twins/me/d/unwatch/response/success") break;
       ASSERT_EQ(message->topic, "$SCW/twins/me/d/updated");
-      EXPECT_GT(version_of(message->payload), seen) << message->payload;
-      seen = version_of(message->payload);
+      EXPECT_GT(VersionOf(message->payload), seen) << message->payload;
+      seen = VersionOf(message->payload);
+    }
+  }
+}
+
+// While a back-end writes without pause, a watching device reads the document again and
+// again: no push it gets afterwards is older than a version a reply already showed it.
+TEST_F(WatchTest, NoPushIsOlderThanAVersionAGetReplyShowed) {
+  broker_->Stop();
+  Start("plugin_opt_max_requests_per_second 0\nplugin_opt_sync_writes true\n");
+  ASSERT_EQ(Rest("PUT", "dev1/documents/d", R"({"data":{"n":0}})").status, 200);
+  BackendWriter writer(rest_port_);
+  MqttClient& dev = Device("dev1");
+  ASSERT_EQ(Ask(dev, "$SCW/twins/me/d/watch", "").rfind("$SCW/twins/me/d/watch/response/success", 0), 0u);
+  long seen = 0;
+  for (int round = 0; round < 300; ++round) {
+    ASSERT_TRUE(dev.Publish("$SCW/twins/me/d/get", "", 0));
+    for (auto message = dev.Next(5000);; message = dev.Next(5000)) {
+      ASSERT_TRUE(message.has_value()) << "round " << round;
+      const long version = VersionOf(message->payload);
+      if (message->topic == "$SCW/twins/me/d/updated") {
+        EXPECT_GE(version, seen) << "round " << round << ": a push older than what a reply showed";
+      }
+      seen = std::max(seen, version);
+      if (message->topic == "$SCW/twins/me/d/get/response/success") break;
     }
   }
 }
