@@ -70,6 +70,9 @@ def dynsec_config(backend_allow, device_denies):
         # The case the denies are for: a device role that allows everything else.
         {"acltype": "publishClientSend", "topic": "#", "allow": True},
         {"acltype": "subscribePattern", "topic": "#", "allow": True},
+        # mosquitto_rr subscribes to its reply topic ("#" does not match "$" topics); 2.1 asks
+        # dynamic-security about it where 2.0 took the twins plugin's answer.
+        {"acltype": "subscribePattern", "topic": "$SCW/twins/#", "allow": True},
     ] + device_denies
     return {
         "defaultACLAccess": {"publishClientSend": False, "publishClientReceive": True, "subscribe": False,
