@@ -227,8 +227,12 @@ TEST_F(WatchTest, AWatchAfterAReconnectReturnsWhatChangedMeanwhile) {
     ASSERT_EQ(Rest("PUT", "dev1/documents/desired", R"({"data":{"n":)" + std::to_string(n) + "}}").status, 200);
   }
   MqttClient& back = Device("dev1");
-  EXPECT_EQ(Ask(back, "$SCW/twins/me/desired/watch", ""),
-            R"($SCW/twins/me/desired/watch/response/success {"version":3,"data":{"n":3}})");
+  ASSERT_TRUE(back.Publish("$SCW/twins/me/desired/watch", "", 1));
+  // The push of the last change made while away may still be on its way to the client id (on
+  // 2.1 it can reach the new connection): it is no older than the reply, which comes next.
+  std::string reply = Next(back);
+  if (reply == R"($SCW/twins/me/desired/updated {"version":3,"data":{"n":3}})") reply = Next(back);
+  EXPECT_EQ(reply, R"($SCW/twins/me/desired/watch/response/success {"version":3,"data":{"n":3}})");
   ASSERT_EQ(Rest("PUT", "dev1/documents/desired", R"({"data":{"n":4}})").status, 200);
   EXPECT_EQ(Next(back), R"($SCW/twins/me/desired/updated {"version":4,"data":{"n":4}})");
 }
