@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "tests/support/broker.hpp"
+#include "tests/support/broker_test.hpp"
 #include "tests/support/marker.hpp"
 #include "tests/support/mqtt_client.hpp"
 #include "tests/support/raw_mqtt.hpp"
@@ -194,13 +195,8 @@ INSTANTIATE_TEST_SUITE_P(AccessSetups, SecurityTest,
                          [](const auto& info) { return info.param.name; });
 
 // The remaining tests need no access setup.
-class PluginSafetyTest : public testing::Test {
+class PluginSafetyTest : public BrokerTest {
  protected:
-  void TearDown() override {
-    if (!broker_) return;
-    broker_->Stop();
-    EXPECT_TRUE(broker_->exited_cleanly()) << broker_->log();
-  }
   void StartBroker(const std::string& options = "", const std::string& global = "") {
     broker_ = std::make_unique<Broker>(options, global);
     ASSERT_TRUE(broker_->Start()) << broker_->log();
@@ -217,7 +213,6 @@ class PluginSafetyTest : public testing::Test {
     auto packet = client.ReadType(3);
     return packet ? packet->topic() + " " + packet->payload() : "<no reply>";
   }
-  std::unique_ptr<Broker> broker_;
 };
 
 TEST_F(PluginSafetyTest, ReSentQos2RequestChangesTheTwinOnceAndGetsOneReply) {

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "tests/support/broker.hpp"
+#include "tests/support/broker_test.hpp"
 #include "tests/support/http_client.hpp"
 #include "tests/support/mqtt_client.hpp"
 #include "tests/support/raw_mqtt.hpp"
@@ -23,13 +24,8 @@ namespace {
 const std::string kWakeId = "mosquitto-twins-wake";
 const std::string kConnected = "twins: broker wake connected to ";
 
-class WakeTest : public testing::Test {
+class WakeTest : public BrokerTest {
  protected:
-  void TearDown() override {
-    if (!broker_) return;
-    broker_->Stop();
-    EXPECT_TRUE(broker_->exited_cleanly()) << broker_->log();
-  }
   // A broker with REST (token "t", metrics without a token) and `options`.
   void StartBroker(const std::string& options = "", const std::string& global = "") {
     do {  // two free ports, not the same one twice
@@ -72,7 +68,6 @@ class WakeTest : public testing::Test {
     return std::system(make.c_str()) == 0 ? file : std::string();
   }
 
-  std::unique_ptr<Broker> broker_;
   int rest_port_ = 0;
   HttpClient http_;
 };
