@@ -511,6 +511,14 @@ Status Engine::Unwatch(std::string_view twin, std::string_view doc, std::string_
   return Persist(durability);
 }
 
+bool Engine::IsWatched(std::string_view twin, std::string_view doc) const {
+  std::lock_guard<std::mutex> lock(watches_mutex_);
+  auto found = watches_.find(twin);
+  if (found == watches_.end()) return false;
+  auto first = found->second.lower_bound({std::string(doc), std::string()});
+  return first != found->second.end() && first->first.first == doc;
+}
+
 std::vector<WatchRecord> Engine::Watches(std::string_view twin, std::string_view doc) const {
   std::vector<WatchRecord> out;
   std::lock_guard<std::mutex> lock(watches_mutex_);

@@ -176,6 +176,8 @@ class Engine {
                  Durability durability = Durability::kBeforeReturn);
   // The watches of one document, with the seq each was registered at. Cheap (memory).
   std::vector<WatchRecord> Watches(std::string_view twin, std::string_view doc) const;
+  // Whether the document has any watch: a lookup, no copy (the write path asks it).
+  bool IsWatched(std::string_view twin, std::string_view doc) const;
   // Whether any document has a watch (a quick check before copying a change).
   bool HasWatches() const { return watch_count_.load(std::memory_order_relaxed) > 0; }
   // For monitoring: see DocumentStore::Stats and CountContents (a scan: not on the request path).

@@ -22,7 +22,7 @@ ChangePusher::ChangePusher(const Engine& engine, std::string events_topic, std::
 void ChangePusher::OnWrite(const WriteEvent& event) noexcept {
   if (event.change == nullptr) return;
   try {
-    const bool watched = engine_.HasWatches() && !engine_.Watches(event.twin, event.document).empty();
+    const bool watched = engine_.HasWatches() && engine_.IsWatched(event.twin, event.document);
     if (!watched && events_topic_.empty()) return;
     Pending pending = std::make_shared<const Change>(*event.change);
     std::lock_guard<std::mutex> lock(mutex_);
