@@ -263,6 +263,17 @@ class SharedStore final : public SharedPostgresStore {
     return out;
   }
 
+  // Before any batch (an import): the log goes on after `seq`, and the seqs given out too.
+  Status StartChangeLogAfter(uint64_t seq) override {
+    Status s = reader_->StartChangeLogAfter(seq);
+    if (!s.ok()) return s;
+    auto result = Run(
+        {{"UPDATE " + q_ + "meta SET value = greatest(value::bigint, $1)::text WHERE key = 'seq'", {BigInt(seq)}}});
+    if (!result.ok()) return result.status();
+    heard_ = std::max(heard_, seq);
+    return Status::Ok();
+  }
+
   // --- any thread ---------------------------------------------------------------------------
 
   ChangeBounds Changes() const override { return reader_->Changes(); }
