@@ -133,6 +133,19 @@ TEST_F(ClusterTest, ADeviceOnOneBrokerAndRestOnTheOtherShareOneTwin) {
   EXPECT_NE(bad.find("response/error"), std::string::npos) << bad;
   EXPECT_EQ(Rest(a, "GET", "dev1/documents/state").body, Rest(b, "GET", "dev1/documents/state").body);
   EXPECT_EQ(VersionOf(Rest(a, "GET", "dev1/documents/state").body), 2);
+  // Every request ran in a batch of the shared store; none failed.
+  HttpCall metrics;
+  metrics.url = "http://127.0.0.1:" + std::to_string(nodes_[a].rest_port) + "/metrics";
+  metrics.headers = {std::string("X-Auth-Token: ") + kToken};
+  const std::string text = http_.Send(metrics).body;
+  auto value = [&](const std::string& name) {
+    const size_t at = text.find("\n" + name + " ");
+    return at == std::string::npos ? -1.0 : std::stod(text.substr(at + name.size() + 2));
+  };
+  EXPECT_GE(value("twins_store_batch_calls_total"), 6.0) << text;
+  EXPECT_GE(value("twins_store_batches_total"), 1.0) << text;
+  EXPECT_EQ(value("twins_store_batches_failed_total"), 0.0) << text;
+  EXPECT_EQ(value("twins_store_batch_queued"), 0.0) << text;
 }
 
 // Versioned read-modify-write on both brokers at once, through REST and MQTT: every write
