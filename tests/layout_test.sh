@@ -26,6 +26,7 @@ declare -A private=(
   [engine/config_cache.hpp]=engine
   [store/free_space.hpp]=store
   [store/rocksdb_layout.hpp]=store
+  [store/rocksdb_store.hpp]=store
 )
 
 while IFS= read -r -d '' file; do
