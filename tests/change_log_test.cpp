@@ -15,6 +15,7 @@
 #include "engine/change_json.hpp"
 #include "engine/engine.hpp"
 #include "store/rocksdb_store.hpp"
+#include "tests/support/broken_store.hpp"
 #include "tests/support/power_cut_fs.hpp"
 #include "tests/support/store_backends.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -32,10 +33,16 @@ class ChangeLogTest : public testing::TestWithParam<test::Backend> {
     engine_.reset();
     auto store = store_.Open(changelog_bytes);
     ASSERT_TRUE(store.ok()) << store.status().message();
+    std::unique_ptr<DocumentStore> opened = std::move(store).value();
+    if (failing_syncs_) {
+      auto failing = std::make_unique<test::SyncFailingStore>(std::move(opened));
+      failing_ = failing.get();
+      opened = std::move(failing);
+    }
     Limits limits;
     limits.max_documents = 4;
     limits.max_twins = max_twins_;
-    engine_ = std::make_unique<Engine>(WithWriteBehindCache(std::move(store).value(), 1 << 20), limits);
+    engine_ = std::make_unique<Engine>(WithWriteBehindCache(std::move(opened), 1 << 20), limits);
     ASSERT_TRUE(engine_->start_status().ok()) << engine_->start_status().message();
   }
 
@@ -55,6 +62,8 @@ class ChangeLogTest : public testing::TestWithParam<test::Backend> {
   test::TempDir dir_;
   test::TestStore store_{GetParam(), dir_.sub("db")};
   size_t max_twins_ = 0;
+  bool failing_syncs_ = false;                 // the store behind a SyncFailingStore, failing_
+  test::SyncFailingStore* failing_ = nullptr;  // owned by engine_
   std::unique_ptr<Engine> engine_;
 };
 
@@ -229,6 +238,68 @@ TEST_P(ChangeLogTest, AnImportedStoreGoesOnAfterTheExportedSeq) {
   ASSERT_TRUE(used.ok());
   EXPECT_FALSE((*used)->StartChangeLogAfter(100).ok());
   EXPECT_EQ((*used)->Changes().newest, 1u);
+}
+
+// A watch or unwatch is answered once the Sync after it made it durable; when that Sync fails
+// the device is told so, and it must not take effect: no pushes for a watch that failed, the
+// pushes go on for a watch whose unwatch failed. Those the Syncs before made durable stay.
+TEST_P(ChangeLogTest, WatchesAndUnwatchesWhoseSyncFailsAreUndone) {
+  failing_syncs_ = true;
+  max_twins_ = 4;
+  Reopen();
+  ASSERT_TRUE(engine_->Watch("a", "kept", "c1", "1me", Durability::kAtSync).ok());
+  ASSERT_TRUE(engine_->Watch("a", "rewatched", "c1", "0old", Durability::kAtSync).ok());
+  ASSERT_TRUE(engine_->Watch("b", "ended", "c2", "1me", Durability::kAtSync).ok());
+  ASSERT_TRUE(engine_->Sync().ok());
+  ASSERT_TRUE(Put("a", "d", "{}").ok());  // a later seq: a watch made now has another `since`
+  const std::vector<WatchRecord> rewatched = engine_->Watches("a", "rewatched");
+  ASSERT_EQ(rewatched.size(), 1u);
+  EXPECT_EQ(engine_->twins(), 2u);
+
+  failing_->fail_syncs = true;
+  ASSERT_TRUE(engine_->Watch("a", "new", "c1", "1me", Durability::kAtSync).ok());
+  ASSERT_TRUE(engine_->Watch("a", "rewatched", "c1", "1new", Durability::kAtSync).ok());
+  ASSERT_TRUE(engine_->Unwatch("b", "ended", "c2", Durability::kAtSync).ok());
+  EXPECT_EQ(engine_->twins(), 1u);  // b has neither documents nor watches for now
+  EXPECT_EQ(engine_->Sync().code(), Code::kInsufficientStorage);
+
+  EXPECT_FALSE(engine_->IsWatched("a", "new"));
+  const std::vector<WatchRecord> restored = engine_->Watches("a", "rewatched");
+  ASSERT_EQ(restored.size(), 1u);
+  EXPECT_EQ(restored[0].value, "0old");
+  EXPECT_EQ(restored[0].since, rewatched[0].since);
+  const std::vector<WatchRecord> ended = engine_->Watches("b", "ended");
+  ASSERT_EQ(ended.size(), 1u);
+  EXPECT_EQ(ended[0].watcher, "c2");
+  EXPECT_TRUE(engine_->IsWatched("a", "kept"));
+  EXPECT_EQ(engine_->twins(), 2u);
+
+  // Undone once: the next Sync covers nothing of it, and the count of watches is right.
+  failing_->fail_syncs = false;
+  ASSERT_TRUE(engine_->Writable().ok());  // the store recovered
+  ASSERT_TRUE(engine_->Sync().ok());
+  EXPECT_TRUE(engine_->IsWatched("b", "ended"));
+  for (const char* doc : {"kept", "rewatched"}) ASSERT_TRUE(engine_->Unwatch("a", doc, "c1").ok());
+  EXPECT_TRUE(engine_->HasWatches());
+  ASSERT_TRUE(engine_->Unwatch("b", "ended", "c2").ok());
+  EXPECT_FALSE(engine_->HasWatches());
+  EXPECT_EQ(engine_->twins(), 1u);
+}
+
+// Durable before it returns: a watch or unwatch whose own Sync fails returns that error, undone.
+TEST_P(ChangeLogTest, AWatchOrUnwatchWhoseOwnSyncFailsReturnsTheErrorUndone) {
+  failing_syncs_ = true;
+  Reopen();
+  ASSERT_TRUE(engine_->Watch("a", "ended", "c1", "1me").ok());
+  failing_->fail_syncs = true;
+  EXPECT_EQ(engine_->Watch("a", "new", "c1", "1me").status().code(), Code::kInsufficientStorage);
+  EXPECT_FALSE(engine_->IsWatched("a", "new"));
+  EXPECT_EQ(engine_->Unwatch("a", "ended", "c1").code(), Code::kInsufficientStorage);
+  EXPECT_TRUE(engine_->IsWatched("a", "ended"));
+  failing_->fail_syncs = false;
+  ASSERT_TRUE(engine_->Writable().ok());
+  ASSERT_TRUE(engine_->Unwatch("a", "ended", "c1").ok());
+  EXPECT_FALSE(engine_->HasWatches());
 }
 
 // A crash never keeps a document without its log entry, or the reverse: a child process
