@@ -30,6 +30,7 @@ class ChangeLogTest : public testing::TestWithParam<test::Backend> {
   void SetUp() override { Reopen(); }
 
   void Reopen(uint64_t changelog_bytes = 64 << 20) {
+    batches_.reset();
     engine_.reset();
     auto store = store_.Open(changelog_bytes);
     ASSERT_TRUE(store.ok()) << store.status().message();
@@ -42,8 +43,13 @@ class ChangeLogTest : public testing::TestWithParam<test::Backend> {
     Limits limits;
     limits.max_documents = 4;
     limits.max_twins = max_twins_;
-    engine_ = std::make_unique<Engine>(WithWriteBehindCache(std::move(opened), 1 << 20), limits);
+    // The shared store reads the database in each batch: no cache in front of it.
+    auto engine_store = store_.backend() == test::Backend::kPostgresBatched
+                            ? std::move(opened)
+                            : WithWriteBehindCache(std::move(opened), 1 << 20);
+    engine_ = std::make_unique<Engine>(std::move(engine_store), limits);
     ASSERT_TRUE(engine_->start_status().ok()) << engine_->start_status().message();
+    batches_ = store_.Attach(*engine_);
   }
 
   Result<Document> Put(const std::string& twin, const std::string& doc, const std::string& data,
@@ -65,9 +71,12 @@ class ChangeLogTest : public testing::TestWithParam<test::Backend> {
   bool failing_syncs_ = false;                 // the store behind a SyncFailingStore, failing_
   test::SyncFailingStore* failing_ = nullptr;  // owned by engine_
   std::unique_ptr<Engine> engine_;
+  std::unique_ptr<BatchThread> batches_;  // before the engine
 };
 
-INSTANTIATE_TEST_SUITE_P(Store, ChangeLogTest, testing::Values(test::Backend::kRocksDb, test::Backend::kPostgres),
+INSTANTIATE_TEST_SUITE_P(Store, ChangeLogTest,
+                         testing::Values(test::Backend::kRocksDb, test::Backend::kPostgres,
+                                         test::Backend::kPostgresBatched),
                          test::BackendName);
 
 TEST_P(ChangeLogTest, EveryChangeIsLoggedWithAStrictlyIncreasingSeq) {
@@ -111,6 +120,12 @@ TEST_P(ChangeLogTest, RefusedWritesLogNothing) {
 
 TEST_P(ChangeLogTest, GroupCommittedChangesShowOnlyOnceSynced) {
   ASSERT_TRUE(Put("a", "d", R"({"n":1})", Durability::kAtSync).ok());
+  if (GetParam() == test::Backend::kPostgresBatched) {
+    // Every call returns once its batch committed, whatever durability it asked for.
+    EXPECT_EQ(All().size(), 1u);
+    EXPECT_EQ(engine_->WaitForChanges(0, steady_clock::now()), 1u);
+    return;
+  }
   EXPECT_TRUE(All().empty());
   EXPECT_EQ(engine_->WaitForChanges(0, steady_clock::now()), 0u);
   std::thread syncer([&] { EXPECT_TRUE(engine_->Sync().ok()); });
@@ -223,7 +238,10 @@ TEST_P(ChangeLogTest, AnImportedStoreGoesOnAfterTheExportedSeq) {
   ASSERT_TRUE(store.ok()) << store.status().message();
   EXPECT_EQ((*store)->Changes().oldest, 42u);
   EXPECT_EQ((*store)->Changes().newest, 41u);
-  Engine engine(WithWriteBehindCache(std::move(store).value(), 1 << 20), Limits());
+  Engine engine(GetParam() == test::Backend::kPostgresBatched ? std::move(store).value()
+                                                              : WithWriteBehindCache(std::move(store).value(), 1 << 20),
+                Limits());
+  auto batches = other.Attach(engine);
   auto request = ParseWriteRequest(R"({"data":{}})", engine.limits());
   ASSERT_TRUE(engine.Put("a", "d", *request).ok());
   auto changes = engine.ReadChanges(0, 10, 1 << 20);
@@ -233,6 +251,7 @@ TEST_P(ChangeLogTest, AnImportedStoreGoesOnAfterTheExportedSeq) {
 
   // Only a log that never had an entry starts after a seq.
   ASSERT_TRUE(Put("a", "d", "{}").ok());
+  batches_.reset();
   engine_.reset();
   auto used = store_.Open();
   ASSERT_TRUE(used.ok());
@@ -244,6 +263,9 @@ TEST_P(ChangeLogTest, AnImportedStoreGoesOnAfterTheExportedSeq) {
 // the device is told so, and it must not take effect: no pushes for a watch that failed, the
 // pushes go on for a watch whose unwatch failed. Those the Syncs before made durable stay.
 TEST_P(ChangeLogTest, WatchesAndUnwatchesWhoseSyncFailsAreUndone) {
+  // The batch thread owns the shared store's transactions: a Sync failed in front of it
+  // would leave one open. There every call is durable in its batch, undone the same way.
+  if (GetParam() == test::Backend::kPostgresBatched) GTEST_SKIP() << "Sync fails only in a batch";
   failing_syncs_ = true;
   max_twins_ = 4;
   Reopen();
@@ -288,6 +310,7 @@ TEST_P(ChangeLogTest, WatchesAndUnwatchesWhoseSyncFailsAreUndone) {
 
 // Durable before it returns: a watch or unwatch whose own Sync fails returns that error, undone.
 TEST_P(ChangeLogTest, AWatchOrUnwatchWhoseOwnSyncFailsReturnsTheErrorUndone) {
+  if (GetParam() == test::Backend::kPostgresBatched) GTEST_SKIP() << "Sync fails only in a batch";
   failing_syncs_ = true;
   Reopen();
   ASSERT_TRUE(engine_->Watch("a", "ended", "c1", "1me").ok());
@@ -305,6 +328,7 @@ TEST_P(ChangeLogTest, AWatchOrUnwatchWhoseOwnSyncFailsReturnsTheErrorUndone) {
 // A crash never keeps a document without its log entry, or the reverse: a child process
 // writes until it is killed, then every document's version is its last logged change's.
 TEST_P(ChangeLogTest, AKilledWriterLeavesDocumentsAndTheLogInAgreement) {
+  batches_.reset();  // no thread may run across the fork
   engine_.reset();
   int started[2];
   ASSERT_EQ(pipe(started), 0);
@@ -374,8 +398,11 @@ TEST_P(ChangeLogTest, AWatchedTwinCountsAgainstMaxTwins) {
 TEST_P(ChangeLogTest, ATrimIsSeenInTheBoundsByAReaderThatMissedItsEntries) {
   Reopen(2048);
   std::atomic<bool> stop{false};
+  // PostgreSQL commits each write (a few hundred a second here): fewer writes, still hundreds
+  // of trims past a 2 KiB bound.
+  const int writes = GetParam() == test::Backend::kRocksDb ? 50000 : 2000;
   std::thread writer([&] {
-    for (int n = 0; n < 50000 && !stop.load(); ++n) {
+    for (int n = 0; n < writes && !stop.load(); ++n) {
       static_cast<void>(Put("a", "d" + std::to_string(n % 3), R"({"pad":")" + std::string(200, 'x') + "\"}"));
     }
     stop = true;

@@ -23,10 +23,12 @@ class EngineTest : public testing::TestWithParam<test::Backend> {
   void SetUp() override { Reopen(); }
 
   void Reopen(Limits limits = Limits()) {
+    batches_.reset();
     engine_.reset();
     auto store = store_.Open();
     ASSERT_TRUE(store.ok()) << store.status().message();
     engine_ = std::make_unique<Engine>(std::move(store).value(), limits);
+    batches_ = store_.Attach(*engine_);
   }
 
   static WriteRequest Request(const std::string& body) {
@@ -54,9 +56,12 @@ class EngineTest : public testing::TestWithParam<test::Backend> {
   test::TempDir dir_;
   test::TestStore store_{GetParam(), dir_.sub("db")};
   std::unique_ptr<Engine> engine_;
+  std::unique_ptr<BatchThread> batches_;  // before the engine
 };
 
-INSTANTIATE_TEST_SUITE_P(Store, EngineTest, testing::Values(test::Backend::kRocksDb, test::Backend::kPostgres),
+INSTANTIATE_TEST_SUITE_P(Store, EngineTest,
+                         testing::Values(test::Backend::kRocksDb, test::Backend::kPostgres,
+                                         test::Backend::kPostgresBatched),
                          test::BackendName);
 
 TEST_P(EngineTest, PutCreatesVersionOneAndGetReturnsIt) {
