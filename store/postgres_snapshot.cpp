@@ -1,7 +1,8 @@
 // OpenPostgresSnapshot: one REPEATABLE READ transaction. Its snapshot is taken by its first
 // statement, so the schema checks, the log's bounds and every visit read the same moment; the
-// visits read through a cursor, 1000 rows at a time, so that a large schema is never held in
-// memory whole. The tables are those of postgres_store.cpp (schema 1).
+// visits read through a cursor, 256 rows at a time (16 MiB at most with the default largest
+// document), so that a large schema is never held in memory whole. The tables are those of
+// postgres_store.cpp (schema 1).
 #include "store/postgres_snapshot.hpp"
 
 #include <libpq-fe.h>
@@ -16,7 +17,7 @@ namespace twins {
 namespace {
 
 constexpr char kSchemaVersion[] = "1";
-constexpr char kFetch[] = "FETCH 1000 FROM twins_scan";
+constexpr char kFetch[] = "FETCH 256 FROM twins_scan";
 
 struct ResultDeleter {
   void operator()(PGresult* result) const { PQclear(result); }
