@@ -1,5 +1,7 @@
 #include "store/postgres_store.hpp"
 
+#include "store/postgres_sql.hpp"
+
 #include <libpq-fe.h>
 #include <unistd.h>
 
@@ -8,7 +10,6 @@
 #include <chrono>
 #include <cstdlib>
 #include <limits>
-#include <map>
 #include <mutex>
 #include <utility>
 #include <vector>
@@ -23,103 +24,9 @@ namespace {
 //   changes_version: the version index, (twin, doc, version) of puts and patches.
 //   watches (twin, doc, watcher) -> value.
 // Names are compared bytewise (COLLATE "C"), so List and ListWatches sort as RocksDB does.
-constexpr char kSchemaVersion[] = "1";
+
 constexpr auto kReconnectInterval = std::chrono::milliseconds(250);
 constexpr size_t kTrimBatch = 4096;
-
-struct ResultDeleter {
-  void operator()(PGresult* result) const { PQclear(result); }
-};
-using PgResult = std::unique_ptr<PGresult, ResultDeleter>;
-struct ConnDeleter {
-  void operator()(PGconn* conn) const { PQfinish(conn); }
-};
-using PgConn = std::unique_ptr<PGconn, ConnDeleter>;
-
-std::string ErrorText(const char* message) {
-  std::string text = message == nullptr ? "" : message;
-  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
-  const size_t newline = text.find('\n');
-  if (newline != std::string::npos) text[newline] = ' ';
-  return text.empty() ? "unknown error" : text;
-}
-
-// libpq's messages may quote the connection URI, password included: not repeated in ours.
-std::string Redact(std::string message, const std::string& uri) {
-  for (size_t at = uri.empty() ? std::string::npos : message.find(uri); at != std::string::npos;
-       at = message.find(uri, at)) {
-    message.replace(at, uri.size(), "<the connection URI>");
-  }
-  return message;
-}
-
-bool ValidSchemaName(const std::string& name) {
-  if (name.empty() || name.size() > 63 || (name[0] >= '0' && name[0] <= '9')) return false;
-  return std::all_of(name.begin(), name.end(),
-                     [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'; });
-}
-
-// A text array literal, {"a","b"}, for unnest($n::text[]) and unnest($n::bigint[]).
-class ArrayLiteral {
- public:
-  void Add(std::string_view value) {
-    text_ += text_.empty() ? "{\"" : ",\"";
-    for (char c : value) {
-      if (c == '"' || c == '\\') text_ += '\\';
-      text_ += c;
-    }
-    text_ += '"';
-  }
-  void Add(int64_t value) { Add(std::to_string(value)); }
-  void Add(uint64_t value) { Add(std::to_string(value)); }
-  std::string Finish() const { return text_.empty() ? "{}" : text_ + "}"; }
-
- private:
-  std::string text_;
-};
-
-uint64_t ToU64(const PGresult* result, int row, int column) {
-  return std::strtoull(PQgetvalue(result, row, column), nullptr, 10);
-}
-
-int64_t ToI64(const PGresult* result, int row, int column) {
-  return std::strtoll(PQgetvalue(result, row, column), nullptr, 10);
-}
-
-std::string ToString(const PGresult* result, int row, int column) {
-  return std::string(PQgetvalue(result, row, column), static_cast<size_t>(PQgetlength(result, row, column)));
-}
-
-// Its size as the retention counts it: as RocksDB's key and encoded entry.
-uint64_t EntryBytes(const Change& change) {
-  return 9 + 33 + change.twin.size() + change.doc.size() + change.source.size() + change.origin.size() +
-         change.data.size();
-}
-
-using Params = std::vector<std::string>;
-
-// A bigint parameter: numbers past its range (SIZE_MAX for "no limit") become its largest.
-std::string BigInt(uint64_t value) {
-  return std::to_string(std::min<uint64_t>(value, std::numeric_limits<int64_t>::max()));
-}
-
-class Connection {
- public:
-  // Connects with `options`; PQstatus tells whether it worked.
-  static PgConn Open(const PostgresOptions& options) {
-    const std::string timeout = std::to_string(options.connect_timeout_s);
-    // Keywords before dbname are defaults the URI may override; those after it override the URI.
-    std::vector<const char*> keys = {"connect_timeout", "application_name", "dbname", "client_encoding"};
-    std::vector<const char*> values = {timeout.c_str(), "mosquitto-twins", options.uri.c_str(), "UTF8"};
-    if (!options.password_file.empty()) {
-      keys.push_back("passfile");
-      values.push_back(options.password_file.c_str());
-    }
-    keys.push_back(nullptr);
-    values.push_back(nullptr);
-    return PgConn(PQconnectdbParams(keys.data(), values.data(), 1));
-  }
-};
 
 class PostgresStore final : public DocumentStore {
  public:
@@ -179,60 +86,9 @@ class PostgresStore final : public DocumentStore {
   // document several times: its last write wins) and every change-log entry.
   Status Write(std::vector<DocumentWrite> writes) override {
     if (writes.empty()) return Status::Ok();
-    std::map<std::pair<std::string_view, std::string_view>, const DocumentWrite*> last;
-    for (const DocumentWrite& write : writes) last[{write.twin, write.doc}] = &write;
-    ArrayLiteral put_twins, put_docs, put_versions, put_times, put_data, del_twins, del_docs;
-    for (const auto& [key, write] : last) {
-      if (write->document) {
-        put_twins.Add(write->twin);
-        put_docs.Add(write->doc);
-        put_versions.Add(write->document->version);
-        put_times.Add(write->document->modified_ms);
-        put_data.Add(write->document->data);
-      } else {
-        del_twins.Add(write->twin);
-        del_docs.Add(write->doc);
-      }
-    }
-    ArrayLiteral seqs, times, twins, docs, kinds, sources, origins, versions, data, sizes;
     uint64_t first_seq = 0, last_seq = 0, log_bytes = 0;
-    for (const DocumentWrite& write : writes) {
-      if (!write.change) continue;
-      const Change& change = *write.change;
-      seqs.Add(change.seq);
-      times.Add(change.time_ms);
-      twins.Add(change.twin);
-      docs.Add(change.doc);
-      kinds.Add(static_cast<int64_t>(change.kind));
-      sources.Add(change.source);
-      origins.Add(change.origin);
-      versions.Add(change.version);
-      data.Add(change.data);
-      sizes.Add(EntryBytes(change));
-      if (first_seq == 0) first_seq = change.seq;
-      last_seq = change.seq;
-      log_bytes += EntryBytes(change);
-    }
-    const std::string sql =
-        "WITH put AS (INSERT INTO " + q_ +
-        "documents (twin, doc, version, modified_ms, data)"
-        " SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[])"
-        " ON CONFLICT (twin, doc) DO UPDATE SET version = excluded.version, modified_ms = excluded.modified_ms,"
-        " data = excluded.data),"
-        " del AS (DELETE FROM " +
-        q_ +
-        "documents d USING unnest($6::text[], $7::text[]) AS gone (twin, doc)"
-        " WHERE d.twin = gone.twin AND d.doc = gone.doc),"
-        " log AS (INSERT INTO " +
-        q_ +
-        "changes (seq, time_ms, twin, doc, kind, source, origin, version, data, bytes)"
-        " SELECT * FROM unnest($8::bigint[], $9::bigint[], $10::text[], $11::text[], $12::smallint[], $13::text[],"
-        " $14::text[], $15::bigint[], $16::text[], $17::bigint[]))"
-        " SELECT 1";
-    Status s = Modify(
-        sql, {put_twins.Finish(), put_docs.Finish(), put_versions.Finish(), put_times.Finish(), put_data.Finish(),
-              del_twins.Finish(), del_docs.Finish(), seqs.Finish(), times.Finish(), twins.Finish(), docs.Finish(),
-              kinds.Finish(), sources.Finish(), origins.Finish(), versions.Finish(), data.Finish(), sizes.Finish()});
+    Statement write = WriteStatement(q_, writes, &first_seq, &last_seq, &log_bytes);
+    Status s = Modify(write.sql, write.params);
     if (!s.ok() || last_seq == 0) return s;
     std::lock_guard<std::mutex> lock(log_mutex_);
     if (newest_seq_ < oldest_seq_) oldest_seq_ = first_seq;
@@ -301,6 +157,7 @@ class PostgresStore final : public DocumentStore {
   }
 
   ChangeBounds Changes() const override {
+    if (options_.shared) return ServerChanges();
     std::lock_guard<std::mutex> lock(log_mutex_);
     return {oldest_seq_, newest_seq_};
   }
@@ -375,18 +232,19 @@ class PostgresStore final : public DocumentStore {
   }
 
  private:
-  static Change ReadChange(const PGresult* rows, int row) {
-    Change change;
-    change.seq = ToU64(rows, row, 0);
-    change.time_ms = ToI64(rows, row, 1);
-    change.twin = ToString(rows, row, 2);
-    change.doc = ToString(rows, row, 3);
-    change.kind = static_cast<ChangeKind>(ToU64(rows, row, 4));
-    change.source = ToString(rows, row, 5);
-    change.origin = ToString(rows, row, 6);
-    change.version = ToU64(rows, row, 7);
-    change.data = ToString(rows, row, 8);
-    return change;
+  // The log's bounds as the server has them now; what is known here when it cannot say.
+  ChangeBounds ServerChanges() const {
+    std::unique_lock<std::mutex> lock(mutex_);
+    auto result = Query("SELECT min(seq), greatest(coalesce(max(seq), 0), coalesce((SELECT value::bigint FROM " + q_ +
+                            "meta WHERE key = 'changelog_after'), 0)) FROM " + q_ + "changes",
+                        {});
+    lock.unlock();
+    std::lock_guard<std::mutex> log_lock(log_mutex_);
+    if (result.ok()) {
+      newest_seq_ = std::max(newest_seq_, ToU64(result->get(), 0, 1));
+      oldest_seq_ = PQgetisnull(result->get(), 0, 0) ? newest_seq_ + 1 : ToU64(result->get(), 0, 0);
+    }
+    return {oldest_seq_, newest_seq_};
   }
 
   // A statement that changes something: a failure is counted and kept for the next Sync.
@@ -405,7 +263,7 @@ class PostgresStore final : public DocumentStore {
     if (conn_ != nullptr && PQstatus(conn_.get()) == CONNECTION_OK) return Status::Ok();
     const auto now = std::chrono::steady_clock::now();
     if (!down_status_.ok() && now < next_connect_) return down_status_;
-    PgConn conn = Connection::Open(options_);
+    PgConn conn = OpenPgConnection(options_);
     if (PQstatus(conn.get()) != CONNECTION_OK) {
       next_connect_ = now + kReconnectInterval;
       down_status_ = Status::Internal("PostgreSQL cannot be reached: " +
@@ -505,77 +363,10 @@ class PostgresStore final : public DocumentStore {
 
   // The change log's bounds and size; guarded by log_mutex_.
   mutable std::mutex log_mutex_;
-  uint64_t oldest_seq_ = 1;
-  uint64_t newest_seq_ = 0;
+  mutable uint64_t oldest_seq_ = 1;
+  mutable uint64_t newest_seq_ = 0;
   uint64_t changelog_bytes_ = 0;
 };
-
-// Runs SQL without parameters on `conn`: its result, or the error.
-Result<PgResult> Run(PGconn* conn, const std::string& sql, const Params& params = {}) {
-  std::vector<const char*> values;
-  for (const std::string& param : params) values.push_back(param.c_str());
-  PgResult result(
-      PQexecParams(conn, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr, nullptr, 0));
-  const ExecStatusType status = PQresultStatus(result.get());
-  if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK) return result;
-  return Status::Internal(ErrorText(PQresultErrorMessage(result.get())));
-}
-
-// Creates the schema if it is missing; checks its version otherwise.
-Status PrepareSchema(PGconn* conn, const std::string& schema) {
-  const std::string q = "\"" + schema + "\".";
-  auto found = Run(conn,
-                   "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1),"
-                   " to_regclass($2) IS NOT NULL,"
-                   " (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-                   "  WHERE n.nspname = $1)",
-                   {schema, q + "meta"});
-  if (!found.ok()) return Status::Internal("cannot read the schemas of the database: " + found.status().message());
-  const bool schema_exists = PQgetvalue(found->get(), 0, 0)[0] == 't';
-  const bool meta_exists = PQgetvalue(found->get(), 0, 1)[0] == 't';
-  const uint64_t relations = ToU64(found->get(), 0, 2);
-  if (meta_exists) {
-    auto version = Run(conn, "SELECT value FROM " + q + "meta WHERE key = 'schema_version'");
-    if (!version.ok()) return Status::Internal("cannot read the twins schema version: " + version.status().message());
-    if (PQntuples(version->get()) == 0) {
-      return Status::Internal("schema " + schema + " has no twins schema version: not a twins schema");
-    }
-    const std::string found_version = ToString(version->get(), 0, 0);
-    if (found_version != kSchemaVersion) {
-      return Status::Internal("schema " + schema + " has twins schema version " + found_version +
-                              ", this build reads only " + kSchemaVersion);
-    }
-    return Status::Ok();
-  }
-  if (relations > 0) {
-    return Status::Internal("schema " + schema + " holds tables but no twins schema version: not a twins schema");
-  }
-  // One simple query: one transaction, so a failure leaves nothing half made. CREATE SCHEMA
-  // needs the CREATE privilege on the database: only asked for when the schema is missing.
-  std::string sql = "BEGIN;";
-  if (!schema_exists) sql += "CREATE SCHEMA \"" + schema + "\";";
-  sql += "CREATE TABLE " + q + "meta (key text COLLATE \"C\" PRIMARY KEY, value text NOT NULL);";
-  sql += "CREATE TABLE " + q +
-         "documents (twin text COLLATE \"C\" NOT NULL, doc text COLLATE \"C\" NOT NULL,"
-         " version bigint NOT NULL, modified_ms bigint NOT NULL, data text NOT NULL, PRIMARY KEY (twin, doc));";
-  sql += "CREATE TABLE " + q +
-         "changes (seq bigint PRIMARY KEY, time_ms bigint NOT NULL, twin text COLLATE \"C\" NOT NULL,"
-         " doc text COLLATE \"C\" NOT NULL, kind smallint NOT NULL, source text NOT NULL, origin text NOT NULL,"
-         " version bigint NOT NULL, data text NOT NULL, bytes bigint NOT NULL);";
-  sql += "CREATE INDEX changes_version ON " + q + "changes (twin, doc, version) WHERE kind <> 3;";
-  sql += "CREATE TABLE " + q +
-         "watches (twin text COLLATE \"C\" NOT NULL, doc text COLLATE \"C\" NOT NULL,"
-         " watcher text COLLATE \"C\" NOT NULL, value text NOT NULL, PRIMARY KEY (twin, doc, watcher));";
-  sql += "INSERT INTO " + q + "meta VALUES ('schema_version', '" + kSchemaVersion + "');";
-  sql += "COMMIT;";
-  PgResult result(PQexec(conn, sql.c_str()));
-  if (PQresultStatus(result.get()) != PGRES_COMMAND_OK) {
-    const std::string message = ErrorText(PQresultErrorMessage(result.get()));
-    PgResult rollback(PQexec(conn, "ROLLBACK"));
-    return Status::Internal("cannot create the twins schema " + schema + ": " + message);
-  }
-  return Status::Ok();
-}
 
 }  // namespace
 
@@ -587,7 +378,7 @@ Result<std::unique_ptr<DocumentStore>> OpenPostgresStore(const PostgresOptions& 
   if (!options.password_file.empty() && access(options.password_file.c_str(), R_OK) != 0) {
     return Status::Internal("cannot read the PostgreSQL password file " + options.password_file);
   }
-  PgConn conn = Connection::Open(options);
+  PgConn conn = OpenPgConnection(options);
   if (conn == nullptr) return Status::Internal("cannot connect to PostgreSQL: out of memory");
   if (PQstatus(conn.get()) != CONNECTION_OK) {
     return Status::Internal("cannot connect to PostgreSQL: " +

@@ -33,6 +33,11 @@ struct PostgresOptions {
   uint64_t changelog_bytes = 64 << 20;
   int connect_timeout_s = 5;  // unless the URI sets connect_timeout
   LogFn log;                  // lost and regained connections; none when empty
+  // Other processes write the same schema (several brokers): Changes() asks the server
+  // instead of keeping the log's bounds in memory.
+  bool shared = false;
+  // The longest a batch of the shared store waits for the server (postgres_shared_store.hpp).
+  int timeout_ms = 5000;
 };
 
 // Connects, creates the schema if it is missing, and refuses a schema of an unknown version,
