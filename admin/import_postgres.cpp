@@ -54,10 +54,10 @@ int ImportIntoPostgres(const Target& target, Input input) {
   const PostgresOptions options = target.postgres_options();
   // A broker reads the log's newest seq and the watches at start and goes on from them: one
   // running while the import writes would number changes the import's seq already spent.
-  auto sessions = CountPostgresStoreSessions(options);
-  if (!sessions.ok()) return Fail("import: " + sessions.status().message() + "; nothing imported");
-  if (*sessions > 0) {
-    return Fail("import: refused: " + target.name() + " is in use: " + std::to_string(*sessions) +
+  auto use = InspectPostgresTarget(options);
+  if (!use.ok()) return Fail("import: " + use.status().message() + "; nothing imported");
+  if (use->store_sessions > 0) {
+    return Fail("import: refused: " + target.name() + " is in use: " + std::to_string(use->store_sessions) +
                 " connection(s) of mosquitto-twins (running brokers?) to its database; stop them first");
   }
   {
@@ -69,6 +69,13 @@ int ImportIntoPostgres(const Target& target, Input input) {
                   "; import only into a new or empty one");
     }
     if (!empty.ok() && empty.code() != Code::kNotFound) return Fail("import: refused: " + empty.message());
+  }
+  // The start seq goes where the store keeps it (StartChangeLogAfter), which the brokers' seq
+  // counter, once made, no longer follows.
+  if (use->shared_seq && input.seq > 0) {
+    return Fail("import: refused: brokers have opened " + target.name() +
+                " already, and their seq counter would not go on after the export's seq " + std::to_string(input.seq) +
+                ": drop that schema (empty) and import before the brokers' first start");
   }
 
   auto store = OpenPostgresStore(options);

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "admin/commands.hpp"
@@ -18,7 +19,7 @@ constexpr char kUsage[] =
     "\n"
     "The twins plugin's database, outside the broker: a RocksDB directory (plugin_opt_db_path),\n"
     "or a PostgreSQL database (plugin_opt_store) given as a libpq URI, postgresql://USER@HOST/DB\n"
-    "or postgres://..., whose schema twins holds the twins.\n"
+    "or postgres://..., whose schema twins (or --schema) holds the twins.\n"
     "\n"
     "commands:\n"
     "  export --db DIR [--out FILE|-]   every document and watch as JSON lines (default: stdout),\n"
@@ -34,6 +35,8 @@ constexpr char kUsage[] =
     "  --password-file FILE             with a URI: the password file (libpq's format, mode 0600),\n"
     "                                   as plugin_opt_store_password_file; without it libpq reads\n"
     "                                   PGPASSFILE or ~/.pgpass\n"
+    "  --schema NAME                    with a URI: the schema holding the twins, as\n"
+    "                                   plugin_opt_store_schema (default: twins)\n"
     "\n"
     "Exit status: 0 done, 1 refused or failed (the message says why), 2 bad usage.\n";
 
@@ -52,7 +55,7 @@ int Run(const std::vector<std::string_view>& args) {
   if (command != "export" && command != "import" && command != "check") {
     return Usage("unknown command \"" + std::string(command) + "\"");
   }
-  std::optional<std::string> db, out, in, password_file;
+  std::optional<std::string> db, out, in, password_file, schema;
   for (size_t i = 1; i < args.size(); ++i) {
     std::string_view flag = args[i];
     std::optional<std::string> value;
@@ -70,6 +73,8 @@ int Run(const std::vector<std::string_view>& args) {
       target = &in;
     } else if (flag == "--password-file") {
       target = &password_file;
+    } else if (flag == "--schema") {
+      target = &schema;
     } else if (flag == "--help" || flag == "-h") {
       std::cout << kUsage;
       return 0;
@@ -85,10 +90,12 @@ int Run(const std::vector<std::string_view>& args) {
     *target = std::move(value);
   }
   if (!db) return Usage(std::string(command) + " needs --db DIR");
-  if (password_file && !twins::admin::IsPostgresUri(*db)) {
-    return Usage("--password-file goes with a PostgreSQL URI (postgresql://...) as --db");
+  for (const auto& [flag, value] : {std::pair("--password-file", &password_file), std::pair("--schema", &schema)}) {
+    if (*value && !twins::admin::IsPostgresUri(*db)) {
+      return Usage(std::string(flag) + " goes with a PostgreSQL URI (postgresql://...) as --db");
+    }
   }
-  const twins::admin::Target target{*db, password_file.value_or("")};
+  const twins::admin::Target target{*db, password_file.value_or(""), schema.value_or("")};
   if (command == "export") return twins::admin::Export(target, out.value_or("-"));
   if (command == "import") return twins::admin::Import(target, in.value_or("-"));
   return twins::admin::Check(target);

@@ -14,6 +14,7 @@ PostgresOptions Target::postgres_options() const {
   PostgresOptions options;
   options.uri = db;
   options.password_file = password_file;
+  if (!schema.empty()) options.schema = schema;
   return options;
 }
 

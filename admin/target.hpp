@@ -1,6 +1,6 @@
 // What a command of mosquitto-twins-admin reads or writes (--db): a RocksDB directory, or a
 // PostgreSQL database given as a libpq URI (postgresql://… or postgres://…) whose schema
-// `twins` holds the twins, as the plugin keeps them there.
+// (`twins` unless --schema says otherwise, as plugin_opt_store_schema) holds the twins.
 #pragma once
 
 #include <memory>
@@ -16,6 +16,7 @@ namespace twins::admin {
 struct Target {
   std::string db;             // the directory, or the URI
   std::string password_file;  // PostgreSQL only (libpq's passfile); empty: PGPASSFILE or ~/.pgpass
+  std::string schema;         // PostgreSQL only; empty: the store's default
 
   bool postgres() const;
   // The store's options for a PostgreSQL target.

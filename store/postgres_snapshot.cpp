@@ -5,84 +5,42 @@
 // postgres_store.cpp (schema 1).
 #include "store/postgres_snapshot.hpp"
 
-#include <libpq-fe.h>
 #include <unistd.h>
 
-#include <algorithm>
-#include <cstdlib>
 #include <string>
-#include <vector>
+
+#include "store/postgres_sql.hpp"
 
 namespace twins {
 namespace {
 
-constexpr char kSchemaVersion[] = "1";
 constexpr char kFetch[] = "FETCH 256 FROM twins_scan";
 
-struct ResultDeleter {
-  void operator()(PGresult* result) const { PQclear(result); }
-};
-using PgResult = std::unique_ptr<PGresult, ResultDeleter>;
-struct ConnDeleter {
-  void operator()(PGconn* conn) const { PQfinish(conn); }
-};
-using PgConn = std::unique_ptr<PGconn, ConnDeleter>;
-
-// libpq's message on one line, without the URI it may quote (with its password).
-std::string Message(const char* text, const std::string& uri) {
-  std::string message = text == nullptr ? "" : text;
-  while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
-  std::replace(message.begin(), message.end(), '\n', ' ');
-  for (size_t at = uri.empty() ? std::string::npos : message.find(uri); at != std::string::npos;
-       at = message.find(uri, at)) {
-    message.replace(at, uri.size(), "<the connection URI>");
+// A statement's result, or why it failed (a lost connection said as such).
+Result<PgResult> Run(PGconn* conn, const std::string& sql, const Params& params = {}) {
+  auto result = RunSql(conn, sql, params);
+  if (result.ok()) return result;
+  if (PQstatus(conn) != CONNECTION_OK) {
+    return Status::Internal("PostgreSQL connection lost: " + ErrorText(PQerrorMessage(conn)));
   }
-  return message.empty() ? "unknown error" : message;
+  return Status::Internal("PostgreSQL error: " + result.status().message());
 }
 
-// The same connection parameters as the store's (postgres_store.cpp), under another name: a
-// broker counting the stores' connections does not count this one.
+// The store's connection (postgres_sql.cpp), named apart: a broker counting the stores'
+// connections does not count the admin's.
 Result<PgConn> Connect(const PostgresOptions& options) {
   if (!options.password_file.empty() && access(options.password_file.c_str(), R_OK) != 0) {
     return Status::Internal("cannot read the PostgreSQL password file " + options.password_file);
   }
-  const std::string timeout = std::to_string(options.connect_timeout_s);
-  std::vector<const char*> keys = {"connect_timeout", "application_name", "dbname", "client_encoding"};
-  std::vector<const char*> values = {timeout.c_str(), "mosquitto-twins-admin", options.uri.c_str(), "UTF8"};
-  if (!options.password_file.empty()) {
-    keys.push_back("passfile");
-    values.push_back(options.password_file.c_str());
-  }
-  keys.push_back(nullptr);
-  values.push_back(nullptr);
-  PgConn conn(PQconnectdbParams(keys.data(), values.data(), 1));
+  PgConn conn = OpenPgConnection(options);
   if (conn == nullptr) return Status::Internal("cannot connect to PostgreSQL: out of memory");
   if (PQstatus(conn.get()) != CONNECTION_OK) {
-    return Status::Internal("cannot connect to PostgreSQL: " + Message(PQerrorMessage(conn.get()), options.uri));
+    return Status::Internal("cannot connect to PostgreSQL: " +
+                            Redact(ErrorText(PQerrorMessage(conn.get())), options.uri));
   }
+  auto named = Run(conn.get(), "SET application_name = 'mosquitto-twins-admin'");
+  if (!named.ok()) return named.status();
   return conn;
-}
-
-Result<PgResult> Run(PGconn* conn, const std::string& sql, const std::vector<std::string>& params = {}) {
-  std::vector<const char*> values;
-  values.reserve(params.size());
-  for (const std::string& param : params) values.push_back(param.c_str());
-  PgResult result(
-      PQexecParams(conn, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr, nullptr, 0));
-  const ExecStatusType status = PQresultStatus(result.get());
-  if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK) return result;
-  if (PQstatus(conn) != CONNECTION_OK) {
-    return Status::Internal("PostgreSQL connection lost: " + Message(PQerrorMessage(conn), ""));
-  }
-  return Status::Internal("PostgreSQL error: " + Message(PQresultErrorMessage(result.get()), ""));
-}
-
-uint64_t U64(const PGresult* rows, int row, int column) {
-  return std::strtoull(PQgetvalue(rows, row, column), nullptr, 10);
-}
-
-std::string Text(const PGresult* rows, int row, int column) {
-  return std::string(PQgetvalue(rows, row, column), static_cast<size_t>(PQgetlength(rows, row, column)));
 }
 
 class PostgresSnapshot final : public StoreSnapshot {
@@ -91,7 +49,8 @@ class PostgresSnapshot final : public StoreSnapshot {
       : conn_(std::move(conn)), schema_(std::move(schema)), q_("\"" + schema_ + "\".") {}
 
   // Begins the transaction and reads, in its snapshot, the schema's version and the log's
-  // bounds as the store reads them at open (the start seq an import left in meta included).
+  // bounds: its newest seq is the greatest of the log's, the start seq an import left, and
+  // the shared store's counter (meta "seq", postgres_shared_store.cpp).
   Status Load() {
     auto begun = Run(conn_.get(), "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
     if (!begun.ok()) return begun.status();
@@ -107,20 +66,21 @@ class PostgresSnapshot final : public StoreSnapshot {
     auto version = Run(conn_.get(), "SELECT value FROM " + q_ + "meta WHERE key = 'schema_version'");
     if (!version.ok()) return version.status();
     if (PQntuples(version->get()) == 0) return Status::Internal(not_twins);
-    if (Text(version->get(), 0, 0) != kSchemaVersion) {
-      return Status::Internal("schema " + schema_ + " has twins schema version " + Text(version->get(), 0, 0) +
-                              ", this build reads only " + kSchemaVersion);
+    if (ToString(version->get(), 0, 0) != kPostgresSchemaVersion) {
+      return Status::Internal("schema " + schema_ + " has twins schema version " + ToString(version->get(), 0, 0) +
+                              ", this build reads only " + kPostgresSchemaVersion);
     }
-    auto bounds = Run(conn_.get(),
-                      "SELECT coalesce(min(seq), 1), coalesce(max(seq), 0), count(*),"
-                      " coalesce((SELECT value FROM " +
-                          q_ + "meta WHERE key = 'changelog_after'), '0') FROM " + q_ + "changes");
+    auto bounds = Run(
+        conn_.get(),
+        "SELECT coalesce(min(seq), 1), coalesce(max(seq), 0), count(*), greatest((SELECT value::bigint FROM " + q_ +
+            "meta WHERE key = 'changelog_after'), (SELECT value::bigint FROM " + q_ +
+            "meta WHERE key = 'seq'), 0) FROM " + q_ + "changes");
     if (!bounds.ok()) return bounds.status();
-    bounds_ = {U64(bounds->get(), 0, 0), U64(bounds->get(), 0, 1)};
-    const uint64_t after = U64(bounds->get(), 0, 3);
+    bounds_ = {ToU64(bounds->get(), 0, 0), ToU64(bounds->get(), 0, 1)};
+    const uint64_t after = ToU64(bounds->get(), 0, 3);
     if (after > bounds_.newest) {
       bounds_.newest = after;
-      if (U64(bounds->get(), 0, 2) == 0) bounds_.oldest = after + 1;
+      if (ToU64(bounds->get(), 0, 2) == 0) bounds_.oldest = after + 1;
     }
     return Status::Ok();
   }
@@ -132,11 +92,11 @@ class PostgresSnapshot final : public StoreSnapshot {
     return Scan("SELECT twin, doc, version, modified_ms, data FROM " + q_ + "documents ORDER BY twin, doc",
                 [&](const PGresult* rows, int row) {
                   SnapshotDocument document;
-                  document.twin = Text(rows, row, 0);
-                  document.doc = Text(rows, row, 1);
-                  document.document.version = U64(rows, row, 2);
-                  document.document.modified_ms = std::strtoll(PQgetvalue(rows, row, 3), nullptr, 10);
-                  document.document.data = Text(rows, row, 4);
+                  document.twin = ToString(rows, row, 0);
+                  document.doc = ToString(rows, row, 1);
+                  document.document.version = ToU64(rows, row, 2);
+                  document.document.modified_ms = ToI64(rows, row, 3);
+                  document.document.data = ToString(rows, row, 4);
                   return visit(document);
                 });
   }
@@ -144,27 +104,18 @@ class PostgresSnapshot final : public StoreSnapshot {
   Status Watches(const std::function<Status(WatchRecord&)>& visit) const override {
     return Scan("SELECT twin, doc, watcher, value FROM " + q_ + "watches ORDER BY twin, doc, watcher",
                 [&](const PGresult* rows, int row) {
-                  WatchRecord watch{Text(rows, row, 0), Text(rows, row, 1), Text(rows, row, 2), Text(rows, row, 3)};
+                  WatchRecord watch{ToString(rows, row, 0), ToString(rows, row, 1), ToString(rows, row, 2),
+                                    ToString(rows, row, 3)};
                   return visit(watch);
                 });
   }
 
   Status ChangeLog(const std::function<Status(Change&)>& visit) const override {
-    return Scan(
-        "SELECT seq, time_ms, twin, doc, kind, source, origin, version, data FROM " + q_ + "changes ORDER BY seq",
-        [&](const PGresult* rows, int row) {
-          Change change;
-          change.seq = U64(rows, row, 0);
-          change.time_ms = std::strtoll(PQgetvalue(rows, row, 1), nullptr, 10);
-          change.twin = Text(rows, row, 2);
-          change.doc = Text(rows, row, 3);
-          change.kind = static_cast<ChangeKind>(U64(rows, row, 4));
-          change.source = Text(rows, row, 5);
-          change.origin = Text(rows, row, 6);
-          change.version = U64(rows, row, 7);
-          change.data = Text(rows, row, 8);
-          return visit(change);
-        });
+    return Scan(std::string("SELECT ") + kChangeColumns + " FROM " + q_ + "changes ORDER BY seq",
+                [&](const PGresult* rows, int row) {
+                  Change change = ReadChange(rows, row);
+                  return visit(change);
+                });
   }
 
   // PostgreSQL keeps the version index (changes_version) itself: its entries are the rows of
@@ -173,7 +124,8 @@ class PostgresSnapshot final : public StoreSnapshot {
     return Scan(
         "SELECT twin, doc, version, seq FROM " + q_ + "changes WHERE kind <> 3 ORDER BY twin, doc, version, seq",
         [&](const PGresult* rows, int row) {
-          VersionIndexEntry entry{Text(rows, row, 0), Text(rows, row, 1), U64(rows, row, 2), U64(rows, row, 3)};
+          VersionIndexEntry entry{ToString(rows, row, 0), ToString(rows, row, 1), ToU64(rows, row, 2),
+                                  ToU64(rows, row, 3)};
           return visit(entry);
         });
   }
@@ -207,13 +159,6 @@ class PostgresSnapshot final : public StoreSnapshot {
   ChangeBounds bounds_;
 };
 
-// As the store checks it: the name goes into the SQL text.
-bool ValidSchemaName(const std::string& name) {
-  if (name.empty() || name.size() > 63 || (name[0] >= '0' && name[0] <= '9')) return false;
-  return std::all_of(name.begin(), name.end(),
-                     [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'; });
-}
-
 }  // namespace
 
 Result<std::unique_ptr<StoreSnapshot>> OpenPostgresSnapshot(const PostgresOptions& options) {
@@ -229,16 +174,29 @@ Result<std::unique_ptr<StoreSnapshot>> OpenPostgresSnapshot(const PostgresOption
   return std::unique_ptr<StoreSnapshot>(std::move(snapshot));
 }
 
-Result<uint64_t> CountPostgresStoreSessions(const PostgresOptions& options) {
+Result<PostgresTargetUse> InspectPostgresTarget(const PostgresOptions& options) {
+  if (!ValidSchemaName(options.schema)) {
+    return Status::Internal("PostgreSQL schema name \"" + options.schema +
+                            "\": use lower-case letters, digits and '_', not starting with a digit");
+  }
   auto conn = Connect(options);
   if (!conn.ok()) return conn.status();
+  const std::string q = "\"" + options.schema + "\".";
   // Other roles' application_name is visible to every role (pg_stat_activity hides their
   // queries, not their names).
   auto found = Run(conn->get(),
-                   "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                   " AND application_name = 'mosquitto-twins' AND pid <> pg_backend_pid()");
+                   "SELECT (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                   " AND application_name = 'mosquitto-twins'), to_regclass($1) IS NOT NULL",
+                   {q + "meta"});
   if (!found.ok()) return found.status();
-  return U64(found->get(), 0, 0);
+  PostgresTargetUse use;
+  use.store_sessions = ToU64(found->get(), 0, 0);
+  if (PQgetvalue(found->get(), 0, 1)[0] == 't') {
+    auto seq = Run(conn->get(), "SELECT EXISTS (SELECT 1 FROM " + q + "meta WHERE key = 'seq')");
+    if (!seq.ok()) return seq.status();
+    use.shared_seq = PQgetvalue(seq->get(), 0, 0)[0] == 't';
+  }
+  return use;
 }
 
 }  // namespace twins

@@ -20,9 +20,15 @@ namespace twins {
 // never quote the URI (it may hold a password). Not thread-safe.
 Result<std::unique_ptr<StoreSnapshot>> OpenPostgresSnapshot(const PostgresOptions& options);
 
-// How many connections to the database at options.uri are a PostgreSQL store's, as brokers
-// open them (application_name "mosquitto-twins", set by OpenPostgresStore); the caller's own
-// connection for this question is not counted.
-Result<uint64_t> CountPostgresStoreSessions(const PostgresOptions& options);
+// What an import into the schema options.schema must know beyond a snapshot of it.
+struct PostgresTargetUse {
+  // Connections to its database opened as PostgreSQL stores open theirs (application_name
+  // "mosquitto-twins": running brokers); the caller's, renamed, are not among them.
+  uint64_t store_sessions = 0;
+  // The shared store (brokers with plugin_opt_store) has opened the schema: its seq counter
+  // (meta "seq") is there, and goes on from its own value whatever the import's start seq.
+  bool shared_seq = false;
+};
+Result<PostgresTargetUse> InspectPostgresTarget(const PostgresOptions& options);
 
 }  // namespace twins

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "engine/engine.hpp"
+#include "store/postgres_shared_store.hpp"
 #include "store/postgres_store.hpp"
 #include "tests/support/admin.hpp"
 #include "tests/support/postgres.hpp"
@@ -138,6 +139,70 @@ TEST_F(AdminPostgresTest, RocksDbToPostgresAndBackIsTheSame) {
   ASSERT_TRUE(changes.ok()) << changes.status().message();
   ASSERT_EQ(changes->size(), 1u);
   EXPECT_EQ((*changes)[0].seq, 8u);
+}
+
+// Brokers sharing the schema (the shared store) go on after the imported seq when the import
+// comes before their first start; after it, their seq counter exists and would not follow,
+// so an import with a seq is refused. The counter also counts as the newest seq in an export.
+TEST_F(AdminPostgresTest, BrokersGoOnAfterTheImportedSeq) {
+  MakeDatabase(dir_.sub("db"));
+  const std::string exported = Export(dir_.sub("db"));
+  ASSERT_EQ(Admin("import --db " + uri_, exported).status, 0);
+  PostgresOptions options;
+  options.uri = uri_;
+  {
+    auto broker = OpenSharedPostgresStore(options);
+    ASSERT_TRUE(broker.ok()) << broker.status().message();
+  }
+  EXPECT_EQ(Sql(uri_, "SELECT value FROM twins.meta WHERE key = 'seq'"), "7");
+  ASSERT_EQ(Sql(uri_, "UPDATE twins.meta SET value = '20' WHERE key = 'seq'"), "");
+  EXPECT_EQ(Lines(Export(uri_)).front(), R"({"type":"header","format":1,"schema":1,"seq":20})");
+
+  const std::string opened = NewDatabase();
+  options.uri = opened;
+  ASSERT_TRUE(OpenSharedPostgresStore(options).ok());
+  AwaitNoStore(opened);
+  Outcome run = Admin("import --db " + opened, exported);
+  EXPECT_EQ(run.status, 1);
+  EXPECT_NE(run.err.find("refused: brokers have opened the PostgreSQL schema twins already, and their seq counter "
+                         "would not go on after the export's seq 7"),
+            std::string::npos)
+      << run.err;
+  EXPECT_EQ(Sql(opened, "SELECT count(*) FROM twins.documents"), "0");
+  // An export whose log never had an entry has no seq to go on after: taken.
+  const std::string unlogged = R"({"type":"header","format":1,"schema":2,"seq":0})"
+                               "\n" +
+                               Body(exported);
+  run = Admin("import --db " + opened, unlogged);
+  EXPECT_EQ(run.status, 0) << run.err;
+  EXPECT_EQ(Export(opened), R"({"type":"header","format":1,"schema":1,"seq":0})"
+                            "\n" +
+                                Body(exported));
+}
+
+// --schema names the schema, as plugin_opt_store_schema; only with a URI.
+TEST_F(AdminPostgresTest, TheSchemaOptionNamesTheSchema) {
+  MakeDatabase(dir_.sub("db"));
+  const std::string exported = Export(dir_.sub("db"));
+  Outcome run = Admin("import --db " + uri_ + " --schema fleet_1", exported);
+  ASSERT_EQ(run.status, 0) << run.err;
+  EXPECT_EQ(run.out, "imported 4 documents and 2 watches into the PostgreSQL schema fleet_1\n");
+  EXPECT_EQ(Body(Export(uri_ + " --schema=fleet_1")), Body(exported));
+  EXPECT_EQ(Admin("check --db " + uri_ + " --schema fleet_1").status, 0);
+  EXPECT_EQ(SchemaExists(uri_), "f");  // no schema twins
+  run = Admin("export --db " + uri_);
+  EXPECT_EQ(run.status, 1);
+  EXPECT_NE(run.err.find("has no schema twins"), std::string::npos) << run.err;
+
+  for (const std::string command : {"import", "export", "check"}) {
+    run = Admin(command + " --db " + uri_ + " --schema Fleet-2", exported);
+    EXPECT_EQ(run.status, 1) << command;
+    EXPECT_NE(run.err.find("PostgreSQL schema name \"Fleet-2\": use lower-case letters"), std::string::npos) << run.err;
+    run = Admin(command + " --db " + dir_.sub("db") + " --schema fleet_1", exported);
+    EXPECT_EQ(run.status, 2) << command;
+    EXPECT_NE(run.err.find("--schema goes with a PostgreSQL URI"), std::string::npos) << run.err;
+  }
+  EXPECT_EQ(Sql(uri_, "SELECT count(*) FROM pg_namespace WHERE nspname ILIKE 'fleet%'"), "1");
 }
 
 // Two writers put {"n":k} as the k-th version of their documents through the engine over the
