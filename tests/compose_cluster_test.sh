@@ -14,6 +14,8 @@ set -euo pipefail
 src=$(realpath "$1")
 admin=$(realpath "$2")
 cluster=$src/docker/cluster
+# shellcheck source-path=SCRIPTDIR source=support/cluster_postgres.sh
+. "$src/tests/support/cluster_postgres.sh"
 run=$(mktemp -d /tmp/twins-cluster-XXXXXX)
 pg=$(mktemp -d /tmp/twins-pg-XXXXXX)  # start_postgres.sh gives it to the postgres user, when root
 pg_pid=
@@ -130,32 +132,9 @@ sed 's/ libpq-dev / /' docker/Dockerfile >"$run/Dockerfile"
 
 # --- On a real PostgreSQL: postgres-init.sh as the official image runs it, then the password
 # file as the brokers' entrypoint writes it, with a password of quote, colon, backslash, space.
-coproc server { exec "$src/tests/support/start_postgres.sh" "$pg"; }
-# shellcheck disable=SC2154  # server_PID is set by coproc
-pg_pid=$server_PID
-read -r line <&"${server[0]}" || fail "PostgreSQL did not start: $(cat "$pg/postgres.log" 2>/dev/null)"
-[[ $line =~ ^port=([0-9]+)\ uri=(.*)$ ]] || fail "start_postgres.sh said: $line"
-port=${BASH_REMATCH[1]} superuser=${BASH_REMATCH[2]}
 password="it's a \"p:w\\d\""
-POSTGRES_USER=postgres PGHOST=127.0.0.1 PGPORT=$port TWINS_PG_PASSWORD=$password \
-  sh "$cluster/postgres-init.sh" >"$run/init.log" 2>&1 || fail "postgres-init.sh: $(cat "$run/init.log")"
-# As the official image: the role gives its password over TCP (start_postgres.sh trusts all).
-{ echo "host all twins 127.0.0.1/32 scram-sha-256"; cat "$pg/data/pg_hba.conf"; } >"$run/hba"
-cat "$run/hba" >"$pg/data/pg_hba.conf"
-psql -X -q "$superuser" -c "SELECT pg_reload_conf()" >/dev/null
-uri="postgresql://twins@127.0.0.1:$port/twins"
-for _ in $(seq 1000); do
-  [[ $(PGPASSFILE=/dev/null psql -X -w "$uri" -c "SELECT 1" 2>&1) == *"no password supplied"* ]] && break
-  sleep 0.01
-done
-[[ $(PGPASSFILE=/dev/null psql -X -w "$uri" -c "SELECT 1" 2>&1) == *"no password supplied"* ]] ||
-  fail "pg_hba.conf was not reloaded"
-
-entrypoint=$run/broker-entrypoint.sh
-sed -e "s#/etc/mosquitto/twins-pgpass#$run/twins-pgpass#" -e 's#^chown .*#:#' -e 's#^exec .*#exit 0#' \
-  -e "s#'postgres:5432:#'127.0.0.1:$port:#" "$cluster/broker-entrypoint.sh" >"$entrypoint"
-grep -q "127.0.0.1:$port:twins:twins:" "$entrypoint" || fail "broker-entrypoint.sh could not be pointed here"
-TWINS_PG_PASSWORD=$password sh "$entrypoint" || fail "broker-entrypoint.sh failed"
+cluster_postgres "$src" "$run" "$pg" "$password" || fail "the cluster's PostgreSQL (above)"
+pg_pid=$cluster_pg_pid port=$cluster_pg_port superuser=$cluster_pg_superuser uri=$cluster_pg_uri
 [[ $(stat -c %a "$run/twins-pgpass") == 600 ]] || fail "the password file is not mode 600"
 
 export_file=$run/one.jsonl
