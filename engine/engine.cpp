@@ -195,17 +195,22 @@ Status Engine::Sync(const std::function<void(const Status&)>& settle) {
     upto = last_seq_;
   }
   Status s = store_->Sync();
-  if (settle) settle(s);
   if (!s.ok()) {
+    if (settle) settle(s);
     for (WriteObserver* observer : observers_) observer->OnLost(upto);
     return s;
   }
+  // The change log shows the writes before their callers hear they are done (a caller then
+  // finds them in ReadChanges), and the observers (pushes) hear of them after the callers.
+  bool advanced = false;
   {
     std::lock_guard<std::mutex> lock(durable_mutex_);
-    if (upto <= durable_seq_) return s;
-    durable_seq_ = upto;
+    advanced = upto > durable_seq_;
+    if (advanced) durable_seq_ = upto;
   }
-  durable_cv_.notify_all();
+  if (advanced) durable_cv_.notify_all();
+  if (settle) settle(s);
+  if (!advanced) return s;
   for (WriteObserver* observer : observers_) observer->OnDurable(upto);
   return s;
 }
