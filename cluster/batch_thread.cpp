@@ -42,8 +42,8 @@ BatchReads ReadsOf(const std::vector<BatchThread::Call>& calls, const std::set<s
 
 }  // namespace
 
-BatchThread::BatchThread(Engine& engine, SharedPostgresStore& store)
-    : engine_(engine), store_(store), wake_fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+BatchThread::BatchThread(Engine& engine, SharedPostgresStore& store, std::chrono::milliseconds deadline)
+    : engine_(engine), store_(store), deadline_(deadline), wake_fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
   if (wake_fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
 }
 
@@ -77,15 +77,19 @@ Status BatchThread::RunAndWait(const BatchHint& hint, const std::function<void()
 }
 
 void BatchThread::Submit(BatchHint hint, std::function<void()> work, std::function<void(const Status&)> settled) {
+  Status refused;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (!stopping_) {
-      queue_.push_back({std::move(hint), std::move(work), std::move(settled)});
-      settled = nullptr;
+    if (stopping_) {
+      refused = Status::Unavailable("the broker is stopping");
+    } else if (queue_.size() >= kMaxQueued) {
+      refused = Status::Unavailable("the twin store is busy; retry later");
+    } else {
+      queue_.push_back({std::move(hint), std::move(work), std::move(settled), Clock::now()});
     }
   }
-  if (settled) {
-    settled(Status::Unavailable("the broker is stopping"));
+  if (!refused.ok()) {
+    settled(refused);
     return;
   }
   Wake();
@@ -110,7 +114,9 @@ void BatchThread::Loop() {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       if (stopping_) return;
-      while (!queue_.empty() && calls.size() < kMaxBatch) {
+      size_t bytes = 0;
+      while (!queue_.empty() && calls.size() < kMaxBatch && (calls.empty() || bytes < kMaxBatchBytes)) {
+        bytes += queue_.front().hint.bytes;
         calls.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
@@ -134,6 +140,18 @@ void BatchThread::Loop() {
 }
 
 void BatchThread::RunBatch(std::vector<Call>& calls) {
+  // Calls that waited past the deadline (the store was slow or down) are answered now.
+  const Clock::time_point now = Clock::now();
+  auto expired = std::stable_partition(calls.begin(), calls.end(),
+                                       [&](const Call& call) { return now - call.queued < deadline_; });
+  for (auto it = expired; it != calls.end(); ++it) {
+    try {
+      if (it->settled) it->settled(Status::Unavailable("the twin store is busy; retry later"));
+    } catch (...) {
+      // As below: the others still get theirs.
+    }
+  }
+  calls.erase(expired, calls.end());
   auto settle_all = [&calls](const Status& status) {
     for (Call& call : calls) {
       try {
@@ -153,8 +171,12 @@ void BatchThread::RunBatch(std::vector<Call>& calls) {
   }
   watch_twins_.clear();
   // The watches first: the changes heard next are pushed to the watches as they are now.
-  for (const auto& [twin, watches] : start->watches) engine_.ReplaceWatches(twin, watches);
-  engine_.CatchUp(start->elsewhere, start->locked_seq, start->gap);
+  if (start->resync) {
+    engine_.ReplaceAllWatches(start->watches);
+  } else {
+    for (const auto& [twin, watches] : start->watches) engine_.ReplaceWatches(twin, watches);
+  }
+  engine_.CatchUp(start->elsewhere, start->locked_seq, start->gap || start->resync);
   for (Call& call : calls) {
     try {
       call.work();

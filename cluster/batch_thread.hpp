@@ -31,10 +31,17 @@ namespace twins {
 class BatchThread final : public BatchRunner {
  public:
   static constexpr size_t kMaxBatch = 1000;
+  // A batch takes calls until they may write this much (at least one call): its statements
+  // must fit the store's deadline.
+  static constexpr size_t kMaxBatchBytes = 4 << 20;
+  // Calls waiting beyond this are refused at once ("retry later"): the queue stays bounded.
+  static constexpr size_t kMaxQueued = 100000;
   static constexpr std::chrono::milliseconds kPoll{1000};
 
-  // `store` is the engine's (the engine owns it); both outlive this thread.
-  BatchThread(Engine& engine, SharedPostgresStore& store);
+  // `store` is the engine's (the engine owns it); both outlive this thread. A call that waited
+  // longer than `deadline` for its batch is answered "unavailable" without being run (its
+  // caller has waited as long as the store's own deadline allows).
+  BatchThread(Engine& engine, SharedPostgresStore& store, std::chrono::milliseconds deadline);
   ~BatchThread() override;  // stops: calls still queued fail
   BatchThread(const BatchThread&) = delete;
   BatchThread& operator=(const BatchThread&) = delete;
@@ -57,6 +64,7 @@ class BatchThread final : public BatchRunner {
     BatchHint hint;
     std::function<void()> work;
     std::function<void(const Status&)> settled;
+    std::chrono::steady_clock::time_point queued;
   };
 
  private:
@@ -66,6 +74,7 @@ class BatchThread final : public BatchRunner {
 
   Engine& engine_;
   SharedPostgresStore& store_;
+  const std::chrono::milliseconds deadline_;
   const int wake_fd_;  // an eventfd: a call was queued, or the thread must stop
   mutable std::mutex mutex_;
   std::deque<Call> queue_;  // guarded by mutex_

@@ -20,6 +20,7 @@ struct BatchHint {
   std::string twin;
   std::string doc;      // empty: none in particular (a list, a delete-all)
   bool writes = false;  // the call may write: the batch takes the store's write lock
+  size_t bytes = 0;     // what it may write, about: a batch holds a bounded amount
 };
 
 class BatchRunner {

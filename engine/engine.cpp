@@ -203,6 +203,17 @@ Status Engine::Sync(const std::function<void(const Status&)>& settle) {
   }
   Status s = store_->Sync();
   if (!s.ok()) {
+    if (OnBatchThread()) {
+      // The batch was not committed (or its outcome is unknown): the seqs it took are not
+      // given; the next batch that writes takes the store's newest seq again (CatchUp).
+      uint64_t durable;
+      {
+        std::lock_guard<std::mutex> lock(durable_mutex_);
+        durable = durable_seq_;
+      }
+      std::lock_guard<std::mutex> lock(commit_mutex_);
+      last_seq_ = durable;
+    }
     UndoWatches(std::move(watches));  // before the callers hear of the failure
     if (settle) settle(s);
     for (WriteObserver* observer : observers_) observer->OnLost(upto);
@@ -228,7 +239,7 @@ Result<Document> Engine::Write(std::string_view twin, std::string_view doc, cons
   Status s = ValidateNames(twin, doc);
   if (!s.ok()) return s;
   if (Elsewhere()) {
-    return InBatch<Result<Document>>({std::string(twin), std::string(doc), true},
+    return InBatch<Result<Document>>({std::string(twin), std::string(doc), true, request.data.size()},
                                      [&] { return Write(twin, doc, request, mode, context); });
   }
   const Durability durability = Effective(context.durability);
@@ -655,12 +666,12 @@ void Engine::CatchUp(const std::vector<Change>& elsewhere, std::optional<uint64_
     for (WriteObserver* observer : observers_) observer->OnChangeElsewhere(change);
     newest = std::max(newest, change.seq);
   }
+  // Committed for sure: what others made, and under the write lock the store's newest seq.
+  if (locked_seq) newest = std::max(newest, *locked_seq);
   {
-    // Under the store's write lock its newest seq is exact: a batch that failed may have
-    // taken seqs past it, which were never committed and are free again.
+    // Under the write lock the store's newest seq is exact: the engine's next seqs follow it.
     std::lock_guard<std::mutex> lock(commit_mutex_);
     last_seq_ = locked_seq ? *locked_seq : std::max(last_seq_, newest);
-    newest = std::max(newest, last_seq_);
   }
   {
     std::lock_guard<std::mutex> lock(durable_mutex_);
@@ -668,6 +679,18 @@ void Engine::CatchUp(const std::vector<Change>& elsewhere, std::optional<uint64_
     durable_seq_ = newest;
   }
   durable_cv_.notify_all();
+}
+
+void Engine::ReplaceAllWatches(const std::map<std::string, std::vector<WatchRecord>>& watches) {
+  std::vector<std::string> gone;
+  {
+    std::lock_guard<std::mutex> lock(watches_mutex_);
+    for (const auto& [twin, known] : watches_) {
+      if (watches.find(twin) == watches.end()) gone.push_back(twin);
+    }
+  }
+  for (const std::string& twin : gone) ReplaceWatches(twin, {});
+  for (const auto& [twin, records] : watches) ReplaceWatches(twin, records);
 }
 
 void Engine::ReplaceWatches(std::string_view twin, const std::vector<WatchRecord>& watches) {

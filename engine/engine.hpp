@@ -176,6 +176,8 @@ class Engine {
   // Batch thread: the twin's watches as the store holds them (other processes add and remove
   // them). A watch already known keeps its `since`; one learnt here has since 0.
   void ReplaceWatches(std::string_view twin, const std::vector<WatchRecord>& watches);
+  // Batch thread: every watch, as the store holds them (after a reconnection or a failed batch).
+  void ReplaceAllWatches(const std::map<std::string, std::vector<WatchRecord>>& watches);
 
   // The change log: every change, with a seq that increases over the whole store.
   // The entries retained and durable: oldest..newest.
@@ -234,7 +236,9 @@ class Engine {
     std::optional<T> result;
     const Status committed = runner_->RunAndWait(hint, [&] { result.emplace(call()); });
     if (!result) return committed.ok() ? Status::Internal("the call did not run") : committed;
-    if (hint.writes && result->ok() && !committed.ok()) return committed;
+    // A batch that did not commit fails every call in it: even a read may have shown one of
+    // its writes (the batch's own, never committed).
+    if (result->ok() && !committed.ok()) return committed;
     return std::move(*result);
   }
   // Gives each write its change-log entry (the next seqs, in order) and hands them to the

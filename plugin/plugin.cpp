@@ -328,15 +328,14 @@ void Deliver(Plugin& plugin, QueuedRequest& request) {
     plugin.in_flight_by_connection.erase(count);
   }
   const Reply& reply = *request.reply;
-  if (client != nullptr) {
-    Answer(plugin, client, request.client_id.c_str(), reply, request.qos, request.correlation);
-    if (request.resent) {
-      plugin.resends.Claim(request.client_id, client);
-    } else if (request.exactly_once && request.ran && reply.success) {
-      plugin.resends.Remember(request.client_id, request.twin, request.topic, request.payload, request.correlation,
-                              {reply.topic, reply.payload,
-                               request.operation == metrics::Operation::kDelete ? 0 : reply.version, false, client});
-    }
+  if (client != nullptr) Answer(plugin, client, request.client_id.c_str(), reply, request.qos, request.correlation);
+  if (request.resent && client != nullptr) {
+    plugin.resends.Claim(request.client_id, client);
+  } else if (request.exactly_once && request.ran && reply.success) {
+    // Also when its connection went meanwhile: that is when the client sends it again.
+    plugin.resends.Remember(request.client_id, request.twin, request.topic, request.payload, request.correlation,
+                            {reply.topic, reply.payload,
+                             request.operation == metrics::Operation::kDelete ? 0 : reply.version, false, client});
   }
   plugin.reclaimer.NotePublished();
   plugin.metrics.Request(metrics::Api::kMqtt, request.operation, metrics::OutcomeOf(reply.code),
@@ -371,12 +370,13 @@ void QueueRequest(Plugin& plugin, const std::shared_ptr<QueuedRequest>& request,
   ++plugin.in_flight_by_connection[connection];
   TwinTopic parsed;
   ClassifyTopic(request->topic, &parsed);
-  BatchHint hint{request->twin, std::string(parsed.document), request->write};
+  BatchHint hint{request->twin, std::string(parsed.document), request->write, request->payload.size()};
   plugin.batches->Submit(
       std::move(hint), [&plugin, request] { RunQueued(plugin, *request); },
       [&plugin, request](const Status& committed) {
-        const bool wrote = request->ran && request->write && request->reply->success;
-        if (!request->reply || (!committed.ok() && wrote)) {
+        // A batch that did not commit fails each of its requests (a read may have shown one
+        // of its writes); a re-send answered from memory stays answered.
+        if (!request->reply || (!committed.ok() && !request->resent)) {
           const Status why = committed.ok() ? Status::Internal("the request did not run") : committed;
           request->reply = ErrorReply(request->topic, why, plugin.DeferredLog());
           if (request->response_topic) request->reply->topic = *request->response_topic;
@@ -961,7 +961,8 @@ int OpenStore(Plugin& plugin) {
     }
     SharedPostgresStore& shared = **store;
     plugin.engine = std::make_unique<Engine>(std::move(store).value(), o.limits);
-    plugin.batches = std::make_unique<BatchThread>(*plugin.engine, shared);
+    plugin.batches = std::make_unique<BatchThread>(*plugin.engine, shared,
+                                                   std::chrono::milliseconds(postgres.timeout_ms));
     plugin.engine->SetBatchRunner(plugin.batches.get());
     mosquitto_log_printf(MOSQ_LOG_INFO,
                          "twins: twins shared through PostgreSQL (schema %s), requests answered once "

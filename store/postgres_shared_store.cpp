@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <limits>
 #include <mutex>
 #include <set>
 #include <tuple>
@@ -20,6 +21,7 @@ constexpr auto kReconnectInterval = std::chrono::milliseconds(250);
 // Changes read at once when a broker catches up; more are read in the same batch.
 constexpr int kCatchUpRows = 10000;
 constexpr int kTrimRows = 4096;
+constexpr auto kStatsInterval = std::chrono::seconds(10);
 // What devices and REST clients are told; the reason goes to the broker's log, once an outage.
 constexpr char kUnavailable[] = "the twin store is unavailable; retry later";
 
@@ -38,7 +40,8 @@ class SharedStore final : public SharedPostgresStore {
         watches_channel_(options_.schema + "_watches") {}
 
   // At open: the write lock's row and the log's size exist (a schema made by an older build,
-  // or by an import, has neither), and this broker has heard of every change so far.
+  // or by an import, has neither), the seq counter is past every seq the log or an import
+  // (changelog_after) knows, and this broker has heard of every change so far.
   Status Prepare() {
     Status s = Connect();
     if (!s.ok()) return s;
@@ -49,7 +52,8 @@ class SharedStore final : public SharedPostgresStore {
               q_ +
               "meta WHERE key = 'changelog_after'), 0))::text"
               " FROM " +
-              q_ + "changes ON CONFLICT (key) DO NOTHING",
+              q_ + "changes ON CONFLICT (key) DO UPDATE SET value = greatest(" + q_ +
+              "meta.value::bigint, excluded.value::bigint)::text",
           {}},
          {"INSERT INTO " + q_ + "meta (key, value) SELECT 'log_bytes', coalesce(sum(bytes), 0)::text FROM " + q_ +
               "changes ON CONFLICT (key) DO NOTHING",
@@ -71,7 +75,9 @@ class SharedStore final : public SharedPostgresStore {
     if (!s.ok()) return s;
     const bool all_watches = reads.all_watches || reconnected_;
     std::vector<Statement> statements;
-    statements.push_back({"BEGIN", {}});
+    // A batch that only reads reads one moment: its change-log entries and documents agree
+    // (a get never shows a version whose change this broker has not heard of yet).
+    statements.push_back({reads.lock ? "BEGIN" : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", {}});
     if (reads.lock) statements.push_back({"SELECT value::bigint FROM " + q_ + "meta WHERE key = 'seq' FOR UPDATE", {}});
     statements.push_back({std::string("SELECT ") + kChangeColumns + " FROM " + q_ +
                               "changes WHERE seq > $1 ORDER BY seq LIMIT " + std::to_string(kCatchUpRows),
@@ -94,14 +100,27 @@ class SharedStore final : public SharedPostgresStore {
             : Statement{"SELECT twin, doc, watcher, value FROM " + q_ +
                             "watches WHERE twin = ANY($1::text[]) ORDER BY twin, doc, watcher",
                         {twins.Finish()}});
+    const bool read_size = Clock::now() >= next_stats_;
+    if (read_size) {
+      statements.push_back(
+          {"SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c"
+           " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = 'r'",
+           {options_.schema}});
+    }
     auto results = Run(statements);
     if (!results.ok()) {
       Abandon();
       return results.status();
     }
+    if (read_size) {
+      disk_bytes_.store(ToU64(results->back().get(), 0, 0), std::memory_order_relaxed);
+      next_stats_ = Clock::now() + kStatsInterval;
+    }
     in_batch_ = true;
+    batch_status_ = Status::Ok();
     locked_ = reads.lock;
     BatchStart start;
+    start.resync = all_watches;
     size_t next = 1;
     if (reads.lock) start.locked_seq = ToU64((*results)[next++].get(), 0, 0);
     const PGresult* changes = (*results)[next++].get();
@@ -141,8 +160,8 @@ class SharedStore final : public SharedPostgresStore {
     if (!in_batch_) return reader_->Get(twin, doc);
     auto found = documents_.find({std::string(twin), std::string(doc)});
     if (found != documents_.end()) return found->second;
-    auto result = Run({{"SELECT version, modified_ms, data FROM " + q_ + "documents WHERE twin = $1 AND doc = $2",
-                        {std::string(twin), std::string(doc)}}});
+    auto result = InBatch({{"SELECT version, modified_ms, data FROM " + q_ + "documents WHERE twin = $1 AND doc = $2",
+                            {std::string(twin), std::string(doc)}}});
     if (!result.ok()) return result.status();
     const PGresult* rows = (*result)[0].get();
     std::optional<StoredDocument> document;
@@ -155,7 +174,8 @@ class SharedStore final : public SharedPostgresStore {
     if (!in_batch_) return reader_->List(twin);
     auto found = names_.find(twin);
     if (found == names_.end()) {
-      auto result = Run({{"SELECT doc FROM " + q_ + "documents WHERE twin = $1 ORDER BY doc", {std::string(twin)}}});
+      auto result = InBatch(
+          {{"SELECT doc FROM " + q_ + "documents WHERE twin = $1 ORDER BY doc", {std::string(twin)}}});
       if (!result.ok()) return result.status();
       std::set<std::string>& names = names_[std::string(twin)];
       for (int row = 0; row < PQntuples((*result)[0].get()); ++row) names.insert(ToString((*result)[0].get(), row, 0));
@@ -196,6 +216,11 @@ class SharedStore final : public SharedPostgresStore {
   // Commits the batch: its writes, change-log entries, the newest seq, the notifications.
   Status Sync() override {
     if (!in_batch_) return Status::Ok();
+    if (!batch_status_.ok()) {  // something in the batch failed: nothing of it is committed
+      const Status failed = batch_status_;
+      Abandon();
+      return failed;
+    }
     std::vector<Statement> statements;
     uint64_t first_seq = 0, last_seq = 0, added_bytes = 0;
     if (!writes_.empty()) statements.push_back(WriteStatement(q_, writes_, &first_seq, &last_seq, &added_bytes));
@@ -281,19 +306,38 @@ class SharedStore final : public SharedPostgresStore {
   Result<std::vector<Change>> ReadChanges(uint64_t after, size_t max_count, size_t max_bytes) const override {
     return reader_->ReadChanges(after, max_count, max_bytes);
   }
+  // In a batch on its connection (within its deadline), else on the reader's.
   Result<std::optional<Change>> FindVersion(std::string_view twin, std::string_view doc,
                                             uint64_t version) const override {
-    return reader_->FindVersion(twin, doc, version);
+    if (!in_batch_) return reader_->FindVersion(twin, doc, version);
+    if (version > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) return std::optional<Change>();
+    auto result = InBatch({{std::string("SELECT ") + kChangeColumns + " FROM " + q_ +
+                                "changes WHERE twin = $1 AND doc = $2 AND version = $3 AND kind <> 3"
+                                " ORDER BY seq DESC LIMIT 1",
+                            {std::string(twin), std::string(doc), std::to_string(version)}}});
+    if (!result.ok()) return result.status();
+    const PGresult* rows = (*result)[0].get();
+    if (PQntuples(rows) == 0) return std::optional<Change>();
+    return std::optional<Change>(ReadChange(rows, 0));
   }
   Result<uint64_t> OldestVersion(std::string_view twin, std::string_view doc) const override {
-    return reader_->OldestVersion(twin, doc);
+    if (!in_batch_) return reader_->OldestVersion(twin, doc);
+    auto result = InBatch(
+        {{"SELECT coalesce(min(version), 0) FROM " + q_ + "changes WHERE twin = $1 AND doc = $2 AND kind <> 3",
+          {std::string(twin), std::string(doc)}}});
+    if (!result.ok()) return result.status();
+    return ToU64((*result)[0].get(), 0, 0);
   }
   Result<std::vector<WatchRecord>> ListWatches() const override { return reader_->ListWatches(); }
   Result<uint64_t> CountTwins() const override { return reader_->CountTwins(); }
   Result<ContentCounts> CountContents() const override { return reader_->CountContents(); }
+  // No round trip: read by the broker thread ($SYS) and /metrics. The size is the one the
+  // batch thread read last (every kStatsInterval).
   StoreStats Stats() const override {
-    StoreStats stats = reader_->Stats();
-    stats.stopped = stats.stopped || down_.load(std::memory_order_acquire);
+    StoreStats stats;
+    stats.write_failures = failures_.load(std::memory_order_relaxed);
+    stats.stopped = down_.load(std::memory_order_acquire);
+    stats.disk_bytes = disk_bytes_.load(std::memory_order_relaxed);
     return stats;
   }
   // Down while the batch connection is: requests then fail at once with why.
@@ -382,6 +426,7 @@ class SharedStore final : public SharedPostgresStore {
 
   void EndBatch() {
     in_batch_ = locked_ = false;
+    batch_status_ = Status::Ok();
     documents_.clear();
     names_.clear();
     writes_.clear();
@@ -391,6 +436,7 @@ class SharedStore final : public SharedPostgresStore {
   // After a failed statement (the transaction is aborted) or a lost connection (gone already).
   void Abandon() {
     EndBatch();
+    reconnected_ = true;  // what the engine holds of the batch (watches, _config) is read again
     if (conn_ && !Run({{"ROLLBACK", {}}}).ok()) Lost("PostgreSQL connection dropped: it could not roll back");
   }
 
@@ -406,12 +452,21 @@ class SharedStore final : public SharedPostgresStore {
     PgConn conn = OpenPgConnection(options_);
     if (conn == nullptr || PQstatus(conn.get()) != CONNECTION_OK || PQsetnonblocking(conn.get(), 1) != 0) {
       const std::string why = conn == nullptr ? "out of memory" : ErrorText(PQerrorMessage(conn.get()));
-      MarkDown("PostgreSQL cannot be reached: " + Redact(why, options_.uri), now + kReconnectInterval);
+      MarkDown("PostgreSQL cannot be reached: " + Redact(why, options_.uri), Clock::now() + kReconnectInterval);
       std::lock_guard<std::mutex> lock(down_mutex_);
       return down_status_;
     }
     conn_ = std::move(conn);
-    auto listening = Run({{"LISTEN \"" + changes_channel_ + "\"", {}}, {"LISTEN \"" + watches_channel_ + "\"", {}}});
+    // The server ends what would outlast the deadline, before this side gives up on it (then
+    // the batch is surely not committed): a statement, a wait for another broker's write lock,
+    // and a broker that stalls inside its transaction (its lock is freed for the others).
+    const int t = options_.timeout_ms;
+    auto listening = Run(
+        {{"LISTEN \"" + changes_channel_ + "\"", {}},
+         {"LISTEN \"" + watches_channel_ + "\"", {}},
+         {"SELECT set_config('statement_timeout', $1, false), set_config('lock_timeout', $2, false),"
+          " set_config('idle_in_transaction_session_timeout', $3, false)",
+          {std::to_string(std::max(t * 3 / 4, 50)), std::to_string(std::max(t / 2, 50)), std::to_string(t)}}});
     if (!listening.ok()) return listening.status();
     reconnected_ = true;  // watches may have changed meanwhile: the next batch reads them all
     if (down_.exchange(false)) {
@@ -434,8 +489,15 @@ class SharedStore final : public SharedPostgresStore {
 
   void Lost(const std::string& why) const {
     conn_.reset();
-    in_batch_ = false;
     MarkDown(why, Clock::now());
+  }
+
+  // A statement of the open batch: once one failed, the whole batch has (Sync says so).
+  Result<std::vector<PgResult>> InBatch(const std::vector<Statement>& statements) const {
+    if (!batch_status_.ok()) return batch_status_;
+    auto result = Run(statements);
+    if (!result.ok()) batch_status_ = result.status();
+    return result;
   }
 
   // Runs `statements` in one pipeline (one round trip), within options_.timeout_ms: each one's
@@ -446,7 +508,6 @@ class SharedStore final : public SharedPostgresStore {
   Result<std::vector<PgResult>> Run(const std::vector<Statement>& statements) const {
     if (!conn_ || PQstatus(conn_.get()) != CONNECTION_OK) {
       if (conn_) Lost("PostgreSQL connection lost: " + ErrorText(PQerrorMessage(conn_.get())));
-      in_batch_ = false;
       std::lock_guard<std::mutex> lock(down_mutex_);
       return down_status_.ok() ? Status::Unavailable(kUnavailable) : down_status_;
     }
@@ -473,9 +534,7 @@ class SharedStore final : public SharedPostgresStore {
       if (!result.ok()) return result.status();
       const ExecStatusType status = PQresultStatus(result->get());
       if (failed.ok() && status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
-        const char* state = PQresultErrorField(result->get(), PG_DIAG_SQLSTATE);
-        failed = Status::Internal("PostgreSQL error" + (state == nullptr ? std::string() : std::string(" ") + state) +
-                                  ": " + ErrorText(PQresultErrorMessage(result->get())));
+        failed = SqlError(result->get());
       }
       results.push_back(std::move(result).value());
       auto end = Next(deadline);  // each statement's results end with a null one
@@ -514,6 +573,21 @@ class SharedStore final : public SharedPostgresStore {
     return PgResult(PQgetResult(conn));
   }
 
+  // What the server refused. Timeouts, lock waits, a server shutting down or short of resources
+  // say "retry later" (the batch is rolled back: nothing of it was kept); anything else is ours.
+  Status SqlError(const PGresult* result) const {
+    const char* field = PQresultErrorField(result, PG_DIAG_SQLSTATE);
+    const std::string state = field == nullptr ? "" : field;
+    const std::string text = "PostgreSQL error " + state + ": " + ErrorText(PQresultErrorMessage(result));
+    const std::string kind = state.substr(0, 2);
+    if (kind == "08" || kind == "40" || kind == "53" || kind == "57" || state == "55P03" || state == "25P03") {
+      failures_.fetch_add(1, std::memory_order_relaxed);
+      Log(LogLevel::kWarning, text);
+      return Status::Unavailable(kUnavailable);
+    }
+    return Status::Internal(text);
+  }
+
   Status TimedOut() const {
     const std::string why = "PostgreSQL did not answer within " + std::to_string(options_.timeout_ms) + " ms";
     Lost(why);
@@ -541,6 +615,8 @@ class SharedStore final : public SharedPostgresStore {
   mutable PgConn conn_;
   mutable bool reconnected_ = false;
   mutable bool in_batch_ = false;
+  mutable Status batch_status_;  // the first failure inside the open batch
+  Clock::time_point next_stats_;
   bool locked_ = false;
   uint64_t heard_ = 0;      // the newest seq this broker has heard of (its own included)
   uint64_t log_bytes_ = 0;  // the log's size at the last commit
@@ -551,6 +627,8 @@ class SharedStore final : public SharedPostgresStore {
 
   // Whether the batch connection is down, and why; read by other threads.
   mutable std::atomic<bool> down_{false};
+  mutable std::atomic<uint64_t> failures_{0};
+  std::atomic<uint64_t> disk_bytes_{0};
   mutable std::mutex down_mutex_;
   mutable Status down_status_;
   mutable Clock::time_point next_connect_;
@@ -561,6 +639,8 @@ class SharedStore final : public SharedPostgresStore {
 
 Result<std::unique_ptr<SharedPostgresStore>> OpenSharedPostgresStore(PostgresOptions options) {
   options.shared = true;
+  // A reconnection is bounded like the rest (libpq takes at least 2 s).
+  options.connect_timeout_s = std::max(2, std::min((options.timeout_ms + 999) / 1000, options.connect_timeout_s));
   auto reader = OpenPostgresStore(options);  // creates or checks the schema
   if (!reader.ok()) return reader.status();
   auto store = std::make_unique<SharedStore>(options, std::move(reader).value());

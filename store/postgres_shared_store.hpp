@@ -49,6 +49,9 @@ struct BatchStart {
   // The watches of BatchReads::twins as the store holds them (every watched twin's with
   // all_watches), a twin without watches included with none.
   std::map<std::string, std::vector<WatchRecord>> watches;
+  // `watches` holds every watch of the store (after a reconnection or a failed batch): what
+  // the engine holds of watches and of `_config` is to be replaced, not updated.
+  bool resync = false;
 };
 
 // What woke Wait: other brokers committed changes, or changed the watches of these twins.
@@ -60,6 +63,8 @@ struct StoreNotices {
 class SharedPostgresStore : public DocumentStore {
  public:
   // Opens the batch's transaction. On failure the transaction is over (nothing to roll back).
+  // Once a statement inside the batch failed, every later one fails the same way, and so does
+  // Sync: a batch commits whole or not at all.
   virtual Result<BatchStart> Begin(const BatchReads& reads) = 0;
   // Ends the batch without committing (Sync commits it). Nothing when no batch is open.
   virtual void Rollback() = 0;

@@ -59,7 +59,7 @@ class TestStore {
   // last Open() returned (nullptr for the others). It must go before the engine.
   std::unique_ptr<BatchThread> Attach(Engine& engine) const {
     if (backend_ != Backend::kPostgresBatched) return nullptr;
-    auto batches = std::make_unique<BatchThread>(engine, *shared_);
+    auto batches = std::make_unique<BatchThread>(engine, *shared_, std::chrono::seconds(5));
     engine.SetBatchRunner(batches.get());
     batches->Start();
     return batches;

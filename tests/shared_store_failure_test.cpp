@@ -1,0 +1,208 @@
+// Failures of the shared PostgreSQL store inside a batch (found reviewing issue 16): over the store, the
+// engine and its batch thread, as plugin.cpp wires them (no broker needed).
+//
+// Each test makes the batch's connection die in the middle of a batch, the way a PostgreSQL
+// restart, a failover or a network cut does: an observer, called on the batch thread while
+// the batch's transaction is open, has the server terminate that backend.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <iostream>
+#include <mutex>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cluster/batch_thread.hpp"
+#include "engine/engine.hpp"
+#include "store/postgres_shared_store.hpp"
+#include "tests/support/postgres.hpp"
+
+namespace twins {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Terminates the batch connection's backend (the one idle in a transaction) when armed and a
+// write of `twin` is made; records the observers' durability notices.
+class Saboteur : public WriteObserver {
+ public:
+  void OnWrite(const WriteEvent& event) noexcept override {
+    if (!armed.exchange(false)) return;
+    const std::string error = test::SharedPostgres().Exec(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'mosquitto-twins'"
+        " AND state = 'idle in transaction'");
+    EXPECT_EQ(error, "");
+    std::this_thread::sleep_for(200ms);  // the backend is gone
+    (void)event;
+  }
+  void OnDurable(uint64_t seq) noexcept override {
+    uint64_t seen = durable.load();
+    while (seq > seen && !durable.compare_exchange_weak(seen, seq)) {
+    }
+  }
+  std::atomic<bool> armed{false};
+  std::atomic<uint64_t> durable{0};
+};
+
+class SharedStoreFailureTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(test::SharedPostgres().ok()) << test::SharedPostgres().error();
+    static int schemas = 0;
+    PostgresOptions options;
+    options.uri = test::SharedPostgres().Uri();
+    options.schema = "failure_" + std::to_string(++schemas);
+    options.timeout_ms = getenv("REVIEW_TIMEOUT_MS") ? atoi(getenv("REVIEW_TIMEOUT_MS")) : 2000;
+    auto store = OpenSharedPostgresStore(options);
+    ASSERT_TRUE(store.ok()) << store.status().message();
+    SharedPostgresStore& shared = **store;
+    engine_ = std::make_unique<Engine>(std::move(store).value(), Limits());
+    engine_->AddObserver(&saboteur_);
+    batches_ = std::make_unique<BatchThread>(*engine_, shared, std::chrono::milliseconds(options.timeout_ms));
+    engine_->SetBatchRunner(batches_.get());
+    batches_->Start();
+  }
+  void TearDown() override {
+    batches_.reset();
+    engine_.reset();
+  }
+
+  static WriteRequest Body(const std::string& body) {
+    auto request = ParseWriteRequest(body, Limits());
+    EXPECT_TRUE(request.ok());
+    return std::move(request).value();
+  }
+
+  // Keeps the batch thread busy for a moment, so that the calls made meanwhile share the
+  // next batch (as the requests of one broker loop pass or of concurrent REST calls do).
+  void HoldTheBatchThread() {
+    auto started = std::make_shared<std::promise<void>>();
+    batches_->Submit(
+        {"hold", "", false},
+        [started] {
+          started->set_value();
+          std::this_thread::sleep_for(500ms);
+        },
+        [](const Status&) {});
+    started->get_future().wait();
+  }
+
+  Saboteur saboteur_;
+  std::unique_ptr<Engine> engine_;
+  std::unique_ptr<BatchThread> batches_;
+};
+
+// A write is acknowledged although its batch never committed: the connection was lost on a
+// later call's round trip (a List, read in the transaction), which sets in_batch_ = false, so
+// SharedStore::Sync() returns Ok without sending anything.
+TEST_F(SharedStoreFailureTest, AWriteIsNotAcknowledgedWhenTheConnectionIsLostLaterInItsBatch) {
+  ASSERT_TRUE(engine_->Put("t1", "seed", Body(R"({"data":{}})")).ok());
+  HoldTheBatchThread();
+  std::promise<Result<Document>> put_done;
+  std::thread writer([&] {
+    saboteur_.armed = true;
+    put_done.set_value(engine_->Put("t1", "a", Body(R"({"data":{"x":1}})")));
+  });
+  std::this_thread::sleep_for(100ms);  // queued after the put, in the same batch
+  std::thread lister([&] { (void)engine_->List("t2"); });
+  writer.join();
+  lister.join();
+  const Result<Document> put = put_done.get_future().get();
+  const Result<Document> read = engine_->Get("t1", "a");
+  // An acknowledged write must be there.
+  EXPECT_FALSE(put.ok() && !read.ok()) << "put acknowledged (version " << (put.ok() ? put->version : 0)
+                                       << ") but the document is " << read.status().message();
+}
+
+// A read in the batch of a write that then failed to commit shows that write: a version the
+// store never held (another write may give that version other data later).
+TEST_F(SharedStoreFailureTest, AReadDoesNotShowAWriteWhoseBatchDidNotCommit) {
+  HoldTheBatchThread();
+  std::promise<Result<Document>> put_done, get_done;
+  std::thread writer([&] {
+    saboteur_.armed = true;
+    put_done.set_value(engine_->Put("t1", "a", Body(R"({"data":{"x":1}})")));
+  });
+  std::this_thread::sleep_for(100ms);
+  std::thread reader([&] { get_done.set_value(engine_->Get("t1", "a")); });
+  writer.join();
+  reader.join();
+  const Result<Document> put = put_done.get_future().get();
+  const Result<Document> got = get_done.get_future().get();
+  ASSERT_FALSE(put.ok()) << "the saboteur did not fail the batch";
+  EXPECT_FALSE(got.ok()) << "read version " << got->version << " " << got->data << ", which was never committed";
+  const Result<Document> again = engine_->Get("t1", "a");
+  EXPECT_FALSE(again.ok());
+}
+
+// After a batch whose commit failed, a batch without the write lock (a read, or the idle
+// one-second poll) sets durable_seq_ to the seqs the failed batch took and never committed.
+// The next writes reuse those seqs: Engine::Sync sees no advance, so the observers (pushes,
+// MQTT event feed, time series) never hear that they are durable, and the event streams'
+// WaitForChanges returns at once (a busy loop of SQL queries per SSE stream).
+TEST_F(SharedStoreFailureTest, AfterAFailedCommitTheNextWritesAreStillReportedDurable) {
+  // A failed batch of two writes (seqs 1 and 2, never committed).
+  HoldTheBatchThread();
+  std::thread first([&] {
+    saboteur_.armed = true;
+    EXPECT_FALSE(engine_->Put("t1", "a", Body(R"({"data":{"x":1}})")).ok());
+  });
+  std::this_thread::sleep_for(100ms);
+  std::thread second([&] { EXPECT_FALSE(engine_->Put("t1", "b", Body(R"({"data":{"x":1}})")).ok()); });
+  first.join();
+  second.join();
+  EXPECT_EQ(engine_->Get("t1", "a").status().code(), Code::kNotFound);  // a batch without the lock
+  auto put = engine_->Put("t1", "a", Body(R"({"data":{"x":2}})"));
+  ASSERT_TRUE(put.ok()) << put.status().message();
+  const uint64_t newest = engine_->Changes().newest;
+  EXPECT_GE(newest, 1u);
+  EXPECT_GE(saboteur_.durable.load(), newest) << "the observers never heard that seq " << newest << " is durable";
+  const auto start = std::chrono::steady_clock::now();
+  const uint64_t woke = engine_->WaitForChanges(newest, start + 500ms);
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 400ms)
+      << "WaitForChanges(" << newest << ") returned " << woke << " at once: an event stream spins";
+}
+
+// A flood of the largest documents a device may write: batches hold at most kMaxBatchBytes,
+// so each fits the deadline; calls that waited past it are refused without being run. Every
+// call is either acknowledged and committed, or refused and not committed: none is both.
+TEST_F(SharedStoreFailureTest, AFloodOfTheLargestDocumentsIsCommittedOrRefusedNeverBoth) {
+  std::string big = R"({"data":{"k":")";
+  // Quotes in the data are escaped twice in the array literal ({"...\"..."}).
+  while (big.size() < Limits().max_document_bytes - 200) big += "\\\"x\\\"";
+  big += R"("}})";
+  const WriteRequest request = Body(big);
+  HoldTheBatchThread();
+  constexpr int kCalls = 1000;
+  std::vector<std::atomic<int>> outcome(kCalls);  // 0 pending, 1 acknowledged, 2 refused
+  std::atomic<int> settled{0};
+  for (int i = 0; i < kCalls; ++i) {
+    batches_->Submit(
+        {"big" + std::to_string(i), "d", true, request.data.size()},
+        [&, i] { (void)engine_->Put("big" + std::to_string(i), "d", request); },
+        [&, i](const Status& s) {
+          outcome[i] = s.ok() ? 1 : 2;
+          ++settled;
+        });
+  }
+  const auto start = std::chrono::steady_clock::now();
+  while (settled < kCalls) std::this_thread::sleep_for(10ms);
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
+  int acknowledged = 0;
+  for (int i = 0; i < kCalls; ++i) {
+    const bool stored = engine_->Get("big" + std::to_string(i), "d").ok();
+    EXPECT_EQ(stored, outcome[i] == 1) << i;
+    acknowledged += outcome[i] == 1 ? 1 : 0;
+  }
+  std::cout << kCalls << " writes of " << request.data.size() << " bytes: " << ms << " ms, " << acknowledged
+            << " acknowledged, the others refused" << std::endl;
+  EXPECT_GT(acknowledged, 0);
+}
+
+}  // namespace
+}  // namespace twins
