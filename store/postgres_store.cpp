@@ -13,6 +13,8 @@
 #include <utility>
 #include <vector>
 
+#include "store/postgres_connection.hpp"
+
 namespace twins {
 namespace {
 
@@ -26,32 +28,6 @@ namespace {
 constexpr char kSchemaVersion[] = "1";
 constexpr auto kReconnectInterval = std::chrono::milliseconds(250);
 constexpr size_t kTrimBatch = 4096;
-
-struct ResultDeleter {
-  void operator()(PGresult* result) const { PQclear(result); }
-};
-using PgResult = std::unique_ptr<PGresult, ResultDeleter>;
-struct ConnDeleter {
-  void operator()(PGconn* conn) const { PQfinish(conn); }
-};
-using PgConn = std::unique_ptr<PGconn, ConnDeleter>;
-
-std::string ErrorText(const char* message) {
-  std::string text = message == nullptr ? "" : message;
-  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
-  const size_t newline = text.find('\n');
-  if (newline != std::string::npos) text[newline] = ' ';
-  return text.empty() ? "unknown error" : text;
-}
-
-// libpq's messages may quote the connection URI, password included: not repeated in ours.
-std::string Redact(std::string message, const std::string& uri) {
-  for (size_t at = uri.empty() ? std::string::npos : message.find(uri); at != std::string::npos;
-       at = message.find(uri, at)) {
-    message.replace(at, uri.size(), "<the connection URI>");
-  }
-  return message;
-}
 
 bool ValidSchemaName(const std::string& name) {
   if (name.empty() || name.size() > 63 || (name[0] >= '0' && name[0] <= '9')) return false;
@@ -103,23 +79,9 @@ std::string BigInt(uint64_t value) {
   return std::to_string(std::min<uint64_t>(value, std::numeric_limits<int64_t>::max()));
 }
 
-class Connection {
- public:
-  // Connects with `options`; PQstatus tells whether it worked.
-  static PgConn Open(const PostgresOptions& options) {
-    const std::string timeout = std::to_string(options.connect_timeout_s);
-    // Keywords before dbname are defaults the URI may override; those after it override the URI.
-    std::vector<const char*> keys = {"connect_timeout", "application_name", "dbname", "client_encoding"};
-    std::vector<const char*> values = {timeout.c_str(), "mosquitto-twins", options.uri.c_str(), "UTF8"};
-    if (!options.password_file.empty()) {
-      keys.push_back("passfile");
-      values.push_back(options.password_file.c_str());
-    }
-    keys.push_back(nullptr);
-    values.push_back(nullptr);
-    return PgConn(PQconnectdbParams(keys.data(), values.data(), 1));
-  }
-};
+PgConnectOptions ConnectOptions(const PostgresOptions& options) {
+  return {options.uri, options.password_file, options.timeout};
+}
 
 class PostgresStore final : public DocumentStore {
  public:
@@ -128,7 +90,6 @@ class PostgresStore final : public DocumentStore {
 
   // At open, with the connection new: where the change log starts and ends, and its size.
   Status LoadChangeLog() {
-    std::lock_guard<std::mutex> lock(mutex_);
     auto result = Query(
         "SELECT coalesce(min(seq), 1), coalesce(max(seq), 0), coalesce(sum(bytes), 0), count(*),"
         " coalesce((SELECT value FROM " +
@@ -151,7 +112,6 @@ class PostgresStore final : public DocumentStore {
   // an entry (none now, since the newest is always kept, and no start seq set before).
   Status StartChangeLogAfter(uint64_t seq) override {
     {
-      std::lock_guard<std::mutex> lock(mutex_);
       auto result = Query("INSERT INTO " + q_ +
                               "meta (key, value) SELECT 'changelog_after', $1 WHERE NOT EXISTS (SELECT 1 FROM " + q_ +
                               "changes) ON CONFLICT (key) DO NOTHING RETURNING 1",
@@ -166,7 +126,6 @@ class PostgresStore final : public DocumentStore {
   }
 
   Result<std::optional<StoredDocument>> Get(std::string_view twin, std::string_view doc) const override {
-    std::lock_guard<std::mutex> lock(mutex_);
     auto result = Query("SELECT version, modified_ms, data FROM " + q_ + "documents WHERE twin = $1 AND doc = $2",
                         {std::string(twin), std::string(doc)});
     if (!result.ok()) return result.status();
@@ -242,7 +201,6 @@ class PostgresStore final : public DocumentStore {
   }
 
   Result<std::vector<std::string>> List(std::string_view twin) const override {
-    std::lock_guard<std::mutex> lock(mutex_);
     auto result = Query("SELECT doc FROM " + q_ + "documents WHERE twin = $1 ORDER BY doc", {std::string(twin)});
     if (!result.ok()) return result.status();
     std::vector<std::string> names;
@@ -258,7 +216,7 @@ class PostgresStore final : public DocumentStore {
 
   Status Sync() override {
     {
-      std::lock_guard<std::mutex> lock(mutex_);
+      std::lock_guard<std::mutex> lock(failure_mutex_);
       if (!failure_.ok()) return std::exchange(failure_, Status::Ok());
     }
     return TrimChangeLog();
@@ -266,19 +224,19 @@ class PostgresStore final : public DocumentStore {
 
   Status Writable(bool /*grows*/) override {
     if (!down_.load(std::memory_order_acquire)) return Status::Ok();
-    std::lock_guard<std::mutex> lock(mutex_);
-    return Connect();
+    const auto deadline = PgDeadline::After(options_.timeout);
+    std::unique_lock<std::timed_mutex> lock(mutex_, deadline.at);
+    if (!lock.owns_lock()) return Busy(deadline);
+    return Connect(deadline);
   }
 
   Result<uint64_t> CountTwins() const override {
-    std::lock_guard<std::mutex> lock(mutex_);
     auto result = Query("SELECT count(DISTINCT twin) FROM " + q_ + "documents", {});
     if (!result.ok()) return result.status();
     return ToU64(result->get(), 0, 0);
   }
 
   Result<ContentCounts> CountContents() const override {
-    std::lock_guard<std::mutex> lock(mutex_);
     auto result = Query("SELECT count(DISTINCT twin), count(*) FROM " + q_ + "documents", {});
     if (!result.ok()) return result.status();
     return ContentCounts{ToU64(result->get(), 0, 0), ToU64(result->get(), 0, 1)};
@@ -291,7 +249,6 @@ class PostgresStore final : public DocumentStore {
     stats.write_failures = write_failures_.load(std::memory_order_relaxed);
     stats.stopped = down_.load(std::memory_order_acquire);
     if (stats.stopped) return stats;
-    std::lock_guard<std::mutex> lock(mutex_);
     auto result = Query(
         "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c"
         " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = 'r'",
@@ -316,7 +273,6 @@ class PostgresStore final : public DocumentStore {
         "PRECEDING AND 1 PRECEDING), 0) AS before FROM (SELECT * FROM " +
         q_ + "changes WHERE seq > $1 ORDER BY seq LIMIT $2) AS next) AS counted" +
         " WHERE before < greatest($3::bigint, 1) ORDER BY seq";
-    std::lock_guard<std::mutex> lock(mutex_);
     auto result = Query(sql, {BigInt(after), BigInt(max_count), BigInt(max_bytes)});
     if (!result.ok()) return result.status();
     const int rows = PQntuples(result->get());
@@ -328,7 +284,6 @@ class PostgresStore final : public DocumentStore {
   Result<std::optional<Change>> FindVersion(std::string_view twin, std::string_view doc,
                                             uint64_t version) const override {
     if (version > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) return std::optional<Change>();
-    std::lock_guard<std::mutex> lock(mutex_);
     // The newest entry of that version: a document deleted and made again has the same
     // version numbers a second time.
     auto result = Query("SELECT seq, time_ms, twin, doc, kind, source, origin, version, data FROM " + q_ +
@@ -341,7 +296,6 @@ class PostgresStore final : public DocumentStore {
   }
 
   Result<uint64_t> OldestVersion(std::string_view twin, std::string_view doc) const override {
-    std::lock_guard<std::mutex> lock(mutex_);
     auto result = Query(
         "SELECT coalesce(min(version), 0) FROM " + q_ + "changes WHERE twin = $1 AND doc = $2 AND kind <> 3",
         {std::string(twin), std::string(doc)});
@@ -362,7 +316,6 @@ class PostgresStore final : public DocumentStore {
   }
 
   Result<std::vector<WatchRecord>> ListWatches() const override {
-    std::lock_guard<std::mutex> lock(mutex_);
     auto result = Query("SELECT twin, doc, watcher, value FROM " + q_ + "watches ORDER BY twin, doc, watcher", {});
     if (!result.ok()) return result.status();
     std::vector<WatchRecord> watches;
@@ -391,32 +344,38 @@ class PostgresStore final : public DocumentStore {
 
   // A statement that changes something: a failure is counted and kept for the next Sync.
   Status Modify(const std::string& sql, const Params& params) {
-    std::lock_guard<std::mutex> lock(mutex_);
     auto result = Query(sql, params);
     if (result.ok()) return Status::Ok();
     write_failures_.fetch_add(1, std::memory_order_relaxed);
+    std::lock_guard<std::mutex> lock(failure_mutex_);
     failure_ = result.status();
     return result.status();
   }
 
+  // The connection stayed busy with other calls until the deadline (each of them bounded too).
+  static Status Busy(const PgDeadline& deadline) {
+    return Status::Internal("PostgreSQL did not answer within " + PgDuration(deadline.timeout) +
+                            " (the connection was busy with other calls)");
+  }
+
   // With mutex_ held: a connection that works, or why there is none. After a failed attempt,
   // the next one waits kReconnectInterval (calls meanwhile get the same error at once).
-  Status Connect() const {
-    if (conn_ != nullptr && PQstatus(conn_.get()) == CONNECTION_OK) return Status::Ok();
-    const auto now = std::chrono::steady_clock::now();
-    if (!down_status_.ok() && now < next_connect_) return down_status_;
-    PgConn conn = Connection::Open(options_);
-    if (PQstatus(conn.get()) != CONNECTION_OK) {
-      next_connect_ = now + kReconnectInterval;
-      down_status_ = Status::Internal("PostgreSQL cannot be reached: " +
-                                      Redact(ErrorText(PQerrorMessage(conn.get())), options_.uri));
+  Status Connect(const PgDeadline& deadline) const {
+    if (conn_ != nullptr) return Status::Ok();
+    if (!down_status_.ok() && std::chrono::steady_clock::now() < next_connect_) return down_status_;
+    auto conn = PgConnect(ConnectOptions(options_), deadline);
+    if (!conn.ok()) {
+      // From the end of the attempt: one that waited for a silent server took the whole timeout.
+      next_connect_ = std::chrono::steady_clock::now() + kReconnectInterval;
+      down_status_ = Status::Internal("PostgreSQL cannot be reached: " + conn.status().message());
       MarkDown(down_status_.message());
       return down_status_;
     }
-    conn_ = std::move(conn);
+    conn_ = std::move(conn).value();
     down_status_ = Status::Ok();
     if (down_.exchange(false, std::memory_order_acq_rel)) {
-      const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now - down_since_).count();
+      const auto ms =
+          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - down_since_).count();
       Log(LogLevel::kWarning, "PostgreSQL connection restored (down for " + std::to_string(ms) + " ms)");
     }
     return Status::Ok();
@@ -428,26 +387,23 @@ class PostgresStore final : public DocumentStore {
     Log(LogLevel::kError, why + "; calls fail until it is back");
   }
 
-  // With mutex_ held: runs one statement, parameters in text form.
+  // Runs one statement, parameters in text form, within options_.timeout (the wait for the
+  // connection included).
   Result<PgResult> Query(const std::string& sql, const Params& params) const {
-    Status s = Connect();
+    const auto deadline = PgDeadline::After(options_.timeout);
+    std::unique_lock<std::timed_mutex> lock(mutex_, deadline.at);
+    if (!lock.owns_lock()) return Busy(deadline);
+    return QueryLocked(sql, params, deadline);
+  }
+
+  // With mutex_ held: Query. A connection lost or timed out on the way is down until the
+  // next call connects again.
+  Result<PgResult> QueryLocked(const std::string& sql, const Params& params, const PgDeadline& deadline) const {
+    Status s = Connect(deadline);
     if (!s.ok()) return s;
-    std::vector<const char*> values;
-    values.reserve(params.size());
-    for (const std::string& param : params) values.push_back(param.c_str());
-    PgResult result(PQexecParams(conn_.get(), sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(),
-                                 nullptr, nullptr, 0));
-    const ExecStatusType status = PQresultStatus(result.get());
-    if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK) return result;
-    if (PQstatus(conn_.get()) != CONNECTION_OK) {
-      std::string message = "PostgreSQL connection lost: " + ErrorText(PQerrorMessage(conn_.get()));
-      conn_.reset();
-      MarkDown(message);
-      return Status::Internal(message);
-    }
-    const char* state = PQresultErrorField(result.get(), PG_DIAG_SQLSTATE);
-    return Status::Internal("PostgreSQL error" + (state == nullptr ? std::string() : std::string(" ") + state) + ": " +
-                            ErrorText(PQresultErrorMessage(result.get())));
+    auto result = PgExec(conn_, sql, params, deadline);
+    if (conn_ == nullptr) MarkDown(result.status().message());
+    return result;
   }
 
   // Keeps the change log within options_.changelog_bytes: deletes the oldest entries down to
@@ -463,10 +419,14 @@ class PostgresStore final : public DocumentStore {
     }
     uint64_t freed = 0, last = 0;
     {
-      std::lock_guard<std::mutex> lock(mutex_);
-      auto result = Query("SELECT seq, bytes FROM " + q_ + "changes WHERE seq >= $1 AND seq < $2 ORDER BY seq LIMIT " +
-                              std::to_string(kTrimBatch),
-                          {std::to_string(from), std::to_string(newest)});
+      // Both statements under one lock: two trims at once would both count what they free.
+      const auto deadline = PgDeadline::After(options_.timeout);
+      std::unique_lock<std::timed_mutex> lock(mutex_, deadline.at);
+      if (!lock.owns_lock()) return Busy(deadline);
+      auto result = QueryLocked("SELECT seq, bytes FROM " + q_ +
+                                    "changes WHERE seq >= $1 AND seq < $2 ORDER BY seq LIMIT " +
+                                    std::to_string(kTrimBatch),
+                                {std::to_string(from), std::to_string(newest)}, deadline);
       if (!result.ok()) return result.status();
       for (int row = 0; row < PQntuples(result->get()) && freed < excess; ++row) {
         last = ToU64(result->get(), row, 0);
@@ -480,8 +440,8 @@ class PostgresStore final : public DocumentStore {
         oldest_seq_ = std::max(oldest_seq_, last + 1);
         changelog_bytes_ -= std::min(changelog_bytes_, freed);
       }
-      auto deleted = Query("DELETE FROM " + q_ + "changes WHERE seq >= $1 AND seq <= $2",
-                           {std::to_string(from), std::to_string(last)});
+      auto deleted = QueryLocked("DELETE FROM " + q_ + "changes WHERE seq >= $1 AND seq <= $2",
+                                 {std::to_string(from), std::to_string(last)}, deadline);
       if (!deleted.ok()) return deleted.status();
     }
     return Status::Ok();
@@ -492,14 +452,16 @@ class PostgresStore final : public DocumentStore {
   }
 
   const PostgresOptions options_;
-  // The connection and its state; guarded by mutex_ (down_ is also read without it).
-  mutable std::mutex mutex_;
+  // The connection and its state; guarded by mutex_ (down_ is also read without it), a timed
+  // one so that a call waiting for its turn gives up at its deadline.
+  mutable std::timed_mutex mutex_;
   mutable PgConn conn_;
   mutable Status down_status_;  // why the last attempt to connect failed
   mutable std::chrono::steady_clock::time_point next_connect_;
   mutable std::chrono::steady_clock::time_point down_since_;
   mutable std::atomic<bool> down_{false};
-  Status failure_;  // the last failed write since the previous Sync
+  std::mutex failure_mutex_;
+  Status failure_;  // the last failed write since the previous Sync; guarded by failure_mutex_
   std::atomic<uint64_t> write_failures_{0};
   const std::string q_;  // the schema, quoted, with its dot: "twins".
 
@@ -510,32 +472,21 @@ class PostgresStore final : public DocumentStore {
   uint64_t changelog_bytes_ = 0;
 };
 
-// Runs SQL without parameters on `conn`: its result, or the error.
-Result<PgResult> Run(PGconn* conn, const std::string& sql, const Params& params = {}) {
-  std::vector<const char*> values;
-  for (const std::string& param : params) values.push_back(param.c_str());
-  PgResult result(
-      PQexecParams(conn, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr, nullptr, 0));
-  const ExecStatusType status = PQresultStatus(result.get());
-  if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK) return result;
-  return Status::Internal(ErrorText(PQresultErrorMessage(result.get())));
-}
-
 // Creates the schema if it is missing; checks its version otherwise.
-Status PrepareSchema(PGconn* conn, const std::string& schema) {
+Status PrepareSchema(PgConn& conn, const std::string& schema, const PgDeadline& deadline) {
   const std::string q = "\"" + schema + "\".";
-  auto found = Run(conn,
-                   "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1),"
-                   " to_regclass($2) IS NOT NULL,"
-                   " (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-                   "  WHERE n.nspname = $1)",
-                   {schema, q + "meta"});
+  auto found = PgExec(conn,
+                      "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1),"
+                      " to_regclass($2) IS NOT NULL,"
+                      " (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                      "  WHERE n.nspname = $1)",
+                      {schema, q + "meta"}, deadline);
   if (!found.ok()) return Status::Internal("cannot read the schemas of the database: " + found.status().message());
   const bool schema_exists = PQgetvalue(found->get(), 0, 0)[0] == 't';
   const bool meta_exists = PQgetvalue(found->get(), 0, 1)[0] == 't';
   const uint64_t relations = ToU64(found->get(), 0, 2);
   if (meta_exists) {
-    auto version = Run(conn, "SELECT value FROM " + q + "meta WHERE key = 'schema_version'");
+    auto version = PgExec(conn, "SELECT value FROM " + q + "meta WHERE key = 'schema_version'", {}, deadline);
     if (!version.ok()) return Status::Internal("cannot read the twins schema version: " + version.status().message());
     if (PQntuples(version->get()) == 0) {
       return Status::Internal("schema " + schema + " has no twins schema version: not a twins schema");
@@ -568,11 +519,10 @@ Status PrepareSchema(PGconn* conn, const std::string& schema) {
          " watcher text COLLATE \"C\" NOT NULL, value text NOT NULL, PRIMARY KEY (twin, doc, watcher));";
   sql += "INSERT INTO " + q + "meta VALUES ('schema_version', '" + kSchemaVersion + "');";
   sql += "COMMIT;";
-  PgResult result(PQexec(conn, sql.c_str()));
-  if (PQresultStatus(result.get()) != PGRES_COMMAND_OK) {
-    const std::string message = ErrorText(PQresultErrorMessage(result.get()));
-    PgResult rollback(PQexec(conn, "ROLLBACK"));
-    return Status::Internal("cannot create the twins schema " + schema + ": " + message);
+  auto created = PgExec(conn, sql, {}, deadline);
+  if (!created.ok()) {
+    if (conn != nullptr) (void)PgExec(conn, "ROLLBACK", {}, deadline);
+    return Status::Internal("cannot create the twins schema " + schema + ": " + created.status().message());
   }
   return Status::Ok();
 }
@@ -587,20 +537,20 @@ Result<std::unique_ptr<DocumentStore>> OpenPostgresStore(const PostgresOptions& 
   if (!options.password_file.empty() && access(options.password_file.c_str(), R_OK) != 0) {
     return Status::Internal("cannot read the PostgreSQL password file " + options.password_file);
   }
-  PgConn conn = Connection::Open(options);
-  if (conn == nullptr) return Status::Internal("cannot connect to PostgreSQL: out of memory");
-  if (PQstatus(conn.get()) != CONNECTION_OK) {
-    return Status::Internal("cannot connect to PostgreSQL: " +
-                            Redact(ErrorText(PQerrorMessage(conn.get())), options.uri));
-  }
+  if (options.timeout.count() < 1) return Status::Internal("the PostgreSQL timeout must be at least 1 ms");
+  // One deadline for connecting and preparing the schema.
+  const auto deadline = PgDeadline::After(options.timeout);
+  auto connected = PgConnect(ConnectOptions(options), deadline);
+  if (!connected.ok()) return Status::Internal("cannot connect to PostgreSQL: " + connected.status().message());
+  PgConn conn = std::move(connected).value();
   const char* encoding = PQparameterStatus(conn.get(), "server_encoding");
   if (encoding == nullptr || std::string(encoding) != "UTF8") {
     return Status::Internal(std::string("the PostgreSQL database's encoding is ") +
                             (encoding == nullptr ? "unknown" : encoding) + ", twins need UTF8");
   }
-  Status s = PrepareSchema(conn.get(), options.schema);
+  Status s = PrepareSchema(conn, options.schema, deadline);
   // Another broker may have created it meanwhile: then it is there, checked the second time.
-  if (!s.ok()) s = PrepareSchema(conn.get(), options.schema);
+  if (!s.ok() && conn != nullptr) s = PrepareSchema(conn, options.schema, deadline);
   if (!s.ok()) return s;
   auto store = std::make_unique<PostgresStore>(std::move(conn), options);
   s = store->LoadChangeLog();
