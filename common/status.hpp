@@ -20,6 +20,8 @@ enum class Code {
   // The disk cannot take the write now (below the free-space reserve, or full): it may
   // succeed later. min_free_mb()/free_mb() are the reserve and the free space seen.
   kInsufficientStorage,
+  // The store cannot be reached now (a shared database down or not answering): retry later.
+  kUnavailable,
   kInternal,
 };
 
@@ -65,6 +67,7 @@ class [[nodiscard]] Status {
     s.b_ = free_mb;
     return s;
   }
+  static Status Unavailable(std::string message) { return Status(Code::kUnavailable, std::move(message), {}); }
   static Status Internal(std::string message) { return Status(Code::kInternal, std::move(message), {}); }
 
   bool ok() const { return code_ == Code::kOk; }

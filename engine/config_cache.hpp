@@ -23,29 +23,38 @@ class ConfigCache {
  public:
   static constexpr size_t kEntryOverhead = 256;
 
-  explicit ConfigCache(size_t capacity_bytes) : entries_(capacity_bytes) {}
+  explicit ConfigCache(size_t capacity_bytes)
+      : capacity_(capacity_bytes), entries_(std::make_unique<LruMap<Entry>>(capacity_bytes)) {}
 
   // The twin's configuration, or nullptr when it is not cached.
   std::shared_ptr<const TwinConfig> Find(std::string_view twin) const {
     std::lock_guard<std::mutex> lock(mutex_);
-    auto* found = entries_.Find(twin);
+    auto* found = entries_->Find(twin);
     return found != nullptr ? *found : nullptr;
   }
 
   // `text_bytes`: the size of the `_config` data it was parsed from (0 for none).
   void Set(std::string_view twin, std::shared_ptr<const TwinConfig> config, size_t text_bytes) {
     std::lock_guard<std::mutex> lock(mutex_);
-    entries_.Insert(twin, std::move(config), text_bytes + kEntryOverhead);
+    entries_->Insert(twin, std::move(config), text_bytes + kEntryOverhead);
+  }
+
+  // Forgets every twin (another process may have changed any `_config`).
+  void Clear() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    entries_ = std::make_unique<LruMap<Entry>>(capacity_);
   }
 
   size_t size() const {
     std::lock_guard<std::mutex> lock(mutex_);
-    return entries_.size();
+    return entries_->size();
   }
 
  private:
+  using Entry = std::shared_ptr<const TwinConfig>;
+  const size_t capacity_;
   mutable std::mutex mutex_;
-  mutable LruMap<std::shared_ptr<const TwinConfig>> entries_;
+  mutable std::unique_ptr<LruMap<Entry>> entries_;
 };
 
 }  // namespace twins

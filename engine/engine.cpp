@@ -128,6 +128,8 @@ std::mutex& Engine::LockFor(std::string_view twin) const {
 Result<Document> Engine::Get(std::string_view twin, std::string_view doc) const {
   Status s = ValidateNames(twin, doc);
   if (!s.ok()) return s;
+  if (Elsewhere())
+    return InBatch<Result<Document>>({std::string(twin), std::string(doc), false}, [&] { return Get(twin, doc); });
   // Under the twin's lock, a read never shows a write that another thread is still making
   // durable: its observers have seen it first (a device that reads version N is pushed no
   // version before N after that reply).
@@ -184,7 +186,8 @@ void Engine::Notify(const WriteEvent& event) const {
   for (WriteObserver* observer : observers_) observer->OnWrite(event);
 }
 
-Status Engine::Sync() {
+Status Engine::Sync(const std::function<void(const Status&)>& settle) {
+  if (Elsewhere()) return Status::Ok();
   std::lock_guard<std::mutex> sync_lock(sync_mutex_);
   uint64_t upto;
   {
@@ -192,6 +195,7 @@ Status Engine::Sync() {
     upto = last_seq_;
   }
   Status s = store_->Sync();
+  if (settle) settle(s);
   if (!s.ok()) {
     for (WriteObserver* observer : observers_) observer->OnLost(upto);
     return s;
@@ -210,6 +214,11 @@ Result<Document> Engine::Write(std::string_view twin, std::string_view doc, cons
                                const WriteContext& context) {
   Status s = ValidateNames(twin, doc);
   if (!s.ok()) return s;
+  if (Elsewhere()) {
+    return InBatch<Result<Document>>({std::string(twin), std::string(doc), true},
+                                     [&] { return Write(twin, doc, request, mode, context); });
+  }
+  const Durability durability = Effective(context.durability);
   if (request.data.empty() || request.data[0] != '{') {
     return Status::InvalidArgument("data", "data must be a JSON object");
   }
@@ -279,12 +288,11 @@ Result<Document> Engine::Write(std::string_view twin, std::string_view doc, cons
   }
   next = std::move(*writes[0].document);
   // A failed sync leaves the write uncertain: the twin stays counted (the stricter error).
-  s = Persist(context.durability);
+  s = Persist(durability);
   if (!s.ok()) return s;
   if (is_config) configs_.Set(twin, std::move(config), next.data.size());
   if (!observers_.empty()) {
-    WriteEvent event{
-        twin, doc, exists ? &**current : nullptr, request.data, &next, changes[0].get(), context.durability};
+    WriteEvent event{twin, doc, exists ? &**current : nullptr, request.data, &next, changes[0].get(), durability};
     std::optional<Result<std::shared_ptr<const TwinConfig>>> twin_config;
     if (!is_config) {
       twin_config.emplace(LoadConfig(twin));
@@ -303,6 +311,11 @@ Result<Document> Engine::Delete(std::string_view twin, std::string_view doc, con
                                 const WriteContext& context) {
   Status s = ValidateNames(twin, doc);
   if (!s.ok()) return s;
+  if (Elsewhere()) {
+    return InBatch<Result<Document>>({std::string(twin), std::string(doc), true},
+                                     [&] { return Delete(twin, doc, expected, context); });
+  }
+  const Durability durability = Effective(context.durability);
   s = store_->Writable(false);
   if (!s.ok()) return s;
   std::lock_guard<std::mutex> lock(LockFor(twin));
@@ -316,12 +329,12 @@ Result<Document> Engine::Delete(std::string_view twin, std::string_view doc, con
   writes[0] = {std::string(twin), std::string(doc), std::nullopt, nullptr};
   std::vector<std::shared_ptr<const Change>> changes;
   s = Commit(writes, ChangeKind::kDelete, context, &changes, {(*current)->version});
-  if (s.ok()) s = Persist(context.durability);
+  if (s.ok()) s = Persist(durability);
   if (!s.ok()) return s;
   ForgetTwinIfEmpty(twin);
   if (doc == kConfigDocument) configs_.Set(twin, std::make_shared<const TwinConfig>(), 0);
   if (!observers_.empty()) {
-    WriteEvent event{twin, doc, &**current, {}, nullptr, changes[0].get(), context.durability};
+    WriteEvent event{twin, doc, &**current, {}, nullptr, changes[0].get(), durability};
     Notify(event);
   }
   return std::move(**current);
@@ -330,12 +343,16 @@ Result<Document> Engine::Delete(std::string_view twin, std::string_view doc, con
 Result<std::vector<std::string>> Engine::List(std::string_view twin) const {
   Status s = ValidateTwinId(twin);
   if (!s.ok()) return s;
+  if (Elsewhere())
+    return InBatch<Result<std::vector<std::string>>>({std::string(twin), {}, false}, [&] { return List(twin); });
   return store_->List(twin);
 }
 
 Status Engine::DeleteAll(std::string_view twin, const WriteContext& context) {
   Status s = ValidateTwinId(twin);
   if (!s.ok()) return s;
+  if (Elsewhere()) return InBatch<Status>({std::string(twin), {}, true}, [&] { return DeleteAll(twin, context); });
+  const Durability durability = Effective(Durability::kBeforeReturn);
   s = store_->Writable(false);
   if (!s.ok()) return s;
   std::lock_guard<std::mutex> lock(LockFor(twin));
@@ -357,11 +374,11 @@ Status Engine::DeleteAll(std::string_view twin, const WriteContext& context) {
   std::vector<std::shared_ptr<const Change>> changes;
   s = Commit(writes, ChangeKind::kDelete, context, &changes, versions);
   if (s.ok()) configs_.Set(twin, std::make_shared<const TwinConfig>(), 0);
-  if (s.ok()) s = Persist(Durability::kBeforeReturn);
+  if (s.ok()) s = Persist(durability);
   if (!s.ok()) return s;
   if (limits_.max_twins > 0 && !HasTwinWatches(twin)) --twins_;
   for (size_t i = 0; i < writes.size() && !observers_.empty(); ++i) {
-    Notify({twin, writes[i].doc, &before[i], {}, nullptr, changes[i].get(), Durability::kBeforeReturn});
+    Notify({twin, writes[i].doc, &before[i], {}, nullptr, changes[i].get(), durability});
   }
   return s;
 }
@@ -369,6 +386,10 @@ Status Engine::DeleteAll(std::string_view twin, const WriteContext& context) {
 Result<Document> Engine::GetVersion(std::string_view twin, std::string_view doc, uint64_t version) const {
   Status s = ValidateNames(twin, doc);
   if (!s.ok()) return s;
+  if (Elsewhere()) {
+    return InBatch<Result<Document>>({std::string(twin), std::string(doc), false},
+                                     [&] { return GetVersion(twin, doc, version); });
+  }
   auto current = store_->Get(twin, doc);
   if (!current.ok()) return current.status();
   if (current->has_value() && (*current)->version == version) return std::move(**current);
@@ -437,6 +458,10 @@ Result<Document> Engine::Watch(std::string_view twin, std::string_view doc, std:
   Status s = ValidateNames(twin, doc);
   if (!s.ok()) return s;
   if (watcher.empty()) return Status::InvalidArgument("watcher", "a watch needs a watcher");
+  if (Elsewhere()) {
+    return InBatch<Result<Document>>({std::string(twin), std::string(doc), true},
+                                     [&] { return Watch(twin, doc, watcher, value, durability); });
+  }
   std::lock_guard<std::mutex> lock(LockFor(twin));
   const size_t max_watches = limits_.max_documents + 1;
   bool known = false, watched = false;
@@ -487,6 +512,10 @@ Result<Document> Engine::Watch(std::string_view twin, std::string_view doc, std:
 Status Engine::Unwatch(std::string_view twin, std::string_view doc, std::string_view watcher, Durability durability) {
   Status s = ValidateNames(twin, doc);
   if (!s.ok()) return s;
+  if (Elsewhere()) {
+    return InBatch<Status>({std::string(twin), std::string(doc), true},
+                           [&] { return Unwatch(twin, doc, watcher, durability); });
+  }
   std::lock_guard<std::mutex> lock(LockFor(twin));
   {
     std::lock_guard<std::mutex> watches_lock(watches_mutex_);
@@ -534,6 +563,10 @@ std::vector<WatchRecord> Engine::Watches(std::string_view twin, std::string_view
 Result<TwinConfig> Engine::Config(std::string_view twin) const {
   Status s = ValidateTwinId(twin);
   if (!s.ok()) return s;
+  if (Elsewhere()) {
+    return InBatch<Result<TwinConfig>>({std::string(twin), std::string(kConfigDocument), false},
+                                       [&] { return Config(twin); });
+  }
   std::lock_guard<std::mutex> lock(LockFor(twin));
   auto config = LoadConfig(twin);
   if (!config.ok()) return config.status();
@@ -556,6 +589,53 @@ Result<std::shared_ptr<const TwinConfig>> Engine::LoadConfig(std::string_view tw
   }
   configs_.Set(twin, config, bytes);
   return std::shared_ptr<const TwinConfig>(std::move(config));
+}
+
+void Engine::CatchUp(const std::vector<Change>& elsewhere, std::optional<uint64_t> locked_seq, bool gap) {
+  if (gap) configs_.Clear();
+  uint64_t newest = 0;
+  for (const Change& change : elsewhere) {
+    if (change.doc == kConfigDocument) configs_.Set(change.twin, nullptr, 0);  // read again when next used
+    for (WriteObserver* observer : observers_) observer->OnChangeElsewhere(change);
+    newest = std::max(newest, change.seq);
+  }
+  {
+    // Under the store's write lock its newest seq is exact: a batch that failed may have
+    // taken seqs past it, which were never committed and are free again.
+    std::lock_guard<std::mutex> lock(commit_mutex_);
+    last_seq_ = locked_seq ? *locked_seq : std::max(last_seq_, newest);
+    newest = std::max(newest, last_seq_);
+  }
+  {
+    std::lock_guard<std::mutex> lock(durable_mutex_);
+    if (newest <= durable_seq_) return;
+    durable_seq_ = newest;
+  }
+  durable_cv_.notify_all();
+}
+
+void Engine::ReplaceWatches(std::string_view twin, const std::vector<WatchRecord>& watches) {
+  std::lock_guard<std::mutex> lock(watches_mutex_);
+  auto found = watches_.find(twin);
+  decltype(watches_)::mapped_type fresh;
+  for (const WatchRecord& watch : watches) {
+    WatchState state{watch.value, 0};
+    if (found != watches_.end()) {
+      auto known = found->second.find({watch.doc, watch.watcher});
+      if (known != found->second.end()) state.since = known->second.since;
+    }
+    fresh[{watch.doc, watch.watcher}] = std::move(state);
+  }
+  const size_t before = found != watches_.end() ? found->second.size() : 0;
+  watch_count_ += fresh.size();
+  watch_count_ -= before;
+  if (fresh.empty()) {
+    if (found != watches_.end()) watches_.erase(found);
+  } else if (found != watches_.end()) {
+    found->second = std::move(fresh);
+  } else {
+    watches_.emplace(std::string(twin), std::move(fresh));
+  }
 }
 
 }  // namespace twins

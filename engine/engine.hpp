@@ -10,7 +10,9 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <map>
+#include <optional>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -18,6 +20,7 @@
 #include <string_view>
 #include <vector>
 
+#include "engine/batch_runner.hpp"
 #include "engine/config_cache.hpp"
 #include "store/document_store.hpp"
 #include "engine/json.hpp"
@@ -113,6 +116,9 @@ class WriteObserver {
   virtual void OnDurable(uint64_t /*seq*/) noexcept {}
   // A Sync failed: changes with seq <= `seq` not reported durable may be lost.
   virtual void OnLost(uint64_t /*seq*/) noexcept {}
+  // With a store shared with other processes: a change another process made, committed, in
+  // seq order (Engine::CatchUp). Not this process's own writes, which come through OnWrite.
+  virtual void OnChangeElsewhere(const Change& /*change*/) noexcept {}
 };
 
 class Engine {
@@ -152,7 +158,22 @@ class Engine {
   // twin without documents. Durable before it returns.
   Status DeleteAll(std::string_view twin, const WriteContext& context = {});
   // Makes every kAtSync write that returned before it durable, then tells the observers.
-  Status Sync();
+  // `settle`, when given, hears the store's answer first (BatchRunner: replies before pushes).
+  // With a batch runner, a call from another thread does nothing: every call waited already.
+  Status Sync(const std::function<void(const Status&)>& settle = {});
+
+  // For a store shared with other processes (PostgreSQL, several brokers). Set before the
+  // engine is shared between threads: from then on every call runs on the runner's batch
+  // thread, a call from another thread waiting for its batch; durability is the batch's.
+  void SetBatchRunner(BatchRunner* runner) { runner_ = runner; }
+  // Batch thread, at the start of a batch: the changes other processes committed since the
+  // engine last heard, in seq order; `locked_seq`: the store's newest seq when the batch holds
+  // its write lock (the next seqs are the engine's to give); `gap`: changes were trimmed from
+  // the log unheard, so nothing cached may be trusted.
+  void CatchUp(const std::vector<Change>& elsewhere, std::optional<uint64_t> locked_seq, bool gap);
+  // Batch thread: the twin's watches as the store holds them (other processes add and remove
+  // them). A watch already known keeps its `since`; one learnt here has since 0.
+  void ReplaceWatches(std::string_view twin, const std::vector<WatchRecord>& watches);
 
   // The change log: every change, with a seq that increases over the whole store.
   // The entries retained and durable: oldest..newest.
@@ -194,7 +215,24 @@ class Engine {
   enum class Mode { kPut, kPatch };
   Result<Document> Write(std::string_view twin, std::string_view doc, const WriteRequest& request, Mode mode,
                          const WriteContext& context);
-  Status Persist(Durability durability) { return durability == Durability::kBeforeReturn ? Sync() : Status::Ok(); }
+  Status Persist(Durability durability) {
+    return Effective(durability) == Durability::kBeforeReturn ? Sync() : Status::Ok();
+  }
+  // With a batch runner: whether this thread is its batch thread, or another that must hand
+  // its call over (InBatch).
+  bool OnBatchThread() const { return runner_ != nullptr && runner_->OnBatchThread(); }
+  bool Elsewhere() const { return runner_ != nullptr && !runner_->OnBatchThread(); }
+  // On the batch thread a write is durable only at the batch's Sync, whatever its caller said.
+  Durability Effective(Durability asked) const { return OnBatchThread() ? Durability::kAtSync : asked; }
+  // Runs `call` in a batch and waits: its result, or the batch's failure when it wrote.
+  template <typename T, typename F>
+  T InBatch(const BatchHint& hint, F&& call) const {
+    std::optional<T> result;
+    const Status committed = runner_->RunAndWait(hint, [&] { result.emplace(call()); });
+    if (!result) return committed.ok() ? Status::Internal("the call did not run") : committed;
+    if (hint.writes && result->ok() && !committed.ok()) return committed;
+    return std::move(*result);
+  }
   // Gives each write its change-log entry (the next seqs, in order) and hands them to the
   // store, under commit_mutex_ so that the store receives them in seq order.
   // `deleted` holds the last version of each deleted document, in the order of `writes`.
@@ -213,6 +251,7 @@ class Engine {
 
   std::unique_ptr<DocumentStore> store_;
   const Limits limits_;
+  BatchRunner* runner_ = nullptr;
   Status start_status_;
   // Exact under concurrent creations of different twins: a creation reserves its slot with a
   // compare-and-swap before writing, and gives it back if the store refused the write.

@@ -14,7 +14,8 @@ constexpr std::array<const char*, kOutcomes> kOutcomeNames = {"ok",
                                                               "too_many_requests",
                                                               "insufficient_storage",
                                                               "internal",
-                                                              "unauthenticated"};
+                                                              "unauthenticated",
+                                                              "unavailable"};
 constexpr std::array<const char*, 3> kQuotaNames = {"twin_documents", "twins", "other"};
 
 bool Serves(Api api, Operation operation) {
@@ -41,6 +42,8 @@ Outcome OutcomeOf(Code code) {
       return Outcome::kTooManyRequests;
     case Code::kInsufficientStorage:
       return Outcome::kInsufficientStorage;
+    case Code::kUnavailable:
+      return Outcome::kUnavailable;
     case Code::kInternal:
       break;
   }
@@ -60,6 +63,8 @@ Outcome OutcomeOfHttp(int status) {
       return Outcome::kVersionMismatch;
     case 429:
       return Outcome::kTooManyRequests;
+    case 503:
+      return Outcome::kUnavailable;
     case 507:
       return Outcome::kInsufficientStorage;
     default:

@@ -43,13 +43,14 @@ enum class Outcome {
   kInsufficientStorage,
   kInternal,
   kUnauthenticated,
+  kUnavailable,
 };
-inline constexpr size_t kOutcomes = 9;
+inline constexpr size_t kOutcomes = 10;
 
 Outcome OutcomeOf(Code code);
 // A REST reply's status: 2xx and 304 ok, 400/405/413/415 invalid_argument, 401
 // unauthenticated, 403 quota_exceeded, 404 not_found, 412 version_mismatch, 429
-// too_many_requests, 507 insufficient_storage, other 5xx internal.
+// too_many_requests, 503 unavailable, 507 insufficient_storage, other 5xx internal.
 Outcome OutcomeOfHttp(int status);
 // "get", "put", "patch", "delete"; anything else is kOther.
 Operation OperationOfMethod(std::string_view method);

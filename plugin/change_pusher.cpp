@@ -20,11 +20,19 @@ ChangePusher::ChangePusher(const Engine& engine, std::string events_topic, std::
     : engine_(engine), events_topic_(std::move(events_topic)), schedule_(std::move(schedule)) {}
 
 void ChangePusher::OnWrite(const WriteEvent& event) noexcept {
-  if (event.change == nullptr) return;
+  if (event.change != nullptr) Hold(*event.change);
+}
+
+void ChangePusher::OnChangeElsewhere(const Change& change) noexcept {
+  Hold(change);
+  OnDurable(change.seq);  // committed already
+}
+
+void ChangePusher::Hold(const Change& change) noexcept {
   try {
-    const bool watched = engine_.HasWatches() && engine_.IsWatched(event.twin, event.document);
+    const bool watched = engine_.HasWatches() && engine_.IsWatched(change.twin, change.doc);
     if (!watched && events_topic_.empty()) return;
-    Pending pending = std::make_shared<const Change>(*event.change);
+    Pending pending = std::make_shared<const Change>(change);
     std::lock_guard<std::mutex> lock(mutex_);
     pending_bytes_ += Cost(*pending);
     pending_.push_back(std::move(pending));
@@ -34,7 +42,7 @@ void ChangePusher::OnWrite(const WriteEvent& event) noexcept {
       dropped_.fetch_add(1, std::memory_order_relaxed);
     }
     // A write durable before it returns reported OnDurable already.
-    if (event.change->seq <= durable_ && !scheduled_.exchange(true)) schedule_();
+    if (change.seq <= durable_ && !scheduled_.exchange(true)) schedule_();
   } catch (...) {
     dropped_.fetch_add(1, std::memory_order_relaxed);  // out of memory: this change is not pushed
   }

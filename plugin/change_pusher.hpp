@@ -41,6 +41,8 @@ class ChangePusher final : public WriteObserver {
   ChangePusher(const Engine& engine, std::string events_topic, std::function<void()> schedule);
 
   void OnWrite(const WriteEvent& event) noexcept override;
+  // Another broker's change (a store shared by several): pushed and fed like one of ours.
+  void OnChangeElsewhere(const Change& change) noexcept override;
   void OnDurable(uint64_t seq) noexcept override;
   void OnLost(uint64_t seq) noexcept override;
 
@@ -56,6 +58,9 @@ class ChangePusher final : public WriteObserver {
 
  private:
   using Pending = std::shared_ptr<const Change>;
+
+  // Keeps a copy of the change until it is durable, if a watch or the feed wants it.
+  void Hold(const Change& change) noexcept;
 
   const Engine& engine_;
   const std::string events_topic_;

@@ -108,6 +108,25 @@ Result<PluginOptions> ParseOptions(const std::vector<std::pair<std::string, std:
       {"rest_allow_anonymous", Bool(&o.rest_allow_anonymous)},
       {"metrics_allow_anonymous", Bool(&o.metrics_allow_anonymous)},
       {"changelog_mb", Number(&changelog_mb, 1, 1 << 20)},
+      {"store",
+       [&o](const std::string& key, const std::string& value) {
+         // A libpq URI only: its key=value form would let a typo pass for a database name.
+         if (value.rfind("postgresql://", 0) != 0 && value.rfind("postgres://", 0) != 0) {
+           return Bad(key, "must be a postgresql:// URI (leave it unset for RocksDB at db_path)");
+         }
+         o.postgres.uri = value;
+         return Status::Ok();
+       }},
+      {"store_password_file", Text(&o.postgres.password_file)},
+      {"store_schema",
+       [&o](const std::string& key, const std::string& value) {
+         const bool valid = !value.empty() && value.size() <= 63 && !(value[0] >= '0' && value[0] <= '9') &&
+                            value.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_") == std::string::npos;
+         if (!valid) return Bad(key, "use lower-case letters, digits and '_', not starting with a digit");
+         o.postgres.schema = value;
+         return Status::Ok();
+       }},
+      {"store_timeout_ms", Number(&o.postgres.timeout_ms, 100, 600000)},
       {"events_topic",
        [&o](const std::string& key, const std::string& value) {
          // A topic name that subscribers can match: no wildcards, no empty level at its end,

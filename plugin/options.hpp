@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "store/document_store.hpp"
+#include "store/postgres_store.hpp"
 #include "engine/engine.hpp"
 #include "common/status.hpp"
 
@@ -32,6 +33,8 @@ enum class OtherAccessChecks { kAuto, kYes, kNo };
 
 struct PluginOptions {
   RocksDbOptions store = DefaultStore();
+  // plugin_opt_store: a postgresql:// URI to share twins with other brokers; empty: RocksDB.
+  PostgresOptions postgres;
   Limits limits;
   TwinIdentity twin_identity = TwinIdentity::kClientId;
   OtherAccessChecks other_access_checks = OtherAccessChecks::kAuto;

@@ -40,6 +40,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "cluster/batch_thread.hpp"
 #include "plugin/access_guard.hpp"
 #include "plugin/broker_config.hpp"
 #include "plugin/broker_queue.hpp"
@@ -58,6 +59,7 @@
 #include "rest/auth.hpp"
 #include "rest/rest_server.hpp"
 #include "plugin/store_reclaimer.hpp"
+#include "store/postgres_shared_store.hpp"
 #include "metrics/sys_topics.hpp"
 #include "plugin/durable_samples.hpp"
 #include "plugin/mqtt_requests.hpp"
@@ -106,6 +108,9 @@ struct Plugin {
   std::unique_ptr<ChangePusher> pusher;
   std::unique_ptr<DurableSamples> held_samples;
   std::unique_ptr<Engine> engine;
+  // With plugin_opt_store postgresql://: the thread where the engine's calls run, in batches
+  // (cluster/batch_thread.hpp). Requests then leave the broker thread (QueueRequest).
+  std::unique_ptr<BatchThread> batches;
   std::unique_ptr<ContentCounter> contents;  // reads the engine; read by REST
   std::unique_ptr<GraphiteSender> graphite;
   std::unique_ptr<TsdbObserver> tsdb;
@@ -146,6 +151,22 @@ struct Plugin {
   // Connections gone during this loop pass: a Will checked after its connection's DISCONNECT
   // event must not get a reply either.
   std::vector<const mosquitto*> gone_this_pass;
+  // Requests handed to the batch thread, by id: the requesting connection, nulled when it
+  // goes (its reply is then dropped). And how many each connection has there: while it has
+  // any, its other replies follow them through the batch thread, so that replies keep the
+  // order of their requests.
+  std::unordered_map<uint64_t, const mosquitto*> in_flight;
+  std::unordered_map<const mosquitto*, size_t> in_flight_by_connection;
+  uint64_t next_request_id = 0;
+
+  // REST threads may wait for the batch thread, which calls the observers and the engine.
+  ~Plugin() {
+    rest.reset();
+    batches.reset();
+  }
+  Plugin() = default;
+  Plugin(const Plugin&) = delete;
+  Plugin& operator=(const Plugin&) = delete;
 
   // For threads other than the broker's: the line is written on the next tick.
   LogFn DeferredLog() {
@@ -270,6 +291,100 @@ int OnWakeMessage(Plugin& plugin, const mosquitto_evt_message& msg) {
   return MOSQ_ERR_ACL_DENIED;
 }
 
+// A request for the batch thread (a store shared with other brokers): what its run and its
+// reply need, owned, since the broker's message is gone by then.
+struct QueuedRequest {
+  uint64_t id = 0;
+  std::string client_id;
+  std::string topic;
+  std::string twin;
+  std::string payload;
+  int qos = 0;
+  bool write = false;  // anything but a get
+  std::optional<std::string> correlation;
+  std::optional<std::string> response_topic;
+  metrics::Operation operation = metrics::Operation::kOther;
+  Clock::time_point arrived;
+  bool exactly_once = false;
+  // A QoS 2 write the client made before: answered from memory if the document is still at
+  // the version it left (FindResend's check, made on the batch thread).
+  std::optional<ResendFilter::Remembered> earlier;
+  std::optional<Reply> reply;  // set before the batch for a reply known already
+  bool ran = false;
+  bool resent = false;
+};
+
+// Broker thread: the reply of a request the batch thread ran, to its connection if it is
+// still there.
+void Deliver(Plugin& plugin, QueuedRequest& request) {
+  const mosquitto* client = nullptr;
+  auto found = plugin.in_flight.find(request.id);
+  if (found != plugin.in_flight.end()) {
+    client = found->second;
+    plugin.in_flight.erase(found);
+  }
+  auto count = plugin.in_flight_by_connection.find(client);
+  if (count != plugin.in_flight_by_connection.end() && --count->second == 0) {
+    plugin.in_flight_by_connection.erase(count);
+  }
+  const Reply& reply = *request.reply;
+  if (client != nullptr) {
+    Answer(plugin, client, request.client_id.c_str(), reply, request.qos, request.correlation);
+    if (request.resent) {
+      plugin.resends.Claim(request.client_id, client);
+    } else if (request.exactly_once && request.ran && reply.success) {
+      plugin.resends.Remember(request.client_id, request.twin, request.topic, request.payload, request.correlation,
+                              {reply.topic, reply.payload,
+                               request.operation == metrics::Operation::kDelete ? 0 : reply.version, false, client});
+    }
+  }
+  plugin.reclaimer.NotePublished();
+  plugin.metrics.Request(metrics::Api::kMqtt, request.operation, metrics::OutcomeOf(reply.code),
+                         NanosSince(request.arrived, Clock::now()), reply.quota);
+}
+
+// Batch thread: runs the request (or finds it a re-send) against the shared store.
+void RunQueued(Plugin& plugin, QueuedRequest& request) {
+  if (request.reply) return;
+  TwinTopic parsed;
+  ClassifyTopic(request.topic, &parsed);
+  if (request.earlier) {
+    auto now = plugin.engine->Get(request.twin, parsed.document);
+    if ((now.ok() ? now->version : 0) == request.earlier->version) {
+      request.reply = Reply{request.earlier->reply_topic, request.earlier->reply_payload, true,
+                            request.earlier->version};
+      request.resent = true;
+      return;
+    }
+  }
+  request.reply = HandleTwinRequest(*plugin.engine, request.twin, request.topic, parsed, request.payload,
+                                    {Durability::kAtSync, request.client_id, request.qos}, plugin.DeferredLog());
+  if (request.response_topic) request.reply->topic = *request.response_topic;
+  request.ran = true;
+}
+
+// Hands the request to the batch thread; its reply comes back through the broker queue,
+// once its batch committed (a write whose batch failed is answered with the failure).
+void QueueRequest(Plugin& plugin, const std::shared_ptr<QueuedRequest>& request, const mosquitto* connection) {
+  request->id = ++plugin.next_request_id;
+  plugin.in_flight[request->id] = connection;
+  ++plugin.in_flight_by_connection[connection];
+  TwinTopic parsed;
+  ClassifyTopic(request->topic, &parsed);
+  BatchHint hint{request->twin, std::string(parsed.document), request->write};
+  plugin.batches->Submit(
+      std::move(hint), [&plugin, request] { RunQueued(plugin, *request); },
+      [&plugin, request](const Status& committed) {
+        const bool wrote = request->ran && request->write && request->reply->success;
+        if (!request->reply || (!committed.ok() && wrote)) {
+          const Status why = committed.ok() ? Status::Internal("the request did not run") : committed;
+          request->reply = ErrorReply(request->topic, why, plugin.DeferredLog());
+          if (request->response_topic) request->reply->topic = *request->response_topic;
+        }
+        plugin.broker_queue.Push([&plugin, request] { Deliver(plugin, *request); });
+      });
+}
+
 int OnMessage(int, void* event_data, void* userdata) {
   auto& plugin = *static_cast<Plugin*>(userdata);
   auto* msg = static_cast<mosquitto_evt_message*>(event_data);
@@ -313,6 +428,33 @@ int OnMessage(int, void* event_data, void* userdata) {
     if (!twin.ok()) {
       reply = ErrorReply(msg->topic, twin.status(), LogNow);
       if (response.topic) reply->topic = *response.topic;
+    } else if (plugin.batches) {  // a shared store: the request leaves the broker thread
+      auto request = std::make_shared<QueuedRequest>();
+      request->client_id = client_id;
+      request->topic = msg->topic;
+      request->twin = std::string(*twin);
+      request->payload = std::string(payload);
+      request->qos = msg->qos;
+      request->write = write;
+      request->correlation = std::move(correlation);
+      request->response_topic = response.topic;
+      request->operation = operation;
+      request->arrived = arrived;
+      request->exactly_once = msg->qos == 2 && document_write;
+      const ResendFilter::Remembered* earlier = request->exactly_once
+                                                    ? plugin.resends.Find(client_id, *twin, msg->topic, payload,
+                                                                          request->correlation)
+                                                    : nullptr;
+      if (earlier != nullptr && earlier->connection != msg->client) {
+        request->earlier = *earlier;
+        if (earlier->by_correlation) {
+          request->reply = Reply{earlier->reply_topic, earlier->reply_payload, true, earlier->version};
+          request->resent = true;
+        }
+      }
+      QueueRequest(plugin, request, msg->client);
+      plugin.metrics.BrokerThread(operation, NanosSince(arrived, Clock::now()));
+      return MOSQ_ERR_ACL_DENIED;
     } else {
       const bool exactly_once = msg->qos == 2 && document_write;
       if (exactly_once) reply = FindResend(plugin, client_id, *msg, *twin, parsed, payload, correlation);
@@ -331,6 +473,18 @@ int OnMessage(int, void* event_data, void* userdata) {
     }
     const Clock::time_point handled = Clock::now();
     plugin.metrics.BrokerThread(operation, NanosSince(arrived, handled));
+    if (plugin.in_flight_by_connection.count(msg->client) != 0) {  // after its earlier requests' replies
+      auto request = std::make_shared<QueuedRequest>();
+      request->client_id = client_id;
+      request->topic = msg->topic;
+      request->qos = msg->qos;
+      request->correlation = std::move(correlation);
+      request->operation = operation;
+      request->arrived = arrived;
+      request->reply = std::move(*reply);
+      QueueRequest(plugin, request, msg->client);
+      return MOSQ_ERR_ACL_DENIED;
+    }
     if (durability == Durability::kAtSync) {
       plugin.held_replies.push_back({msg->client, client_id, msg->topic, write && ran, std::move(*reply), msg->qos,
                                      std::move(correlation), operation, arrived, remembered, response.topic});
@@ -359,6 +513,11 @@ int OnDisconnect(int, void* event_data, void* userdata) noexcept try {
     if (reply.client == client) reply.client = nullptr;
   }
   plugin.gone_this_pass.push_back(client);
+  if (plugin.in_flight_by_connection.erase(client) != 0) {
+    for (auto& [id, connection] : plugin.in_flight) {
+      if (connection == client) connection = nullptr;
+    }
+  }
   if (plugin.wake && client == plugin.wake->connection()) plugin.wake->SetConnection(nullptr);
   if (const char* id = mosquitto_client_id(client)) {
     plugin.resends.ConnectionGone(id, client);
@@ -770,6 +929,48 @@ int SetUpWake(Plugin& plugin) {
   return MOSQ_ERR_SUCCESS;
 }
 
+// The engine over its store: RocksDB at db_path, or PostgreSQL shared with other brokers.
+int OpenStore(Plugin& plugin) {
+  const PluginOptions& o = plugin.options;
+  if (!o.postgres.uri.empty()) {
+    if (o.limits.max_twins > 0) {
+      mosquitto_log_printf(MOSQ_LOG_ERR, "twins: plugin_opt_max_twins is not supported with plugin_opt_store yet");
+      return MOSQ_ERR_INVAL;
+    }
+    PostgresOptions postgres = o.postgres;
+    postgres.changelog_bytes = o.store.changelog_bytes;
+    postgres.log = plugin.DeferredLog();
+    auto store = OpenSharedPostgresStore(postgres);
+    if (!store.ok()) {
+      mosquitto_log_printf(MOSQ_LOG_ERR, "twins: plugin_opt_store: %s", store.status().message().c_str());
+      return MOSQ_ERR_UNKNOWN;
+    }
+    SharedPostgresStore& shared = **store;
+    plugin.engine = std::make_unique<Engine>(std::move(store).value(), o.limits);
+    plugin.batches = std::make_unique<BatchThread>(*plugin.engine, shared);
+    plugin.engine->SetBatchRunner(plugin.batches.get());
+    mosquitto_log_printf(MOSQ_LOG_INFO,
+                         "twins: twins shared through PostgreSQL (schema %s), requests answered once "
+                         "their batch committed",
+                         postgres.schema.c_str());
+    return MOSQ_ERR_SUCCESS;
+  }
+  // plugin_opt_cache_mb bounds the store's memory: a quarter holds recent documents' text
+  // (the write-behind cache in front of RocksDB), the rest RocksDB's block cache and buffers.
+  RocksDbOptions store_options = o.store;
+  store_options.log = plugin.DeferredLog();  // RocksDB calls it from its own threads too
+  const size_t document_cache_bytes = store_options.cache_bytes / 4;
+  store_options.cache_bytes -= document_cache_bytes;
+  auto store = OpenRocksDbStore(store_options);
+  if (!store.ok()) {
+    mosquitto_log_printf(MOSQ_LOG_ERR, "twins: %s", store.status().message().c_str());
+    return MOSQ_ERR_UNKNOWN;
+  }
+  plugin.engine = std::make_unique<Engine>(WithWriteBehindCache(std::move(store).value(), document_cache_bytes),
+                                           o.limits);
+  return MOSQ_ERR_SUCCESS;
+}
+
 // Unregistering a callback that was never registered is harmless.
 void UnregisterAll(Plugin& plugin) {
   mosquitto_callback_unregister(plugin.id, MOSQ_EVT_MESSAGE, OnMessage, nullptr);
@@ -809,19 +1010,8 @@ int Init(Plugin& plugin, mosquitto_opt* opts, int opt_count) {
                          "request rate limit bound how fast");
   }
 
-  // plugin_opt_cache_mb bounds the store's memory: a quarter holds recent documents' text
-  // (the write-behind cache in front of RocksDB), the rest RocksDB's block cache and buffers.
-  RocksDbOptions store_options = plugin.options.store;
-  store_options.log = plugin.DeferredLog();  // RocksDB calls it from its own threads too
-  const size_t document_cache_bytes = store_options.cache_bytes / 4;
-  store_options.cache_bytes -= document_cache_bytes;
-  auto store = OpenRocksDbStore(store_options);
-  if (!store.ok()) {
-    mosquitto_log_printf(MOSQ_LOG_ERR, "twins: %s", store.status().message().c_str());
-    return MOSQ_ERR_UNKNOWN;
-  }
-  plugin.engine = std::make_unique<Engine>(WithWriteBehindCache(std::move(store).value(), document_cache_bytes),
-                                           plugin.options.limits);
+  rc = OpenStore(plugin);
+  if (rc != MOSQ_ERR_SUCCESS) return rc;
   if (!plugin.engine->start_status().ok()) {
     mosquitto_log_printf(MOSQ_LOG_ERR, "twins: %s", plugin.engine->start_status().message().c_str());
     return MOSQ_ERR_UNKNOWN;
@@ -843,6 +1033,7 @@ int Init(Plugin& plugin, mosquitto_opt* opts, int opt_count) {
   plugin.contents = std::make_unique<ContentCounter>(*plugin.engine, kContentCountInterval);
   rc = StartGraphite(plugin);
   if (rc != MOSQ_ERR_SUCCESS) return rc;
+  if (plugin.batches) plugin.batches->Start();  // once every observer is in place
   DeclareSourceMetrics(plugin.metrics, *plugin.engine, *plugin.contents, plugin.graphite.get());
   plugin.metrics.registry().AddCallback(
       "twins_broker_queue_dropped_total",
@@ -905,6 +1096,8 @@ int mosquitto_plugin_cleanup(void* userdata, mosquitto_opt*, int) {
     // Stops REST, makes the last writes durable, hands their samples to the Graphite sender
     // (which flushes briefly), then closes the database.
     plugin->rest.reset();
+    plugin->batches.reset();  // its last batch ends; calls still queued fail
+    plugin->engine->SetBatchRunner(nullptr);
     if (!plugin->engine->Sync().ok()) mosquitto_log_printf(MOSQ_LOG_ERR, "twins: cannot write the database log");
     plugin->contents.reset();
     plugin->engine.reset();

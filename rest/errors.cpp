@@ -46,6 +46,12 @@ HttpResponse ErrorResponse(const Status& status, std::string_view document, cons
                                    ",\"min_free_mb\":" + std::to_string(status.min_free_mb()) +
                                    ",\"free_mb\":" + std::to_string(status.free_mb()) +
                                    ",\"message\":" + QuoteJson(status.message()) + "}");
+    case Code::kUnavailable: {
+      HttpResponse response = JsonResponse(
+          503, "{\"type\":\"service_unavailable\",\"message\":" + QuoteJson(status.message()) + "}");
+      response.retry_after = "1";
+      return response;
+    }
     case Code::kOk:
     case Code::kInternal:
       break;

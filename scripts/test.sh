@@ -13,7 +13,7 @@ jobs=$(nproc)
 
 # The tree's own C/C++ sources stay as clang-format formats them (.clang-format); fix with
 # `clang-format-14 -i` on the files it names.
-find plugin engine store rest tsdb common metrics admin tests bench fuzz -name node_modules -prune -o -type f \
+find plugin engine store cluster rest tsdb common metrics admin tests bench fuzz -name node_modules -prune -o -type f \
   \( -name '*.c' -o -name '*.cc' -o -name '*.cpp' -o -name '*.h' -o -name '*.hpp' \) -print0 |
   xargs -0 clang-format-14 --dry-run --Werror
 
@@ -22,7 +22,7 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTWINS_TESTS=ON -DTWINS_B
 cmake --build build -j"$jobs"
 # clang-tidy-14 (.clang-tidy) over the plugin, library and admin command sources, with the build's flags
 # (build/compile_commands.json); any finding fails.
-find plugin engine store rest tsdb common metrics admin -type f \( -name '*.c' -o -name '*.cpp' \) -print0 |
+find plugin engine store cluster rest tsdb common metrics admin -type f \( -name '*.c' -o -name '*.cpp' \) -print0 |
   xargs -0 -n4 -P"$jobs" clang-tidy-14 -p build --quiet
 ctest --test-dir build --output-on-failure -j"$jobs"
 # The broker tests and README examples again on upstream Mosquitto 2.0.x and 2.1, when their

@@ -32,9 +32,9 @@ Result<std::vector<Overrides>> HostAttempts(const std::string& uri) {
   char* error = nullptr;
   PQconninfoOption* parsed = PQconninfoParse(uri.c_str(), &error);
   if (parsed == nullptr) {
-    const std::string text = error == nullptr ? "out of memory" : PgErrorText(error);
+    const std::string text = error == nullptr ? "out of memory" : ErrorText(error);
     PQfreemem(error);
-    return Status::Internal(PgRedact(text, uri));
+    return Status::Internal(Redact(text, uri));
   }
   std::vector<std::pair<std::string, std::vector<std::string>>> lists;
   size_t hosts = 1;
@@ -93,7 +93,7 @@ Result<PgConn> Attempt(const PgConnectOptions& options, const Overrides& overrid
     if (ready < 0 && errno != EINTR) return Status::Internal(Where(conn.get()) + ": poll: " + std::strerror(errno));
     state = PQconnectPoll(conn.get());
   }
-  return Status::Internal(PgErrorText(PQerrorMessage(conn.get())));
+  return Status::Internal(ErrorText(PQerrorMessage(conn.get())));
 }
 
 // Closes the connection: what it was doing is abandoned.
@@ -102,9 +102,7 @@ Status Drop(PgConn& conn, std::string message) {
   return Status::Internal(std::move(message));
 }
 
-Status Lost(PgConn& conn) {
-  return Drop(conn, "PostgreSQL connection lost: " + PgErrorText(PQerrorMessage(conn.get())));
-}
+Status Lost(PgConn& conn) { return Drop(conn, "PostgreSQL connection lost: " + ErrorText(PQerrorMessage(conn.get()))); }
 
 }  // namespace
 
@@ -114,7 +112,7 @@ int PgDeadline::MillisLeft() const {
   return static_cast<int>(std::min<int64_t>(std::chrono::ceil<std::chrono::milliseconds>(left).count(), INT_MAX));
 }
 
-std::string PgErrorText(const char* message) {
+std::string ErrorText(const char* message) {
   std::string text = message == nullptr ? "" : message;
   while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
   const size_t newline = text.find('\n');
@@ -122,7 +120,7 @@ std::string PgErrorText(const char* message) {
   return text.empty() ? "unknown error" : text;
 }
 
-std::string PgRedact(std::string message, const std::string& uri) {
+std::string Redact(std::string message, const std::string& uri) {
   for (size_t at = uri.empty() ? std::string::npos : message.find(uri); at != std::string::npos;
        at = message.find(uri, at)) {
     message.replace(at, uri.size(), "<the connection URI>");
@@ -156,7 +154,7 @@ Result<PgConn> PgConnect(const PgConnectOptions& options, const PgDeadline& dead
     if (!set.ok()) return set.status();
     return std::move(conn).value();
   }
-  return Status::Internal(PgRedact(errors, options.uri));
+  return Status::Internal(Redact(errors, options.uri));
 }
 
 Status PgAwait(PgConn& conn, const PgDeadline& deadline) {
@@ -203,7 +201,7 @@ Result<PgResult> PgExec(PgConn& conn, const std::string& sql, const std::vector<
   if (error == nullptr) return last;
   const char* state = PQresultErrorField(error.get(), PG_DIAG_SQLSTATE);
   return Status::Internal("PostgreSQL error" + (state == nullptr ? std::string() : std::string(" ") + state) + ": " +
-                          PgErrorText(PQresultErrorMessage(error.get())));
+                          ErrorText(PQresultErrorMessage(error.get())));
 }
 
 }  // namespace twins

@@ -53,10 +53,10 @@ struct PgConnectOptions {
 };
 
 // libpq's message, trimmed, on one line; "unknown error" when empty.
-std::string PgErrorText(const char* message);
+std::string ErrorText(const char* message);
 
 // libpq's messages may quote the connection URI, password included: not repeated in ours.
-std::string PgRedact(std::string message, const std::string& uri);
+std::string Redact(std::string message, const std::string& uri);
 
 // "5 s", "1.5 s", "250 ms": a timeout as messages say it.
 std::string PgDuration(std::chrono::milliseconds duration);

@@ -1,5 +1,7 @@
 #include "store/postgres_store.hpp"
 
+#include "store/postgres_sql.hpp"
+
 #include <libpq-fe.h>
 #include <unistd.h>
 
@@ -8,12 +10,9 @@
 #include <chrono>
 #include <cstdlib>
 #include <limits>
-#include <map>
 #include <mutex>
 #include <utility>
 #include <vector>
-
-#include "store/postgres_connection.hpp"
 
 namespace twins {
 namespace {
@@ -25,63 +24,9 @@ namespace {
 //   changes_version: the version index, (twin, doc, version) of puts and patches.
 //   watches (twin, doc, watcher) -> value.
 // Names are compared bytewise (COLLATE "C"), so List and ListWatches sort as RocksDB does.
-constexpr char kSchemaVersion[] = "1";
+
 constexpr auto kReconnectInterval = std::chrono::milliseconds(250);
 constexpr size_t kTrimBatch = 4096;
-
-bool ValidSchemaName(const std::string& name) {
-  if (name.empty() || name.size() > 63 || (name[0] >= '0' && name[0] <= '9')) return false;
-  return std::all_of(name.begin(), name.end(),
-                     [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'; });
-}
-
-// A text array literal, {"a","b"}, for unnest($n::text[]) and unnest($n::bigint[]).
-class ArrayLiteral {
- public:
-  void Add(std::string_view value) {
-    text_ += text_.empty() ? "{\"" : ",\"";
-    for (char c : value) {
-      if (c == '"' || c == '\\') text_ += '\\';
-      text_ += c;
-    }
-    text_ += '"';
-  }
-  void Add(int64_t value) { Add(std::to_string(value)); }
-  void Add(uint64_t value) { Add(std::to_string(value)); }
-  std::string Finish() const { return text_.empty() ? "{}" : text_ + "}"; }
-
- private:
-  std::string text_;
-};
-
-uint64_t ToU64(const PGresult* result, int row, int column) {
-  return std::strtoull(PQgetvalue(result, row, column), nullptr, 10);
-}
-
-int64_t ToI64(const PGresult* result, int row, int column) {
-  return std::strtoll(PQgetvalue(result, row, column), nullptr, 10);
-}
-
-std::string ToString(const PGresult* result, int row, int column) {
-  return std::string(PQgetvalue(result, row, column), static_cast<size_t>(PQgetlength(result, row, column)));
-}
-
-// Its size as the retention counts it: as RocksDB's key and encoded entry.
-uint64_t EntryBytes(const Change& change) {
-  return 9 + 33 + change.twin.size() + change.doc.size() + change.source.size() + change.origin.size() +
-         change.data.size();
-}
-
-using Params = std::vector<std::string>;
-
-// A bigint parameter: numbers past its range (SIZE_MAX for "no limit") become its largest.
-std::string BigInt(uint64_t value) {
-  return std::to_string(std::min<uint64_t>(value, std::numeric_limits<int64_t>::max()));
-}
-
-PgConnectOptions ConnectOptions(const PostgresOptions& options) {
-  return {options.uri, options.password_file, options.timeout};
-}
 
 class PostgresStore final : public DocumentStore {
  public:
@@ -138,60 +83,9 @@ class PostgresStore final : public DocumentStore {
   // document several times: its last write wins) and every change-log entry.
   Status Write(std::vector<DocumentWrite> writes) override {
     if (writes.empty()) return Status::Ok();
-    std::map<std::pair<std::string_view, std::string_view>, const DocumentWrite*> last;
-    for (const DocumentWrite& write : writes) last[{write.twin, write.doc}] = &write;
-    ArrayLiteral put_twins, put_docs, put_versions, put_times, put_data, del_twins, del_docs;
-    for (const auto& [key, write] : last) {
-      if (write->document) {
-        put_twins.Add(write->twin);
-        put_docs.Add(write->doc);
-        put_versions.Add(write->document->version);
-        put_times.Add(write->document->modified_ms);
-        put_data.Add(write->document->data);
-      } else {
-        del_twins.Add(write->twin);
-        del_docs.Add(write->doc);
-      }
-    }
-    ArrayLiteral seqs, times, twins, docs, kinds, sources, origins, versions, data, sizes;
     uint64_t first_seq = 0, last_seq = 0, log_bytes = 0;
-    for (const DocumentWrite& write : writes) {
-      if (!write.change) continue;
-      const Change& change = *write.change;
-      seqs.Add(change.seq);
-      times.Add(change.time_ms);
-      twins.Add(change.twin);
-      docs.Add(change.doc);
-      kinds.Add(static_cast<int64_t>(change.kind));
-      sources.Add(change.source);
-      origins.Add(change.origin);
-      versions.Add(change.version);
-      data.Add(change.data);
-      sizes.Add(EntryBytes(change));
-      if (first_seq == 0) first_seq = change.seq;
-      last_seq = change.seq;
-      log_bytes += EntryBytes(change);
-    }
-    const std::string sql =
-        "WITH put AS (INSERT INTO " + q_ +
-        "documents (twin, doc, version, modified_ms, data)"
-        " SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[])"
-        " ON CONFLICT (twin, doc) DO UPDATE SET version = excluded.version, modified_ms = excluded.modified_ms,"
-        " data = excluded.data),"
-        " del AS (DELETE FROM " +
-        q_ +
-        "documents d USING unnest($6::text[], $7::text[]) AS gone (twin, doc)"
-        " WHERE d.twin = gone.twin AND d.doc = gone.doc),"
-        " log AS (INSERT INTO " +
-        q_ +
-        "changes (seq, time_ms, twin, doc, kind, source, origin, version, data, bytes)"
-        " SELECT * FROM unnest($8::bigint[], $9::bigint[], $10::text[], $11::text[], $12::smallint[], $13::text[],"
-        " $14::text[], $15::bigint[], $16::text[], $17::bigint[]))"
-        " SELECT 1";
-    Status s = Modify(
-        sql, {put_twins.Finish(), put_docs.Finish(), put_versions.Finish(), put_times.Finish(), put_data.Finish(),
-              del_twins.Finish(), del_docs.Finish(), seqs.Finish(), times.Finish(), twins.Finish(), docs.Finish(),
-              kinds.Finish(), sources.Finish(), origins.Finish(), versions.Finish(), data.Finish(), sizes.Finish()});
+    Statement write = WriteStatement(q_, writes, &first_seq, &last_seq, &log_bytes);
+    Status s = Modify(write.sql, write.params);
     if (!s.ok() || last_seq == 0) return s;
     std::lock_guard<std::mutex> lock(log_mutex_);
     if (newest_seq_ < oldest_seq_) oldest_seq_ = first_seq;
@@ -224,7 +118,7 @@ class PostgresStore final : public DocumentStore {
 
   Status Writable(bool /*grows*/) override {
     if (!down_.load(std::memory_order_acquire)) return Status::Ok();
-    const auto deadline = PgDeadline::After(options_.timeout);
+    const auto deadline = Deadline();
     std::unique_lock<std::timed_mutex> lock(mutex_, deadline.at);
     if (!lock.owns_lock()) return Busy(deadline);
     return Connect(deadline);
@@ -258,6 +152,7 @@ class PostgresStore final : public DocumentStore {
   }
 
   ChangeBounds Changes() const override {
+    if (options_.shared) return ServerChanges();
     std::lock_guard<std::mutex> lock(log_mutex_);
     return {oldest_seq_, newest_seq_};
   }
@@ -328,18 +223,17 @@ class PostgresStore final : public DocumentStore {
   }
 
  private:
-  static Change ReadChange(const PGresult* rows, int row) {
-    Change change;
-    change.seq = ToU64(rows, row, 0);
-    change.time_ms = ToI64(rows, row, 1);
-    change.twin = ToString(rows, row, 2);
-    change.doc = ToString(rows, row, 3);
-    change.kind = static_cast<ChangeKind>(ToU64(rows, row, 4));
-    change.source = ToString(rows, row, 5);
-    change.origin = ToString(rows, row, 6);
-    change.version = ToU64(rows, row, 7);
-    change.data = ToString(rows, row, 8);
-    return change;
+  // The log's bounds as the server has them now; what is known here when it cannot say.
+  ChangeBounds ServerChanges() const {
+    auto result = Query("SELECT min(seq), greatest(coalesce(max(seq), 0), coalesce((SELECT value::bigint FROM " + q_ +
+                            "meta WHERE key = 'changelog_after'), 0)) FROM " + q_ + "changes",
+                        {});
+    std::lock_guard<std::mutex> log_lock(log_mutex_);
+    if (result.ok()) {
+      newest_seq_ = std::max(newest_seq_, ToU64(result->get(), 0, 1));
+      oldest_seq_ = PQgetisnull(result->get(), 0, 0) ? newest_seq_ + 1 : ToU64(result->get(), 0, 0);
+    }
+    return {oldest_seq_, newest_seq_};
   }
 
   // A statement that changes something: a failure is counted and kept for the next Sync.
@@ -351,6 +245,9 @@ class PostgresStore final : public DocumentStore {
     failure_ = result.status();
     return result.status();
   }
+
+  // A call's: options_.timeout_ms from now.
+  PgDeadline Deadline() const { return PgDeadline::After(std::chrono::milliseconds(options_.timeout_ms)); }
 
   // The connection stayed busy with other calls until the deadline (each of them bounded too).
   static Status Busy(const PgDeadline& deadline) {
@@ -387,10 +284,10 @@ class PostgresStore final : public DocumentStore {
     Log(LogLevel::kError, why + "; calls fail until it is back");
   }
 
-  // Runs one statement, parameters in text form, within options_.timeout (the wait for the
+  // Runs one statement, parameters in text form, within options_.timeout_ms (the wait for the
   // connection included).
   Result<PgResult> Query(const std::string& sql, const Params& params) const {
-    const auto deadline = PgDeadline::After(options_.timeout);
+    const auto deadline = Deadline();
     std::unique_lock<std::timed_mutex> lock(mutex_, deadline.at);
     if (!lock.owns_lock()) return Busy(deadline);
     return QueryLocked(sql, params, deadline);
@@ -420,7 +317,7 @@ class PostgresStore final : public DocumentStore {
     uint64_t freed = 0, last = 0;
     {
       // Both statements under one lock: two trims at once would both count what they free.
-      const auto deadline = PgDeadline::After(options_.timeout);
+      const auto deadline = Deadline();
       std::unique_lock<std::timed_mutex> lock(mutex_, deadline.at);
       if (!lock.owns_lock()) return Busy(deadline);
       auto result = QueryLocked("SELECT seq, bytes FROM " + q_ +
@@ -467,65 +364,10 @@ class PostgresStore final : public DocumentStore {
 
   // The change log's bounds and size; guarded by log_mutex_.
   mutable std::mutex log_mutex_;
-  uint64_t oldest_seq_ = 1;
-  uint64_t newest_seq_ = 0;
+  mutable uint64_t oldest_seq_ = 1;
+  mutable uint64_t newest_seq_ = 0;
   uint64_t changelog_bytes_ = 0;
 };
-
-// Creates the schema if it is missing; checks its version otherwise.
-Status PrepareSchema(PgConn& conn, const std::string& schema, const PgDeadline& deadline) {
-  const std::string q = "\"" + schema + "\".";
-  auto found = PgExec(conn,
-                      "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1),"
-                      " to_regclass($2) IS NOT NULL,"
-                      " (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-                      "  WHERE n.nspname = $1)",
-                      {schema, q + "meta"}, deadline);
-  if (!found.ok()) return Status::Internal("cannot read the schemas of the database: " + found.status().message());
-  const bool schema_exists = PQgetvalue(found->get(), 0, 0)[0] == 't';
-  const bool meta_exists = PQgetvalue(found->get(), 0, 1)[0] == 't';
-  const uint64_t relations = ToU64(found->get(), 0, 2);
-  if (meta_exists) {
-    auto version = PgExec(conn, "SELECT value FROM " + q + "meta WHERE key = 'schema_version'", {}, deadline);
-    if (!version.ok()) return Status::Internal("cannot read the twins schema version: " + version.status().message());
-    if (PQntuples(version->get()) == 0) {
-      return Status::Internal("schema " + schema + " has no twins schema version: not a twins schema");
-    }
-    const std::string found_version = ToString(version->get(), 0, 0);
-    if (found_version != kSchemaVersion) {
-      return Status::Internal("schema " + schema + " has twins schema version " + found_version +
-                              ", this build reads only " + kSchemaVersion);
-    }
-    return Status::Ok();
-  }
-  if (relations > 0) {
-    return Status::Internal("schema " + schema + " holds tables but no twins schema version: not a twins schema");
-  }
-  // One simple query: one transaction, so a failure leaves nothing half made. CREATE SCHEMA
-  // needs the CREATE privilege on the database: only asked for when the schema is missing.
-  std::string sql = "BEGIN;";
-  if (!schema_exists) sql += "CREATE SCHEMA \"" + schema + "\";";
-  sql += "CREATE TABLE " + q + "meta (key text COLLATE \"C\" PRIMARY KEY, value text NOT NULL);";
-  sql += "CREATE TABLE " + q +
-         "documents (twin text COLLATE \"C\" NOT NULL, doc text COLLATE \"C\" NOT NULL,"
-         " version bigint NOT NULL, modified_ms bigint NOT NULL, data text NOT NULL, PRIMARY KEY (twin, doc));";
-  sql += "CREATE TABLE " + q +
-         "changes (seq bigint PRIMARY KEY, time_ms bigint NOT NULL, twin text COLLATE \"C\" NOT NULL,"
-         " doc text COLLATE \"C\" NOT NULL, kind smallint NOT NULL, source text NOT NULL, origin text NOT NULL,"
-         " version bigint NOT NULL, data text NOT NULL, bytes bigint NOT NULL);";
-  sql += "CREATE INDEX changes_version ON " + q + "changes (twin, doc, version) WHERE kind <> 3;";
-  sql += "CREATE TABLE " + q +
-         "watches (twin text COLLATE \"C\" NOT NULL, doc text COLLATE \"C\" NOT NULL,"
-         " watcher text COLLATE \"C\" NOT NULL, value text NOT NULL, PRIMARY KEY (twin, doc, watcher));";
-  sql += "INSERT INTO " + q + "meta VALUES ('schema_version', '" + kSchemaVersion + "');";
-  sql += "COMMIT;";
-  auto created = PgExec(conn, sql, {}, deadline);
-  if (!created.ok()) {
-    if (conn != nullptr) (void)PgExec(conn, "ROLLBACK", {}, deadline);
-    return Status::Internal("cannot create the twins schema " + schema + ": " + created.status().message());
-  }
-  return Status::Ok();
-}
 
 }  // namespace
 
@@ -537,9 +379,9 @@ Result<std::unique_ptr<DocumentStore>> OpenPostgresStore(const PostgresOptions& 
   if (!options.password_file.empty() && access(options.password_file.c_str(), R_OK) != 0) {
     return Status::Internal("cannot read the PostgreSQL password file " + options.password_file);
   }
-  if (options.timeout.count() < 1) return Status::Internal("the PostgreSQL timeout must be at least 1 ms");
+  if (options.timeout_ms < 1) return Status::Internal("the PostgreSQL timeout must be at least 1 ms");
   // One deadline for connecting and preparing the schema.
-  const auto deadline = PgDeadline::After(options.timeout);
+  const auto deadline = PgDeadline::After(std::chrono::milliseconds(options.timeout_ms));
   auto connected = PgConnect(ConnectOptions(options), deadline);
   if (!connected.ok()) return Status::Internal("cannot connect to PostgreSQL: " + connected.status().message());
   PgConn conn = std::move(connected).value();

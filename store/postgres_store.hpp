@@ -14,15 +14,15 @@
 // that found it with a clear error; later calls connect again (at most every 250 ms while the
 // server cannot be reached), no reopen needed. Writable() reports a connection that is down.
 //
-// Bounded time: no call takes longer than options.timeout, waiting for the connection (another
-// call's turn) included, whether the server refuses connections, stops answering (SIGSTOP, a
-// network that drops packets) or is slow. A call that runs out of time fails with "PostgreSQL at
-// host:port did not answer within 5 s" and closes the connection; a write that fails so may or
-// may not have been committed. With a multi-host URI (postgresql://h1:p1,h2:p2/db?
-// target_session_attrs=read-write) the store reconnects to whichever host is the primary.
+// Bounded time: no call takes longer than options.timeout_ms, waiting for the connection
+// (another call's turn) included, whether the server refuses connections, stops answering
+// (SIGSTOP, a network that drops packets) or is slow. A call that runs out of time fails with
+// "PostgreSQL at host:port did not answer within 5 s" and closes the connection; a write that
+// fails so may or may not be committed (the server may still run it once it answers again).
+// With a multi-host URI (postgresql://h1:p1,h2:p2/db?target_session_attrs=read-write) the
+// store reconnects to whichever host is the primary.
 #pragma once
 
-#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -39,10 +39,14 @@ struct PostgresOptions {
   std::string schema = "twins";  // lower-case letters, digits and '_', not starting with a digit
   // The change log keeps its newest entries within about this many bytes (as RocksDbOptions).
   uint64_t changelog_bytes = 64 << 20;
-  // The longest any call may take (see above); at least 1 ms. The session's statement_timeout
-  // is 90 % of it (postgres_connection.hpp). libpq's connect_timeout is not used.
-  std::chrono::milliseconds timeout = std::chrono::seconds(5);
   LogFn log;  // lost and regained connections; none when empty
+  // Other processes write the same schema (several brokers): Changes() asks the server
+  // instead of keeping the log's bounds in memory.
+  bool shared = false;
+  // The longest a call of this store, or a round trip of a batch of the shared store
+  // (postgres_shared_store.hpp), waits for the server, connecting included; at least 1. The
+  // session's statement_timeout is 90 % of it (postgres_connection.hpp).
+  int timeout_ms = 5000;
 };
 
 // Connects, creates the schema if it is missing, and refuses a schema of an unknown version,

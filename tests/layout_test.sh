@@ -17,8 +17,9 @@ declare -A allowed=(
   [metrics]="engine store"
   [tsdb]="engine store"
   [rest]="engine store metrics"
-  [plugin]="engine store metrics rest tsdb"
+  [plugin]="engine store metrics rest tsdb cluster"
   [admin]="engine store"
+  [cluster]="engine store"
 )
 # private header: the only module that may include it (tests, fuzz and bench may too).
 declare -A private=(
@@ -26,6 +27,7 @@ declare -A private=(
   [engine/config_cache.hpp]=engine
   [store/free_space.hpp]=store
   [store/rocksdb_layout.hpp]=store
+  [store/postgres_sql.hpp]=store
 )
 
 while IFS= read -r -d '' file; do
@@ -33,7 +35,7 @@ while IFS= read -r -d '' file; do
   while IFS= read -r include; do
     [[ $include == */* ]] || { fail "$file: bare include \"$include\""; continue; }
     target=${include%%/*}
-    case $target in common|engine|store|metrics|tsdb|rest|plugin|admin|tests|fuzz|bench) ;;
+    case $target in common|engine|store|cluster|metrics|tsdb|rest|plugin|admin|tests|fuzz|bench) ;;
       *) fail "$file: \"$include\" does not start with a module"; continue ;;
     esac
     owner=${private[$include]:-}
@@ -44,6 +46,6 @@ while IFS= read -r -d '' file; do
     [[ $target == "$module" || $target == common ]] && continue
     [[ " ${allowed[$module]} " == *" $target "* ]] || fail "$file: $module/ may not include $target/ (\"$include\")"
   done < <(sed -n 's/^#include "\([^"]*\)".*/\1/p' "$file")
-done < <(find common store engine metrics tsdb rest plugin admin tests fuzz bench -name node_modules -prune -o \
+done < <(find common store engine cluster metrics tsdb rest plugin admin tests fuzz bench -name node_modules -prune -o \
            -type f \( -name '*.cpp' -o -name '*.hpp' -o -name '*.c' -o -name '*.h' \) -print0)
 exit $failed

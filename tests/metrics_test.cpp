@@ -156,7 +156,8 @@ TEST(TwinsMetricsTest, HttpStatusesMapToResults) {
   EXPECT_EQ(OutcomeOfHttp(412), Outcome::kVersionMismatch);
   EXPECT_EQ(OutcomeOfHttp(507), Outcome::kInsufficientStorage);
   EXPECT_EQ(OutcomeOfHttp(500), Outcome::kInternal);
-  EXPECT_EQ(OutcomeOfHttp(503), Outcome::kInternal);
+  EXPECT_EQ(OutcomeOfHttp(503), Outcome::kUnavailable);
+  EXPECT_EQ(OutcomeOf(Code::kUnavailable), Outcome::kUnavailable);
 }
 
 }  // namespace

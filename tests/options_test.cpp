@@ -103,5 +103,41 @@ TEST(OptionsTest, BadRestHardeningOptionsAreNamed) {
   });
 }
 
+TEST(OptionsTest, TheStoreIsRocksDbUnlessAPostgresqlUriIsGiven) {
+  auto defaults = ParseOptions({});
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_EQ(defaults->postgres.uri, "");
+  EXPECT_EQ(defaults->postgres.schema, "twins");
+  EXPECT_EQ(defaults->postgres.timeout_ms, 5000);
+  auto shared = ParseOptions({{"store", "postgresql://twins@db:5432/twins?sslmode=require"},
+                              {"store_password_file", "/etc/mosquitto/twins.pgpass"},
+                              {"store_schema", "fleet_2"},
+                              {"store_timeout_ms", "1500"}});
+  ASSERT_TRUE(shared.ok()) << shared.status().message();
+  EXPECT_EQ(shared->postgres.uri, "postgresql://twins@db:5432/twins?sslmode=require");
+  EXPECT_EQ(shared->postgres.password_file, "/etc/mosquitto/twins.pgpass");
+  EXPECT_EQ(shared->postgres.schema, "fleet_2");
+  EXPECT_EQ(shared->postgres.timeout_ms, 1500);
+  EXPECT_TRUE(Parse("store", "postgres://h/db").ok());
+}
+
+TEST(OptionsTest, BadStoreOptionsAreNamed) {
+  constexpr char kNotUri[] = "plugin_opt_store: must be a postgresql:// URI (leave it unset for RocksDB at db_path)";
+  constexpr char kSchema[] =
+      "plugin_opt_store_schema: use lower-case letters, digits and '_', not starting with a digit";
+  ExpectRefused({
+      {{"store", "host=db dbname=twins"}, kNotUri},
+      {{"store", "rocksdb"}, kNotUri},
+      {{"store", "mysql://db/twins"}, kNotUri},
+      {{"store", ""}, kNotUri},
+      {{"store_password_file", ""}, "plugin_opt_store_password_file: must not be empty"},
+      {{"store_schema", "Twins"}, kSchema},
+      {{"store_schema", "1twins"}, kSchema},
+      {{"store_schema", "twins\"; DROP SCHEMA public; --"}, kSchema},
+      {{"store_schema", std::string(64, 'a').c_str()}, kSchema},
+      {{"store_timeout_ms", "99"}, "plugin_opt_store_timeout_ms: 99 is out of range 100..600000"},
+  });
+}
+
 }  // namespace
 }  // namespace twins

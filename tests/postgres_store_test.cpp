@@ -105,7 +105,7 @@ class PostgresStoreTest : public testing::Test {
   // With kTimeout and the log recorded: a store holding dev1/d at version 1.
   std::unique_ptr<DocumentStore> OpenBounded() {
     RecordLog();
-    options_.timeout = kTimeout;
+    options_.timeout_ms = static_cast<int>(kTimeout.count());
     auto store = Open();
     if (store != nullptr) {
       EXPECT_TRUE(store->Put("dev1", "d", {1, R"({"n":1})", 1}).ok());
@@ -435,7 +435,7 @@ TEST_F(PostgresStoreTest, AWriteAndReconnectingFailWithinTheTimeoutWhenTheServer
 // Several threads call at once while the server is silent: each call, its wait for the
 // connection included, ends within the timeout.
 TEST_F(PostgresStoreTest, EveryCallOfSeveralThreadsEndsWithinTheTimeout) {
-  options_.timeout = kTimeout;
+  options_.timeout_ms = static_cast<int>(kTimeout.count());
   auto store = Open();
   ASSERT_NE(store, nullptr);
   ASSERT_TRUE(store->Put("dev1", "d", {1, "{}", 1}).ok());
@@ -467,7 +467,7 @@ TEST_F(PostgresStoreTest, EveryCallOfSeveralThreadsEndsWithinTheTimeout) {
 }
 
 TEST_F(PostgresStoreTest, OpeningFailsWithinTheTimeoutWhenTheServerStopsAnswering) {
-  options_.timeout = kTimeout;
+  options_.timeout_ms = static_cast<int>(kTimeout.count());
   Frozen frozen;
   const auto start = Clock::now();
   auto store = OpenPostgresStore(options_);
@@ -478,7 +478,7 @@ TEST_F(PostgresStoreTest, OpeningFailsWithinTheTimeoutWhenTheServerStopsAnswerin
 }
 
 TEST_F(PostgresStoreTest, ATimeoutBelowOneMillisecondIsRefused) {
-  options_.timeout = milliseconds(0);
+  options_.timeout_ms = 0;
   auto store = OpenPostgresStore(options_);
   ASSERT_FALSE(store.ok());
   EXPECT_EQ(store.status().message(), "the PostgreSQL timeout must be at least 1 ms");
@@ -490,7 +490,7 @@ TEST_F(PostgresStoreTest, AHostThatDoesNotAnswerLeavesTimeForTheNextOne) {
   const int dropping_port = test::FreePort();
   FailingPeer dropping(FailingPeer::Mode::kTimeout, dropping_port);
   ASSERT_TRUE(dropping.bound());
-  options_.timeout = kTimeout;
+  options_.timeout_ms = static_cast<int>(kTimeout.count());
   options_.uri = "postgresql://postgres@127.0.0.1:" + std::to_string(dropping_port) +
                  ",127.0.0.1:" + std::to_string(SharedPostgres().port()) + "/postgres?target_session_attrs=read-write";
   const auto start = Clock::now();
@@ -508,7 +508,7 @@ TEST_F(PostgresStoreTest, NoHostAnsweringFailsWithinTheTimeoutNamingEach) {
   FailingPeer dropping(FailingPeer::Mode::kTimeout, ports[0]);
   FailingPeer silent(FailingPeer::Mode::kNeverReads, ports[1]);
   ASSERT_TRUE(dropping.bound() && silent.bound());
-  options_.timeout = kTimeout;
+  options_.timeout_ms = static_cast<int>(kTimeout.count());
   options_.uri = "postgresql://postgres@127.0.0.1:" + std::to_string(ports[0]) +
                  ",127.0.0.1:" + std::to_string(ports[1]) + "/postgres";
   const auto start = Clock::now();

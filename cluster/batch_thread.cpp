@@ -1,0 +1,165 @@
+#include "cluster/batch_thread.hpp"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <future>
+#include <system_error>
+#include <utility>
+
+#include "engine/names.hpp"
+
+namespace twins {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+template <typename T>
+void SortUnique(std::vector<T>* values) {
+  std::sort(values->begin(), values->end());
+  values->erase(std::unique(values->begin(), values->end()), values->end());
+}
+
+// What the calls will read, for Begin's one round trip. Names the engine would refuse are
+// left out: they never reach the database.
+BatchReads ReadsOf(const std::vector<BatchThread::Call>& calls, const std::set<std::string>& watch_twins) {
+  BatchReads reads;
+  for (const auto& call : calls) {
+    const BatchHint& hint = call.hint;
+    if (!ValidateTwinId(hint.twin).ok()) continue;
+    if (!hint.doc.empty() && ValidateDocumentName(hint.doc).ok()) reads.documents.emplace_back(hint.twin, hint.doc);
+    if (!hint.writes) continue;
+    reads.lock = true;
+    reads.twins.push_back(hint.twin);  // a creation counts the twin's documents; a watch its watches
+    reads.documents.emplace_back(hint.twin, kConfigDocument);  // its time series
+  }
+  reads.twins.insert(reads.twins.end(), watch_twins.begin(), watch_twins.end());
+  SortUnique(&reads.documents);
+  SortUnique(&reads.twins);
+  return reads;
+}
+
+}  // namespace
+
+BatchThread::BatchThread(Engine& engine, SharedPostgresStore& store)
+    : engine_(engine), store_(store), wake_fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+  if (wake_fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
+}
+
+BatchThread::~BatchThread() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+  }
+  Wake();
+  if (thread_.joinable()) thread_.join();
+  for (Call& call : queue_) {
+    if (call.settled) call.settled(Status::Unavailable("the broker is stopping"));
+  }
+  close(wake_fd_);
+}
+
+void BatchThread::Start() {
+  thread_ = std::thread([this] { Loop(); });
+}
+
+Status BatchThread::RunAndWait(const BatchHint& hint, const std::function<void()>& work) {
+  if (OnBatchThread()) {
+    work();
+    return Status::Ok();
+  }
+  std::promise<Status> done;
+  std::future<Status> settled = done.get_future();
+  Submit(
+      hint, [&work] { work(); }, [&done](const Status& status) { done.set_value(status); });
+  return settled.get();
+}
+
+void BatchThread::Submit(BatchHint hint, std::function<void()> work, std::function<void(const Status&)> settled) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!stopping_) {
+      queue_.push_back({std::move(hint), std::move(work), std::move(settled)});
+      settled = nullptr;
+    }
+  }
+  if (settled) {
+    settled(Status::Unavailable("the broker is stopping"));
+    return;
+  }
+  Wake();
+}
+
+size_t BatchThread::queued() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return queue_.size();
+}
+
+void BatchThread::Wake() {
+  const uint64_t one = 1;
+  if (write(wake_fd_, &one, sizeof one) < 0) {
+    // The counter is full (it never is: each wait reads it back to 0); the thread wakes anyway.
+  }
+}
+
+void BatchThread::Loop() {
+  Clock::time_point last_batch = Clock::now();
+  for (;;) {
+    std::vector<Call> calls;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (stopping_) return;
+      while (!queue_.empty() && calls.size() < kMaxBatch) {
+        calls.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    if (calls.empty()) {
+      const auto idle = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - last_batch);
+      StoreNotices notices = store_.Wait(wake_fd_, std::max(kPoll - idle, std::chrono::milliseconds(0)));
+      watch_twins_.insert(notices.watch_twins.begin(), notices.watch_twins.end());
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (stopping_) return;
+        if (!queue_.empty()) continue;
+      }
+      // Nothing to run: catch up on other brokers' changes when told of some, or when the
+      // slow poll is due (notifications may be missing, or lost while disconnected).
+      if (!notices.changes && watch_twins_.empty() && Clock::now() - last_batch < kPoll) continue;
+    }
+    RunBatch(calls);
+    last_batch = Clock::now();
+  }
+}
+
+void BatchThread::RunBatch(std::vector<Call>& calls) {
+  auto settle_all = [&calls](const Status& status) {
+    for (Call& call : calls) {
+      try {
+        if (call.settled) call.settled(status);
+      } catch (...) {
+        // A caller's own failure to hand its result on; the others still get theirs.
+      }
+    }
+  };
+  auto start = store_.Begin(ReadsOf(calls, watch_twins_));
+  if (!start.ok()) {
+    settle_all(start.status());
+    return;
+  }
+  watch_twins_.clear();
+  // The watches first: the changes heard next are pushed to the watches as they are now.
+  for (const auto& [twin, watches] : start->watches) engine_.ReplaceWatches(twin, watches);
+  engine_.CatchUp(start->elsewhere, start->locked_seq, start->gap);
+  for (Call& call : calls) {
+    try {
+      call.work();
+    } catch (...) {
+      // The call's result stays unset: its caller reports an internal error.
+    }
+  }
+  (void)engine_.Sync(settle_all);
+}
+
+}  // namespace twins

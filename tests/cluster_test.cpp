@@ -1,0 +1,326 @@
+// Several brokers sharing twins through PostgreSQL (plugin_opt_store): two real brokers with
+// the built plugin, one real PostgreSQL 15, real MQTT and HTTP clients on both.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/support/broker.hpp"
+#include "tests/support/http_client.hpp"
+#include "tests/support/loopback.hpp"
+#include "tests/support/mqtt_client.hpp"
+#include "tests/support/postgres.hpp"
+#include "tests/support/sse_client.hpp"
+
+namespace twins::test {
+namespace {
+
+constexpr char kToken[] = "5d0f2c7e-8a41-4b9e-a3c6-1f2e3d4c5b6a";
+using Clock = std::chrono::steady_clock;
+
+long VersionOf(const std::string& json) {
+  const size_t at = json.find("\"version\":");
+  return at == std::string::npos ? -1 : std::stol(json.substr(at + 10));
+}
+
+// One broker of the cluster: its MQTT port and its REST API.
+struct Node {
+  std::unique_ptr<Broker> broker;
+  int rest_port = 0;
+};
+
+class ClusterTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(SharedPostgres().ok()) << SharedPostgres().error();
+    schema_ = "cluster_" + std::to_string(++schemas_) + "_" + std::to_string(getpid());
+  }
+
+  void TearDown() override {
+    devices_.clear();
+    for (Node& node : nodes_) {
+      if (!node.broker) continue;
+      node.broker->Stop();
+      EXPECT_TRUE(node.broker->exited_cleanly()) << node.broker->log();
+    }
+  }
+
+  std::string StoreOptions() const {
+    return "plugin_opt_store " + SharedPostgres().Uri() + "\nplugin_opt_store_schema " + schema_ + "\n";
+  }
+
+  // A broker of the cluster; its index in nodes_.
+  size_t AddBroker(const std::string& extra = "") {
+    Node node;
+    node.rest_port = FreePort();
+    node.broker = std::make_unique<Broker>(
+        StoreOptions() + "plugin_opt_rest_listen 127.0.0.1:" + std::to_string(node.rest_port) +
+        "\nplugin_opt_rest_token " + kToken + "\nplugin_opt_max_requests_per_second 0\n" + extra);
+    EXPECT_TRUE(node.broker->Start()) << node.broker->log();
+    nodes_.push_back(std::move(node));
+    return nodes_.size() - 1;
+  }
+
+  HttpReply Rest(size_t node, const std::string& method, const std::string& path, const std::string& body = "",
+                 HttpClient* client = nullptr) {
+    HttpCall call;
+    call.method = method;
+    call.url = "http://127.0.0.1:" + std::to_string(nodes_[node].rest_port) + "/iot/v1/regions/fr-par/twins/" + path;
+    call.send_body = !body.empty();
+    call.body = body;
+    call.headers = {std::string("X-Auth-Token: ") + kToken, "Content-Type: application/json"};
+    return (client != nullptr ? client : &http_)->Send(call);
+  }
+
+  MqttClient& Device(const std::string& id, size_t node) {
+    devices_.push_back(std::make_unique<MqttClient>(id, nodes_[node].broker->port()));
+    EXPECT_TRUE(devices_.back()->connected());
+    return *devices_.back();
+  }
+
+  static std::string Next(MqttClient& client, int timeout_ms = 5000) {
+    auto message = client.Next(timeout_ms);
+    return message ? message->topic + " " + message->payload : "(nothing)";
+  }
+  static std::string Ask(MqttClient& client, const std::string& topic, const std::string& payload) {
+    EXPECT_TRUE(client.Publish(topic, payload, 1));
+    return Next(client);
+  }
+
+  static inline int schemas_ = 0;
+  std::string schema_;
+  std::vector<Node> nodes_;
+  std::vector<std::unique_ptr<MqttClient>> devices_;
+  HttpClient http_;
+};
+
+TEST_F(ClusterTest, ADeviceOnOneBrokerAndRestOnTheOtherShareOneTwin) {
+  const size_t a = AddBroker(), b = AddBroker();
+  MqttClient& dev = Device("dev1", a);
+  EXPECT_EQ(Ask(dev, "$SCW/twins/me/state/put", R"({"data":{"temp":20}})"),
+            R"($SCW/twins/me/state/put/response/success {"version":1,"data":{"temp":20}})");
+  // Acknowledged on A, so read on B: reads see every acknowledged write, whichever broker.
+  HttpReply read = Rest(b, "GET", "dev1/documents/state");
+  EXPECT_EQ(read.status, 200);
+  EXPECT_NE(read.body.find(R"("version":1)"), std::string::npos) << read.body;
+  ASSERT_EQ(Rest(b, "PATCH", "dev1/documents/state", R"({"version":1,"data":{"mode":"eco"}})").status, 200);
+  EXPECT_EQ(Ask(dev, "$SCW/twins/me/state/get", ""),
+            R"($SCW/twins/me/state/get/response/success {"version":2,"data":{"temp":20,"mode":"eco"}})");
+  // A version the other broker has moved past is refused on both.
+  EXPECT_EQ(Rest(b, "PUT", "dev1/documents/state", R"({"version":1,"data":{}})").status, 412);
+  const std::string stale = Ask(dev, "$SCW/twins/me/state/put", R"({"version":1,"data":{}})");
+  EXPECT_NE(stale.find("state/put/response/error"), std::string::npos) << stale;
+  EXPECT_NE(stale.find(R"("actual_version":2)"), std::string::npos) << stale;
+  // Bad input is answered as on one broker, and changes nothing.
+  const std::string bad = Ask(dev, "$SCW/twins/me/state/patch", R"({"data":[1]})");
+  EXPECT_NE(bad.find("response/error"), std::string::npos) << bad;
+  EXPECT_EQ(Rest(a, "GET", "dev1/documents/state").body, Rest(b, "GET", "dev1/documents/state").body);
+  EXPECT_EQ(VersionOf(Rest(a, "GET", "dev1/documents/state").body), 2);
+}
+
+// Versioned read-modify-write on both brokers at once, through REST and MQTT: every write
+// that was acknowledged is in the document (no lost update) and versions are contiguous.
+TEST_F(ClusterTest, VersionedWritersOnTwoBrokersLoseNoUpdate) {
+  const size_t a = AddBroker(), b = AddBroker();
+  ASSERT_EQ(Rest(a, "PUT", "dev1/documents/counter", R"({"data":{}})").status, 200);
+  constexpr int kWriters = 4, kWrites = 15;
+  std::atomic<int> acknowledged{0};
+  std::vector<std::thread> writers;
+  for (int w = 0; w < kWriters; ++w) {
+    writers.emplace_back([&, w] {
+      HttpClient client;
+      const size_t node = w % 2 == 0 ? a : b;
+      for (int i = 0; i < kWrites;) {
+        const long version = VersionOf(Rest(node, "GET", "dev1/documents/counter", "", &client).body);
+        const std::string key = "w" + std::to_string(w) + "_" + std::to_string(i);
+        const HttpReply reply = Rest(node, "PATCH", "dev1/documents/counter",
+                                     R"({"version":)" + std::to_string(version) + R"(,"data":{")" + key + R"(":true}})",
+                                     &client);
+        if (reply.status == 200) {
+          ++acknowledged;
+          ++i;
+        } else if (reply.status != 412) {
+          ADD_FAILURE() << reply.status << " " << reply.body;
+          return;
+        }
+      }
+    });
+  }
+  for (std::thread& writer : writers) writer.join();
+  const std::string final = Rest(b, "GET", "dev1/documents/counter").body;
+  EXPECT_EQ(acknowledged.load(), kWriters * kWrites);
+  EXPECT_EQ(VersionOf(final), 1 + kWriters * kWrites) << final;
+  for (int w = 0; w < kWriters; ++w) {
+    for (int i = 0; i < kWrites; ++i) {
+      const std::string key = "\"w" + std::to_string(w) + "_" + std::to_string(i) + "\":true";
+      EXPECT_NE(final.find(key), std::string::npos) << key;
+    }
+  }
+  // Every version, once, in the history either broker serves.
+  for (int version = 1; version <= 1 + kWriters * kWrites; ++version) {
+    EXPECT_EQ(Rest(version % 2 ? a : b, "GET", "dev1/documents/counter?version=" + std::to_string(version)).status, 200)
+        << version;
+  }
+}
+
+TEST_F(ClusterTest, TheDocumentQuotaIsExactAcrossBrokers) {
+  const size_t a = AddBroker("plugin_opt_max_documents 4\n"), b = AddBroker("plugin_opt_max_documents 4\n");
+  std::atomic<int> created{0}, refused{0};
+  std::vector<std::thread> creators;
+  for (int c = 0; c < 4; ++c) {
+    creators.emplace_back([&, c] {
+      HttpClient client;
+      for (int i = 0; i < 5; ++i) {
+        const HttpReply reply = Rest(c % 2 == 0 ? a : b, "PUT",
+                                     "dev1/documents/d" + std::to_string(c) + "_" + std::to_string(i), R"({"data":{}})",
+                                     &client);
+        if (reply.status == 200) {
+          ++created;
+        } else if (reply.status == 403 && reply.body.find("quotas_exceeded") != std::string::npos) {
+          ++refused;
+        } else {
+          ADD_FAILURE() << reply.status << " " << reply.body;
+        }
+      }
+    });
+  }
+  for (std::thread& creator : creators) creator.join();
+  EXPECT_EQ(created.load(), 4);
+  EXPECT_EQ(refused.load(), 16);
+  const std::string list = Rest(b, "GET", "dev1").body;
+  EXPECT_EQ(std::count(list.begin(), list.end(), ','), 3) << list;  // four names
+}
+
+TEST_F(ClusterTest, ARestWriteOnOneBrokerIsPushedToADeviceWatchingOnTheOther) {
+  const size_t a = AddBroker(), b = AddBroker();
+  MqttClient& dev = Device("dev1", b);
+  EXPECT_EQ(Ask(dev, "$SCW/twins/me/desired/watch", ""),
+            R"($SCW/twins/me/desired/watch/response/success {"version":0,"data":{}})");
+  const auto sent = Clock::now();
+  ASSERT_EQ(Rest(a, "PUT", "dev1/documents/desired", R"({"data":{"target":21}})").status, 200);
+  EXPECT_EQ(Next(dev), R"($SCW/twins/me/desired/updated {"version":1,"data":{"target":21}})");
+  // Told by a notification, not by the one-second poll.
+  EXPECT_LT(Clock::now() - sent, std::chrono::milliseconds(900));
+  ASSERT_EQ(Rest(a, "DELETE", "dev1/documents/desired").status, 204);
+  EXPECT_EQ(Next(dev), R"($SCW/twins/me/desired/deleted {"version":1})");
+  // Its own writes are not pushed back to it, and nothing reaches another device.
+  MqttClient& other = Device("dev2", a);
+  EXPECT_TRUE(other.Subscribe("$SCW/twins/#"));
+  EXPECT_EQ(Ask(dev, "$SCW/twins/me/desired/put", R"({"data":{"target":19}})"),
+            R"($SCW/twins/me/desired/put/response/success {"version":1,"data":{"target":19}})");
+  EXPECT_EQ(Ask(dev, "$SCW/twins/me/desired/get", ""),
+            R"($SCW/twins/me/desired/get/response/success {"version":1,"data":{"target":19}})");
+  EXPECT_EQ(Next(other, 300), "(nothing)");
+}
+
+// A watch is kept with the twin: a device that moves to the other broker without watching
+// again still gets the pushes there.
+TEST_F(ClusterTest, AWatchMadeOnOneBrokerServesTheDeviceOnTheOther) {
+  const size_t a = AddBroker(), b = AddBroker();
+  {
+    MqttClient dev("dev1", nodes_[a].broker->port());
+    EXPECT_EQ(Ask(dev, "$SCW/twins/me/desired/watch", ""),
+              R"($SCW/twins/me/desired/watch/response/success {"version":0,"data":{}})");
+  }
+  MqttClient& moved = Device("dev1", b);
+  ASSERT_EQ(Rest(a, "PUT", "dev1/documents/desired", R"({"data":{"target":22}})").status, 200);
+  EXPECT_EQ(Next(moved), R"($SCW/twins/me/desired/updated {"version":1,"data":{"target":22}})");
+  EXPECT_EQ(Ask(moved, "$SCW/twins/me/desired/unwatch", ""), R"($SCW/twins/me/desired/unwatch/response/success {})");
+  ASSERT_EQ(Rest(a, "PUT", "dev1/documents/desired", R"({"data":{"target":23}})").status, 200);
+  EXPECT_EQ(Next(moved, 1500), "(nothing)");
+}
+
+// Every broker's event stream carries every change, with one seq over the cluster.
+TEST_F(ClusterTest, EveryBrokersStreamSeesEveryChangeInOneOrder) {
+  const size_t a = AddBroker(), b = AddBroker();
+  auto url = [&](size_t node) {
+    return "http://127.0.0.1:" + std::to_string(nodes_[node].rest_port) + "/iot/v1/regions/fr-par/twin-events";
+  };
+  SseClient on_a(url(a), {std::string("X-Auth-Token: ") + kToken});
+  SseClient on_b(url(b), {std::string("X-Auth-Token: ") + kToken});
+  ASSERT_TRUE(on_a.WaitOpen());
+  ASSERT_TRUE(on_b.WaitOpen());
+  for (int i = 0; i < 6; ++i) {
+    ASSERT_EQ(Rest(i % 2 ? a : b, "PUT", "dev" + std::to_string(i % 3) + "/documents/d", R"({"data":{}})").status, 200);
+  }
+  const auto from_a = on_a.WaitEvents(6), from_b = on_b.WaitEvents(6);
+  ASSERT_EQ(from_a.size(), 6u);
+  ASSERT_EQ(from_b.size(), 6u);
+  for (size_t i = 0; i < 6; ++i) {
+    EXPECT_EQ(from_a[i].id, from_b[i].id);
+    EXPECT_EQ(from_a[i].data, from_b[i].data);
+    if (i > 0) {
+      EXPECT_EQ(std::stoull(from_a[i].id), std::stoull(from_a[i - 1].id) + 1);
+    }
+  }
+}
+
+TEST_F(ClusterTest, WithPostgresqlDownRequestsFailClearlyAndTheBrokerRecovers) {
+  const size_t a = AddBroker("plugin_opt_store_timeout_ms 2000\n");
+  MqttClient& dev = Device("dev1", a);
+  EXPECT_EQ(Ask(dev, "$SCW/twins/me/s/put", R"({"data":{"n":1}})"),
+            R"($SCW/twins/me/s/put/response/success {"version":1,"data":{"n":1}})");
+  ASSERT_TRUE(SharedPostgres().Stop());
+  // Up again at the end whatever happens: the other tests of this binary share the server.
+  struct Restart {
+    ~Restart() { SharedPostgres().Start(); }
+  } restart;
+  const auto asked = Clock::now();
+  EXPECT_EQ(Ask(dev, "$SCW/twins/me/s/get", ""),
+            R"($SCW/twins/me/s/get/response/error {"error":"the twin store is unavailable; retry later"})");
+  EXPECT_LT(Clock::now() - asked, std::chrono::seconds(3));
+  const HttpReply down = Rest(a, "PUT", "dev1/documents/s", R"({"data":{"n":2}})");
+  EXPECT_EQ(down.status, 503);
+  EXPECT_EQ(down.header("retry-after"), "1");
+  // Other traffic goes on.
+  MqttClient& listener = Device("listener", a);
+  EXPECT_TRUE(listener.Subscribe("plain/topic"));
+  EXPECT_TRUE(dev.Publish("plain/topic", "hello", 1));
+  EXPECT_EQ(Next(listener), "plain/topic hello");
+  ASSERT_TRUE(SharedPostgres().Start()) << SharedPostgres().error();
+  // Back without a restart: within the reconnection back-off.
+  std::string reply;
+  const auto restarted = Clock::now();
+  while (reply.find("success") == std::string::npos && Clock::now() - restarted < std::chrono::seconds(10)) {
+    reply = Ask(dev, "$SCW/twins/me/s/patch", R"({"data":{"n":3}})");
+  }
+  EXPECT_EQ(reply, R"($SCW/twins/me/s/patch/response/success {"version":2,"data":{"n":3}})");
+  EXPECT_TRUE(nodes_[a].broker->WaitForLog("PostgreSQL connection restored"));
+  const std::string log = nodes_[a].broker->log();
+  size_t outages = 0;
+  for (size_t at = log.find("twin requests fail until it is back"); at != std::string::npos;
+       at = log.find("twin requests fail until it is back", at + 1)) {
+    ++outages;
+  }
+  EXPECT_EQ(outages, 1u) << log;
+}
+
+TEST_F(ClusterTest, ABadStoreOptionStopsTheBrokerWithAClearMessage) {
+  Broker not_a_uri("plugin_opt_store host=127.0.0.1 dbname=twins\n");
+  EXPECT_FALSE(not_a_uri.Start());
+  EXPECT_NE(not_a_uri.log().find("plugin_opt_store: must be a postgresql:// URI"), std::string::npos)
+      << not_a_uri.log();
+  Broker unreachable("plugin_opt_store postgresql://twins:secret@127.0.0.1:1/twins\n");
+  EXPECT_FALSE(unreachable.Start());
+  EXPECT_NE(unreachable.log().find("plugin_opt_store: cannot connect to PostgreSQL"), std::string::npos)
+      << unreachable.log();
+  EXPECT_EQ(unreachable.log().find("secret"), std::string::npos) << unreachable.log();
+  Broker bad_schema(StoreOptions() + "plugin_opt_store_schema Robert'); DROP TABLE x;--\n");
+  EXPECT_FALSE(bad_schema.Start());
+  EXPECT_NE(bad_schema.log().find("plugin_opt_store_schema"), std::string::npos) << bad_schema.log();
+  Broker max_twins(StoreOptions() + "plugin_opt_max_twins 10\n");
+  EXPECT_FALSE(max_twins.Start());
+  EXPECT_NE(max_twins.log().find("plugin_opt_max_twins is not supported with plugin_opt_store"), std::string::npos)
+      << max_twins.log();
+}
+
+}  // namespace
+}  // namespace twins::test
