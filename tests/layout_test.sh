@@ -28,6 +28,7 @@ declare -A private=(
   [store/free_space.hpp]=store
   [store/rocksdb_layout.hpp]=store
   [store/postgres_sql.hpp]=store
+  [store/postgres_connection.hpp]=store
 )
 
 while IFS= read -r -d '' file; do
