@@ -37,8 +37,8 @@ struct Latest {
 
 }  // namespace
 
-int Check(const std::string& db) {
-  auto snapshot = OpenRocksDbSnapshot(db);
+int Check(const Target& target) {
+  auto snapshot = OpenSnapshot(target);
   if (!snapshot.ok()) return Fail("check: " + snapshot.status().message());
   const StoreSnapshot& store = **snapshot;
   Problems problems;

@@ -4,22 +4,26 @@
 
 #include <string>
 
+#include "admin/target.hpp"
+
 namespace twins::admin {
 
-// Every document and watch of the database at `db` (which a running broker may hold) to
-// `out` ("-": stdout) in the export format (admin/format.hpp). A file appears only whole.
-int Export(const std::string& db, const std::string& out);
+// Every document and watch of the target (which running brokers may use) to `out` ("-":
+// stdout) in the export format (admin/format.hpp), as one moment of it. A file appears only
+// whole.
+int Export(const Target& target, const std::string& out);
 
-// The export at `in` ("-": stdin) into a new database at `db`, or into an empty one (a twins
-// database without documents, watches or change log, or an empty directory). All or nothing:
-// the input is read and checked whole first, the database is built beside `db` and renamed
-// into place.
-int Import(const std::string& db, const std::string& in);
+// The export at `in` ("-": stdin) into the target, which must hold no document, watch or
+// change-log entry, and which no broker may be using. The input is read and checked whole
+// first. RocksDB: a new database, or an empty one (or an empty directory), built beside and
+// renamed into place. PostgreSQL: the schema is created if it is missing; what was written is
+// removed again if a later step fails.
+int Import(const Target& target, const std::string& in);
 
-// Reads the whole database at `db` (which a running broker may hold) and checks that every
-// record decodes and that every document agrees with its latest change-log entry. Prints the
-// counts on stdout, each problem on stderr; 1 when there is any problem.
-int Check(const std::string& db);
+// Reads the whole target (which running brokers may use) and checks that every record decodes
+// and that every document agrees with its latest change-log entry. Prints the counts on
+// stdout, each problem on stderr; 1 when there is any problem.
+int Check(const Target& target);
 
 // "mosquitto-twins-admin: " + message, on stderr; returns 1.
 int Fail(const std::string& message);

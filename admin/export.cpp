@@ -56,8 +56,8 @@ Status WriteExport(const StoreSnapshot& snapshot, std::FILE* file) {
 
 }  // namespace
 
-int Export(const std::string& db, const std::string& out) {
-  auto snapshot = OpenRocksDbSnapshot(db);
+int Export(const Target& target, const std::string& out) {
+  auto snapshot = OpenSnapshot(target);
   if (!snapshot.ok()) return Fail("export: " + snapshot.status().message());
   if (out == "-") {
     Status s = WriteExport(**snapshot, stdout);

@@ -7,16 +7,12 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
-#include <iterator>
-#include <set>
-#include <sstream>
 #include <utility>
 #include <vector>
 
 #include "admin/commands.hpp"
-#include "admin/format.hpp"
+#include "admin/import.hpp"
 #include "store/document_store.hpp"
 #include "store/store_snapshot.hpp"
 
@@ -24,88 +20,6 @@ namespace twins::admin {
 namespace {
 
 namespace fs = std::filesystem;
-
-struct Input {
-  uint64_t seq = 0;
-  std::vector<DocumentWrite> documents;
-  std::vector<WatchRecord> watches;
-};
-
-Result<std::string> ReadAll(const std::string& in) {
-  std::ostringstream text;
-  if (in == "-") {
-    text << std::cin.rdbuf();
-    if (std::cin.bad()) return Status::Internal("cannot read stdin");
-  } else {
-    std::ifstream file(in, std::ios::binary);
-    if (!file) return Status::Internal("cannot read " + in + ": " + std::strerror(errno));
-    text << file.rdbuf();
-    if (file.bad()) return Status::Internal("cannot read " + in);
-  }
-  return text.str();
-}
-
-// The whole input, checked: a header first, an end line last with the right counts, no
-// document or watch twice.
-Result<Input> Parse(const std::string& text) {
-  Input input;
-  std::set<std::pair<std::string, std::string>> documents;
-  std::set<std::string> watches;
-  size_t number = 0;
-  bool ended = false;
-  for (size_t at = 0; at < text.size();) {
-    ++number;
-    const size_t newline = text.find('\n', at);
-    const size_t end = newline == std::string::npos ? text.size() : newline;
-    const std::string_view text_line(text.data() + at, end - at);
-    at = newline == std::string::npos ? text.size() : newline + 1;
-    const std::string where = "line " + std::to_string(number) + ": ";
-    if (ended) return Status::InvalidArgument("line", where + "nothing may follow the end line");
-    auto line = ParseLine(text_line);
-    if (!line.ok()) return Status::InvalidArgument(line.status().field(), where + line.status().message());
-    if ((number == 1) != (line->type == Line::Type::kHeader)) {
-      return Status::InvalidArgument(
-          "type", where + (number == 1 ? "the first line must be the header" : "a header may only be the first line"));
-    }
-    switch (line->type) {
-      case Line::Type::kHeader:
-        input.seq = line->seq;
-        break;
-      case Line::Type::kDocument: {
-        SnapshotDocument& document = line->document;
-        if (!documents.insert({document.twin, document.doc}).second) {
-          return Status::InvalidArgument("document_name",
-                                         where + "document " + document.twin + "/" + document.doc + " twice");
-        }
-        input.documents.push_back(
-            {std::move(document.twin), std::move(document.doc), std::move(document.document), nullptr});
-        break;
-      }
-      case Line::Type::kWatch: {
-        const WatchRecord& watch = line->watch;
-        std::string key = watch.twin + '\0' + watch.doc + '\0' + watch.watcher;
-        if (!watches.insert(std::move(key)).second) {
-          return Status::InvalidArgument(
-              "watcher", where + "watch of " + watch.twin + "/" + watch.doc + " by " + watch.watcher + " twice");
-        }
-        input.watches.push_back(line->watch);
-        break;
-      }
-      case Line::Type::kEnd:
-        if (line->documents != input.documents.size() || line->watches != input.watches.size()) {
-          return Status::InvalidArgument(
-              "end", where + "the end line counts " + std::to_string(line->documents) + " documents and " +
-                         std::to_string(line->watches) + " watches, the input holds " +
-                         std::to_string(input.documents.size()) + " and " + std::to_string(input.watches.size()));
-        }
-        ended = true;
-        break;
-    }
-  }
-  if (number == 0) return Status::InvalidArgument("line", "the input is empty");
-  if (!ended) return Status::InvalidArgument("end", "the input ends without its end line (truncated?)");
-  return input;
-}
 
 // Writes everything into a new database at `path`, durably.
 Status Build(const std::string& path, Input input) {
@@ -131,40 +45,15 @@ Status Build(const std::string& path, Input input) {
 }
 
 // What is at the import's target.
-enum class Target { kMissing, kEmptyDirectory, kDatabase, kOther };
+enum class Found { kMissing, kEmptyDirectory, kDatabase, kOther };
 
-Target Inspect(const fs::path& path) {
+Found Inspect(const fs::path& path) {
   std::error_code error;
   const fs::file_status status = fs::symlink_status(path, error);
-  if (status.type() == fs::file_type::not_found) return Target::kMissing;
-  if (status.type() != fs::file_type::directory) return Target::kOther;
-  if (fs::is_empty(path, error) && !error) return Target::kEmptyDirectory;
-  return fs::is_regular_file(path / "CURRENT", error) ? Target::kDatabase : Target::kOther;
-}
-
-// Ok when the twins database at `path` has no document, watch or change-log entry, else
-// kInvalidArgument saying what it has (or why it cannot be read). Read as a snapshot: a
-// refusal writes nothing (opening it as a store could upgrade its schema).
-Status CheckEmpty(const std::string& path) {
-  auto snapshot = OpenRocksDbSnapshot(path);
-  if (!snapshot.ok()) return snapshot.status();
-  uint64_t documents = 0, watches = 0;
-  Status s = (*snapshot)->Documents([&](SnapshotDocument&) {
-    ++documents;
-    return Status::Ok();
-  });
-  if (s.ok()) {
-    s = (*snapshot)->Watches([&](WatchRecord&) {
-      ++watches;
-      return Status::Ok();
-    });
-  }
-  if (!s.ok()) return s;
-  if (documents > 0) return Status::InvalidArgument("db", "it holds " + std::to_string(documents) + " documents");
-  if (watches > 0) return Status::InvalidArgument("db", "it holds " + std::to_string(watches) + " watches");
-  const uint64_t seq = (*snapshot)->changes().newest;
-  if (seq > 0) return Status::InvalidArgument("db", "its change log has reached seq " + std::to_string(seq));
-  return Status::Ok();
+  if (status.type() == fs::file_type::not_found) return Found::kMissing;
+  if (status.type() != fs::file_type::directory) return Found::kOther;
+  if (fs::is_empty(path, error) && !error) return Found::kEmptyDirectory;
+  return fs::is_regular_file(path / "CURRENT", error) ? Found::kDatabase : Found::kOther;
 }
 
 void SyncDirectory(const fs::path& path) {
@@ -189,37 +78,35 @@ int LockDatabase(const fs::path& path) {
   return fd;
 }
 
-}  // namespace
-
-int Import(const std::string& db, const std::string& in) {
+int ImportIntoRocksDb(const std::string& db, const std::string& in) {
   fs::path target(db);
   if (!target.has_filename()) target = target.parent_path();  // "dir/" names dir
   const fs::path parent = target.has_parent_path() ? target.parent_path() : fs::path(".");
   std::error_code error;
   if (!fs::is_directory(parent, error)) return Fail("import: " + parent.string() + " is not a directory");
 
-  auto text = ReadAll(in);
-  if (!text.ok()) return Fail("import: " + text.status().message());
-  auto input = Parse(*text);
+  auto input = ReadInput(in);
   if (!input.ok()) return Fail("import: " + input.status().message() + "; nothing imported");
-  text = std::string();
 
   // An empty database is replaced whole. It is never opened as a store: closing one flushes to
   // its path, which would then be the new database's. Its lock is held instead.
   int existing = -1;
   switch (Inspect(target)) {
-    case Target::kMissing:
-    case Target::kEmptyDirectory:
+    case Found::kMissing:
+    case Found::kEmptyDirectory:
       break;
-    case Target::kOther:
+    case Found::kOther:
       return Fail("import: " + target.string() + " exists and is neither an empty directory nor a database");
-    case Target::kDatabase: {
+    case Found::kDatabase: {
       existing = LockDatabase(target);
       if (existing < 0) {
         return Fail("import: refused: the database at " + target.string() +
                     " is in use (a running broker?) or its LOCK file cannot be opened");
       }
-      Status empty = CheckEmpty(target.string());
+      // Read as a snapshot: a refusal writes nothing (opening it as a store could upgrade its
+      // schema).
+      auto snapshot = OpenRocksDbSnapshot(target.string());
+      Status empty = snapshot.ok() ? CheckEmpty(**snapshot) : snapshot.status();
       if (!empty.ok()) close(existing);
       if (empty.code() == Code::kInvalidArgument) {
         return Fail("import: refused: the database at " + target.string() + " is not empty: " + empty.message() +
@@ -260,6 +147,15 @@ int Import(const std::string& db, const std::string& in) {
   SyncDirectory(parent);
   std::cout << "imported " << documents << " documents and " << watches << " watches into " << target.string() << "\n";
   return 0;
+}
+
+}  // namespace
+
+int Import(const Target& target, const std::string& in) {
+  if (!target.postgres()) return ImportIntoRocksDb(target.db, in);
+  auto input = ReadInput(in);
+  if (!input.ok()) return Fail("import: " + input.status().message() + "; nothing imported");
+  return ImportIntoPostgres(target, std::move(input).value());
 }
 
 }  // namespace twins::admin

@@ -1,11 +1,13 @@
-// mosquitto-twins-admin: the twins database outside the broker. Backups while the broker runs
-// (export reads a RocksDB secondary instance, never writing the database), restores into a
-// new database (import), and a consistency check. See README.md, "Backup and moving data".
+// mosquitto-twins-admin: the twins database outside the broker, RocksDB or PostgreSQL. Backups
+// while brokers run (export reads a RocksDB secondary instance or one PostgreSQL transaction,
+// never writing the database), restores and moves into a new or empty database (import), and
+// a consistency check. See README.md, "Backup and moving data".
 #include <exception>
 #include <iostream>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "admin/commands.hpp"
@@ -13,18 +15,28 @@
 namespace {
 
 constexpr char kUsage[] =
-    "usage: mosquitto-twins-admin COMMAND --db DIR [OPTIONS]\n"
+    "usage: mosquitto-twins-admin COMMAND --db DIR|URI [OPTIONS]\n"
     "\n"
-    "The twins plugin's RocksDB database (plugin_opt_db_path), outside the broker.\n"
+    "The twins plugin's database, outside the broker: a RocksDB directory (plugin_opt_db_path),\n"
+    "or a PostgreSQL database (plugin_opt_store) given as a libpq URI, postgresql://USER@HOST/DB\n"
+    "or postgres://..., whose schema twins (or --schema) holds the twins.\n"
     "\n"
     "commands:\n"
-    "  export --db DIR [--out FILE|-]   every document and watch as JSON lines (default: stdout);\n"
-    "                                   safe while a broker uses DIR, never writes it\n"
+    "  export --db DIR [--out FILE|-]   every document and watch as JSON lines (default: stdout),\n"
+    "                                   one moment of the database; safe while brokers use it,\n"
+    "                                   never writes it\n"
     "  import --db DIR [--in FILE|-]    an export into a new or empty database (default: stdin);\n"
-    "                                   all or nothing, versions and times kept; the broker must\n"
-    "                                   not be using DIR\n"
-    "  check --db DIR                   checks every record; safe while a broker uses DIR\n"
+    "                                   versions and times kept; no broker may be using it\n"
+    "  check --db DIR                   checks every record; safe while brokers use it\n"
     "  help, --help                     this text\n"
+    "\n"
+    "options:\n"
+    "  --db URI                         a PostgreSQL database instead of DIR, for each command\n"
+    "  --password-file FILE             with a URI: the password file (libpq's format, mode 0600),\n"
+    "                                   as plugin_opt_store_password_file; without it libpq reads\n"
+    "                                   PGPASSFILE or ~/.pgpass\n"
+    "  --schema NAME                    with a URI: the schema holding the twins, as\n"
+    "                                   plugin_opt_store_schema (default: twins)\n"
     "\n"
     "Exit status: 0 done, 1 refused or failed (the message says why), 2 bad usage.\n";
 
@@ -43,7 +55,7 @@ int Run(const std::vector<std::string_view>& args) {
   if (command != "export" && command != "import" && command != "check") {
     return Usage("unknown command \"" + std::string(command) + "\"");
   }
-  std::optional<std::string> db, out, in;
+  std::optional<std::string> db, out, in, password_file, schema;
   for (size_t i = 1; i < args.size(); ++i) {
     std::string_view flag = args[i];
     std::optional<std::string> value;
@@ -59,6 +71,10 @@ int Run(const std::vector<std::string_view>& args) {
       target = &out;
     } else if (flag == "--in" && command == "import") {
       target = &in;
+    } else if (flag == "--password-file") {
+      target = &password_file;
+    } else if (flag == "--schema") {
+      target = &schema;
     } else if (flag == "--help" || flag == "-h") {
       std::cout << kUsage;
       return 0;
@@ -74,9 +90,15 @@ int Run(const std::vector<std::string_view>& args) {
     *target = std::move(value);
   }
   if (!db) return Usage(std::string(command) + " needs --db DIR");
-  if (command == "export") return twins::admin::Export(*db, out.value_or("-"));
-  if (command == "import") return twins::admin::Import(*db, in.value_or("-"));
-  return twins::admin::Check(*db);
+  for (const auto& [flag, value] : {std::pair("--password-file", &password_file), std::pair("--schema", &schema)}) {
+    if (*value && !twins::admin::IsPostgresUri(*db)) {
+      return Usage(std::string(flag) + " goes with a PostgreSQL URI (postgresql://...) as --db");
+    }
+  }
+  const twins::admin::Target target{*db, password_file.value_or(""), schema.value_or("")};
+  if (command == "export") return twins::admin::Export(target, out.value_or("-"));
+  if (command == "import") return twins::admin::Import(target, in.value_or("-"));
+  return twins::admin::Check(target);
 }
 
 }  // namespace

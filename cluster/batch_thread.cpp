@@ -143,8 +143,11 @@ void BatchThread::RunBatch(std::vector<Call>& calls) {
       }
     }
   };
+  batches_.fetch_add(1, std::memory_order_relaxed);
+  calls_.fetch_add(calls.size(), std::memory_order_relaxed);
   auto start = store_.Begin(ReadsOf(calls, watch_twins_));
   if (!start.ok()) {
+    failed_.fetch_add(1, std::memory_order_relaxed);
     settle_all(start.status());
     return;
   }
@@ -159,7 +162,7 @@ void BatchThread::RunBatch(std::vector<Call>& calls) {
       // The call's result stays unset: its caller reports an internal error.
     }
   }
-  (void)engine_.Sync(settle_all);
+  if (!engine_.Sync(settle_all).ok()) failed_.fetch_add(1, std::memory_order_relaxed);
 }
 
 }  // namespace twins

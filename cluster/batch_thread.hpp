@@ -12,6 +12,7 @@
 // pushes and event streams hear of other brokers' changes even without notifications.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -45,8 +46,12 @@ class BatchThread final : public BatchRunner {
   Status RunAndWait(const BatchHint& hint, const std::function<void()>& work) override;
   void Submit(BatchHint hint, std::function<void()> work, std::function<void(const Status&)> settled) override;
 
-  // Calls queued and not yet taken by a batch (for monitoring).
+  // For monitoring: calls queued and not yet taken by a batch; batches run, and calls they ran;
+  // batches that did not commit.
   size_t queued() const;
+  uint64_t batches() const { return batches_.load(std::memory_order_relaxed); }
+  uint64_t calls() const { return calls_.load(std::memory_order_relaxed); }
+  uint64_t failed() const { return failed_.load(std::memory_order_relaxed); }
 
   struct Call {
     BatchHint hint;
@@ -67,6 +72,7 @@ class BatchThread final : public BatchRunner {
   bool stopping_ = false;   // guarded by mutex_
   // The batch thread's: twins whose watches another broker changed, to read at the next batch.
   std::set<std::string> watch_twins_;
+  std::atomic<uint64_t> batches_{0}, calls_{0}, failed_{0};
   std::thread thread_;
 };
 

@@ -115,10 +115,12 @@ Status Engine::ReserveTwin() {
   return Status::Ok();
 }
 
-void Engine::ForgetTwinIfEmpty(std::string_view twin) {
-  if (limits_.max_twins == 0) return;
+bool Engine::ForgetTwinIfEmpty(std::string_view twin) {
+  if (limits_.max_twins == 0) return false;
   auto names = store_->List(twin);
-  if (names.ok() && names->empty() && !HasTwinWatches(twin)) --twins_;
+  if (!names.ok() || !names->empty() || HasTwinWatches(twin)) return false;
+  --twins_;
+  return true;
 }
 
 std::mutex& Engine::LockFor(std::string_view twin) const {
@@ -194,18 +196,29 @@ Status Engine::Sync(const std::function<void(const Status&)>& settle) {
     std::lock_guard<std::mutex> lock(commit_mutex_);
     upto = last_seq_;
   }
+  std::vector<WatchUndo> watches;
+  {
+    std::lock_guard<std::mutex> lock(watches_mutex_);
+    watches.swap(unsynced_watches_);
+  }
   Status s = store_->Sync();
-  if (settle) settle(s);
   if (!s.ok()) {
+    UndoWatches(std::move(watches));  // before the callers hear of the failure
+    if (settle) settle(s);
     for (WriteObserver* observer : observers_) observer->OnLost(upto);
     return s;
   }
+  // The change log shows the writes before their callers hear they are done (a caller then
+  // finds them in ReadChanges), and the observers (pushes) hear of them after the callers.
+  bool advanced = false;
   {
     std::lock_guard<std::mutex> lock(durable_mutex_);
-    if (upto <= durable_seq_) return s;
-    durable_seq_ = upto;
+    advanced = upto > durable_seq_;
+    if (advanced) durable_seq_ = upto;
   }
-  durable_cv_.notify_all();
+  if (advanced) durable_cv_.notify_all();
+  if (settle) settle(s);
+  if (!advanced) return s;
   for (WriteObserver* observer : observers_) observer->OnDurable(upto);
   return s;
 }
@@ -498,8 +511,18 @@ Result<Document> Engine::Watch(std::string_view twin, std::string_view doc, std:
   }
   {
     std::lock_guard<std::mutex> watches_lock(watches_mutex_);
-    watches_[std::string(twin)][{std::string(doc), std::string(watcher)}] = {std::string(value), since};
-    if (!known) ++watch_count_;
+    auto& watches = watches_[std::string(twin)];
+    std::pair<std::string, std::string> key{doc, watcher};
+    auto found = watches.find(key);
+    std::optional<WatchState> before;
+    if (found != watches.end()) {
+      before = found->second;
+      found->second = {std::string(value), since};
+    } else {
+      watches.emplace(key, WatchState{std::string(value), since});
+      ++watch_count_;
+    }
+    unsynced_watches_.push_back({std::string(twin), std::move(key), std::move(before), false});
   }
   s = Persist(durability);
   if (!s.ok()) return s;
@@ -526,18 +549,51 @@ Status Engine::Unwatch(std::string_view twin, std::string_view doc, std::string_
   }
   s = store_->DeleteWatch(twin, doc, watcher);
   if (!s.ok()) return s;
+  std::pair<std::string, std::string> key{doc, watcher};
+  std::optional<WatchState> before;
   bool last = false;
   {
     std::lock_guard<std::mutex> watches_lock(watches_mutex_);
     auto found = watches_.find(twin);
-    if (found != watches_.end() && found->second.erase({std::string(doc), std::string(watcher)}) != 0) {
-      --watch_count_;
-      last = found->second.empty();
-      if (last) watches_.erase(found);
+    if (found != watches_.end()) {
+      auto watch = found->second.find(key);
+      if (watch != found->second.end()) {
+        before = std::move(watch->second);
+        found->second.erase(watch);
+        --watch_count_;
+        last = found->second.empty();
+        if (last) watches_.erase(found);
+      }
     }
   }
-  if (last) ForgetTwinIfEmpty(twin);  // its last watch went: a twin without documents is no more
+  // Its last watch went: a twin without documents is no more.
+  const bool uncounted = last && ForgetTwinIfEmpty(twin);
+  if (before) {
+    std::lock_guard<std::mutex> watches_lock(watches_mutex_);
+    unsynced_watches_.push_back({std::string(twin), std::move(key), std::move(before), uncounted});
+  }
   return Persist(durability);
+}
+
+// A twin that a failed watch made is left counted, as one a failed write created: the
+// stricter error. One that a failed unwatch left empty is counted again.
+void Engine::UndoWatches(std::vector<WatchUndo> undo) {
+  std::lock_guard<std::mutex> lock(watches_mutex_);
+  for (auto it = undo.rbegin(); it != undo.rend(); ++it) {
+    auto& watches = watches_[it->twin];
+    auto found = watches.find(it->key);
+    if (it->before && found != watches.end()) {
+      found->second = std::move(*it->before);
+    } else if (it->before) {
+      watches.emplace(std::move(it->key), std::move(*it->before));
+      ++watch_count_;
+    } else if (found != watches.end()) {
+      watches.erase(found);
+      --watch_count_;
+    }
+    if (watches.empty()) watches_.erase(it->twin);
+    if (it->uncounted) ++twins_;
+  }
 }
 
 bool Engine::IsWatched(std::string_view twin, std::string_view doc) const {

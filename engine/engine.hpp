@@ -12,10 +12,10 @@
 #include <condition_variable>
 #include <functional>
 #include <map>
-#include <optional>
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -158,6 +158,8 @@ class Engine {
   // twin without documents. Durable before it returns.
   Status DeleteAll(std::string_view twin, const WriteContext& context = {});
   // Makes every kAtSync write that returned before it durable, then tells the observers.
+  // When it fails, the watches and unwatches it covered are undone in memory (their callers
+  // answer with its error; see Watch).
   // `settle`, when given, hears the store's answer first (BatchRunner: replies before pushes).
   // With a batch runner, a call from another thread does nothing: every call waited already.
   Status Sync(const std::function<void(const Status&)>& settle = {});
@@ -189,7 +191,9 @@ class Engine {
   // one document; `value` is the caller's, kept with it. The document is read under the same
   // lock as the registration, so no write falls between the two. Returns the document, or
   // version 0 with data {} when it does not exist. A twin has at most max_documents + 1
-  // watched (document, watcher) pairs.
+  // watched (document, watcher) pairs. A watch or unwatch takes effect at once, and is undone
+  // if the Sync that makes it durable fails (kBeforeReturn: its own); the store may still have
+  // kept it (a failed write is uncertain), which a restart then reads.
   Result<Document> Watch(std::string_view twin, std::string_view doc, std::string_view watcher, std::string_view value,
                          Durability durability = Durability::kBeforeReturn);
   // Ok also when there was no such watch.
@@ -244,8 +248,9 @@ class Engine {
   Status ReserveTwin();
   // Whether the twin has a watch (a twin without documents but with watches counts for max_twins).
   bool HasTwinWatches(std::string_view twin) const;
-  // After a twin lost its last document or watch (or may have), with its lock held.
-  void ForgetTwinIfEmpty(std::string_view twin);
+  // After a twin lost its last document or watch (or may have), with its lock held; whether
+  // it was no longer counted.
+  bool ForgetTwinIfEmpty(std::string_view twin);
   // The twin's configuration, from the cache or read and cached; the twin's lock must be held.
   Result<std::shared_ptr<const TwinConfig>> LoadConfig(std::string_view twin) const;
 
@@ -276,6 +281,16 @@ class Engine {
   };
   std::map<std::string, std::map<std::pair<std::string, std::string>, WatchState>, std::less<>> watches_;
   std::atomic<size_t> watch_count_{0};
+  // What each watch and unwatch since the last Sync replaced, newest last, for a failed Sync
+  // to put back; guarded by watches_mutex_.
+  struct WatchUndo {
+    std::string twin;
+    std::pair<std::string, std::string> key;  // (document, watcher)
+    std::optional<WatchState> before;         // nullopt: there was no such watch
+    bool uncounted = false;                   // the unwatch took the twin out of twins_
+  };
+  std::vector<WatchUndo> unsynced_watches_;
+  void UndoWatches(std::vector<WatchUndo> undo);
 };
 
 }  // namespace twins

@@ -1,5 +1,7 @@
 #include "plugin/options.hpp"
 
+#include <mosquitto.h>
+
 #include <cerrno>
 #include <cstdlib>
 #include <functional>
@@ -129,14 +131,17 @@ Result<PluginOptions> ParseOptions(const std::vector<std::pair<std::string, std:
       {"store_timeout_ms", Number(&o.postgres.timeout_ms, 100, 600000)},
       {"events_topic",
        [&o](const std::string& key, const std::string& value) {
-         // A topic name that subscribers can match: no wildcards, no empty level at its end,
-         // and outside the twins' own territory (nothing there reaches subscribers).
-         if (value.empty() || value.back() == '/' || value.find_first_of("+#") != std::string::npos ||
-             value.find('\0') != std::string::npos) {
+         // A topic name that subscribers can match: text as MQTT clients accept it (libmosquitto
+         // disconnects on a topic that fails this check), no wildcards, no empty level at its
+         // end, and outside the twins' own territory (nothing there reaches subscribers).
+         if (value.size() > 1024) return Bad(key, "is longer than 1024 bytes");
+         if (mosquitto_validate_utf8(value.data(), static_cast<int>(value.size())) != MOSQ_ERR_SUCCESS) {
+           return Bad(key, "is not a topic name: not valid UTF-8, or it holds a control character or a noncharacter");
+         }
+         if (value.empty() || value.back() == '/' || value.find_first_of("+#") != std::string::npos) {
            return Bad(key, "'" + value + "' is not a topic name (no '+', '#', or trailing '/')");
          }
          if (value.rfind("$SCW/twins", 0) == 0) return Bad(key, "must not be under $SCW/twins");
-         if (value.size() > 1024) return Bad(key, "is longer than 1024 bytes");
          o.events_topic = value;
          return Status::Ok();
        }},

@@ -929,6 +929,20 @@ int SetUpWake(Plugin& plugin) {
   return MOSQ_ERR_SUCCESS;
 }
 
+// With a shared store: how the batch thread keeps up.
+void DeclareBatchMetrics(metrics::Registry& registry, const BatchThread& batches) {
+  using metrics::Type;
+  registry.AddCallback("twins_store_batches_total", "Transactions of the shared store (one per batch of requests)",
+                       Type::kCounter, {}, [&batches] { return static_cast<double>(batches.batches()); });
+  registry.AddCallback("twins_store_batch_calls_total", "Requests run in the shared store's batches", Type::kCounter,
+                       {}, [&batches] { return static_cast<double>(batches.calls()); });
+  registry.AddCallback("twins_store_batches_failed_total",
+                       "Batches that did not commit (PostgreSQL unavailable or not answering)", Type::kCounter, {},
+                       [&batches] { return static_cast<double>(batches.failed()); });
+  registry.AddCallback("twins_store_batch_queued", "Requests waiting for the next batch", Type::kGauge, {},
+                       [&batches] { return static_cast<double>(batches.queued()); });
+}
+
 // The engine over its store: RocksDB at db_path, or PostgreSQL shared with other brokers.
 int OpenStore(Plugin& plugin) {
   const PluginOptions& o = plugin.options;
@@ -1042,6 +1056,7 @@ int Init(Plugin& plugin, mosquitto_opt* opts, int opt_count) {
   plugin.metrics.registry().AddCallback(
       "twins_pushes_dropped_total", "Changes not pushed because too many waited for the broker thread",
       metrics::Type::kCounter, {}, [&plugin] { return static_cast<double>(plugin.pusher->dropped()); });
+  if (plugin.batches) DeclareBatchMetrics(plugin.metrics.registry(), *plugin.batches);
   rc = StartRest(plugin);
   if (rc != MOSQ_ERR_SUCCESS) return rc;
   rc = mosquitto_callback_register(plugin.id, MOSQ_EVT_MESSAGE, OnMessage, nullptr, &plugin);

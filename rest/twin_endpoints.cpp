@@ -131,6 +131,7 @@ HttpResponse TwinEndpoints::Get(HttpRequest& request, std::string_view twin, std
     HttpResponse response;
     response.status = 304;
     response.etag = ETag(found->version);
+    AddLastModified(found.value(), response);  // as the 200 would have: caches keep it
     return response;
   }
   return DocumentResponse(twin, doc, found.value());

@@ -9,7 +9,7 @@ packages=(
   postgresql-15
   mosquitto mosquitto-dev libmosquitto-dev mosquitto-clients
   googletest libgtest-dev libbenchmark-dev
-  curl graphite-carbon python3-whisper wrk docker-compose chromium
+  curl graphite-carbon python3-whisper wrk docker-compose haproxy chromium
   python3-prometheus-client prometheus
 )
 

@@ -263,6 +263,18 @@ class SharedStore final : public SharedPostgresStore {
     return out;
   }
 
+  // Before any batch (an import): the log goes on after `seq`, and the seqs given out too.
+  Status StartChangeLogAfter(uint64_t seq) override {
+    Status s = reader_->StartChangeLogAfter(seq);
+    if (s.ok()) s = Connect();
+    if (!s.ok()) return s;
+    auto result = Run(
+        {{"UPDATE " + q_ + "meta SET value = greatest(value::bigint, $1)::text WHERE key = 'seq'", {BigInt(seq)}}});
+    if (!result.ok()) return result.status();
+    heard_ = std::max(heard_, seq);
+    return Status::Ok();
+  }
+
   // --- any thread ---------------------------------------------------------------------------
 
   ChangeBounds Changes() const override { return reader_->Changes(); }
@@ -429,10 +441,17 @@ class SharedStore final : public SharedPostgresStore {
   // Runs `statements` in one pipeline (one round trip), within options_.timeout_ms: each one's
   // result, or the first error (the later ones were not run). Past the deadline, or when the
   // connection breaks, the connection goes.
+  // Never connects: a connection made again inside a batch would run the rest of it outside
+  // its transaction, without the write lock it read under.
   Result<std::vector<PgResult>> Run(const std::vector<Statement>& statements) const {
-    Status s = Connect();
-    if (!s.ok()) return s;
+    if (!conn_ || PQstatus(conn_.get()) != CONNECTION_OK) {
+      if (conn_) Lost("PostgreSQL connection lost: " + ErrorText(PQerrorMessage(conn_.get())));
+      in_batch_ = false;
+      std::lock_guard<std::mutex> lock(down_mutex_);
+      return down_status_.ok() ? Status::Unavailable(kUnavailable) : down_status_;
+    }
     PGconn* conn = conn_.get();
+    Status s;
     const Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(options_.timeout_ms);
     if (PQenterPipelineMode(conn) != 1) return Broken("cannot enter pipeline mode");
     for (const Statement& statement : statements) {

@@ -62,6 +62,16 @@ Change ReadChange(const PGresult* rows, int row) {
   return change;
 }
 
+Result<PgResult> RunSql(PGconn* conn, const std::string& sql, const Params& params) {
+  std::vector<const char*> values;
+  for (const std::string& param : params) values.push_back(param.c_str());
+  PgResult result(
+      PQexecParams(conn, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr, nullptr, 0));
+  const ExecStatusType status = PQresultStatus(result.get());
+  if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK) return result;
+  return Status::Internal(ErrorText(PQresultErrorMessage(result.get())));
+}
+
 Status PrepareSchema(PgConn& conn, const std::string& schema, const PgDeadline& deadline) {
   const std::string q = "\"" + schema + "\".";
   auto found = PgExec(conn,

@@ -59,6 +59,9 @@ Change ReadChange(const PGresult* rows, int row);
 
 // What PgConnect needs of `options`.
 PgConnectOptions ConnectOptions(const PostgresOptions& options);
+// Runs one statement, parameters in text form, on a blocking connection, waiting as long as the
+// server takes (the admin command's snapshot): its result, or libpq's error.
+Result<PgResult> RunSql(PGconn* conn, const std::string& sql, const Params& params = {});
 // Creates the schema if it is missing; checks its version otherwise; by the deadline.
 Status PrepareSchema(PgConn& conn, const std::string& schema, const PgDeadline& deadline);
 

@@ -24,11 +24,16 @@ namespace twins::rocksdb_layout {
 //   "c" seq (8 bytes big-endian)            -> a change-log entry (EncodeChange)
 //   "h" twin NUL doc NUL version (8 bytes BE) -> seq of the entry that made that version; written
 //                                              in the entry's batch, so it goes with the entry
+// Beside RocksDB's files, kReservedSeqFile holds a seq (8 bytes BE) that no seq written exceeds:
+// without sync_writes, it is raised (and fsynced) before a seq above it is written, lowered to
+// the newest seq written at a clean close. The next open goes on after it: a power loss may
+// have taken back changes up to it that readers had seen.
 // Schema 1 (no modified time, no change log) is upgraded in place at open, in one batch.
 inline constexpr char kSchemaKey[] = "!schema";
 inline constexpr char kSchemaVersion[] = "2";
 inline constexpr char kChangesFamily[] = "changes";
 inline constexpr char kNewestSeqKey[] = "!seq";
+inline constexpr char kReservedSeqFile[] = "TWINS-SEQ-RESERVED";
 
 inline void AppendBigEndian(uint64_t value, std::string* out) {
   for (int i = 7; i >= 0; --i) *out += static_cast<char>((value >> (8 * i)) & 0xFF);

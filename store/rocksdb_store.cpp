@@ -1,5 +1,6 @@
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
+#include <rocksdb/file_system.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/listener.h>
 #include <rocksdb/memtablerep.h>
@@ -21,6 +22,7 @@
 
 #include "store/document_store.hpp"
 #include "store/free_space.hpp"
+#include "store/rocksdb_store.hpp"
 #include "store/rocksdb_layout.hpp"
 
 namespace twins {
@@ -85,6 +87,10 @@ constexpr auto kFreeSpaceRefresh = std::chrono::milliseconds(100);
 constexpr auto kResumeInterval = std::chrono::milliseconds(250);
 // Resuming flushes the memtable to a table file: not tried on a disk with less room than this.
 constexpr uint64_t kMinFreeToResume = 256 << 10;
+// Without sync_writes, seqs are reserved this many at a time, with one small fsync: a couple of
+// seconds of the fastest writers, at a few ms each (docs/performance.md). A power loss skips at
+// most this many seqs.
+constexpr uint64_t kSeqReserveBlock = 65536;
 
 uint64_t Mib(uint64_t bytes) { return bytes == UINT64_MAX ? bytes : bytes >> 20; }
 
@@ -119,6 +125,52 @@ class ErrorListener final : public rocksdb::EventListener {
   std::string message_;
 };
 
+// The seqs reserved ahead (RocksDbStore::Write), in a file of their own in the database's
+// folder. Making them durable writes 8 bytes; a synced write to RocksDB's log would also write
+// out all of the log not yet synced, on the writer's thread, and take the longer the more was
+// written since (docs/performance.md, "Costs behind choices in the code").
+class SeqReservation {
+ public:
+  // Reads the file; creates it, and syncs the folder so that it outlives a crash, if missing.
+  rocksdb::IOStatus Open(rocksdb::FileSystem& fs, const std::string& folder) {
+    const std::string path = folder + "/" + kReservedSeqFile;
+    const rocksdb::IOOptions io;
+    rocksdb::IOStatus s = fs.FileExists(path, io, nullptr);
+    if (s.IsNotFound()) {
+      std::unique_ptr<rocksdb::FSWritableFile> created;
+      std::unique_ptr<rocksdb::FSDirectory> directory;
+      s = fs.NewWritableFile(path, rocksdb::FileOptions(), &created, nullptr);
+      if (s.ok()) s = created->Close(io, nullptr);
+      if (s.ok()) s = fs.NewDirectory(folder, io, &directory, nullptr);
+      if (s.ok()) s = directory->Fsync(io, nullptr);
+    }
+    if (s.ok()) s = fs.NewRandomRWFile(path, rocksdb::FileOptions(), &file_, nullptr);
+    if (!s.ok()) return s;
+    char scratch[8];
+    rocksdb::Slice read;
+    s = file_->Read(0, sizeof scratch, io, &read, scratch, nullptr);
+    if (s.ok() && read.size() == 8) value_ = ReadBigEndian(read.data());
+    if (s.ok() && read.size() != 8 && !read.empty()) s = rocksdb::IOStatus::Corruption(path + ": not 8 bytes");
+    return s;
+  }
+
+  uint64_t value() const { return value_; }
+
+  // Durable once it returns Ok.
+  rocksdb::IOStatus Set(uint64_t seq) {
+    std::string bytes;
+    AppendBigEndian(seq, &bytes);
+    rocksdb::IOStatus s = file_->Write(0, bytes, rocksdb::IOOptions(), nullptr);
+    if (s.ok()) s = file_->Sync(rocksdb::IOOptions(), nullptr);
+    if (s.ok()) value_ = seq;
+    return s;
+  }
+
+ private:
+  std::unique_ptr<rocksdb::FSRandomRWFile> file_;
+  uint64_t value_ = 0;  // 0: none (a new file, empty)
+};
+
 class RocksDbStore final : public DocumentStore {
  public:
   RocksDbStore(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* changes, const RocksDbOptions& options,
@@ -133,14 +185,17 @@ class RocksDbStore final : public DocumentStore {
         log_(options.log),
         path_(options.path) {}
   ~RocksDbStore() override {
+    CloseCleanly();
     db_->DestroyColumnFamilyHandle(changes_).PermitUncheckedError();
     // Close() flushes nothing the WAL does not already hold, but reports a clean shutdown.
     db_->Close().PermitUncheckedError();
   }
 
   // At open: the newest seq, from the log's last entry or, when the log dropped every entry,
-  // the newest seq the documents' family recorded with its last batch (so seq never goes back).
-  Status LoadChangeLog() {
+  // the newest seq the documents' family recorded with its last batch (so seq never goes back);
+  // and at least the seqs reserved: a power loss may have taken back changes that readers had
+  // seen, whose seqs must not come again.
+  Status LoadChangeLog(rocksdb::FileSystem& fs) {
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), changes_));
     it->SeekForPrev(ChangeKey(UINT64_MAX));
     uint64_t newest = 0;
@@ -155,6 +210,13 @@ class RocksDbStore final : public DocumentStore {
     if (s.ok()) {
       if (recorded.size() != 8) return Status::Internal("corrupt newest seq");
       newest = std::max(newest, ReadBigEndian(recorded.data()));
+    }
+    {
+      std::lock_guard<std::mutex> lock(write_mutex_);
+      rocksdb::IOStatus reserved = reservation_.Open(fs, path_);
+      if (!reserved.ok()) return Status::Internal("cannot read the reserved seqs: " + reserved.ToString());
+      newest = std::max(newest, reservation_.value());
+      loaded_ = true;
     }
     std::lock_guard<std::mutex> lock(log_mutex_);
     newest_seq_ = newest;
@@ -229,6 +291,13 @@ class RocksDbStore final : public DocumentStore {
     }
     std::lock_guard<std::mutex> lock(write_mutex_);
     if (stopped_) return stop_status_;
+    // Without sync_writes, a Sync() makes a change visible (to the change stream, the event
+    // feed) before it is on the disk, and a power loss may take it back. So no seq is written
+    // before it is durably reserved: the next open goes on after every seq shown.
+    if (!fsync_ && last_seq > reservation_.value()) {
+      rocksdb::IOStatus reserved = reservation_.Set(last_seq + kSeqReserveBlock);
+      if (!reserved.ok()) return Stop(reserved);
+    }
     rocksdb::Status s = db_->Write(write_options_, &batch);
     if (!s.ok()) return Stop(s);
     log_bytes_ += batch.GetDataSize();
@@ -451,6 +520,19 @@ class RocksDbStore final : public DocumentStore {
     return s.ok() ? Status::Ok() : Stop(s);
   }
 
+  // No seq above the newest written was shown: the next open need not skip the others
+  // reserved, and seq goes on without a gap.
+  void CloseCleanly() {
+    std::lock_guard<std::mutex> lock(write_mutex_);
+    if (!loaded_) return;  // newest_seq_ was never read: it would undo the reservation
+    uint64_t newest;
+    {
+      std::lock_guard<std::mutex> log_lock(log_mutex_);
+      newest = newest_seq_;
+    }
+    if (newest != reservation_.value()) reservation_.Set(newest).PermitUncheckedError();
+  }
+
   template <class Visit>
   Status Scan(std::string_view twin, Visit visit) const {
     const std::string prefix = TwinPrefix(twin);
@@ -541,6 +623,8 @@ class RocksDbStore final : public DocumentStore {
   std::mutex write_mutex_;
   std::atomic<bool> stopped_{false};  // set with write_mutex_ held, read without
   Status stop_status_;
+  SeqReservation reservation_;  // no seq above it is written
+  bool loaded_ = false;         // LoadChangeLog read the seqs: a close may lower the reservation
   std::chrono::steady_clock::time_point stopped_at_;
   std::chrono::steady_clock::time_point next_resume_;
 };
@@ -548,7 +632,12 @@ class RocksDbStore final : public DocumentStore {
 }  // namespace
 
 Result<std::unique_ptr<DocumentStore>> OpenRocksDbStore(const RocksDbOptions& options) {
+  return OpenRocksDbStore(options, nullptr);
+}
+
+Result<std::unique_ptr<DocumentStore>> OpenRocksDbStore(const RocksDbOptions& options, rocksdb::Env* env) {
   rocksdb::Options db_options;
+  if (env != nullptr) db_options.env = env;
   db_options.create_if_missing = true;
   db_options.info_log = std::make_shared<ForwardingLogger>(options.log);
   auto errors = std::make_shared<ErrorListener>();
@@ -658,7 +747,7 @@ Result<std::unique_ptr<DocumentStore>> OpenRocksDbStore(const RocksDbOptions& op
   auto store = std::make_unique<RocksDbStore>(db.release(), changes.handle, options, 2 * db_options.write_buffer_size,
                                               errors);
   changes.handle = nullptr;  // the store owns it now
-  Status loaded = store->LoadChangeLog();
+  Status loaded = store->LoadChangeLog(*db_options.env->GetFileSystem());
   if (!loaded.ok()) return loaded;
   return std::unique_ptr<DocumentStore>(std::move(store));
 }

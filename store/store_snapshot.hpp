@@ -36,7 +36,7 @@ class StoreSnapshot {
  public:
   virtual ~StoreSnapshot() = default;
 
-  // The database's schema version (1 or 2).
+  // The database's schema version: RocksDB 1 or 2, PostgreSQL 1 (store/postgres_snapshot.hpp).
   virtual int schema() const = 0;
   // The change log's retained entries, and the seq it goes on after.
   virtual ChangeBounds changes() const = 0;

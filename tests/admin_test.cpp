@@ -1,20 +1,16 @@
 // mosquitto-twins-admin, the built binary: export, import and check over real RocksDB
 // databases, and an export of a database a running broker holds while a client writes.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <atomic>
-#include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <map>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "engine/engine.hpp"
-#include "engine/json.hpp"
+#include "tests/support/admin.hpp"
 #include "tests/support/broker.hpp"
 #include "tests/support/mqtt_client.hpp"
 #include "tests/support/schema1_database.hpp"
@@ -25,85 +21,19 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Outcome {
-  int status = -1;
-  std::string out;
-  std::string err;
-};
+using test::Lines;
+using test::ReadFile;
+using test::WriteFile;
+using Outcome = test::AdminOutcome;
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream file(path, std::ios::binary);
-  std::ostringstream text;
-  text << file.rdbuf();
-  return text.str();
-}
-
-void WriteFile(const std::string& path, const std::string& text) {
-  std::ofstream file(path, std::ios::binary);
-  file << text;
-}
-
-std::vector<std::string> Lines(const std::string& text) {
-  std::vector<std::string> lines;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
-  return lines;
-}
-
-class AdminTest : public testing::Test {
+class AdminTest : public test::AdminFixture {
  protected:
-  // Runs the admin command with `args` (shell words: the test's paths hold no spaces), `input`
-  // on its stdin.
-  Outcome Admin(const std::string& args, const std::string& input = "") {
-    WriteFile(dir_.sub("stdin"), input);
-    const std::string command = std::string(TWINS_ADMIN_PATH) + " " + args + " <" + dir_.sub("stdin") + " >" +
-                                dir_.sub("stdout") + " 2>" + dir_.sub("stderr");
-    Outcome run;
-    const int status = std::system(command.c_str());
-    run.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    run.out = ReadFile(dir_.sub("stdout"));
-    run.err = ReadFile(dir_.sub("stderr"));
-    return run;
-  }
-
-  std::string Export(const std::string& db) {
-    Outcome run = Admin("export --db " + db);
-    EXPECT_EQ(run.status, 0) << run.err;
-    return run.out;
-  }
-
-  // A database made by the engine: documents of several twins (one deleted, so the log has
-  // more entries than versions), a _config, odd numbers and strings, watches.
-  void MakeDatabase(const std::string& path) {
-    auto store = OpenRocksDbStore(path);
-    ASSERT_TRUE(store.ok()) << store.status().message();
-    Engine engine(std::move(store).value(), Limits());
-    auto put = [&](const std::string& twin, const std::string& doc, const std::string& data) {
-      auto request = ParseWriteRequest(R"({"data":)" + data + "}", engine.limits());
-      ASSERT_TRUE(request.ok()) << request.status().message();
-      auto written = engine.Put(twin, doc, *request);
-      ASSERT_TRUE(written.ok()) << written.status().message();
-    };
-    put("device-1", "state", R"({"temp":21.5,"on":true})");
-    put("device-1", "state", R"({"temp":1e300,"big":12345678901234567890,"neg":-0.001})");
-    put("device-1", "desired", R"({"text":"caf\u00e9 \"quoted\" \\ \n","list":[1,[2,{"x":"y"}]]})");
-    put("device-1", "_config", R"({"documents":{}})");
-    put("dévice 2", "state", R"({})");
-    put("dévice 2", "gone", R"({"a":1})");
-    ASSERT_TRUE(engine.Delete("dévice 2", "gone", VersionCondition()).ok());
-    ASSERT_TRUE(engine.Watch("device-1", "desired", "client-1", "1me").ok());
-    ASSERT_TRUE(engine.Watch("dévice 2", "state", "client \"2\"", "0a").ok());
-    ASSERT_TRUE(engine.Sync().ok());
-  }
-
   // Every file of the directory with its bytes.
   static std::map<std::string, std::string> Files(const std::string& dir) {
     std::map<std::string, std::string> files;
     for (const auto& entry : fs::directory_iterator(dir)) files[entry.path().filename()] = ReadFile(entry.path());
     return files;
   }
-
-  test::TempDir dir_;
 };
 
 TEST_F(AdminTest, ExportImportExportIsByteForByteTheSame) {
@@ -301,6 +231,9 @@ TEST_F(AdminTest, BadUsageIsRefusedWithTheReason) {
       {"import --db x --out y", "unknown option \"--out\" for import"},
       {"check --db x --db y", "--db given twice"},
       {"check --verbose --db x", "unknown option \"--verbose\" for check"},
+      {"export --db x --password-file f", "--password-file goes with a PostgreSQL URI (postgresql://...) as --db"},
+      {"check --db postgresql://h/d --password-file=", "--password-file needs a value"},
+      {"import --db postgres://h/d --password-file f --password-file g", "--password-file given twice"},
   };
   for (const auto& [args, message] : cases) {
     Outcome run = Admin(args);
@@ -339,20 +272,7 @@ TEST_F(AdminTest, CheckFindsDocumentsThatDisagreeWithTheChangeLog) {
     ASSERT_TRUE((*store)->Sync().ok());
   }
   Outcome run = Admin("check --db " + dir_.sub("db"));
-  EXPECT_EQ(run.status, 1);
-  EXPECT_NE(run.out.find("problems 3\n"), std::string::npos) << run.out;
-  EXPECT_NE(run.err.find("problem: document device-1/state is at version 9, but its latest change (seq 2) made "
-                         "version 2"),
-            std::string::npos)
-      << run.err;
-  EXPECT_NE(run.err.find("problem: document dévice 2/gone exists at version 1, but its latest change (seq 7) "
-                         "deleted it"),
-            std::string::npos)
-      << run.err;
-  EXPECT_NE(run.err.find("problem: document device-3/state: data is not JSON"), std::string::npos) << run.err;
-  run = Admin("export --db " + dir_.sub("db"));
-  EXPECT_EQ(run.status, 1);
-  EXPECT_NE(run.err.find("document device-3/state: data is not JSON"), std::string::npos) << run.err;
+  ExpectTheBrokenTwins(run, Admin("export --db " + dir_.sub("db")));
 }
 
 // A broker writes (two devices, each putting {"n":k} as the k-th version of its documents)
@@ -381,34 +301,13 @@ TEST_F(AdminTest, ExportOfADatabaseARunningBrokerHoldsIsConsistent) {
       ++writes;
     }
   };
-  // Whether 20 more writes are made within 30 s (between exports, and after the last).
-  const auto WritesGoOn = [](const std::atomic<int>& count) {
-    const int seen = count;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (count < seen + 20 && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    return count >= seen + 20;
-  };
   std::thread first(writer, "device-a");
   std::thread second(writer, "device-b");
   while (writes < 500) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   for (int round = 0; round < 5; ++round) {
     Outcome run = Admin("export --db " + broker.db_path());
     ASSERT_EQ(run.status, 0) << run.err;
-    const std::vector<std::string> lines = Lines(run.out);
-    ASSERT_GE(lines.size(), 2u);
-    const Json header(cJSON_Parse(lines.front().c_str()));
-    const uint64_t seq = static_cast<uint64_t>(cJSON_GetObjectItem(header.get(), "seq")->valuedouble);
-    uint64_t versions = 0;
-    for (size_t i = 1; i + 1 < lines.size(); ++i) {
-      const Json line(cJSON_Parse(lines[i].c_str()));
-      const double version = cJSON_GetObjectItem(line.get(), "version")->valuedouble;
-      EXPECT_EQ(cJSON_GetObjectItem(cJSON_GetObjectItem(line.get(), "data"), "n")->valuedouble, version) << lines[i];
-      versions += static_cast<uint64_t>(version);
-    }
-    EXPECT_GT(seq, 0u);
-    EXPECT_EQ(versions, seq) << run.out;
+    EXPECT_GT(test::ExpectOneMoment(run.out), 0u);
     Outcome check = Admin("check --db " + broker.db_path());
     EXPECT_EQ(check.status, 0) << check.out << check.err;
     if (round == 4) {
@@ -416,7 +315,7 @@ TEST_F(AdminTest, ExportOfADatabaseARunningBrokerHoldsIsConsistent) {
       EXPECT_EQ(imported.status, 0) << imported.err;
       EXPECT_EQ(Export(dir_.sub("restored")), run.out);
     }
-    if (!WritesGoOn(writes)) {
+    if (!test::WritesGoOn(writes)) {
       ADD_FAILURE() << "the broker stopped taking writes during the exports";
       break;
     }

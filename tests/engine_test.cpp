@@ -23,10 +23,26 @@ class EngineTest : public testing::TestWithParam<test::Backend> {
   void SetUp() override { Reopen(); }
 
   void Reopen(Limits limits = Limits()) {
+    batches_.reset();
     engine_.reset();
     auto store = store_.Open();
     ASSERT_TRUE(store.ok()) << store.status().message();
     engine_ = std::make_unique<Engine>(std::move(store).value(), limits);
+    batches_ = store_.Attach(*engine_);
+  }
+
+  // Adds `observer` while no batch thread runs (observers are added before the engine is
+  // shared between threads); the guard stops the batch thread before the observer goes (it
+  // hears of a batch's durability after the batch's callers returned).
+  [[nodiscard]] std::shared_ptr<void> Observe(WriteObserver* observer) {
+    batches_.reset();
+    engine_->SetBatchRunner(nullptr);
+    engine_->AddObserver(observer);
+    batches_ = store_.Attach(*engine_);
+    return std::shared_ptr<void>(nullptr, [this](void*) {
+      batches_.reset();
+      engine_->SetBatchRunner(nullptr);
+    });
   }
 
   static WriteRequest Request(const std::string& body) {
@@ -54,9 +70,12 @@ class EngineTest : public testing::TestWithParam<test::Backend> {
   test::TempDir dir_;
   test::TestStore store_{GetParam(), dir_.sub("db")};
   std::unique_ptr<Engine> engine_;
+  std::unique_ptr<BatchThread> batches_;  // before the engine
 };
 
-INSTANTIATE_TEST_SUITE_P(Store, EngineTest, testing::Values(test::Backend::kRocksDb, test::Backend::kPostgres),
+INSTANTIATE_TEST_SUITE_P(Store, EngineTest,
+                         testing::Values(test::Backend::kRocksDb, test::Backend::kPostgres,
+                                         test::Backend::kPostgresBatched),
                          test::BackendName);
 
 TEST_P(EngineTest, PutCreatesVersionOneAndGetReturnsIt) {
@@ -289,7 +308,7 @@ class RecordingObserver : public WriteObserver {
 
 TEST_P(EngineTest, ObserverSeesEverySuccessfulWriteWithBeforeAndAfter) {
   RecordingObserver observer;
-  engine_->AddObserver(&observer);
+  auto observing = Observe(&observer);
   ASSERT_TRUE(Put("d", R"({"data":{"a":1}})").ok());
   ASSERT_TRUE(Patch("d", R"({"data":{"b":2}})").ok());
   EXPECT_EQ(observer.events,
@@ -321,7 +340,7 @@ class ConfigObserver : public WriteObserver {
 
 TEST_P(EngineTest, ConfigIsParsedWhenWrittenAndHandedToEveryWriteUntilItChanges) {
   ConfigObserver observer;
-  engine_->AddObserver(&observer);
+  auto observing = Observe(&observer);
   ASSERT_TRUE(Put("d", R"({"data":{"a":1}})").ok());
   ASSERT_TRUE(Put("_config", R"({"data":{"documents":{"d":{"_tsdb_trigger":"on-update"}}}})").ok());
   ASSERT_TRUE(Patch("d", R"({"data":{"a":2}})").ok());
@@ -343,7 +362,7 @@ TEST_P(EngineTest, ConfigWrittenBeforeTheEngineStartedIsReadOnceAndKept) {
   ASSERT_TRUE(Put("_config", R"({"data":{"documents":{"d":{"_tsdb_trigger":"on-change"}}}})").ok());
   Reopen();
   ConfigObserver observer;
-  engine_->AddObserver(&observer);
+  auto observing = Observe(&observer);
   ASSERT_TRUE(Put("d", R"({"data":{"a":1}})").ok());
   ASSERT_TRUE(Put("d", R"({"data":{"a":2}})").ok());
   EXPECT_EQ(observer.triggers, (std::vector<std::string>{"on-change", "on-change"}));
@@ -371,7 +390,7 @@ TEST_P(EngineTest, ConfigLargerThanItsLimitIsRefusedNamingTheLimit) {
 // write is handed the _config in force when it was made, and the last one wins.
 TEST_P(EngineTest, ConcurrentConfigAndDocumentWritersSeeTheConfigInForce) {
   ConfigObserver observer;
-  engine_->AddObserver(&observer);
+  auto observing = Observe(&observer);
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&, t] {
@@ -396,7 +415,7 @@ TEST_P(EngineTest, ConcurrentConfigAndDocumentWritersSeeTheConfigInForce) {
 
 TEST_P(EngineTest, ObserverDoesNotSeeRejectedWrites) {
   RecordingObserver observer;
-  engine_->AddObserver(&observer);
+  auto observing = Observe(&observer);
   EXPECT_FALSE(Put("d", R"({"version":3,"data":{"a":1}})").ok());
   EXPECT_FALSE(Patch("d", R"({"data":{"a":[null]}})").ok());
   EXPECT_TRUE(observer.events.empty());

@@ -27,6 +27,7 @@ declare -A private=(
   [engine/config_cache.hpp]=engine
   [store/free_space.hpp]=store
   [store/rocksdb_layout.hpp]=store
+  [store/rocksdb_store.hpp]=store
   [store/postgres_sql.hpp]=store
   [store/postgres_connection.hpp]=store
 )

@@ -103,6 +103,44 @@ TEST(OptionsTest, BadRestHardeningOptionsAreNamed) {
   });
 }
 
+TEST(OptionsTest, EventsTopicIsRead) {
+  for (const char* topic : {"events", "/twins/events", "a//b", "\xc3\xa9v\xc3\xa8nements/\xf0\x9f\x93\xa1"}) {
+    auto o = Parse("events_topic", topic);
+    ASSERT_TRUE(o.ok()) << topic << ": " << o.status().message();
+    EXPECT_EQ(o->events_topic, topic);
+  }
+  EXPECT_EQ(ParseOptions({})->events_topic, "");
+}
+
+// What subscribers could not match, or their clients would refuse (libmosquitto drops the
+// connection on a topic that is not valid UTF-8 or holds a control character).
+TEST(OptionsTest, BadEventsTopicIsRefusedWithAClearMessage) {
+  const char* not_text =
+      "plugin_opt_events_topic: is not a topic name: not valid UTF-8, or it holds a control character or a "
+      "noncharacter";
+  ExpectRefused({
+      {{"events_topic", "events/\xff"}, not_text},
+      {{"events_topic", "events/\xc3"}, not_text},          // cut short
+      {{"events_topic", "events/\xc0\xaf"}, not_text},      // overlong '/'
+      {{"events_topic", "events/\xed\xa0\x80"}, not_text},  // surrogate
+      {{"events_topic", "events\tfeed"}, not_text},
+      {{"events_topic", "events/\x7f"}, not_text},
+      {{"events_topic", "events/\xc2\x85"}, not_text},      // NEL, a C1 control
+      {{"events_topic", "events/\xef\xbf\xbf"}, not_text},  // U+FFFF
+      {{"events_topic", "events/#"},
+       "plugin_opt_events_topic: 'events/#' is not a topic name (no '+', '#', or trailing '/')"},
+      {{"events_topic", "events/+/x"},
+       "plugin_opt_events_topic: 'events/+/x' is not a topic name (no '+', '#', or trailing '/')"},
+      {{"events_topic", "events/"},
+       "plugin_opt_events_topic: 'events/' is not a topic name (no '+', '#', or trailing '/')"},
+      {{"events_topic", ""}, "plugin_opt_events_topic: '' is not a topic name (no '+', '#', or trailing '/')"},
+      {{"events_topic", "$SCW/twins/events"}, "plugin_opt_events_topic: must not be under $SCW/twins"},
+  });
+  EXPECT_EQ(Parse("events_topic", std::string(1025, 'e')).status().message(),
+            "plugin_opt_events_topic: is longer than 1024 bytes");
+  EXPECT_TRUE(Parse("events_topic", std::string(1024, 'e')).ok());
+}
+
 TEST(OptionsTest, TheStoreIsRocksDbUnlessAPostgresqlUriIsGiven) {
   auto defaults = ParseOptions({});
   ASSERT_TRUE(defaults.ok());

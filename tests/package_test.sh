@@ -17,6 +17,7 @@ dpkg-deb -x "$deb" "$root"
 fail() { echo "FAIL: $*"; exit 1; }
 dpkg-deb -f "$deb" Depends | grep -q "mosquitto (>= 2.0)" || fail "Depends lacks mosquitto"
 dpkg-deb -f "$deb" Depends | grep -q "librocksdb" || fail "Depends lacks librocksdb"
+dpkg-deb -f "$deb" Depends | grep -q "libpq5" || fail "Depends lacks libpq5 (mosquitto-twins-admin reads PostgreSQL)"
 plugin="$root/usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)/mosquitto_twins.so"
 [ -f "$plugin" ] || fail "plugin not beside Debian's mosquitto plugins: $(cd "$root" && find . -type f)"
 for lib in libssl.so libcrypto.so; do

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <thread>
 #include <string>
@@ -13,6 +14,8 @@
 #include "tests/support/http_client.hpp"
 #include "tests/support/marker.hpp"
 #include "tests/support/mqtt_client.hpp"
+#include "tests/support/raw_mqtt.hpp"
+#include "tests/support/small_disk.hpp"
 #include "tests/support/sse_client.hpp"
 
 namespace twins::test {
@@ -60,12 +63,18 @@ class WatchTest : public testing::Test {
     devices_.clear();
     broker_->Stop();
     EXPECT_TRUE(broker_->exited_cleanly()) << broker_->log();
+    disk_.reset();
   }
 
-  void Start(const std::string& extra = "") {
+  // disk_mb: the database on a tmpfs of that size (disk_), when it can be mounted (root).
+  void Start(const std::string& extra = "", int disk_mb = 0) {
     rest_port_ = FreePort();
     broker_ = std::make_unique<Broker>("plugin_opt_rest_listen 127.0.0.1:" + std::to_string(rest_port_) +
                                        "\nplugin_opt_rest_token " + kToken + "\nplugin_opt_max_documents 4\n" + extra);
+    if (disk_mb > 0) {
+      disk_ = std::make_unique<SmallDisk>(broker_->db_path(), disk_mb);
+      if (!disk_->mounted()) return;
+    }
     ASSERT_TRUE(broker_->Start()) << broker_->log();
   }
 
@@ -105,6 +114,7 @@ class WatchTest : public testing::Test {
         client, [&] { return client.Publish(topic, "", 1); }, topic + "/response/" + outcome));
   }
 
+  std::unique_ptr<SmallDisk> disk_;  // declared first: unmounted after the broker is gone
   std::unique_ptr<Broker> broker_;
   int rest_port_ = 0;
   HttpClient http_;
@@ -393,6 +403,81 @@ TEST_F(WatchTest, TheEventFeedCarriesEveryChangeToSubscribers) {
   ASSERT_TRUE(event.has_value());
   EXPECT_NE(event->payload.find(R"("operation":"delete","source":"rest","version":2})"), std::string::npos)
       << event->payload;
+}
+
+std::string NextPublish(RawMqtt& client) {
+  auto packet = client.ReadType(3);
+  return packet ? packet->topic() + " " + packet->payload() : "(nothing)";
+}
+
+// A watch or unwatch answered with an error takes no effect, also when its request was
+// handled and only the log write after it failed (a real full disk): the device told its
+// watch failed gets no pushes for it, the one told its unwatch failed still does. The log
+// write fails for a patch of another twin in the same loop pass, which makes a large document.
+TEST_F(WatchTest, AWatchOrUnwatchAnsweredWithAnErrorTakesNoEffect) {
+  broker_->Stop();
+  Start(
+      "plugin_opt_cache_mb 1\nplugin_opt_min_free_mb 0\nplugin_opt_max_requests_per_second 0\n"
+      "plugin_opt_max_document_bytes 1048576\n",
+      4);
+  if (!disk_->mounted()) {
+    Start();  // for TearDown
+    GTEST_SKIP() << "needs root to mount a tmpfs";
+  }
+  ASSERT_EQ(Rest("PUT", "big/documents/huge", R"({"data":{"s":")" + std::string(300 << 10, 'x') + R"("}})").status,
+            200);
+  // A restart flushes it to a table file and starts a new log (RocksDB's recovery at open), so
+  // that no flush of it fails on the full disk: only the patch's log write below.
+  broker_->Stop();
+  ASSERT_TRUE(broker_->Start()) << broker_->log();
+  ASSERT_TRUE(broker_->WaitForLog("twins: the broker ticks")) << broker_->log();
+  const bool group_commit = broker_->log().find("writes of one loop pass share one log write") != std::string::npos;
+  RawMqtt watcher(broker_->port()), unwatcher(broker_->port()), big(broker_->port());
+  ASSERT_TRUE(watcher.Connect("dev1", true));
+  ASSERT_TRUE(unwatcher.Connect("dev2", true));
+  ASSERT_TRUE(big.Connect("big", true));
+  for (RawMqtt* client : {&watcher, &unwatcher}) {
+    client->Publish("$SCW/twins/me/kept/watch", "", 0);
+    ASSERT_EQ(NextPublish(*client), R"($SCW/twins/me/kept/watch/response/success {"version":0,"data":{}})");
+  }
+
+  disk_->Fill();
+  broker_->Pause();  // the three requests are read in one loop pass
+  big.Publish("$SCW/twins/me/huge/patch", R"({"data":{"n":1}})", 0);
+  watcher.Publish("$SCW/twins/me/lost/watch", "", 0);
+  unwatcher.Publish("$SCW/twins/me/kept/unwatch", "", 0);
+  broker_->Resume();
+  EXPECT_EQ(NextPublish(big).rfind("$SCW/twins/me/huge/patch/response/error {", 0), 0u);
+  const std::string watched = NextPublish(watcher);
+  const std::string unwatched = NextPublish(unwatcher);
+  const bool watch_failed = watched.rfind("$SCW/twins/me/lost/watch/response/error {", 0) == 0;
+  const bool unwatch_failed = unwatched.rfind("$SCW/twins/me/kept/unwatch/response/error {", 0) == 0;
+  // Where each write is durable before its reply (Mosquitto 2.1), a request handled before the
+  // patch may succeed; the rule holds either way.
+  if (group_commit) {
+    EXPECT_TRUE(watch_failed) << watched;
+    EXPECT_TRUE(unwatch_failed) << unwatched;
+  }
+
+  disk_->Free();
+  HttpReply written;
+  for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+       (written = Rest("PUT", "dev1/documents/lost", R"({"data":{"n":1}})")).status != 200 &&
+       std::chrono::steady_clock::now() < deadline;) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));  // the database resumes once it sees room
+  }
+  ASSERT_EQ(written.status, 200) << written.body;
+  ASSERT_EQ(Rest("PUT", "dev1/documents/kept", R"({"data":{"n":2}})").status, 200);
+  ASSERT_EQ(Rest("PUT", "dev2/documents/kept", R"({"data":{"n":3}})").status, 200);
+  // Pushes leave in seq order: a push of `lost` would come before that of `kept`.
+  EXPECT_EQ(NextPublish(watcher), watch_failed ? R"($SCW/twins/me/kept/updated {"version":1,"data":{"n":2}})"
+                                               : R"($SCW/twins/me/lost/updated {"version":1,"data":{"n":1}})");
+  if (unwatch_failed) {
+    EXPECT_EQ(NextPublish(unwatcher), R"($SCW/twins/me/kept/updated {"version":1,"data":{"n":3}})");
+  } else {
+    unwatcher.Publish("$SCW/twins/me/kept/get", "", 0);
+    EXPECT_EQ(NextPublish(unwatcher).rfind("$SCW/twins/me/kept/get/response/success ", 0), 0u);
+  }
 }
 
 TEST_F(WatchTest, ABadEventsTopicStopsTheBrokerWithAClearMessage) {

@@ -651,5 +651,26 @@ TEST_F(RestEventsTest, DocumentRepliesCarryLastModified) {
   EXPECT_FALSE(Call("DELETE", DocPath("dev1", "d")).has("last-modified"));
 }
 
+// A 304 carries the Last-Modified of the version it stands for, as its 200 would.
+TEST_F(RestEventsTest, NotModifiedRepliesCarryTheLastModifiedOfTheirVersion) {
+  ASSERT_EQ(Put("d", "{}").status, 200);
+  ASSERT_EQ(Call("PATCH", DocPath("dev1", "d"), R"({"data":{"a":1}})").status, 200);
+  const std::string old_path = DocPath("dev1", "d") + "?version=1";
+  const HttpReply old = Call("GET", old_path);
+  const HttpReply current = Call("GET", DocPath("dev1", "d"));
+  const HttpReply old_same = Call("GET", old_path, {}, {"If-None-Match: \"1\""});
+  const HttpReply current_same = Call("GET", DocPath("dev1", "d"), {}, {"If-None-Match: \"2\""});
+  EXPECT_EQ(old_same.status, 304);
+  EXPECT_EQ(old_same.header("etag"), "\"1\"");
+  EXPECT_EQ(old_same.header("last-modified"), old.header("last-modified"));
+  EXPECT_EQ(current_same.status, 304);
+  EXPECT_EQ(current_same.header("last-modified"), current.header("last-modified"));
+  EXPECT_FALSE(old.header("last-modified").empty());
+  // Another version's tag: the version asked for, whole.
+  const HttpReply old_changed = Call("GET", old_path, {}, {"If-None-Match: \"2\""});
+  EXPECT_EQ(old_changed.status, 200);
+  EXPECT_EQ(old_changed.body, R"({"twin_id":"dev1","document_name":"d","version":1,"data":{}})");
+}
+
 }  // namespace
 }  // namespace twins

@@ -1,5 +1,7 @@
 // The engine suites run over every store backend: RocksDB in a temporary directory, and
-// PostgreSQL in a fresh schema of the test binary's one server (SharedPostgres).
+// PostgreSQL in a fresh schema of the test binary's one server (SharedPostgres), both as the
+// plain store and as the store several brokers share, where every engine call runs on a batch
+// thread in a transaction (Attach).
 #pragma once
 
 #include <gtest/gtest.h>
@@ -10,16 +12,21 @@
 #include <string>
 #include <thread>
 
+#include "cluster/batch_thread.hpp"
+#include "engine/engine.hpp"
 #include "store/document_store.hpp"
+#include "store/postgres_shared_store.hpp"
 #include "store/postgres_store.hpp"
 #include "tests/support/postgres.hpp"
 
 namespace twins::test {
 
-enum class Backend { kRocksDb, kPostgres };
+enum class Backend { kRocksDb, kPostgres, kPostgresBatched };
 
 inline std::string BackendName(const testing::TestParamInfo<Backend>& info) {
-  return info.param == Backend::kRocksDb ? "RocksDB" : "PostgreSQL";
+  return info.param == Backend::kRocksDb    ? "RocksDB"
+         : info.param == Backend::kPostgres ? "PostgreSQL"
+                                            : "PostgreSQLBatched";
 }
 
 // Where one test keeps its data; Open() twice opens the same data again (a restart).
@@ -43,7 +50,21 @@ class TestStore {
     options.uri = server.Uri();
     options.schema = schema_;
     options.changelog_bytes = changelog_bytes;
-    return OpenPostgresStore(options);
+    if (backend_ == Backend::kPostgres) return OpenPostgresStore(options);
+    auto shared = OpenSharedPostgresStore(options);
+    if (!shared.ok()) return shared.status();
+    shared_ = shared->get();
+    return std::unique_ptr<DocumentStore>(std::move(shared).value());
+  }
+
+  // For the batched backend, the batch thread of `engine`, which was made over the store the
+  // last Open() returned (nullptr for the others). It must go before the engine.
+  std::unique_ptr<BatchThread> Attach(Engine& engine) const {
+    if (backend_ != Backend::kPostgresBatched) return nullptr;
+    auto batches = std::make_unique<BatchThread>(engine, *shared_);
+    engine.SetBatchRunner(batches.get());
+    batches->Start();
+    return batches;
   }
 
   Backend backend() const { return backend_; }
@@ -68,6 +89,7 @@ class TestStore {
   Backend backend_;
   std::string path_;
   std::string schema_;
+  mutable SharedPostgresStore* shared_ = nullptr;
 };
 
 }  // namespace twins::test
