@@ -449,14 +449,14 @@ class SharedStore final : public SharedPostgresStore {
       std::lock_guard<std::mutex> lock(down_mutex_);
       if (down_.load() && now < next_connect_) return down_status_;
     }
-    PgConn conn = OpenPgConnection(options_);
-    if (conn == nullptr || PQstatus(conn.get()) != CONNECTION_OK || PQsetnonblocking(conn.get(), 1) != 0) {
-      const std::string why = conn == nullptr ? "out of memory" : ErrorText(PQerrorMessage(conn.get()));
-      MarkDown("PostgreSQL cannot be reached: " + Redact(why, options_.uri), Clock::now() + kReconnectInterval);
+    // Non-blocking, within the timeout even when a server does not answer (postgres_connection.hpp).
+    auto conn = PgConnect(ConnectOptions(options_), PgDeadline::After(std::chrono::milliseconds(options_.timeout_ms)));
+    if (!conn.ok()) {
+      MarkDown("PostgreSQL cannot be reached: " + conn.status().message(), Clock::now() + kReconnectInterval);
       std::lock_guard<std::mutex> lock(down_mutex_);
       return down_status_;
     }
-    conn_ = std::move(conn);
+    conn_ = std::move(conn).value();
     // The server ends what would outlast the deadline, before this side gives up on it (then
     // the batch is surely not committed): a statement, a wait for another broker's write lock,
     // and a broker that stalls inside its transaction (its lock is freed for the others).
@@ -639,8 +639,6 @@ class SharedStore final : public SharedPostgresStore {
 
 Result<std::unique_ptr<SharedPostgresStore>> OpenSharedPostgresStore(PostgresOptions options) {
   options.shared = true;
-  // A reconnection is bounded like the rest (libpq takes at least 2 s).
-  options.connect_timeout_s = std::max(2, std::min((options.timeout_ms + 999) / 1000, options.connect_timeout_s));
   auto reader = OpenPostgresStore(options);  // creates or checks the schema
   if (!reader.ok()) return reader.status();
   auto store = std::make_unique<SharedStore>(options, std::move(reader).value());

@@ -7,6 +7,7 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <string>
 
 #include "store/postgres_sql.hpp"
@@ -32,15 +33,13 @@ Result<PgConn> Connect(const PostgresOptions& options) {
   if (!options.password_file.empty() && access(options.password_file.c_str(), R_OK) != 0) {
     return Status::Internal("cannot read the PostgreSQL password file " + options.password_file);
   }
-  PgConn conn = OpenPgConnection(options);
-  if (conn == nullptr) return Status::Internal("cannot connect to PostgreSQL: out of memory");
-  if (PQstatus(conn.get()) != CONNECTION_OK) {
-    return Status::Internal("cannot connect to PostgreSQL: " +
-                            Redact(ErrorText(PQerrorMessage(conn.get())), options.uri));
-  }
-  auto named = Run(conn.get(), "SET application_name = 'mosquitto-twins-admin'");
+  auto conn = PgConnect(ConnectOptions(options), PgDeadline::After(std::chrono::milliseconds(options.timeout_ms)));
+  if (!conn.ok()) return Status::Internal("cannot connect to PostgreSQL: " + conn.status().message());
+  // Connected within the timeout; then blocking, as RunSql needs: the admin waits for the server.
+  if (PQsetnonblocking(conn->get(), 0) != 0) return Status::Internal("cannot use the PostgreSQL connection");
+  auto named = Run(conn->get(), "SET application_name = 'mosquitto-twins-admin'");
   if (!named.ok()) return named.status();
-  return conn;
+  return std::move(conn).value();
 }
 
 class PostgresSnapshot final : public StoreSnapshot {

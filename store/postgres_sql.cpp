@@ -8,22 +8,6 @@
 
 namespace twins {
 
-std::string ErrorText(const char* message) {
-  std::string text = message == nullptr ? "" : message;
-  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
-  const size_t newline = text.find('\n');
-  if (newline != std::string::npos) text[newline] = ' ';
-  return text.empty() ? "unknown error" : text;
-}
-
-std::string Redact(std::string message, const std::string& uri) {
-  for (size_t at = uri.empty() ? std::string::npos : message.find(uri); at != std::string::npos;
-       at = message.find(uri, at)) {
-    message.replace(at, uri.size(), "<the connection URI>");
-  }
-  return message;
-}
-
 bool ValidSchemaName(const std::string& name) {
   if (name.empty() || name.size() > 63 || (name[0] >= '0' && name[0] <= '9')) return false;
   return std::all_of(name.begin(), name.end(),
@@ -60,18 +44,8 @@ std::string BigInt(uint64_t value) {
   return std::to_string(std::min<uint64_t>(value, std::numeric_limits<int64_t>::max()));
 }
 
-PgConn OpenPgConnection(const PostgresOptions& options) {
-  const std::string timeout = std::to_string(options.connect_timeout_s);
-  // Keywords before dbname are defaults the URI may override; those after it override the URI.
-  std::vector<const char*> keys = {"connect_timeout", "application_name", "dbname", "client_encoding"};
-  std::vector<const char*> values = {timeout.c_str(), "mosquitto-twins", options.uri.c_str(), "UTF8"};
-  if (!options.password_file.empty()) {
-    keys.push_back("passfile");
-    values.push_back(options.password_file.c_str());
-  }
-  keys.push_back(nullptr);
-  values.push_back(nullptr);
-  return PgConn(PQconnectdbParams(keys.data(), values.data(), 1));
+PgConnectOptions ConnectOptions(const PostgresOptions& options) {
+  return {options.uri, options.password_file, std::chrono::milliseconds(options.timeout_ms)};
 }
 
 Change ReadChange(const PGresult* rows, int row) {
@@ -98,20 +72,20 @@ Result<PgResult> RunSql(PGconn* conn, const std::string& sql, const Params& para
   return Status::Internal(ErrorText(PQresultErrorMessage(result.get())));
 }
 
-Status PrepareSchema(PGconn* conn, const std::string& schema) {
+Status PrepareSchema(PgConn& conn, const std::string& schema, const PgDeadline& deadline) {
   const std::string q = "\"" + schema + "\".";
-  auto found = RunSql(conn,
+  auto found = PgExec(conn,
                       "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1),"
                       " to_regclass($2) IS NOT NULL,"
                       " (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
                       "  WHERE n.nspname = $1)",
-                      {schema, q + "meta"});
+                      {schema, q + "meta"}, deadline);
   if (!found.ok()) return Status::Internal("cannot read the schemas of the database: " + found.status().message());
   const bool schema_exists = PQgetvalue(found->get(), 0, 0)[0] == 't';
   const bool meta_exists = PQgetvalue(found->get(), 0, 1)[0] == 't';
   const uint64_t relations = ToU64(found->get(), 0, 2);
   if (meta_exists) {
-    auto version = RunSql(conn, "SELECT value FROM " + q + "meta WHERE key = 'schema_version'");
+    auto version = PgExec(conn, "SELECT value FROM " + q + "meta WHERE key = 'schema_version'", {}, deadline);
     if (!version.ok()) return Status::Internal("cannot read the twins schema version: " + version.status().message());
     if (PQntuples(version->get()) == 0) {
       return Status::Internal("schema " + schema + " has no twins schema version: not a twins schema");
@@ -144,11 +118,10 @@ Status PrepareSchema(PGconn* conn, const std::string& schema) {
          " watcher text COLLATE \"C\" NOT NULL, value text NOT NULL, PRIMARY KEY (twin, doc, watcher));";
   sql += "INSERT INTO " + q + "meta VALUES ('schema_version', '" + kPostgresSchemaVersion + "');";
   sql += "COMMIT;";
-  PgResult result(PQexec(conn, sql.c_str()));
-  if (PQresultStatus(result.get()) != PGRES_COMMAND_OK) {
-    const std::string message = ErrorText(PQresultErrorMessage(result.get()));
-    PgResult rollback(PQexec(conn, "ROLLBACK"));
-    return Status::Internal("cannot create the twins schema " + schema + ": " + message);
+  auto created = PgExec(conn, sql, {}, deadline);
+  if (!created.ok()) {
+    if (conn != nullptr) (void)PgExec(conn, "ROLLBACK", {}, deadline);
+    return Status::Internal("cannot create the twins schema " + schema + ": " + created.status().message());
   }
   return Status::Ok();
 }

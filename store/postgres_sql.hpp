@@ -1,5 +1,6 @@
-// What the PostgreSQL stores share: libpq handles, the schema, parameter and row conversions,
-// and the statement that writes a batch of documents with their change-log entries.
+// What the PostgreSQL stores share: the schema, parameter and row conversions, and the
+// statement that writes a batch of documents with their change-log entries (libpq handles and
+// bounded waits: postgres_connection.hpp).
 // Private to store/.
 //
 // Schema 1, in options.schema (every name is qualified with it):
@@ -22,26 +23,15 @@
 
 #include "common/status.hpp"
 #include "store/document_store.hpp"
+#include "store/postgres_connection.hpp"
 #include "store/postgres_store.hpp"
 
 namespace twins {
 
 inline constexpr char kPostgresSchemaVersion[] = "1";
 
-struct PgResultDeleter {
-  void operator()(PGresult* result) const { PQclear(result); }
-};
-using PgResult = std::unique_ptr<PGresult, PgResultDeleter>;
-struct PgConnDeleter {
-  void operator()(PGconn* conn) const { PQfinish(conn); }
-};
-using PgConn = std::unique_ptr<PGconn, PgConnDeleter>;
 using Params = std::vector<std::string>;
 
-// libpq's message on one line, without its trailing newline.
-std::string ErrorText(const char* message);
-// libpq's messages may quote the connection URI, password included: not repeated in ours.
-std::string Redact(std::string message, const std::string& uri);
 bool ValidSchemaName(const std::string& name);
 
 // A text array literal, {"a","b"}, for unnest($n::text[]) and unnest($n::bigint[]).
@@ -67,12 +57,13 @@ uint64_t EntryBytes(const Change& change);
 inline constexpr char kChangeColumns[] = "seq, time_ms, twin, doc, kind, source, origin, version, data";
 Change ReadChange(const PGresult* rows, int row);
 
-// Connects with `options`; PQstatus tells whether it worked.
-PgConn OpenPgConnection(const PostgresOptions& options);
-// Runs one statement, parameters in text form: its result, or libpq's error.
+// What PgConnect needs of `options`.
+PgConnectOptions ConnectOptions(const PostgresOptions& options);
+// Runs one statement, parameters in text form, on a blocking connection, waiting as long as the
+// server takes (the admin command's snapshot): its result, or libpq's error.
 Result<PgResult> RunSql(PGconn* conn, const std::string& sql, const Params& params = {});
-// Creates the schema if it is missing; checks its version otherwise.
-Status PrepareSchema(PGconn* conn, const std::string& schema);
+// Creates the schema if it is missing; checks its version otherwise; by the deadline.
+Status PrepareSchema(PgConn& conn, const std::string& schema, const PgDeadline& deadline);
 
 struct Statement {
   std::string sql;

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <limits>
 #include <mutex>
@@ -28,6 +29,31 @@ namespace {
 constexpr auto kReconnectInterval = std::chrono::milliseconds(250);
 constexpr size_t kTrimBatch = 4096;
 
+// What std::timed_mutex does, waiting on a condition variable: std::timed_mutex waits on the
+// steady clock with pthread_mutex_clocklock, which ThreadSanitizer (GCC 12's) does not see, so
+// it reported races on everything the mutex guards.
+class TimedMutex {
+ public:
+  bool try_lock_until(std::chrono::steady_clock::time_point deadline) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (!unlocked_.wait_until(lock, deadline, [this] { return !locked_; })) return false;
+    locked_ = true;
+    return true;
+  }
+  void unlock() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      locked_ = false;
+    }
+    unlocked_.notify_one();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable unlocked_;
+  bool locked_ = false;
+};
+
 class PostgresStore final : public DocumentStore {
  public:
   PostgresStore(PgConn conn, const PostgresOptions& options)
@@ -35,7 +61,6 @@ class PostgresStore final : public DocumentStore {
 
   // At open, with the connection new: where the change log starts and ends, and its size.
   Status LoadChangeLog() {
-    std::lock_guard<std::mutex> lock(mutex_);
     auto result = Query(
         "SELECT coalesce(min(seq), 1), coalesce(max(seq), 0), coalesce(sum(bytes), 0), count(*),"
         " coalesce((SELECT value FROM " +
@@ -58,7 +83,6 @@ class PostgresStore final : public DocumentStore {
   // an entry (none now, since the newest is always kept, and no start seq set before).
   Status StartChangeLogAfter(uint64_t seq) override {
     {
-      std::lock_guard<std::mutex> lock(mutex_);
       auto result = Query("INSERT INTO " + q_ +
                               "meta (key, value) SELECT 'changelog_after', $1 WHERE NOT EXISTS (SELECT 1 FROM " + q_ +
                               "changes) ON CONFLICT (key) DO NOTHING RETURNING 1",
@@ -73,7 +97,6 @@ class PostgresStore final : public DocumentStore {
   }
 
   Result<std::optional<StoredDocument>> Get(std::string_view twin, std::string_view doc) const override {
-    std::lock_guard<std::mutex> lock(mutex_);
     auto result = Query("SELECT version, modified_ms, data FROM " + q_ + "documents WHERE twin = $1 AND doc = $2",
                         {std::string(twin), std::string(doc)});
     if (!result.ok()) return result.status();
@@ -98,7 +121,6 @@ class PostgresStore final : public DocumentStore {
   }
 
   Result<std::vector<std::string>> List(std::string_view twin) const override {
-    std::lock_guard<std::mutex> lock(mutex_);
     auto result = Query("SELECT doc FROM " + q_ + "documents WHERE twin = $1 ORDER BY doc", {std::string(twin)});
     if (!result.ok()) return result.status();
     std::vector<std::string> names;
@@ -114,7 +136,7 @@ class PostgresStore final : public DocumentStore {
 
   Status Sync() override {
     {
-      std::lock_guard<std::mutex> lock(mutex_);
+      std::lock_guard<std::mutex> lock(failure_mutex_);
       if (!failure_.ok()) return std::exchange(failure_, Status::Ok());
     }
     return TrimChangeLog();
@@ -122,19 +144,19 @@ class PostgresStore final : public DocumentStore {
 
   Status Writable(bool /*grows*/) override {
     if (!down_.load(std::memory_order_acquire)) return Status::Ok();
-    std::lock_guard<std::mutex> lock(mutex_);
-    return Connect();
+    const auto deadline = Deadline();
+    std::unique_lock<TimedMutex> lock(mutex_, deadline.at);
+    if (!lock.owns_lock()) return Busy(deadline);
+    return Connect(deadline);
   }
 
   Result<uint64_t> CountTwins() const override {
-    std::lock_guard<std::mutex> lock(mutex_);
     auto result = Query("SELECT count(DISTINCT twin) FROM " + q_ + "documents", {});
     if (!result.ok()) return result.status();
     return ToU64(result->get(), 0, 0);
   }
 
   Result<ContentCounts> CountContents() const override {
-    std::lock_guard<std::mutex> lock(mutex_);
     auto result = Query("SELECT count(DISTINCT twin), count(*) FROM " + q_ + "documents", {});
     if (!result.ok()) return result.status();
     return ContentCounts{ToU64(result->get(), 0, 0), ToU64(result->get(), 0, 1)};
@@ -147,7 +169,6 @@ class PostgresStore final : public DocumentStore {
     stats.write_failures = write_failures_.load(std::memory_order_relaxed);
     stats.stopped = down_.load(std::memory_order_acquire);
     if (stats.stopped) return stats;
-    std::lock_guard<std::mutex> lock(mutex_);
     auto result = Query(
         "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c"
         " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = 'r'",
@@ -173,7 +194,6 @@ class PostgresStore final : public DocumentStore {
         "PRECEDING AND 1 PRECEDING), 0) AS before FROM (SELECT * FROM " +
         q_ + "changes WHERE seq > $1 ORDER BY seq LIMIT $2) AS next) AS counted" +
         " WHERE before < greatest($3::bigint, 1) ORDER BY seq";
-    std::lock_guard<std::mutex> lock(mutex_);
     auto result = Query(sql, {BigInt(after), BigInt(max_count), BigInt(max_bytes)});
     if (!result.ok()) return result.status();
     const int rows = PQntuples(result->get());
@@ -185,7 +205,6 @@ class PostgresStore final : public DocumentStore {
   Result<std::optional<Change>> FindVersion(std::string_view twin, std::string_view doc,
                                             uint64_t version) const override {
     if (version > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) return std::optional<Change>();
-    std::lock_guard<std::mutex> lock(mutex_);
     // The newest entry of that version: a document deleted and made again has the same
     // version numbers a second time.
     auto result = Query("SELECT seq, time_ms, twin, doc, kind, source, origin, version, data FROM " + q_ +
@@ -198,7 +217,6 @@ class PostgresStore final : public DocumentStore {
   }
 
   Result<uint64_t> OldestVersion(std::string_view twin, std::string_view doc) const override {
-    std::lock_guard<std::mutex> lock(mutex_);
     auto result = Query(
         "SELECT coalesce(min(version), 0) FROM " + q_ + "changes WHERE twin = $1 AND doc = $2 AND kind <> 3",
         {std::string(twin), std::string(doc)});
@@ -219,7 +237,6 @@ class PostgresStore final : public DocumentStore {
   }
 
   Result<std::vector<WatchRecord>> ListWatches() const override {
-    std::lock_guard<std::mutex> lock(mutex_);
     auto result = Query("SELECT twin, doc, watcher, value FROM " + q_ + "watches ORDER BY twin, doc, watcher", {});
     if (!result.ok()) return result.status();
     std::vector<WatchRecord> watches;
@@ -234,11 +251,9 @@ class PostgresStore final : public DocumentStore {
  private:
   // The log's bounds as the server has them now; what is known here when it cannot say.
   ChangeBounds ServerChanges() const {
-    std::unique_lock<std::mutex> lock(mutex_);
     auto result = Query("SELECT min(seq), greatest(coalesce(max(seq), 0), coalesce((SELECT value::bigint FROM " + q_ +
                             "meta WHERE key = 'changelog_after'), 0)) FROM " + q_ + "changes",
                         {});
-    lock.unlock();
     std::lock_guard<std::mutex> log_lock(log_mutex_);
     if (result.ok()) {
       newest_seq_ = std::max(newest_seq_, ToU64(result->get(), 0, 1));
@@ -249,32 +264,41 @@ class PostgresStore final : public DocumentStore {
 
   // A statement that changes something: a failure is counted and kept for the next Sync.
   Status Modify(const std::string& sql, const Params& params) {
-    std::lock_guard<std::mutex> lock(mutex_);
     auto result = Query(sql, params);
     if (result.ok()) return Status::Ok();
     write_failures_.fetch_add(1, std::memory_order_relaxed);
+    std::lock_guard<std::mutex> lock(failure_mutex_);
     failure_ = result.status();
     return result.status();
   }
 
+  // A call's: options_.timeout_ms from now.
+  PgDeadline Deadline() const { return PgDeadline::After(std::chrono::milliseconds(options_.timeout_ms)); }
+
+  // The connection stayed busy with other calls until the deadline (each of them bounded too).
+  static Status Busy(const PgDeadline& deadline) {
+    return Status::Internal("PostgreSQL did not answer within " + PgDuration(deadline.timeout) +
+                            " (the connection was busy with other calls)");
+  }
+
   // With mutex_ held: a connection that works, or why there is none. After a failed attempt,
   // the next one waits kReconnectInterval (calls meanwhile get the same error at once).
-  Status Connect() const {
-    if (conn_ != nullptr && PQstatus(conn_.get()) == CONNECTION_OK) return Status::Ok();
-    const auto now = std::chrono::steady_clock::now();
-    if (!down_status_.ok() && now < next_connect_) return down_status_;
-    PgConn conn = OpenPgConnection(options_);
-    if (PQstatus(conn.get()) != CONNECTION_OK) {
-      next_connect_ = now + kReconnectInterval;
-      down_status_ = Status::Internal("PostgreSQL cannot be reached: " +
-                                      Redact(ErrorText(PQerrorMessage(conn.get())), options_.uri));
+  Status Connect(const PgDeadline& deadline) const {
+    if (conn_ != nullptr) return Status::Ok();
+    if (!down_status_.ok() && std::chrono::steady_clock::now() < next_connect_) return down_status_;
+    auto conn = PgConnect(ConnectOptions(options_), deadline);
+    if (!conn.ok()) {
+      // From the end of the attempt: one that waited for a silent server took the whole timeout.
+      next_connect_ = std::chrono::steady_clock::now() + kReconnectInterval;
+      down_status_ = Status::Internal("PostgreSQL cannot be reached: " + conn.status().message());
       MarkDown(down_status_.message());
       return down_status_;
     }
-    conn_ = std::move(conn);
+    conn_ = std::move(conn).value();
     down_status_ = Status::Ok();
     if (down_.exchange(false, std::memory_order_acq_rel)) {
-      const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now - down_since_).count();
+      const auto ms =
+          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - down_since_).count();
       Log(LogLevel::kWarning, "PostgreSQL connection restored (down for " + std::to_string(ms) + " ms)");
     }
     return Status::Ok();
@@ -286,26 +310,23 @@ class PostgresStore final : public DocumentStore {
     Log(LogLevel::kError, why + "; calls fail until it is back");
   }
 
-  // With mutex_ held: runs one statement, parameters in text form.
+  // Runs one statement, parameters in text form, within options_.timeout_ms (the wait for the
+  // connection included).
   Result<PgResult> Query(const std::string& sql, const Params& params) const {
-    Status s = Connect();
+    const auto deadline = Deadline();
+    std::unique_lock<TimedMutex> lock(mutex_, deadline.at);
+    if (!lock.owns_lock()) return Busy(deadline);
+    return QueryLocked(sql, params, deadline);
+  }
+
+  // With mutex_ held: Query. A connection lost or timed out on the way is down until the
+  // next call connects again.
+  Result<PgResult> QueryLocked(const std::string& sql, const Params& params, const PgDeadline& deadline) const {
+    Status s = Connect(deadline);
     if (!s.ok()) return s;
-    std::vector<const char*> values;
-    values.reserve(params.size());
-    for (const std::string& param : params) values.push_back(param.c_str());
-    PgResult result(PQexecParams(conn_.get(), sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(),
-                                 nullptr, nullptr, 0));
-    const ExecStatusType status = PQresultStatus(result.get());
-    if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK) return result;
-    if (PQstatus(conn_.get()) != CONNECTION_OK) {
-      std::string message = "PostgreSQL connection lost: " + ErrorText(PQerrorMessage(conn_.get()));
-      conn_.reset();
-      MarkDown(message);
-      return Status::Internal(message);
-    }
-    const char* state = PQresultErrorField(result.get(), PG_DIAG_SQLSTATE);
-    return Status::Internal("PostgreSQL error" + (state == nullptr ? std::string() : std::string(" ") + state) + ": " +
-                            ErrorText(PQresultErrorMessage(result.get())));
+    auto result = PgExec(conn_, sql, params, deadline);
+    if (conn_ == nullptr) MarkDown(result.status().message());
+    return result;
   }
 
   // Keeps the change log within options_.changelog_bytes: deletes the oldest entries down to
@@ -321,10 +342,14 @@ class PostgresStore final : public DocumentStore {
     }
     uint64_t freed = 0, last = 0;
     {
-      std::lock_guard<std::mutex> lock(mutex_);
-      auto result = Query("SELECT seq, bytes FROM " + q_ + "changes WHERE seq >= $1 AND seq < $2 ORDER BY seq LIMIT " +
-                              std::to_string(kTrimBatch),
-                          {std::to_string(from), std::to_string(newest)});
+      // Both statements under one lock: two trims at once would both count what they free.
+      const auto deadline = Deadline();
+      std::unique_lock<TimedMutex> lock(mutex_, deadline.at);
+      if (!lock.owns_lock()) return Busy(deadline);
+      auto result = QueryLocked("SELECT seq, bytes FROM " + q_ +
+                                    "changes WHERE seq >= $1 AND seq < $2 ORDER BY seq LIMIT " +
+                                    std::to_string(kTrimBatch),
+                                {std::to_string(from), std::to_string(newest)}, deadline);
       if (!result.ok()) return result.status();
       for (int row = 0; row < PQntuples(result->get()) && freed < excess; ++row) {
         last = ToU64(result->get(), row, 0);
@@ -338,8 +363,8 @@ class PostgresStore final : public DocumentStore {
         oldest_seq_ = std::max(oldest_seq_, last + 1);
         changelog_bytes_ -= std::min(changelog_bytes_, freed);
       }
-      auto deleted = Query("DELETE FROM " + q_ + "changes WHERE seq >= $1 AND seq <= $2",
-                           {std::to_string(from), std::to_string(last)});
+      auto deleted = QueryLocked("DELETE FROM " + q_ + "changes WHERE seq >= $1 AND seq <= $2",
+                                 {std::to_string(from), std::to_string(last)}, deadline);
       if (!deleted.ok()) return deleted.status();
     }
     return Status::Ok();
@@ -350,14 +375,16 @@ class PostgresStore final : public DocumentStore {
   }
 
   const PostgresOptions options_;
-  // The connection and its state; guarded by mutex_ (down_ is also read without it).
-  mutable std::mutex mutex_;
+  // The connection and its state; guarded by mutex_ (down_ is also read without it), a timed
+  // one so that a call waiting for its turn gives up at its deadline.
+  mutable TimedMutex mutex_;
   mutable PgConn conn_;
   mutable Status down_status_;  // why the last attempt to connect failed
   mutable std::chrono::steady_clock::time_point next_connect_;
   mutable std::chrono::steady_clock::time_point down_since_;
   mutable std::atomic<bool> down_{false};
-  Status failure_;  // the last failed write since the previous Sync
+  std::mutex failure_mutex_;
+  Status failure_;  // the last failed write since the previous Sync; guarded by failure_mutex_
   std::atomic<uint64_t> write_failures_{0};
   const std::string q_;  // the schema, quoted, with its dot: "twins".
 
@@ -378,20 +405,20 @@ Result<std::unique_ptr<DocumentStore>> OpenPostgresStore(const PostgresOptions& 
   if (!options.password_file.empty() && access(options.password_file.c_str(), R_OK) != 0) {
     return Status::Internal("cannot read the PostgreSQL password file " + options.password_file);
   }
-  PgConn conn = OpenPgConnection(options);
-  if (conn == nullptr) return Status::Internal("cannot connect to PostgreSQL: out of memory");
-  if (PQstatus(conn.get()) != CONNECTION_OK) {
-    return Status::Internal("cannot connect to PostgreSQL: " +
-                            Redact(ErrorText(PQerrorMessage(conn.get())), options.uri));
-  }
+  if (options.timeout_ms < 1) return Status::Internal("the PostgreSQL timeout must be at least 1 ms");
+  // One deadline for connecting and preparing the schema.
+  const auto deadline = PgDeadline::After(std::chrono::milliseconds(options.timeout_ms));
+  auto connected = PgConnect(ConnectOptions(options), deadline);
+  if (!connected.ok()) return Status::Internal("cannot connect to PostgreSQL: " + connected.status().message());
+  PgConn conn = std::move(connected).value();
   const char* encoding = PQparameterStatus(conn.get(), "server_encoding");
   if (encoding == nullptr || std::string(encoding) != "UTF8") {
     return Status::Internal(std::string("the PostgreSQL database's encoding is ") +
                             (encoding == nullptr ? "unknown" : encoding) + ", twins need UTF8");
   }
-  Status s = PrepareSchema(conn.get(), options.schema);
+  Status s = PrepareSchema(conn, options.schema, deadline);
   // Another broker may have created it meanwhile: then it is there, checked the second time.
-  if (!s.ok()) s = PrepareSchema(conn.get(), options.schema);
+  if (!s.ok() && conn != nullptr) s = PrepareSchema(conn, options.schema, deadline);
   if (!s.ok()) return s;
   auto store = std::make_unique<PostgresStore>(std::move(conn), options);
   s = store->LoadChangeLog();

@@ -13,6 +13,14 @@
 // under a mutex, so calls go to the server one at a time. A lost connection fails the call
 // that found it with a clear error; later calls connect again (at most every 250 ms while the
 // server cannot be reached), no reopen needed. Writable() reports a connection that is down.
+//
+// Bounded time: no call takes longer than options.timeout_ms, waiting for the connection
+// (another call's turn) included, whether the server refuses connections, stops answering
+// (SIGSTOP, a network that drops packets) or is slow. A call that runs out of time fails with
+// "PostgreSQL at host:port did not answer within 5 s" and closes the connection; a write that
+// fails so may or may not be committed (the server may still run it once it answers again).
+// With a multi-host URI (postgresql://h1:p1,h2:p2/db?target_session_attrs=read-write) the
+// store reconnects to whichever host is the primary.
 #pragma once
 
 #include <cstdint>
@@ -31,12 +39,13 @@ struct PostgresOptions {
   std::string schema = "twins";  // lower-case letters, digits and '_', not starting with a digit
   // The change log keeps its newest entries within about this many bytes (as RocksDbOptions).
   uint64_t changelog_bytes = 64 << 20;
-  int connect_timeout_s = 5;  // unless the URI sets connect_timeout
-  LogFn log;                  // lost and regained connections; none when empty
+  LogFn log;  // lost and regained connections; none when empty
   // Other processes write the same schema (several brokers): Changes() asks the server
   // instead of keeping the log's bounds in memory.
   bool shared = false;
-  // The longest a batch of the shared store waits for the server (postgres_shared_store.hpp).
+  // The longest a call of this store, or a round trip of a batch of the shared store
+  // (postgres_shared_store.hpp), waits for the server, connecting included; at least 1. The
+  // session's statement_timeout is 90 % of it (postgres_connection.hpp).
   int timeout_ms = 5000;
 };
 

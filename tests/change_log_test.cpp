@@ -351,6 +351,7 @@ TEST_P(ChangeLogTest, AKilledWriterLeavesDocumentsAndTheLogInAgreement) {
   kill(child, SIGKILL);
   int status = 0;
   waitpid(child, &status, 0);
+  ASSERT_TRUE(store_.AwaitKilledWriter());
   Reopen();
   std::map<std::pair<std::string, std::string>, uint64_t> logged;
   for (const Change& change : All()) logged[{change.twin, change.doc}] = change.version;

@@ -29,6 +29,7 @@ declare -A private=(
   [store/rocksdb_layout.hpp]=store
   [store/rocksdb_store.hpp]=store
   [store/postgres_sql.hpp]=store
+  [store/postgres_connection.hpp]=store
 )
 
 while IFS= read -r -d '' file; do

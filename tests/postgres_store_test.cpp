@@ -1,6 +1,8 @@
 // The PostgreSQL store on a real PostgreSQL 15 (tests/support/postgres.hpp): its schema, what
-// it refuses to open, all-or-none batches, and reconnection after the server restarts. The
-// engine's behaviour over it is engine_test's and change_log_test's (PostgreSQL/ instances).
+// it refuses to open, all-or-none batches, reconnection after the server restarts, and calls
+// bounded in time when the server stops answering. The engine's behaviour over it is
+// engine_test's and change_log_test's (PostgreSQL/ instances); failover is
+// postgres_failover_test's.
 #include "store/postgres_store.hpp"
 
 #include <gtest/gtest.h>
@@ -15,12 +17,39 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/failing_peer.hpp"
+#include "tests/support/loopback.hpp"
 #include "tests/support/postgres.hpp"
 
 namespace twins {
 namespace {
 
+using std::chrono::milliseconds;
+using test::FailingPeer;
 using test::SharedPostgres;
+using Clock = std::chrono::steady_clock;
+
+// The timeout of the bounded-time tests, and how much later than it a call may end on this
+// shared, loaded machine (a thread woken late).
+constexpr milliseconds kTimeout(1000);
+constexpr milliseconds kSlack(500);
+
+// The shared server frozen (SIGSTOP) for a scope; thawed at its end whatever the test did.
+class Frozen {
+ public:
+  Frozen() { SharedPostgres().Freeze(); }
+  ~Frozen() { SharedPostgres().Thaw(); }
+  Frozen(const Frozen&) = delete;
+  Frozen& operator=(const Frozen&) = delete;
+};
+
+milliseconds Since(Clock::time_point start) { return std::chrono::duration_cast<milliseconds>(Clock::now() - start); }
+
+// A call that waited for a silent server took the timeout: not less, not much more.
+void ExpectTheTimeout(milliseconds took) {
+  EXPECT_GE(took, kTimeout);
+  EXPECT_LT(took, kTimeout + kSlack);
+}
 
 class PostgresStoreTest : public testing::Test {
  protected:
@@ -52,7 +81,44 @@ class PostgresStoreTest : public testing::Test {
     return {twin, doc, StoredDocument{version, data, change->time_ms}, std::move(change)};
   }
 
+  // The store's log lines, from now on.
+  void RecordLog() {
+    options_.log = [this](LogLevel, const std::string& line) {
+      std::lock_guard<std::mutex> lock(lines_mutex_);
+      lines_.push_back(line);
+    };
+  }
+  std::vector<std::string> Lines() {
+    std::lock_guard<std::mutex> lock(lines_mutex_);
+    return lines_;
+  }
+
+  // Until the store connects again (it tries at most every 250 ms).
+  static void AwaitWritable(DocumentStore& store) {
+    const auto deadline = Clock::now() + std::chrono::seconds(5);
+    while (!store.Writable(true).ok()) {
+      ASSERT_LT(Clock::now(), deadline) << store.Writable(true).message();
+      std::this_thread::sleep_for(milliseconds(10));
+    }
+  }
+
+  // With kTimeout and the log recorded: a store holding dev1/d at version 1.
+  std::unique_ptr<DocumentStore> OpenBounded() {
+    RecordLog();
+    options_.timeout_ms = static_cast<int>(kTimeout.count());
+    auto store = Open();
+    if (store != nullptr) {
+      EXPECT_TRUE(store->Put("dev1", "d", {1, R"({"n":1})", 1}).ok());
+    }
+    return store;
+  }
+
+  // How messages name the shared server.
+  std::string SharedServer() const { return "PostgreSQL at 127.0.0.1:" + std::to_string(SharedPostgres().port()); }
+
   PostgresOptions options_;
+  std::mutex lines_mutex_;
+  std::vector<std::string> lines_;
 };
 
 TEST_F(PostgresStoreTest, CreatesItsSchemaOnFirstOpenAndKeepsDataByteForByte) {
@@ -137,9 +203,10 @@ TEST_F(PostgresStoreTest, ARoleOwningOnlyItsSchemaIsEnough) {
   options_.schema += "_missing";
   auto refused = OpenPostgresStore(options_);
   ASSERT_FALSE(refused.ok());
-  EXPECT_NE(refused.status().message().find("cannot create the twins schema " + options_.schema +
-                                            ": ERROR:  permission denied for database postgres"),
-            std::string::npos)
+  EXPECT_NE(
+      refused.status().message().find("cannot create the twins schema " + options_.schema +
+                                      ": PostgreSQL error 42501: ERROR:  permission denied for database postgres"),
+      std::string::npos)
       << refused.status().message();
 }
 
@@ -266,12 +333,7 @@ TEST_F(PostgresStoreTest, ListSortsBytewiseAndDeleteAllCountsAndWatches) {
 // The server stops and starts again under an open store: calls fail with a clear error
 // meanwhile, Writable() and Stats() say so, and later calls work without reopening.
 TEST_F(PostgresStoreTest, ReconnectsAfterTheServerRestarts) {
-  std::vector<std::string> lines;
-  std::mutex lines_mutex;
-  options_.log = [&](LogLevel, const std::string& line) {
-    std::lock_guard<std::mutex> lock(lines_mutex);
-    lines.push_back(line);
-  };
+  RecordLog();
   auto store = Open();
   ASSERT_NE(store, nullptr);
   ASSERT_TRUE(store->Put("dev1", "d", {1, R"({"n":1})", 1}).ok());
@@ -288,22 +350,180 @@ TEST_F(PostgresStoreTest, ReconnectsAfterTheServerRestarts) {
   EXPECT_TRUE(store->Stats().stopped);
 
   ASSERT_TRUE(SharedPostgres().Start()) << SharedPostgres().error();
-  // The next attempt to connect is at most 250 ms away.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (!store->Writable(true).ok()) {
-    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << store->Writable(true).message();
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  AwaitWritable(*store);
   EXPECT_FALSE(store->Stats().stopped);
   EXPECT_EQ((*store->Get("dev1", "d"))->data, R"({"n":1})");
   EXPECT_FALSE(store->Sync().ok());  // the write refused during the outage
   ASSERT_TRUE(store->Put("dev1", "d", {2, R"({"n":2})", 2}).ok());
   EXPECT_TRUE(store->Sync().ok());
   EXPECT_EQ((*store->Get("dev1", "d"))->version, 2u);
-  std::lock_guard<std::mutex> lock(lines_mutex);
+  const std::vector<std::string> lines = Lines();
   ASSERT_EQ(lines.size(), 2u);  // one line at the start of the outage, one at its end
   EXPECT_NE(lines[0].find("calls fail until it is back"), std::string::npos) << lines[0];
   EXPECT_NE(lines[1].find("PostgreSQL connection restored"), std::string::npos) << lines[1];
+}
+
+}  // namespace
+}  // namespace twins
+
+namespace twins {
+namespace {
+
+// The server stops answering (SIGSTOP: its kernel still accepts and acknowledges, so only the
+// client's own deadline ends the wait): a read fails when the timeout is up, not before and not
+// much after, with the connection closed. Once the server answers again the next call works,
+// without reopening the store. One log line when the outage starts, one when it ends.
+TEST_F(PostgresStoreTest, AReadFailsWithinTheTimeoutWhenTheServerStopsAnswering) {
+  auto store = OpenBounded();
+  ASSERT_NE(store, nullptr);
+  {
+    Frozen frozen;
+    const auto start = Clock::now();
+    auto got = store->Get("dev1", "d");
+    const milliseconds took = Since(start);
+    RecordProperty("read_failed_after_ms", static_cast<int>(took.count()));
+    ASSERT_FALSE(got.ok());
+    EXPECT_EQ(got.status().message(), SharedServer() + " did not answer within 1 s");
+    ExpectTheTimeout(took);
+    EXPECT_TRUE(store->Stats().stopped);
+  }
+  auto got = store->Get("dev1", "d");
+  ASSERT_TRUE(got.ok()) << got.status().message();
+  EXPECT_EQ((*got)->data, R"({"n":1})");
+  const std::vector<std::string> lines = Lines();
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0], SharedServer() + " did not answer within 1 s; calls fail until it is back");
+  EXPECT_NE(lines[1].find("PostgreSQL connection restored (down for "), std::string::npos) << lines[1];
+}
+
+// A write fails alike; so does the next call, which finds the connection closed and tries to
+// connect to the silent server. A write that timed out may still be applied: the server has the
+// statement and runs it once it resumes (the outcome of a timed-out write is unknown).
+TEST_F(PostgresStoreTest, AWriteAndReconnectingFailWithinTheTimeoutWhenTheServerStopsAnswering) {
+  auto store = OpenBounded();
+  ASSERT_NE(store, nullptr);
+  {
+    Frozen frozen;
+    auto start = Clock::now();
+    Status written = store->Put("dev1", "d", {2, R"({"n":2})", 2});
+    milliseconds took = Since(start);
+    RecordProperty("write_failed_after_ms", static_cast<int>(took.count()));
+    ASSERT_FALSE(written.ok());
+    EXPECT_EQ(written.message(), SharedServer() + " did not answer within 1 s");
+    ExpectTheTimeout(took);
+
+    start = Clock::now();
+    Status reconnect = store->Writable(true);
+    took = Since(start);
+    EXPECT_EQ(reconnect.message(), "PostgreSQL cannot be reached: " + SharedServer() + " did not answer within 1 s");
+    ExpectTheTimeout(took);
+    // Until the next attempt, calls fail at once with the same reason.
+    start = Clock::now();
+    EXPECT_EQ(store->Get("dev1", "d").status().message(), reconnect.message());
+    EXPECT_LT(Since(start), milliseconds(100));
+  }
+  AwaitWritable(*store);
+  const uint64_t version = (*store->Get("dev1", "d"))->version;
+  RecordProperty("version_after_the_server_resumed", static_cast<int>(version));
+  EXPECT_TRUE(version == 1 || version == 2) << version;
+  ASSERT_TRUE(store->Put("dev1", "d", {3, R"({"n":3})", 3}).ok());
+  EXPECT_EQ((*store->Get("dev1", "d"))->data, R"({"n":3})");
+  EXPECT_FALSE(store->Sync().ok());  // the write that timed out is reported once
+  EXPECT_EQ(Lines().size(), 2u);
+}
+
+// Several threads call at once while the server is silent: each call, its wait for the
+// connection included, ends within the timeout.
+TEST_F(PostgresStoreTest, EveryCallOfSeveralThreadsEndsWithinTheTimeout) {
+  options_.timeout_ms = static_cast<int>(kTimeout.count());
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->Put("dev1", "d", {1, "{}", 1}).ok());
+  std::atomic<int64_t> longest_ms{0};
+  std::atomic<int> calls{0}, succeeded{0};
+  {
+    Frozen frozen;
+    const auto end = Clock::now() + 3 * kTimeout;
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 4; ++i) {
+      threads.emplace_back([&] {
+        while (Clock::now() < end) {
+          const auto start = Clock::now();
+          const bool ok = store->Get("dev1", "d").ok();
+          const int64_t took = Since(start).count();
+          for (int64_t seen = longest_ms.load(); took > seen && !longest_ms.compare_exchange_weak(seen, took);) {
+          }
+          ++calls;
+          if (ok) ++succeeded;
+          std::this_thread::sleep_for(milliseconds(1));  // a pace, so as not to spin on the two cores
+        }
+      });
+    }
+    for (std::thread& thread : threads) thread.join();
+  }
+  RecordProperty("calls", calls.load());
+  RecordProperty("longest_call_ms", static_cast<int>(longest_ms.load()));
+  EXPECT_EQ(succeeded.load(), 0);
+  EXPECT_GT(calls.load(), 4);
+  EXPECT_GE(longest_ms.load(), kTimeout.count());  // the calls that waited for the server
+  EXPECT_LT(longest_ms.load(), (kTimeout + kSlack).count());
+}
+
+TEST_F(PostgresStoreTest, OpeningFailsWithinTheTimeoutWhenTheServerStopsAnswering) {
+  options_.timeout_ms = static_cast<int>(kTimeout.count());
+  Frozen frozen;
+  const auto start = Clock::now();
+  auto store = OpenPostgresStore(options_);
+  const milliseconds took = Since(start);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().message(), "cannot connect to PostgreSQL: " + SharedServer() + " did not answer within 1 s");
+  ExpectTheTimeout(took);
+}
+
+TEST_F(PostgresStoreTest, ATimeoutBelowOneMillisecondIsRefused) {
+  options_.timeout_ms = 0;
+  auto store = OpenPostgresStore(options_);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().message(), "the PostgreSQL timeout must be at least 1 ms");
+}
+
+// A URI naming several hosts: each gets an even share of the time, so that a first host whose
+// network drops packets (connecting never completes) leaves time to reach the second.
+TEST_F(PostgresStoreTest, AHostThatDoesNotAnswerLeavesTimeForTheNextOne) {
+  const int dropping_port = test::FreePort();
+  FailingPeer dropping(FailingPeer::Mode::kTimeout, dropping_port);
+  ASSERT_TRUE(dropping.bound());
+  options_.timeout_ms = static_cast<int>(kTimeout.count());
+  options_.uri = "postgresql://postgres@127.0.0.1:" + std::to_string(dropping_port) +
+                 ",127.0.0.1:" + std::to_string(SharedPostgres().port()) + "/postgres?target_session_attrs=read-write";
+  const auto start = Clock::now();
+  auto store = Open();
+  const milliseconds took = Since(start);
+  RecordProperty("opened_after_ms", static_cast<int>(took.count()));
+  ASSERT_NE(store, nullptr);
+  EXPECT_GE(took, kTimeout / 2);
+  EXPECT_LT(took, kTimeout);
+  ASSERT_TRUE(store->Put("dev1", "d", {1, "{}", 1}).ok());
+  EXPECT_EQ((*store->Get("dev1", "d"))->version, 1u);
+}
+
+TEST_F(PostgresStoreTest, NoHostAnsweringFailsWithinTheTimeoutNamingEach) {
+  const std::vector<int> ports = test::FreePorts(2);
+  FailingPeer dropping(FailingPeer::Mode::kTimeout, ports[0]);
+  FailingPeer silent(FailingPeer::Mode::kNeverReads, ports[1]);
+  ASSERT_TRUE(dropping.bound() && silent.bound());
+  options_.timeout_ms = static_cast<int>(kTimeout.count());
+  options_.uri = "postgresql://postgres@127.0.0.1:" + std::to_string(ports[0]) +
+                 ",127.0.0.1:" + std::to_string(ports[1]) + "/postgres";
+  const auto start = Clock::now();
+  auto store = OpenPostgresStore(options_);
+  const milliseconds took = Since(start);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().message(),
+            "cannot connect to PostgreSQL: PostgreSQL at 127.0.0.1:" + std::to_string(ports[0]) +
+                " did not answer within 1 s (shared by 2 hosts); PostgreSQL at " +
+                "127.0.0.1:" + std::to_string(ports[1]) + " did not answer within 1 s (shared by 2 hosts)");
+  ExpectTheTimeout(took);
 }
 
 }  // namespace

@@ -4,25 +4,48 @@
 # postgres, trust authentication, UTF8), listening on 127.0.0.1 and a socket in DIR, fsync on.
 # Run as root, DIR is given to the postgres user and the server runs as that user.
 #
-# Run:    start_postgres.sh [--port N] DIR
+# Run:    start_postgres.sh [--port N] [--synchronous-standby] [--standby-of PORT] DIR
 #   Then the script becomes the server (exec: its pid and signals are the server's; SIGINT is
 #   a fast shutdown), output in DIR/postgres.log. Once it accepts connections, one line goes
 #   to stdout and it closes:   port=<port> uri=postgresql://postgres@127.0.0.1:<port>/postgres
 #   Nothing comes (end of file) if the server exits first or is not ready within
 #   $TWINS_POSTGRES_START_TIMEOUT seconds (default 30). <port> is N, else a free one
 #   (start_broker.sh's free_ports).
+#   --synchronous-standby: commits wait until a standby named "standby" has them
+#     (synchronous_standby_names = 'ANY 1 (standby)', synchronous_commit = on): start one with
+#     --standby-of, or commits wait for ever.
+#   --standby-of PORT: DIR is a streaming standby named "standby" of the server on
+#     127.0.0.1:PORT (copied on first use: pg_basebackup -R with the replication slot "standby"),
+#     read-only until promoted (pg_ctl promote -D DIR/data, or SELECT pg_promote()). As
+#     tests/support/postgres.cpp does it.
 set -euo pipefail
 bin=/usr/lib/postgresql/15/bin
 # shellcheck source-path=SCRIPTDIR source=start_broker.sh
 . "$(dirname "$(realpath "$0")")/start_broker.sh"  # free_ports
 
-port=
-if [[ ${1:-} == --port ]]; then
-  port=$2
-  shift 2
-fi
+port='' primary='' settings=()
+while [[ ${1:-} == --* ]]; do
+  case $1 in
+    --port)
+      port=$2
+      shift 2
+      ;;
+    --synchronous-standby)
+      settings+=(-c "synchronous_standby_names=ANY 1 (standby)" -c synchronous_commit=on)
+      shift
+      ;;
+    --standby-of)
+      primary=$2
+      # A promotion that comes as the standby starts waiting for WAL is seen when that wait
+      # ends: 100 ms, not the default 5 s (postgres.cpp).
+      settings+=(-c wal_retrieve_retry_interval=100ms)
+      shift 2
+      ;;
+    *) break ;;
+  esac
+done
 [[ $# -eq 1 ]] || {
-  echo "usage: $0 [--port N] DIR" >&2
+  echo "usage: $0 [--port N] [--synchronous-standby] [--standby-of PORT] DIR" >&2
   exit 2
 }
 dir=$(realpath -m "$1")
@@ -34,7 +57,14 @@ if [[ $EUID -eq 0 ]]; then
   chown postgres: "$dir"
   as_user=(setpriv --reuid=postgres --regid=postgres --init-groups)
 fi
-if [[ ! -e $dir/data/PG_VERSION ]]; then
+if [[ -n $primary && ! -e $dir/data/PG_VERSION ]]; then
+  "${as_user[@]}" "$bin/pg_basebackup" -D "$dir/data" -R -C -S standby -c fast --no-sync \
+    -d "host=127.0.0.1 port=$primary user=postgres application_name=standby" >>"$dir/basebackup.log" 2>&1 || {
+    echo "pg_basebackup failed:" >&2
+    cat "$dir/basebackup.log" >&2
+    exit 1
+  }
+elif [[ ! -e $dir/data/PG_VERSION ]]; then
   "${as_user[@]}" "$bin/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C --no-sync \
     --no-instructions >>"$dir/initdb.log" 2>&1 || {
     echo "initdb failed:" >&2
@@ -58,4 +88,4 @@ server=$$
 )
 exec 1>>"$dir/postgres.log" 2>&1
 exec "${as_user[@]}" "$bin/postgres" -D "$dir/data" -p "$port" -c listen_addresses=127.0.0.1 \
-  -c "unix_socket_directories=$dir" -c fsync=on
+  -c "unix_socket_directories=$dir" -c fsync=on "${settings[@]}"

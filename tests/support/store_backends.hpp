@@ -7,8 +7,10 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "cluster/batch_thread.hpp"
 #include "engine/engine.hpp"
@@ -66,6 +68,22 @@ class TestStore {
   }
 
   Backend backend() const { return backend_; }
+
+  // After a writer process was killed, with no store of this process open: until the server has
+  // ended what that writer had sent (a statement runs to its commit after its client is gone, so
+  // a reader could otherwise see the log before it and the documents after it). Nothing to wait
+  // for on RocksDB, which dies with the writer. False after 30 s.
+  bool AwaitKilledWriter() const {
+    if (backend_ != Backend::kPostgres) return true;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto left = SharedPostgres().Value(
+          "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'mosquitto-twins'");
+      if (left.ok() && *left == "0") return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return false;
+  }
 
  private:
   Backend backend_;
