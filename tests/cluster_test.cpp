@@ -388,6 +388,105 @@ TEST_F(ClusterTest, PostgresqlStoppedAndRestartedUnderLoadLosesNoAcknowledgedWri
   EXPECT_GE(keys, static_cast<long>(acknowledged.size()));
 }
 
+// The primary killed under load on two brokers, its synchronous standby promoted: the brokers
+// go on with the new primary through their multi-host URI (no restart), no acknowledged write
+// is lost, versions stay contiguous, and a push crosses brokers on the new primary.
+TEST(ClusterFailoverTest, APromotedStandbyLosesNoAcknowledgedWriteAndBrokersGoOn) {
+  ServerOptions synchronous;
+  synchronous.synchronous_standby = true;
+  Postgres primary(synchronous);
+  ASSERT_TRUE(primary.ok()) << primary.error();
+  ServerOptions of_primary;
+  of_primary.standby_of = &primary;
+  Postgres standby(of_primary);
+  ASSERT_TRUE(standby.ok()) << standby.error();
+  ASSERT_TRUE(primary.AwaitStandby()) << primary.error();
+  const std::string uri = "postgresql://postgres@127.0.0.1:" + std::to_string(primary.port()) +
+                          ",127.0.0.1:" + std::to_string(standby.port()) + "/postgres?target_session_attrs=read-write";
+  std::vector<int> rest_ports;
+  std::vector<std::unique_ptr<Broker>> brokers;
+  for (int i = 0; i < 2; ++i) {
+    rest_ports.push_back(FreePort());
+    brokers.push_back(std::make_unique<Broker>(
+        "plugin_opt_store " + uri +
+        "\nplugin_opt_store_timeout_ms 2000\nplugin_opt_rest_listen 127.0.0.1:" + std::to_string(rest_ports.back()) +
+        "\nplugin_opt_rest_token " + kToken + "\nplugin_opt_max_requests_per_second 0\n"));
+    ASSERT_TRUE(brokers.back()->Start()) << brokers.back()->log();
+  }
+  auto rest = [&](int node, const std::string& method, const std::string& path, const std::string& body,
+                  HttpClient& client) {
+    HttpCall call;
+    call.method = method;
+    call.url = "http://127.0.0.1:" + std::to_string(rest_ports[node]) + "/iot/v1/regions/fr-par/twins/" + path;
+    call.send_body = !body.empty();
+    call.body = body;
+    call.headers = {std::string("X-Auth-Token: ") + kToken, "Content-Type: application/json"};
+    return client.Send(call);
+  };
+  HttpClient http;
+  ASSERT_EQ(rest(0, "PUT", "dev1/documents/log", R"({"data":{}})", http).status, 200);
+  std::atomic<bool> stop{false};
+  std::mutex mutex;
+  std::vector<std::string> acknowledged;
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 4; ++w) {
+    writers.emplace_back([&, w] {
+      HttpClient client;
+      for (int i = 0; !stop; ++i) {
+        const std::string key = "w" + std::to_string(w) + "_" + std::to_string(i);
+        const HttpReply reply = rest(w % 2, "PATCH", "dev1/documents/log", R"({"data":{")" + key + R"(":1}})", client);
+        if (reply.status == 200) {
+          std::lock_guard<std::mutex> lock(mutex);
+          acknowledged.push_back(key);
+        } else if (reply.status != 503) {
+          ADD_FAILURE() << reply.status << " " << reply.body;
+          return;
+        }
+      }
+    });
+  }
+  auto acknowledged_count = [&] {
+    std::lock_guard<std::mutex> lock(mutex);
+    return acknowledged.size();
+  };
+  auto wait_for = [](const std::function<bool()>& done) {
+    const auto deadline = Clock::now() + std::chrono::seconds(30);
+    while (!done() && Clock::now() < deadline) std::this_thread::yield();
+    return done();
+  };
+  EXPECT_TRUE(wait_for([&] { return acknowledged_count() >= 40; }));
+  primary.Kill();
+  ASSERT_TRUE(standby.Promote()) << standby.error();
+  const size_t at_promotion = acknowledged_count();
+  EXPECT_TRUE(wait_for([&] { return acknowledged_count() >= at_promotion + 40; }));
+  stop = true;
+  for (std::thread& writer : writers) writer.join();
+
+  const std::string final = rest(1, "GET", "dev1/documents/log", "", http).body;
+  Json parsed(cJSON_Parse(final.c_str()));
+  const long keys = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(parsed.get(), "data"));
+  for (const std::string& key : acknowledged) EXPECT_NE(final.find("\"" + key + "\":1"), std::string::npos) << key;
+  EXPECT_EQ(VersionOf(final), 1 + keys) << final;
+  EXPECT_GE(keys, static_cast<long>(acknowledged.size()));
+
+  // Pushes cross brokers on the new primary (the brokers LISTEN there now).
+  MqttClient dev("dev1", brokers[1]->port());
+  ASSERT_TRUE(dev.connected());
+  ASSERT_TRUE(dev.Publish("$SCW/twins/me/desired/watch", "", 1));
+  auto reply = dev.Next(5000);
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(reply->payload, R"({"version":0,"data":{}})");
+  ASSERT_EQ(rest(0, "PUT", "dev1/documents/desired", R"({"data":{"after":"failover"}})", http).status, 200);
+  auto push = dev.Next(5000);
+  ASSERT_TRUE(push.has_value());
+  EXPECT_EQ(push->topic + " " + push->payload,
+            R"($SCW/twins/me/desired/updated {"version":1,"data":{"after":"failover"}})");
+  for (auto& broker : brokers) {
+    broker->Stop();
+    EXPECT_TRUE(broker->exited_cleanly()) << broker->log();
+  }
+}
+
 TEST_F(ClusterTest, ABadStoreOptionStopsTheBrokerWithAClearMessage) {
   Broker not_a_uri("plugin_opt_store host=127.0.0.1 dbname=twins\n");
   EXPECT_FALSE(not_a_uri.Start());
