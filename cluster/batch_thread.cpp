@@ -77,22 +77,18 @@ Status BatchThread::RunAndWait(const BatchHint& hint, const std::function<void()
 }
 
 void BatchThread::Submit(BatchHint hint, std::function<void()> work, std::function<void(const Status&)> settled) {
-  Status refused;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (stopping_) {
-      refused = Status::Unavailable("the broker is stopping");
-    } else if (queue_.size() >= kMaxQueued) {
-      refused = Status::Unavailable("the twin store is busy; retry later");
-    } else {
-      queue_.push_back({std::move(hint), std::move(work), std::move(settled), Clock::now()});
-    }
-  }
-  if (!refused.ok()) {
-    settled(refused);
+  std::unique_lock<std::mutex> lock(mutex_);
+  const Status refused = stopping_                     ? Status::Unavailable("the broker is stopping")
+                         : queue_.size() >= kMaxQueued ? Status::Unavailable("the twin store is busy; retry later")
+                                                       : Status::Ok();
+  if (refused.ok()) {
+    queue_.push_back({std::move(hint), std::move(work), std::move(settled), Clock::now()});
+    lock.unlock();
+    Wake();
     return;
   }
-  Wake();
+  lock.unlock();
+  settled(refused);
 }
 
 size_t BatchThread::queued() const {

@@ -217,7 +217,7 @@ class SharedStore final : public SharedPostgresStore {
   Status Sync() override {
     if (!in_batch_) return Status::Ok();
     if (!batch_status_.ok()) {  // something in the batch failed: nothing of it is committed
-      const Status failed = batch_status_;
+      Status failed = batch_status_;
       Abandon();
       return failed;
     }
