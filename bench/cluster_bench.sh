@@ -7,10 +7,10 @@
 # Builds this source tree into BUILD_DIR (default: build-bench/ beside this folder; an existing
 # build is reused), starts a PostgreSQL 15 (tests/support/start_postgres.sh, fsync on,
 # pg_stat_statements loaded with track_planning, track_wal_io_timing on) and, with STANDBY=1, its
-# streaming standby (start_postgres.sh --standby-of) on the same machine, made synchronous:
-# synchronous_standby_names = 'ANY 1 (standby)'. Then these configurations, each its brokers on
-# free loopback ports with the same settings (run_benchmarks.sh's, rate limit off), all started
-# before the first load:
+# streaming standby on the same machine, synchronous (start_postgres.sh --synchronous-standby and
+# --standby-of: synchronous_standby_names = 'ANY 1 (standby)'). Then these configurations, each
+# its brokers on free loopback ports with the same settings (run_benchmarks.sh's, rate limit
+# off), all started before the first load:
 #   ceiling      bench's twins_reference_plugin.so: a fixed reply, no engine
 #   rocksdb      mosquitto_twins.so on a fresh RocksDB database (WAL, no fsync: the default)
 #   rocksdbsync  the same with plugin_opt_sync_writes true (an fsync per loop pass), STANDBY=0 only
@@ -125,17 +125,21 @@ until_sql() {
   exit 1
 }
 
-start_server pg
-pg_uri=$server_uri pg_port=$server_port
-server_pids=$server_pid
-sql "CREATE EXTENSION pg_stat_statements"
 if [[ $STANDBY == 1 ]]; then
+  # Commits wait for the standby from the start: nothing is written before it streams.
+  start_server pg --synchronous-standby
+  pg_uri=$server_uri pg_port=$server_port
+  server_pids=$server_pid
   start_server standby --standby-of "$pg_port"
   server_pids+=",$server_pid"
-  until_sql "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'standby' AND state = 'streaming'" 1
-  sql "ALTER SYSTEM SET synchronous_standby_names = 'ANY 1 (standby)'" "SELECT pg_reload_conf()" >/dev/null
-  until_sql "SELECT sync_state FROM pg_stat_replication WHERE application_name = 'standby'" quorum
+  until_sql "SELECT state || ' ' || sync_state FROM pg_stat_replication WHERE application_name = 'standby'" \
+    "streaming quorum"
+else
+  start_server pg
+  pg_uri=$server_uri pg_port=$server_port
+  server_pids=$server_pid
 fi
+sql "CREATE EXTENSION pg_stat_statements"
 pg_version=$(sql "SHOW server_version")
 
 # pg_lines SCHEMA COMMIT: the store on PostgreSQL, in the database and schema SCHEMA, its
@@ -186,7 +190,7 @@ pg_counters() {
 # by kind; batches = the catch-up read every batch of the schema runs once.
 pg_statements() {
   sql "WITH s AS (SELECT calls, total_exec_time AS ms, total_plan_time AS plan_ms, CASE
-      WHEN query = 'BEGIN' THEN 'begin'
+      WHEN query LIKE 'BEGIN%' THEN 'begin'
       WHEN query = 'COMMIT' THEN 'commit'
       WHEN query LIKE 'SELECT pg_notify%' THEN 'notify'
       WHEN query NOT LIKE '%\"$1\".%' THEN NULL
