@@ -20,7 +20,6 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(dirname "$here")
-. "$src/tests/support/start_broker.sh"
 build=${1:-$src/build-bench}
 DURATION=${DURATION:-3}
 WARMUP=${WARMUP:-0.5}
@@ -36,23 +35,17 @@ results=$OUT/results.jsonl
 summary=$OUT/summary.md
 : >"$results"
 : >"$summary"
-
-say() { printf '%s\n' "$*" | tee -a "$summary"; }
+# shellcheck source-path=SCRIPTDIR source=bench_lib.sh
+. "$here/bench_lib.sh"  # build_targets, run_broker, stop_broker(s), twins_lines, say, row
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- Build ------------------------------------------------------------------------
-if [[ ! -x $build/bench/twins_load ]]; then
-  cmake -S "$src" -B "$build" -DTWINS_TESTS=OFF -DTWINS_BENCH=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-fi
-cmake --build "$build" -j"$(nproc)" --target twins_load twins_preload twins_reference_plugin mosquitto_twins >/dev/null
+build_targets twins_load twins_preload twins_reference_plugin mosquitto_twins
 load_bin=$build/bench/twins_load
 
 # --- Brokers ----------------------------------------------------------------------
-declare -A broker_pid broker_port running  # running: pids of our brokers not yet stopped
-
 cleanup() {
-  for pid in "${!running[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${!running[@]}"; do wait "$pid" 2>/dev/null || true; done
+  stop_brokers
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -60,36 +53,10 @@ trap cleanup EXIT
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
 
-# run_broker NAME PLUGIN_LINES: starts mosquitto (tests/support/start_broker.sh), waits until it
-# listens, sets start_ms (from its start to its listening).
-run_broker() {
-  local name=$1 plugin_lines=$2
-  start_broker "$work/$name" "connection_messages false
-log_type error
-log_type warning
-$plugin_lines" || exit 1
-  running[$started_pid]=1
-  start_ms=$started_ms
-  # Someone else's broker on the port would make every figure meaningless.
-  if ! ss -Hltnp "sport = :$started_port" | grep -q "pid=$started_pid,"; then
-    echo "port $started_port is not served by broker $name (pid $started_pid)" >&2
-    exit 1
-  fi
-  broker_pid[$name]=$started_pid
-  broker_port[$name]=$started_port
-}
-
-stop_broker() {
-  local pid=${broker_pid[$1]}
-  kill "$pid"
-  wait "$pid" 2>/dev/null || true
-  unset "running[$pid]"
-}
-
-twins_lines() {
-  # The per-twin rate limit (100/s by default) would answer most of a load's requests with an error.
-  printf 'plugin %s\nplugin_opt_db_path %s\nplugin_opt_rest_listen off\nplugin_opt_cache_mb %s\nplugin_opt_sync_writes false\nplugin_opt_max_requests_per_second 0\n' \
-    "$build/plugin/mosquitto_twins.so" "$1" "$CACHE_MB"
+# The twins broker on a RocksDB database at DB_PATH, as docs/performance.md lists its settings.
+rocksdb_lines() {
+  twins_lines "plugin_opt_db_path $1
+plugin_opt_sync_writes false"
 }
 
 # --- Loads ------------------------------------------------------------------------
@@ -142,17 +109,11 @@ pair_ratio() {
 }
 # latencies RUN TARGET: "p50 / p99 / p99.9".
 latencies() { echo "$(fig "$1" "$2" p50_ms) / $(fig "$1" "$2" p99_ms) / $(fig "$1" "$2" p999_ms)"; }
-# row CELL...: one markdown table row.
-row() {
-  local line="|" cell
-  for cell in "$@"; do line+=" $cell |"; done
-  say "$line"
-}
 
 run_broker ceiling "plugin $build/bench/twins_reference_plugin.so"
 start_ms_ceiling=$start_ms
 rss_ceiling_start=$(rss_kb "${broker_pid[ceiling]}")
-run_broker twins "$(twins_lines "$work/twins-db")"
+run_broker twins "$(rocksdb_lines "$work/twins-db")"
 start_ms_empty=$start_ms
 rss_twins_start=$(rss_kb "${broker_pid[twins]}")
 
@@ -198,7 +159,7 @@ t0=$(date +%s%N)
 preload_s=$(awk -v ns=$(($(date +%s%N) - t0)) 'BEGIN { printf "%.1f", ns / 1e9 }')
 db_mb_preloaded=$(du -sm "$scale_db" | cut -f1)
 
-run_broker scale "$(twins_lines "$scale_db")"
+run_broker scale "$(rocksdb_lines "$scale_db")"
 start_ms_first=$start_ms
 rss_scale_start=$(rss_kb "${broker_pid[scale]}")
 # Twins spread over the whole database read through the broker, a new connection for each.
@@ -210,7 +171,7 @@ run_load scale "scale-patch-q0-d64" --devices 64 --method patch --prefix scale-p
 rss_scale_after=$(rss_kb "${broker_pid[scale]}")
 hwm_scale_after=$(hwm_kb "${broker_pid[scale]}")
 stop_broker scale
-run_broker scale "$(twins_lines "$scale_db")"
+run_broker scale "$(rocksdb_lines "$scale_db")"
 start_ms_second=$start_ms
 rss_scale_restart=$(rss_kb "${broker_pid[scale]}")
 stop_broker scale

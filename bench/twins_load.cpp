@@ -10,10 +10,11 @@
 // add a wake-up and a context switch per message, and on a 2-core machine every cycle the
 // generator spends is taken from the broker it measures.
 //
-//   twins_load --port P [--devices 64] [--method get|put|patch|worst] [--qos 0|1] [--mqtt 5|311]
+//   twins_load --port P[,P2...] [--devices 64] [--method get|put|patch|worst] [--qos 0|1] [--mqtt 5|311]
 //              [--duration 10 | --requests N] [--warmup 1] [--rate R] [--doc state]
 //              [--prefix bench-] [--timeout-ms 5000] [--label text]
-//              [--ids K [--id-step S] --reconnect-every M] [--broker-pid PID]
+//              [--ids K [--id-step S] --reconnect-every M] [--broker-pid PID[,PID2...]]
+//              [--server-pid PID[,PID2...]]
 //
 // --rate R caps the total at R requests/s, spread evenly over the devices (still one in flight
 // each); without it the loop is closed and runs flat out. --ids K sweeps client ids 0..K-1:
@@ -30,10 +31,20 @@
 // every request is taken and its triggers evaluated (bench/bystander_bench.sh).
 //
 // --broker-pid adds the broker's CPU use over the measured window (all its threads, from
-// /proc), the figure least disturbed by a noisy machine.
+// /proc), the figure least disturbed by a noisy machine, and its main thread's alone.
+//
+// Several ports: the devices are dealt out over them in turn (device i to port i mod n), for
+// brokers sharing one store; give their pids to --broker-pid and their CPU use is summed.
+// --server-pid adds the CPU use of other processes and of their children (a PostgreSQL
+// postmaster: its backends, WAL writer and WAL sender), as server_cpu and server_us_per_op.
+// broker_wait and server_wait are how long their threads were runnable but waited for a CPU
+// (schedstat), in cores like the CPU figures: what other work on the machine took from them.
+// completed_all counts every reply since the first connection (priming and warm-up too), for
+// figures taken around the whole run (a database's transaction counter).
 //
 // Prints one JSON line on stdout and one human-readable line on stderr.
 
+#include <dirent.h>
 #include <mosquitto.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
@@ -58,7 +69,7 @@ using Clock = std::chrono::steady_clock;
 
 struct Options {
   std::string host = "127.0.0.1";
-  int port = 1883;
+  std::vector<int> ports = {1883};
   int devices = 64;
   std::string method = "get";
   int qos = 0;
@@ -74,7 +85,8 @@ struct Options {
   long ids = 0;  // > 0: the id sweep
   long id_step = 1;
   long reconnect_every = 1;
-  int broker_pid = 0;
+  std::vector<int> broker_pids;
+  std::vector<int> server_pids;
 };
 
 [[noreturn]] void Usage(const std::string& why) {
@@ -82,11 +94,23 @@ struct Options {
   std::exit(2);
 }
 
+// "1,2,3" -> {1, 2, 3}; std::stoi's exception on anything else.
+std::vector<int> IntList(const std::string& value) {
+  std::vector<int> list;
+  for (size_t start = 0; start <= value.size();) {
+    size_t comma = value.find(',', start);
+    if (comma == std::string::npos) comma = value.size();
+    list.push_back(std::stoi(value.substr(start, comma - start)));
+    start = comma + 1;
+  }
+  return list;
+}
+
 Options ParseArgs(int argc, char** argv) {
   Options o;
   const std::map<std::string, std::function<void(const std::string&)>> flags = {
       {"--host", [&](const std::string& v) { o.host = v; }},
-      {"--port", [&](const std::string& v) { o.port = std::stoi(v); }},
+      {"--port", [&](const std::string& v) { o.ports = IntList(v); }},
       {"--devices", [&](const std::string& v) { o.devices = std::stoi(v); }},
       {"--method", [&](const std::string& v) { o.method = v; }},
       {"--qos", [&](const std::string& v) { o.qos = std::stoi(v); }},
@@ -102,7 +126,8 @@ Options ParseArgs(int argc, char** argv) {
       {"--ids", [&](const std::string& v) { o.ids = std::stol(v); }},
       {"--id-step", [&](const std::string& v) { o.id_step = std::stol(v); }},
       {"--reconnect-every", [&](const std::string& v) { o.reconnect_every = std::stol(v); }},
-      {"--broker-pid", [&](const std::string& v) { o.broker_pid = std::stoi(v); }},
+      {"--broker-pid", [&](const std::string& v) { o.broker_pids = IntList(v); }},
+      {"--server-pid", [&](const std::string& v) { o.server_pids = IntList(v); }},
   };
   for (int i = 1; i < argc; i += 2) {
     auto flag = flags.find(argv[i]);
@@ -197,6 +222,7 @@ struct Stats {
   std::vector<int64_t> latency_ns;
   Clock::time_point last_completion;
   Clock::duration max_gap{};  // the longest time without any reply: shows pauses of the machine
+  long completed_all = 0;     // every reply, priming and warm-up included
   long error_replies = 0;
   long timeouts = 0;
   long disconnects = 0;
@@ -284,6 +310,7 @@ void Complete(Device& d, bool success) {
   Load& load = *d.load;
   const Clock::time_point now = Clock::now();
   d.in_flight = false;
+  ++load.stats.completed_all;
   if (load.phase == Phase::kPriming) {
     if (!success) {
       std::fprintf(stderr, "twins_load: priming put of %s%ld was refused\n", load.options.prefix.c_str(), d.id);
@@ -354,9 +381,10 @@ void Connect(Load& load, Device& d) {
   mosquitto_int_option(d.mosq, MOSQ_OPT_TCP_NODELAY, 1);
   mosquitto_connect_v5_callback_set(d.mosq, OnConnect);
   mosquitto_message_v5_callback_set(d.mosq, OnMessage);
-  int rc = mosquitto_connect(d.mosq, load.options.host.c_str(), load.options.port, 60);
+  const int port = load.options.ports[d.slot % load.options.ports.size()];
+  int rc = mosquitto_connect(d.mosq, load.options.host.c_str(), port, 60);
   if (rc != MOSQ_ERR_SUCCESS) {
-    std::fprintf(stderr, "twins_load: cannot connect to %s:%d: %s\n", load.options.host.c_str(), load.options.port,
+    std::fprintf(stderr, "twins_load: cannot connect to %s:%d: %s\n", load.options.host.c_str(), port,
                  mosquitto_strerror(rc));
     std::exit(1);
   }
@@ -431,21 +459,13 @@ void Housekeeping(Load& load, Clock::time_point now) {
   }
 }
 
-double CpuSeconds() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  return usage.ru_utime.tv_sec + usage.ru_stime.tv_sec + (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
-}
-
-// User + system CPU seconds of a whole process, 0 if it cannot be read.
-double ProcessCpuSeconds(int pid) {
-  if (pid <= 0) return 0;
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+// The fields of /proc/.../stat after "pid (comm)", from the state on (field 3), or none.
+std::vector<std::string> StatFields(const std::string& path) {
+  std::ifstream in(path);
   std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  size_t end_of_name = stat.rfind(')');
-  if (end_of_name == std::string::npos) return 0;
-  // After "pid (comm)": field 3 is the state; utime and stime are fields 14 and 15.
   std::vector<std::string> fields;
+  size_t end_of_name = stat.rfind(')');
+  if (end_of_name == std::string::npos) return fields;
   size_t pos = end_of_name + 2;
   while (pos < stat.size()) {
     size_t space = stat.find(' ', pos);
@@ -453,9 +473,105 @@ double ProcessCpuSeconds(int pid) {
     fields.push_back(stat.substr(pos, space - pos));
     pos = space + 1;
   }
-  if (fields.size() < 13) return 0;
-  return (std::stod(fields[11]) + std::stod(fields[12])) / static_cast<double>(sysconf(_SC_CLK_TCK));
+  return fields;
 }
+
+// User + system CPU seconds in a stat file (utime and stime are fields 14 and 15; with
+// `reaped`, also cutime and cstime: children that ended and were waited for), 0 if unread.
+double StatCpuSeconds(const std::string& path, bool reaped = false) {
+  std::vector<std::string> fields = StatFields(path);
+  if (fields.size() < 15) return 0;
+  double ticks = std::stod(fields[11]) + std::stod(fields[12]);
+  if (reaped) ticks += std::stod(fields[13]) + std::stod(fields[14]);
+  return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// The whole processes' CPU seconds (all their threads).
+double ProcessCpuSeconds(const std::vector<int>& pids) {
+  double sum = 0;
+  for (int pid : pids) sum += StatCpuSeconds("/proc/" + std::to_string(pid) + "/stat");
+  return sum;
+}
+
+// Their main threads' alone (a broker's is the one that runs Mosquitto's loop).
+double MainThreadCpuSeconds(const std::vector<int>& pids) {
+  double sum = 0;
+  for (int pid : pids) {
+    sum += StatCpuSeconds("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/stat");
+  }
+  return sum;
+}
+
+// Seconds a task spent runnable but waiting for a CPU (the second field of its schedstat): what
+// the other loads of a shared machine take from it. 0 if it cannot be read.
+double RunQueueWaitSeconds(const std::string& task_dir) {
+  std::ifstream in(task_dir + "/schedstat");
+  double on_cpu_ns = 0, waiting_ns = 0;
+  in >> on_cpu_ns >> waiting_ns;
+  return in ? waiting_ns / 1e9 : 0;
+}
+
+// Over all the threads of the processes.
+double ThreadsRunQueueWaitSeconds(const std::vector<int>& pids) {
+  double sum = 0;
+  for (int pid : pids) {
+    const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
+    DIR* dir = opendir(tasks.c_str());
+    if (dir == nullptr) continue;
+    while (dirent* entry = readdir(dir)) {
+      if (entry->d_name[0] != '.') sum += RunQueueWaitSeconds(tasks + "/" + entry->d_name);
+    }
+    closedir(dir);
+  }
+  return sum;
+}
+
+// The processes with their children (a PostgreSQL postmaster's backends and auxiliary processes
+// are its children, each one thread): CPU seconds, the children reaped included, and run-queue
+// waits of those alive.
+void TreeClocks(const std::vector<int>& pids, double* cpu, double* wait) {
+  *cpu = *wait = 0;
+  if (pids.empty()) return;
+  for (int pid : pids) {
+    *cpu += StatCpuSeconds("/proc/" + std::to_string(pid) + "/stat", true);
+    *wait += RunQueueWaitSeconds("/proc/" + std::to_string(pid));
+  }
+  DIR* proc = opendir("/proc");
+  if (proc == nullptr) return;
+  while (dirent* entry = readdir(proc)) {
+    if (entry->d_name[0] < '1' || entry->d_name[0] > '9') continue;
+    const std::string dir = std::string("/proc/") + entry->d_name;
+    std::vector<std::string> fields = StatFields(dir + "/stat");
+    if (fields.size() < 15) continue;
+    const int parent = std::atoi(fields[1].c_str());
+    if (std::find(pids.begin(), pids.end(), parent) == pids.end()) continue;
+    *cpu += (std::stod(fields[11]) + std::stod(fields[12])) / static_cast<double>(sysconf(_SC_CLK_TCK));
+    *wait += RunQueueWaitSeconds(dir);
+  }
+  closedir(proc);
+}
+
+// CPU seconds of the generator, the brokers (whole, main threads) and the servers, and the
+// seconds the brokers' and the servers' threads waited for a CPU.
+struct CpuClocks {
+  double self = 0, brokers = 0, broker_main = 0, servers = 0, broker_wait = 0, server_wait = 0;
+
+  static CpuClocks Read(const Options& o) {
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    CpuClocks c;
+    c.self = usage.ru_utime.tv_sec + usage.ru_stime.tv_sec + (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+    c.brokers = ProcessCpuSeconds(o.broker_pids);
+    c.broker_main = MainThreadCpuSeconds(o.broker_pids);
+    c.broker_wait = ThreadsRunQueueWaitSeconds(o.broker_pids);
+    TreeClocks(o.server_pids, &c.servers, &c.server_wait);
+    return c;
+  }
+  CpuClocks operator-(const CpuClocks& start) const {
+    return {self - start.self,       brokers - start.brokers,         broker_main - start.broker_main,
+            servers - start.servers, broker_wait - start.broker_wait, server_wait - start.server_wait};
+  }
+};
 
 double Percentile(const std::vector<int64_t>& sorted, double p) {
   if (sorted.empty()) return 0;
@@ -463,30 +579,34 @@ double Percentile(const std::vector<int64_t>& sorted, double p) {
   return static_cast<double>(sorted[std::max<size_t>(rank, 1) - 1]) / 1e6;
 }
 
-void Report(Load& load, double seconds, double cpu_seconds, double broker_cpu_seconds) {
+void Report(Load& load, double seconds, const CpuClocks& cpu) {
   const Options& o = load.options;
   std::vector<int64_t>& lat = load.stats.latency_ns;
   std::sort(lat.begin(), lat.end());
   const long requests = static_cast<long>(lat.size()) + load.stats.timeouts;
   const long errors = load.stats.error_replies + load.stats.timeouts + load.stats.disconnects;
   const double ops = seconds > 0 ? static_cast<double>(lat.size() - load.stats.error_replies) / seconds : 0;
+  auto share = [seconds](double cpu_seconds) { return seconds > 0 ? cpu_seconds / seconds : 0; };
+  auto us_per_op = [ops, seconds](double cpu_seconds) { return ops > 0 ? 1e6 * cpu_seconds / (ops * seconds) : 0; };
   std::printf(
       "{\"label\":\"%s\",\"method\":\"%s\",\"qos\":%d,\"mqtt\":%d,\"devices\":%d,\"rate_target\":%.0f,"
       "\"requests\":%ld,\"seconds\":%.3f,\"ops_per_s\":%.1f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"p999_ms\":%.3f,"
       "\"max_ms\":%.3f,\"max_gap_ms\":%.1f,\"errors\":%ld,\"error_replies\":%ld,\"timeouts\":%ld,\"disconnects\":%ld,"
-      "\"client_cpu\":%.3f,\"broker_cpu\":%.3f,\"broker_us_per_op\":%.1f}\n",
+      "\"client_cpu\":%.3f,\"broker_cpu\":%.3f,\"broker_us_per_op\":%.1f,\"broker_main_cpu\":%.3f,"
+      "\"server_cpu\":%.3f,\"server_us_per_op\":%.1f,\"broker_wait\":%.3f,\"server_wait\":%.3f,\"completed_all\":%ld}"
+      "\n",
       o.label.c_str(), o.method.c_str(), o.qos, o.mqtt, o.devices, o.rate, requests, seconds, ops, Percentile(lat, 0.5),
       Percentile(lat, 0.99), Percentile(lat, 0.999), Percentile(lat, 1.0),
       std::chrono::duration<double, std::milli>(load.stats.max_gap).count(), errors, load.stats.error_replies,
-      load.stats.timeouts, load.stats.disconnects, seconds > 0 ? cpu_seconds / seconds : 0,
-      seconds > 0 ? broker_cpu_seconds / seconds : 0, ops > 0 ? 1e6 * broker_cpu_seconds / (ops * seconds) : 0);
+      load.stats.timeouts, load.stats.disconnects, share(cpu.self), share(cpu.brokers), us_per_op(cpu.brokers),
+      share(cpu.broker_main), share(cpu.servers), us_per_op(cpu.servers), share(cpu.broker_wait),
+      share(cpu.server_wait), load.stats.completed_all);
   std::fprintf(stderr,
                "%s %s qos%d x%d%s: %.0f ops/s, p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, %ld errors, "
                "generator %.0f%% of a core\n",
                o.label.empty() ? "load" : o.label.c_str(), o.method.c_str(), o.qos, o.devices,
                o.rate > 0 ? (" @" + std::to_string(static_cast<long>(o.rate)) + "/s").c_str() : "", ops,
-               Percentile(lat, 0.5), Percentile(lat, 0.99), Percentile(lat, 0.999), errors,
-               seconds > 0 ? 100 * cpu_seconds / seconds : 0);
+               Percentile(lat, 0.5), Percentile(lat, 0.99), Percentile(lat, 0.999), errors, 100 * share(cpu.self));
 }
 
 }  // namespace
@@ -519,8 +639,7 @@ int main(int argc, char** argv) {
 
   const auto duration = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.duration));
   Clock::time_point last_housekeeping = Clock::now();
-  double cpu_at_start = o.ids > 0 ? CpuSeconds() : 0;
-  double broker_cpu_at_start = o.ids > 0 ? ProcessCpuSeconds(o.broker_pid) : 0;
+  CpuClocks cpu_at_start = o.ids > 0 ? CpuClocks::Read(o) : CpuClocks{};
   std::vector<epoll_event> events(256);
   while (load.phase != Phase::kDone) {
     Clock::time_point now = Clock::now();
@@ -551,8 +670,7 @@ int main(int argc, char** argv) {
     if (load.phase == Phase::kWarmup && now >= load.measure_start) {
       load.phase = Phase::kMeasure;
       load.stats.last_completion = now;
-      cpu_at_start = CpuSeconds();
-      broker_cpu_at_start = ProcessCpuSeconds(o.broker_pid);
+      cpu_at_start = CpuClocks::Read(o);
     }
     if (load.phase == Phase::kMeasure) {
       const bool enough = o.ids > 0        ? load.finished == o.devices
@@ -575,9 +693,8 @@ int main(int argc, char** argv) {
     }
   }
   load.stats.max_gap = std::max(load.stats.max_gap, load.measure_end - load.stats.last_completion);
-  const double cpu = CpuSeconds() - cpu_at_start;
-  const double broker_cpu = ProcessCpuSeconds(o.broker_pid) - broker_cpu_at_start;
-  Report(load, std::chrono::duration<double>(load.measure_end - load.measure_start).count(), cpu, broker_cpu);
+  Report(load, std::chrono::duration<double>(load.measure_end - load.measure_start).count(),
+         CpuClocks::Read(o) - cpu_at_start);
   for (Device& d : load.devices) {
     if (d.mosq != nullptr) Disconnect(d);
   }

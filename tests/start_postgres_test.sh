@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tests/support/start_postgres.sh: a server that answers once the script says so, stops at
-# SIGINT (fast shutdown, exit 0), and starts again on its port with its data; a primary whose
-# commits wait for its synchronous standby, and that standby (read-only, refusing writes).
+# SIGINT (fast shutdown, exit 0), and starts again on its port with its data (and a setting given
+# after DIR); a primary whose commits wait for its synchronous standby, and that standby
+# (read-only, refusing writes).
 set -euo pipefail
 script=$(dirname "$(realpath "$0")")/support/start_postgres.sh
 dir=$(mktemp -d /tmp/twins-pg-XXXXXX)
@@ -36,9 +37,10 @@ wait "$pid" || status=$?
 pid=
 [[ $status -eq 0 ]] || { echo "fast shutdown exited with $status"; exit 1; }
 
-start --port "$port" "$dir"
+start --port "$port" "$dir" work_mem=5MB
 [[ $line == "port=$port uri=$uri" ]] || { echo "bad line after restart: $line"; exit 1; }
 [[ $(psql -X -At "$uri" -c "SELECT n FROM kept") == 7 ]] || { echo "data lost across the restart"; exit 1; }
+[[ $(psql -X -At "$uri" -c "SHOW work_mem") == 5MB ]] || { echo "a setting given after DIR did not reach the server"; exit 1; }
 
 # Starts the script with "$@" in the background (its pid joins pids); its ready line in $line.
 launch() {

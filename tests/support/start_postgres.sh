@@ -4,7 +4,7 @@
 # postgres, trust authentication, UTF8), listening on 127.0.0.1 and a socket in DIR, fsync on.
 # Run as root, DIR is given to the postgres user and the server runs as that user.
 #
-# Run:    start_postgres.sh [--port N] [--synchronous-standby] [--standby-of PORT] DIR
+# Run:    start_postgres.sh [--port N] [--synchronous-standby] [--standby-of PORT] DIR [SETTING...]
 #   Then the script becomes the server (exec: its pid and signals are the server's; SIGINT is
 #   a fast shutdown), output in DIR/postgres.log. Once it accepts connections, one line goes
 #   to stdout and it closes:   port=<port> uri=postgresql://postgres@127.0.0.1:<port>/postgres
@@ -18,6 +18,8 @@
 #     127.0.0.1:PORT (copied on first use: pg_basebackup -R with the replication slot "standby"),
 #     read-only until promoted (pg_ctl promote -D DIR/data, or SELECT pg_promote()). As
 #     tests/support/postgres.cpp does it.
+#   SETTING: name=value, given to the server as -c name=value after the script's own
+#     (shared_preload_libraries=pg_stat_statements, for a benchmark).
 set -euo pipefail
 bin=/usr/lib/postgresql/15/bin
 # shellcheck source-path=SCRIPTDIR source=start_broker.sh
@@ -44,11 +46,13 @@ while [[ ${1:-} == --* ]]; do
     *) break ;;
   esac
 done
-[[ $# -eq 1 ]] || {
-  echo "usage: $0 [--port N] [--synchronous-standby] [--standby-of PORT] DIR" >&2
+[[ $# -ge 1 ]] || {
+  echo "usage: $0 [--port N] [--synchronous-standby] [--standby-of PORT] DIR [SETTING...]" >&2
   exit 2
 }
 dir=$(realpath -m "$1")
+shift
+for setting in "$@"; do settings+=(-c "$setting"); done
 [[ -n $port ]] || port=$(free_ports 1)
 
 as_user=()
