@@ -34,6 +34,81 @@ long VersionOf(const std::string& json) {
   return at == std::string::npos ? -1 : std::stol(json.substr(at + 10));
 }
 
+// Writers that PATCH dev1/documents/log through REST on several brokers (writer w on
+// rest_ports[w % size]), each patch adding one key of its own ("w<w>_<i>":1), until stopped:
+// which writes were acknowledged (200), how many were refused with "retry later" (503).
+class KeyWriters {
+ public:
+  KeyWriters(std::vector<int> rest_ports, int writers) {
+    for (int w = 0; w < writers; ++w) {
+      threads_.emplace_back([this, w, port = rest_ports[w % rest_ports.size()]] {
+        HttpClient client;
+        for (int i = 0; !stop_; ++i) {
+          const std::string key = "w" + std::to_string(w) + "_" + std::to_string(i);
+          HttpCall call;
+          call.method = "PATCH";
+          call.url = "http://127.0.0.1:" + std::to_string(port) + "/iot/v1/regions/fr-par/twins/dev1/documents/log";
+          call.send_body = true;
+          call.body = R"({"data":{")" + key + R"(":1}})";
+          call.headers = {std::string("X-Auth-Token: ") + kToken, "Content-Type: application/json"};
+          const HttpReply reply = client.Send(call);
+          if (reply.status == 200) {
+            std::lock_guard<std::mutex> lock(mutex_);
+            acknowledged_.push_back(key);
+          } else if (reply.status == 503) {
+            ++refused_;
+          } else {
+            ADD_FAILURE() << reply.status << " " << reply.body;
+            return;
+          }
+        }
+      });
+    }
+  }
+  ~KeyWriters() { Stop(); }
+  KeyWriters(const KeyWriters&) = delete;
+  KeyWriters& operator=(const KeyWriters&) = delete;
+
+  void Stop() {
+    stop_ = true;
+    for (std::thread& thread : threads_) {
+      if (thread.joinable()) thread.join();
+    }
+  }
+  size_t acknowledged() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return acknowledged_.size();
+  }
+  int refused() const { return refused_; }
+  // Until `count` more writes than `from` were acknowledged, 30 s at most.
+  bool AwaitAcknowledged(size_t from, size_t count) const {
+    const auto deadline = Clock::now() + std::chrono::seconds(30);
+    while (acknowledged() < from + count && Clock::now() < deadline) std::this_thread::yield();
+    return acknowledged() >= from + count;
+  }
+  bool AwaitRefused(int count) const {
+    const auto deadline = Clock::now() + std::chrono::seconds(30);
+    while (refused_ < count && Clock::now() < deadline) std::this_thread::yield();
+    return refused_ >= count;
+  }
+  // After Stop(): every acknowledged key is in the final document `json`, and its version is
+  // one more than its keys (contiguous: writes refused with an unknown outcome may be there too).
+  void ExpectIn(const std::string& json) const {
+    Json parsed(cJSON_Parse(json.c_str()));
+    const long keys = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(parsed.get(), "data"));
+    for (const std::string& key : acknowledged_) EXPECT_NE(json.find("\"" + key + "\":1"), std::string::npos) << key;
+    EXPECT_EQ(VersionOf(json), 1 + keys) << json;
+    EXPECT_GE(keys, static_cast<long>(acknowledged_.size()));
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::atomic<int> refused_{0};
+  mutable std::mutex mutex_;
+  std::vector<std::string> acknowledged_;
+  std::vector<std::thread> threads_;
+};
+
 // One broker of the cluster: its MQTT port and its REST API.
 struct Node {
   std::unique_ptr<Broker> broker;
@@ -334,58 +409,18 @@ TEST_F(ClusterTest, WithPostgresqlDownRequestsFailClearlyAndTheBrokerRecovers) {
 TEST_F(ClusterTest, PostgresqlStoppedAndRestartedUnderLoadLosesNoAcknowledgedWrite) {
   const size_t a = AddBroker("plugin_opt_store_timeout_ms 2000\n"), b = AddBroker("plugin_opt_store_timeout_ms 2000\n");
   ASSERT_EQ(Rest(a, "PUT", "dev1/documents/log", R"({"data":{}})").status, 200);
-  std::atomic<bool> stop{false};
-  std::atomic<int> refused{0};
-  std::mutex mutex;
-  std::vector<std::string> acknowledged;
-  std::vector<std::thread> writers;
-  for (int w = 0; w < 4; ++w) {
-    writers.emplace_back([&, w] {
-      HttpClient client;
-      for (int i = 0; !stop; ++i) {
-        const std::string key = "w" + std::to_string(w) + "_" + std::to_string(i);
-        const HttpReply reply = Rest(w % 2 == 0 ? a : b, "PATCH", "dev1/documents/log",
-                                     R"({"data":{")" + key + R"(":1}})", &client);
-        if (reply.status == 200) {
-          std::lock_guard<std::mutex> lock(mutex);
-          acknowledged.push_back(key);
-        } else if (reply.status == 503) {
-          ++refused;
-        } else {
-          ADD_FAILURE() << reply.status << " " << reply.body;
-          return;
-        }
-      }
-    });
-  }
-  auto acknowledged_count = [&] {
-    std::lock_guard<std::mutex> lock(mutex);
-    return acknowledged.size();
-  };
-  auto wait_for = [&](const std::function<bool()>& done) {
-    const auto deadline = Clock::now() + std::chrono::seconds(20);
-    while (!done() && Clock::now() < deadline) std::this_thread::yield();
-    return done();
-  };
-  EXPECT_TRUE(wait_for([&] { return acknowledged_count() >= 20; }));
+  KeyWriters writers({nodes_[a].rest_port, nodes_[b].rest_port}, 4);
+  EXPECT_TRUE(writers.AwaitAcknowledged(0, 20));
   ASSERT_TRUE(SharedPostgres().Stop());
   struct Restart {
     ~Restart() { SharedPostgres().Start(); }
   } restart;
-  EXPECT_TRUE(wait_for([&] { return refused.load() >= 4; }));
+  EXPECT_TRUE(writers.AwaitRefused(4));
   EXPECT_EQ(Health(b), 503);
   ASSERT_TRUE(SharedPostgres().Start()) << SharedPostgres().error();
-  const size_t before = acknowledged_count();
-  EXPECT_TRUE(wait_for([&] { return acknowledged_count() >= before + 20; }));
-  stop = true;
-  for (std::thread& writer : writers) writer.join();
-  const std::string final = Rest(a, "GET", "dev1/documents/log").body;
-  for (const std::string& key : acknowledged) EXPECT_NE(final.find("\"" + key + "\":1"), std::string::npos) << key;
-  // Writes refused with an unknown outcome may be there too; each one there is one version.
-  Json parsed(cJSON_Parse(final.c_str()));
-  const long keys = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(parsed.get(), "data"));
-  EXPECT_EQ(VersionOf(final), 1 + keys) << final;
-  EXPECT_GE(keys, static_cast<long>(acknowledged.size()));
+  EXPECT_TRUE(writers.AwaitAcknowledged(writers.acknowledged(), 20));
+  writers.Stop();
+  writers.ExpectIn(Rest(a, "GET", "dev1/documents/log").body);
 }
 
 // The primary killed under load on two brokers, its synchronous standby promoted: the brokers
@@ -425,49 +460,13 @@ TEST(ClusterFailoverTest, APromotedStandbyLosesNoAcknowledgedWriteAndBrokersGoOn
   };
   HttpClient http;
   ASSERT_EQ(rest(0, "PUT", "dev1/documents/log", R"({"data":{}})", http).status, 200);
-  std::atomic<bool> stop{false};
-  std::mutex mutex;
-  std::vector<std::string> acknowledged;
-  std::vector<std::thread> writers;
-  for (int w = 0; w < 4; ++w) {
-    writers.emplace_back([&, w] {
-      HttpClient client;
-      for (int i = 0; !stop; ++i) {
-        const std::string key = "w" + std::to_string(w) + "_" + std::to_string(i);
-        const HttpReply reply = rest(w % 2, "PATCH", "dev1/documents/log", R"({"data":{")" + key + R"(":1}})", client);
-        if (reply.status == 200) {
-          std::lock_guard<std::mutex> lock(mutex);
-          acknowledged.push_back(key);
-        } else if (reply.status != 503) {
-          ADD_FAILURE() << reply.status << " " << reply.body;
-          return;
-        }
-      }
-    });
-  }
-  auto acknowledged_count = [&] {
-    std::lock_guard<std::mutex> lock(mutex);
-    return acknowledged.size();
-  };
-  auto wait_for = [](const std::function<bool()>& done) {
-    const auto deadline = Clock::now() + std::chrono::seconds(30);
-    while (!done() && Clock::now() < deadline) std::this_thread::yield();
-    return done();
-  };
-  EXPECT_TRUE(wait_for([&] { return acknowledged_count() >= 40; }));
+  KeyWriters writers(rest_ports, 4);
+  EXPECT_TRUE(writers.AwaitAcknowledged(0, 40));
   primary.Kill();
   ASSERT_TRUE(standby.Promote()) << standby.error();
-  const size_t at_promotion = acknowledged_count();
-  EXPECT_TRUE(wait_for([&] { return acknowledged_count() >= at_promotion + 40; }));
-  stop = true;
-  for (std::thread& writer : writers) writer.join();
-
-  const std::string final = rest(1, "GET", "dev1/documents/log", "", http).body;
-  Json parsed(cJSON_Parse(final.c_str()));
-  const long keys = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(parsed.get(), "data"));
-  for (const std::string& key : acknowledged) EXPECT_NE(final.find("\"" + key + "\":1"), std::string::npos) << key;
-  EXPECT_EQ(VersionOf(final), 1 + keys) << final;
-  EXPECT_GE(keys, static_cast<long>(acknowledged.size()));
+  EXPECT_TRUE(writers.AwaitAcknowledged(writers.acknowledged(), 40));
+  writers.Stop();
+  writers.ExpectIn(rest(1, "GET", "dev1/documents/log", "", http).body);
 
   // Pushes cross brokers on the new primary (the brokers LISTEN there now).
   MqttClient dev("dev1", brokers[1]->port());
