@@ -74,6 +74,24 @@ class ClusterFailureTest : public testing::Test {
   void TearDown() override {
     if (broker_) broker_->Stop();
   }
+  // Until `sql` (one value) gives `expected`, 10 s at most: the server's state awaited.
+  static bool AwaitValue(const std::string& sql, const std::string& expected) {
+    const auto deadline = Clock::now() + std::chrono::seconds(10);
+    for (;;) {
+      auto value = SharedPostgres().Value(sql);
+      if (value.ok() && *value == expected) return true;
+      if (Clock::now() > deadline) return false;
+      std::this_thread::yield();
+    }
+  }
+  // A batch is waiting for the write lock held by the test's own transaction.
+  static bool AwaitABatchWaitingForTheLock() {
+    return AwaitValue(
+        "SELECT count(*) > 0 FROM pg_stat_activity WHERE application_name = 'mosquitto-twins'"
+        " AND wait_event_type = 'Lock'",
+        "t");
+  }
+
   std::string StoreOptions() const {
     return "plugin_opt_store " + SharedPostgres().Uri() + "\nplugin_opt_store_schema " + schema_ +
            "\nplugin_opt_max_requests_per_second 0\n";
@@ -158,9 +176,9 @@ TEST_F(ClusterFailureTest, AReSentQos2RequestChangesTheTwinOnce) {
   dev.Publish(topic, R"({"data":{"n":2}})", 2, 9);
   ASSERT_TRUE(dev.ReadType(5).has_value());
   dev.Drop();
-  std::this_thread::sleep_for(300ms);
+  ASSERT_TRUE(AwaitABatchWaitingForTheLock());
   PQclear(PQexec(holder.get(), "COMMIT"));  // the batch goes on, commits the patch
-  std::this_thread::sleep_for(500ms);
+  ASSERT_TRUE(AwaitValue("SELECT version FROM \"" + schema_ + "\".documents WHERE twin = 'q2dev' AND doc = 'd'", "2"));
 
   RawMqtt again(broker_->port());
   ASSERT_TRUE(again.Connect("q2dev", false));
@@ -192,14 +210,17 @@ TEST_F(ClusterFailureTest, AStalledBrokerDoesNotStopTheOtherBrokersWrites) {
   PQclear(PQexec(holder.get(), "BEGIN"));
   PQclear(PQexec(holder.get(), ("SELECT value FROM \"" + schema_ + "\".meta WHERE key = 'seq' FOR UPDATE").c_str()));
   ASSERT_TRUE(on_a.Publish("$SCW/twins/me/s/put", R"({"data":{}})", 0));  // A's batch waits for the lock
-  std::this_thread::sleep_for(300ms);
+  ASSERT_TRUE(AwaitABatchWaitingForTheLock());
   broker_->Pause();  // A stalls in its batch
   struct Resume {
     Broker* broker;
     ~Resume() { broker->Resume(); }
   } resume{broker_.get()};
   PQclear(PQexec(holder.get(), "COMMIT"));  // A's backend takes the lock, and keeps it
-  std::this_thread::sleep_for(300ms);
+  ASSERT_TRUE(
+      AwaitValue("SELECT count(*) > 0 FROM pg_stat_activity WHERE application_name = 'mosquitto-twins'"
+                 " AND state = 'idle in transaction'",
+                 "t"));
 
   const auto start = Clock::now();
   std::string last;
