@@ -36,7 +36,15 @@ class Saboteur : public WriteObserver {
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'mosquitto-twins'"
         " AND state = 'idle in transaction'");
     EXPECT_EQ(error, "");
-    std::this_thread::sleep_for(200ms);  // the backend is gone
+    // Until the backend is gone, so that the batch's next round trip finds its connection lost.
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    auto in_transaction = [] {
+      auto count = test::SharedPostgres().Value(
+          "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'mosquitto-twins'"
+          " AND state = 'idle in transaction'");
+      return !count.ok() || *count != "0";
+    };
+    while (in_transaction() && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
     (void)event;
   }
   void OnDurable(uint64_t seq) noexcept override {
@@ -67,6 +75,13 @@ class SharedStoreFailureTest : public testing::Test {
     batches_->Start();
   }
   void TearDown() override {
+    if (release_) {  // a test that stopped early must not leave the batch thread held
+      try {
+        release_->set_value();
+      } catch (const std::future_error&) {
+        // Released already.
+      }
+    }
     batches_.reset();
     engine_.reset();
   }
@@ -77,19 +92,33 @@ class SharedStoreFailureTest : public testing::Test {
     return std::move(request).value();
   }
 
-  // Keeps the batch thread busy for a moment, so that the calls made meanwhile share the
+  // Keeps the batch thread busy until Release(), so that the calls made meanwhile share the
   // next batch (as the requests of one broker loop pass or of concurrent REST calls do).
   void HoldTheBatchThread() {
     auto started = std::make_shared<std::promise<void>>();
+    release_ = std::make_shared<std::promise<void>>();
     batches_->Submit(
         {"hold", "", false},
-        [started] {
+        [started, released = release_->get_future().share()] {
           started->set_value();
-          std::this_thread::sleep_for(500ms);
+          released.wait();
         },
         [](const Status&) {});
     started->get_future().wait();
   }
+  // Until `count` calls wait for the next batch, 10 s at most.
+  bool AwaitQueued(size_t count) const {
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (batches_->queued() < count && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+    return batches_->queued() >= count;
+  }
+  // Lets the held batch thread go on, once `count` calls wait for the next batch.
+  void Release(size_t count) {
+    EXPECT_TRUE(AwaitQueued(count));
+    release_->set_value();
+  }
+
+  std::shared_ptr<std::promise<void>> release_;
 
   Saboteur saboteur_;
   std::unique_ptr<Engine> engine_;
@@ -107,8 +136,9 @@ TEST_F(SharedStoreFailureTest, AWriteIsNotAcknowledgedWhenTheConnectionIsLostLat
     saboteur_.armed = true;
     put_done.set_value(engine_->Put("t1", "a", Body(R"({"data":{"x":1}})")));
   });
-  std::this_thread::sleep_for(100ms);  // queued after the put, in the same batch
+  ASSERT_TRUE(AwaitQueued(1));  // the lister is queued after the put, in the same batch
   std::thread lister([&] { (void)engine_->List("t2"); });
+  Release(2);
   writer.join();
   lister.join();
   const Result<Document> put = put_done.get_future().get();
@@ -127,8 +157,9 @@ TEST_F(SharedStoreFailureTest, AReadDoesNotShowAWriteWhoseBatchDidNotCommit) {
     saboteur_.armed = true;
     put_done.set_value(engine_->Put("t1", "a", Body(R"({"data":{"x":1}})")));
   });
-  std::this_thread::sleep_for(100ms);
+  ASSERT_TRUE(AwaitQueued(1));
   std::thread reader([&] { get_done.set_value(engine_->Get("t1", "a")); });
+  Release(2);
   writer.join();
   reader.join();
   const Result<Document> put = put_done.get_future().get();
@@ -151,8 +182,9 @@ TEST_F(SharedStoreFailureTest, AfterAFailedCommitTheNextWritesAreStillReportedDu
     saboteur_.armed = true;
     EXPECT_FALSE(engine_->Put("t1", "a", Body(R"({"data":{"x":1}})")).ok());
   });
-  std::this_thread::sleep_for(100ms);
+  ASSERT_TRUE(AwaitQueued(1));
   std::thread second([&] { EXPECT_FALSE(engine_->Put("t1", "b", Body(R"({"data":{"x":1}})")).ok()); });
+  Release(2);
   first.join();
   second.join();
   EXPECT_EQ(engine_->Get("t1", "a").status().code(), Code::kNotFound);  // a batch without the lock
@@ -190,6 +222,7 @@ TEST_F(SharedStoreFailureTest, AFloodOfTheLargestDocumentsIsCommittedOrRefusedNe
         });
   }
   const auto start = std::chrono::steady_clock::now();
+  Release(kCalls);
   while (settled < kCalls) std::this_thread::sleep_for(10ms);
   const auto ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
