@@ -13,8 +13,20 @@ bool BrokerQueue::Push(std::function<void()> task) {
     }
     tasks_.push_back(std::move(task));
   }
-  if (wake_ && !wake_pending_.exchange(true)) wake_();
+  Wake();
   return true;
+}
+
+void BrokerQueue::PushRequired(std::function<void()> task) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    tasks_.push_back(std::move(task));
+  }
+  Wake();
+}
+
+void BrokerQueue::Wake() {
+  if (wake_ && !wake_pending_.exchange(true)) wake_();
 }
 
 void BrokerQueue::Drain() {

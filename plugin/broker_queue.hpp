@@ -24,6 +24,10 @@ class BrokerQueue {
   // Any thread. Returns false, and counts the drop, when the queue is full (the broker
   // thread is not draining it).
   bool Push(std::function<void()> task);
+  // Any thread. Queued whatever the queue holds: for tasks that must run (the reply of a
+  // request the broker thread handed on, which also ends its bookkeeping) and whose number is
+  // bounded where they come from (the batch thread's own bounded queue).
+  void PushRequired(std::function<void()> task);
 
   // Broker thread only: runs every queued task, in order.
   void Drain();
@@ -32,6 +36,8 @@ class BrokerQueue {
   uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
 
  private:
+  void Wake();
+
   const size_t capacity_;
   std::mutex mutex_;
   std::deque<std::function<void()>> tasks_;

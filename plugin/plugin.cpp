@@ -89,6 +89,8 @@ void LogNow(LogLevel level, const std::string& message) {
 }
 
 // The plugin's one context, handed to every callback as userdata.
+struct QueuedRequest;
+
 struct Plugin {
   mosquitto_plugin_id_t* id = nullptr;
   PluginOptions options;
@@ -157,6 +159,10 @@ struct Plugin {
   // order of their requests.
   std::unordered_map<uint64_t, const mosquitto*> in_flight;
   std::unordered_map<const mosquitto*, size_t> in_flight_by_connection;
+  // Each client's latest QoS 2 write handed to the batch thread and not yet answered: a copy
+  // re-sent meanwhile (after a reconnection) follows it instead of running again, since the
+  // resend filter hears of a write only once it is answered.
+  std::unordered_map<std::string, std::shared_ptr<QueuedRequest>> exactly_once_in_flight;
   uint64_t next_request_id = 0;
 
   // REST threads may wait for the batch thread, which calls the observers and the engine.
@@ -309,6 +315,9 @@ struct QueuedRequest {
   // A QoS 2 write the client made before: answered from memory if the document is still at
   // the version it left (FindResend's check, made on the batch thread).
   std::optional<ResendFilter::Remembered> earlier;
+  // The copy of this QoS 2 write that was still in a batch when this one came: its outcome,
+  // once it ran, is this one's `earlier`.
+  std::shared_ptr<const QueuedRequest> follows;
   std::optional<Reply> reply;  // set before the batch for a reply known already
   bool ran = false;
   bool resent = false;
@@ -326,6 +335,10 @@ void Deliver(Plugin& plugin, QueuedRequest& request) {
   auto count = plugin.in_flight_by_connection.find(client);
   if (count != plugin.in_flight_by_connection.end() && --count->second == 0) {
     plugin.in_flight_by_connection.erase(count);
+  }
+  auto pending = plugin.exactly_once_in_flight.find(request.client_id);
+  if (pending != plugin.exactly_once_in_flight.end() && pending->second.get() == &request) {
+    plugin.exactly_once_in_flight.erase(pending);
   }
   const Reply& reply = *request.reply;
   if (client != nullptr) Answer(plugin, client, request.client_id.c_str(), reply, request.qos, request.correlation);
@@ -347,9 +360,22 @@ void RunQueued(Plugin& plugin, QueuedRequest& request) {
   if (request.reply) return;
   TwinTopic parsed;
   ClassifyTopic(request.topic, &parsed);
+  if (request.follows) {  // it ran before this one, in this batch or an earlier one
+    const QueuedRequest& first = *request.follows;
+    if ((first.ran || first.resent) && first.reply && first.reply->success) {
+      request.earlier = ResendFilter::Remembered{
+          first.reply->topic, first.reply->payload,
+          first.operation == metrics::Operation::kDelete ? 0 : first.reply->version, first.correlation.has_value(),
+          nullptr};
+    }
+  }
   if (request.earlier) {
-    auto now = plugin.engine->Get(request.twin, parsed.document);
-    if ((now.ok() ? now->version : 0) == request.earlier->version) {
+    bool same = request.earlier->by_correlation;  // else only while the document is as it left it
+    if (!same) {
+      auto now = plugin.engine->Get(request.twin, parsed.document);
+      same = (now.ok() ? now->version : 0) == request.earlier->version;
+    }
+    if (same) {
       request.reply = Reply{request.earlier->reply_topic, request.earlier->reply_payload, true,
                             request.earlier->version};
       request.resent = true;
@@ -360,6 +386,22 @@ void RunQueued(Plugin& plugin, QueuedRequest& request) {
                                     {Durability::kAtSync, request.client_id, request.qos}, plugin.DeferredLog());
   if (request.response_topic) request.reply->topic = *request.response_topic;
   request.ran = true;
+}
+
+// Broker thread: the same QoS 2 write of the same client, still in flight, that came on
+// another connection (on the same connection a repeat is a new request: resend_filter.hpp).
+std::shared_ptr<const QueuedRequest> InFlightCopy(const Plugin& plugin, const QueuedRequest& request,
+                                                  const mosquitto* connection) {
+  auto pending = plugin.exactly_once_in_flight.find(request.client_id);
+  if (pending == plugin.exactly_once_in_flight.end()) return nullptr;
+  const QueuedRequest& first = *pending->second;
+  auto first_connection = plugin.in_flight.find(first.id);
+  if (first_connection != plugin.in_flight.end() && first_connection->second == connection) return nullptr;
+  if (first.twin != request.twin || first.topic != request.topic || first.payload != request.payload ||
+      first.correlation != request.correlation) {
+    return nullptr;
+  }
+  return pending->second;
 }
 
 // Hands the request to the batch thread; its reply comes back through the broker queue,
@@ -375,13 +417,14 @@ void QueueRequest(Plugin& plugin, const std::shared_ptr<QueuedRequest>& request,
       std::move(hint), [&plugin, request] { RunQueued(plugin, *request); },
       [&plugin, request](const Status& committed) {
         // A batch that did not commit fails each of its requests (a read may have shown one
-        // of its writes); a re-send answered from memory stays answered.
-        if (!request->reply || (!committed.ok() && !request->resent)) {
+        // of its writes); a re-send answered from memory stays answered, unless what answered
+        // it was a copy still in flight (that copy may have been in this batch).
+        if (!request->reply || (!committed.ok() && (!request->resent || request->follows))) {
           const Status why = committed.ok() ? Status::Internal("the request did not run") : committed;
           request->reply = ErrorReply(request->topic, why, plugin.DeferredLog());
           if (request->response_topic) request->reply->topic = *request->response_topic;
         }
-        plugin.broker_queue.Push([&plugin, request] { Deliver(plugin, *request); });
+        plugin.broker_queue.PushRequired([&plugin, request] { Deliver(plugin, *request); });
       });
 }
 
@@ -451,8 +494,11 @@ int OnMessage(int, void* event_data, void* userdata) {
           request->reply = Reply{earlier->reply_topic, earlier->reply_payload, true, earlier->version};
           request->resent = true;
         }
+      } else if (request->exactly_once) {
+        request->follows = InFlightCopy(plugin, *request, msg->client);
       }
       QueueRequest(plugin, request, msg->client);
+      if (request->exactly_once) plugin.exactly_once_in_flight[request->client_id] = request;
       plugin.metrics.BrokerThread(operation, NanosSince(arrived, Clock::now()));
       return MOSQ_ERR_ACL_DENIED;
     } else {

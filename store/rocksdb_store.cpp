@@ -81,6 +81,19 @@ class TwinPrefixTransform final : public rocksdb::SliceTransform {
   bool InDomain(const rocksdb::Slice&) const override { return true; }
 };
 
+// Where a change-log key goes in the log family's memtable, remembered per prefix: the seq
+// keys ("c" seq) come in increasing order, and so do the version keys of one document ("h"
+// twin NUL doc NUL version). Without a hint each insert searched the whole skiplist from the
+// top, the two kinds alternating (a tenth of the broker thread's time under a patch load).
+class ChangeLogInsertHint final : public rocksdb::SliceTransform {
+ public:
+  const char* Name() const override { return "twins.ChangeLogInsertHint"; }
+  rocksdb::Slice Transform(const rocksdb::Slice& key) const override {
+    return key[0] == 'c' ? rocksdb::Slice(key.data(), 1) : rocksdb::Slice(key.data(), key.size() - 8);
+  }
+  bool InDomain(const rocksdb::Slice& key) const override { return key.size() > 8 && (key[0] == 'c' || key[0] == 'h'); }
+};
+
 Status FromRocks(const rocksdb::Status& s) { return Status::Internal("storage error: " + s.ToString()); }
 
 constexpr auto kFreeSpaceRefresh = std::chrono::milliseconds(100);
@@ -690,6 +703,7 @@ Result<std::unique_ptr<DocumentStore>> OpenRocksDbStore(const RocksDbOptions& op
   changes_options.compaction_style = rocksdb::kCompactionStyleFIFO;
   changes_options.compaction_options_fifo.max_table_files_size = options.changelog_bytes;
   changes_options.compaction_options_fifo.allow_compaction = false;
+  changes_options.memtable_insert_with_hint_prefix_extractor = std::make_shared<ChangeLogInsertHint>();
   // Files of about a quarter of the bound, so that retention keeps 3/4 of it at least.
   changes_options.write_buffer_size = std::clamp<size_t>(options.changelog_bytes / 4, size_t{64} << 10,
                                                          db_options.write_buffer_size);

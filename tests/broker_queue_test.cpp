@@ -38,6 +38,26 @@ TEST(BrokerQueueTest, PushBeyondCapacityIsRefusedAndCounted) {
   EXPECT_EQ(ran, 3);
 }
 
+// A reply handed back by the batch thread must reach the broker thread even when log lines
+// filled the queue: dropping it would lose the reply and its bookkeeping (in_flight).
+TEST(BrokerQueueTest, RequiredTasksAreKeptWhenTheQueueIsFullAndRunInOrder) {
+  int woken = 0;
+  BrokerQueue queue(2);
+  queue.SetWaker([&woken] { ++woken; });
+  std::vector<int> ran;
+  EXPECT_TRUE(queue.Push([&ran] { ran.push_back(1); }));
+  EXPECT_TRUE(queue.Push([&ran] { ran.push_back(2); }));
+  queue.PushRequired([&ran] { ran.push_back(3); });
+  EXPECT_FALSE(queue.Push([&ran] { ran.push_back(100); }));  // the bounded kind still is
+  queue.PushRequired([&ran] { ran.push_back(4); });
+  EXPECT_EQ(woken, 1);  // one wake until drained
+  queue.Drain();
+  EXPECT_EQ(ran, (std::vector<int>{1, 2, 3, 4}));
+  EXPECT_EQ(queue.dropped(), 1u);
+  queue.PushRequired([&ran] { ran.push_back(5); });
+  EXPECT_EQ(woken, 2);
+}
+
 TEST(BrokerQueueTest, ZeroCapacityRefusesEverything) {
   BrokerQueue queue(0);
   bool ran = false;

@@ -92,6 +92,19 @@ class ClusterFailureTest : public testing::Test {
         "t");
   }
 
+  // A transaction of the test's own holding the write lock (`meta.seq FOR UPDATE`): batches
+  // that write wait for its COMMIT.
+  std::unique_ptr<PGconn, void (*)(PGconn*)> HoldTheWriteLock() const {
+    std::unique_ptr<PGconn, void (*)(PGconn*)> holder(PQconnectdb(SharedPostgres().Uri().c_str()), PQfinish);
+    PQclear(PQexec(holder.get(), "BEGIN"));
+    PGresult* locked = PQexec(holder.get(),
+                              ("SELECT value FROM \"" + schema_ + "\".meta WHERE key = 'seq' FOR UPDATE").c_str());
+    const bool ok = PQresultStatus(locked) == PGRES_TUPLES_OK;
+    if (!ok) ADD_FAILURE() << PQresultErrorMessage(locked);
+    PQclear(locked);
+    if (!ok) holder.reset();
+    return holder;
+  }
   std::string StoreOptions() const {
     return "plugin_opt_store " + SharedPostgres().Uri() + "\nplugin_opt_store_schema " + schema_ +
            "\nplugin_opt_max_requests_per_second 0\n";
@@ -165,13 +178,8 @@ TEST_F(ClusterFailureTest, AReSentQos2RequestChangesTheTwinOnce) {
   dev.PubRel(7);
   ASSERT_TRUE(dev.ReadType(7).has_value());  // PUBCOMP
 
-  std::unique_ptr<PGconn, void (*)(PGconn*)> holder(PQconnectdb(SharedPostgres().Uri().c_str()), PQfinish);
-  ASSERT_EQ(PQstatus(holder.get()), CONNECTION_OK);
-  PQclear(PQexec(holder.get(), "BEGIN"));
-  PGresult* locked = PQexec(holder.get(),
-                            ("SELECT value FROM \"" + schema_ + "\".meta WHERE key = 'seq' FOR UPDATE").c_str());
-  ASSERT_EQ(PQresultStatus(locked), PGRES_TUPLES_OK) << PQresultErrorMessage(locked);
-  PQclear(locked);
+  auto holder = HoldTheWriteLock();
+  ASSERT_TRUE(holder);
 
   dev.Publish(topic, R"({"data":{"n":2}})", 2, 9);
   ASSERT_TRUE(dev.ReadType(5).has_value());
@@ -190,6 +198,67 @@ TEST_F(ClusterFailureTest, AReSentQos2RequestChangesTheTwinOnce) {
   EXPECT_EQ(NextPublish(again), R"($SCW/twins/me/d/get/response/success {"version":2,"data":{"n":2}})");
 }
 
+// The same, the re-send arriving while the first copy is still in its batch (held by the
+// write lock): the resend filter hears of the write only once it is answered, so the re-send
+// must follow the copy in flight, not run again. Re-sent twice.
+TEST_F(ClusterFailureTest, AQos2RequestReSentWhileInItsBatchChangesTheTwinOnce) {
+  broker_ = std::make_unique<Broker>(StoreOptions());
+  ASSERT_TRUE(broker_->Start()) << broker_->log();
+  const std::string topic = "$SCW/twins/me/d/patch";
+  auto holder = HoldTheWriteLock();
+  ASSERT_TRUE(holder);
+  std::vector<std::unique_ptr<RawMqtt>> copies;
+  for (int copy = 0; copy < 3; ++copy) {  // the first, then two re-sends on new connections
+    copies.push_back(std::make_unique<RawMqtt>(broker_->port()));
+    RawMqtt& dev = *copies.back();
+    ASSERT_TRUE(dev.Connect("q2dev", false));
+    dev.Publish(topic, R"({"data":{"n":1}})", 2, 9, copy > 0);
+    ASSERT_TRUE(dev.ReadType(5).has_value());  // PUBREC
+    if (copy == 0) {
+      ASSERT_TRUE(AwaitABatchWaitingForTheLock());
+    }
+    if (copy < 2) dev.Drop();
+  }
+  PQclear(PQexec(holder.get(), "COMMIT"));  // the batch goes on
+  RawMqtt& last = *copies.back();
+  last.PubRel(9);
+  EXPECT_EQ(NextPublish(last), topic + R"(/response/success {"version":1,"data":{"n":1}})");
+  last.Publish("$SCW/twins/me/d/get", "", 0);
+  EXPECT_EQ(NextPublish(last), R"($SCW/twins/me/d/get/response/success {"version":1,"data":{"n":1}})");
+  // Its bad-input twin: another payload under the same packet id is another request.
+  last.Publish(topic, R"({"data":{"n":2}})", 2, 9);
+  ASSERT_TRUE(last.ReadType(5).has_value());
+  last.PubRel(9);
+  EXPECT_EQ(NextPublish(last), topic + R"(/response/success {"version":2,"data":{"n":2}})");
+}
+
+// With MQTT 5 correlation data, the same; a copy with other correlation data runs.
+TEST_F(ClusterFailureTest, AQos2RequestWithCorrelationDataReSentWhileInItsBatchRunsOnce) {
+  broker_ = std::make_unique<Broker>(StoreOptions());
+  ASSERT_TRUE(broker_->Start()) << broker_->log();
+  const std::string topic = "$SCW/twins/me/d/put";
+  auto holder = HoldTheWriteLock();
+  ASSERT_TRUE(holder);
+  {
+    MqttClient dev("q2v5", broker_->port(), MQTT_PROTOCOL_V5);
+    ASSERT_TRUE(dev.Publish(topic, R"({"data":{"a":1}})", 2, false, "req-1"));
+    ASSERT_TRUE(AwaitABatchWaitingForTheLock());
+  }
+  MqttClient again("q2v5", broker_->port(), MQTT_PROTOCOL_V5);
+  ASSERT_TRUE(again.Subscribe("$SCW/twins/me/#"));
+  ASSERT_TRUE(again.Publish(topic, R"({"data":{"a":1}})", 2, false, "req-1"));
+  ASSERT_TRUE(again.Publish(topic, R"({"data":{"a":1}})", 2, false, "req-2"));  // not a re-send
+  PQclear(PQexec(holder.get(), "COMMIT"));
+  auto resent = again.Next(5000);
+  ASSERT_TRUE(resent.has_value());
+  EXPECT_EQ(resent->payload, R"({"version":1,"data":{"a":1}})");
+  EXPECT_EQ(resent->correlation_data, "req-1");
+  auto other = again.Next(5000);
+  ASSERT_TRUE(other.has_value());
+  EXPECT_EQ(other->payload, R"({"version":2,"data":{"a":1}})");
+  EXPECT_EQ(other->correlation_data, "req-2");
+}
+
 // One broker stalled in the middle of a batch (SIGSTOP here; a VM pause or a network partition
 // without RST do the same) holds the cluster-wide write lock: its backend stays "idle in
 // transaction" with the seq row locked. The server ends that session after the deadline
@@ -205,10 +274,8 @@ TEST_F(ClusterFailureTest, AStalledBrokerDoesNotStopTheOtherBrokersWrites) {
   ASSERT_TRUE(on_b.Subscribe("$SCW/twins/me/#"));
   ASSERT_TRUE(on_a.connected() && on_b.connected());
 
-  std::unique_ptr<PGconn, void (*)(PGconn*)> holder(PQconnectdb(SharedPostgres().Uri().c_str()), PQfinish);
-  ASSERT_EQ(PQstatus(holder.get()), CONNECTION_OK);
-  PQclear(PQexec(holder.get(), "BEGIN"));
-  PQclear(PQexec(holder.get(), ("SELECT value FROM \"" + schema_ + "\".meta WHERE key = 'seq' FOR UPDATE").c_str()));
+  auto holder = HoldTheWriteLock();
+  ASSERT_TRUE(holder);
   ASSERT_TRUE(on_a.Publish("$SCW/twins/me/s/put", R"({"data":{}})", 0));  // A's batch waits for the lock
   ASSERT_TRUE(AwaitABatchWaitingForTheLock());
   broker_->Pause();  // A stalls in its batch
