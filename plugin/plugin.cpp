@@ -59,6 +59,7 @@
 #include "rest/auth.hpp"
 #include "rest/rest_server.hpp"
 #include "plugin/store_reclaimer.hpp"
+#include "store/postgres_deferred_store.hpp"
 #include "store/postgres_shared_store.hpp"
 #include "metrics/sys_topics.hpp"
 #include "plugin/durable_samples.hpp"
@@ -1000,10 +1001,17 @@ int OpenStore(Plugin& plugin) {
     PostgresOptions postgres = o.postgres;
     postgres.changelog_bytes = o.store.changelog_bytes;
     postgres.log = plugin.DeferredLog();
-    auto store = OpenSharedPostgresStore(postgres);
+    Status deferred;
+    auto store = OpenSharedPostgresStoreOrLater(postgres, &deferred);
     if (!store.ok()) {
       mosquitto_log_printf(MOSQ_LOG_ERR, "twins: plugin_opt_store: %s", store.status().message().c_str());
       return MOSQ_ERR_UNKNOWN;
+    }
+    if (!deferred.ok()) {  // the broker runs; its batches open the store once it answers
+      mosquitto_log_printf(MOSQ_LOG_ERR,
+                           "twins: plugin_opt_store: %s; the broker runs, twin requests fail until PostgreSQL is "
+                           "reachable",
+                           deferred.message().c_str());
     }
     SharedPostgresStore& shared = **store;
     plugin.engine = std::make_unique<Engine>(std::move(store).value(), o.limits);

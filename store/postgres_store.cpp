@@ -409,7 +409,9 @@ Result<std::unique_ptr<DocumentStore>> OpenPostgresStore(const PostgresOptions& 
   // One deadline for connecting and preparing the schema.
   const auto deadline = PgDeadline::After(std::chrono::milliseconds(options.timeout_ms));
   auto connected = PgConnect(ConnectOptions(options), deadline);
-  if (!connected.ok()) return Status::Internal("cannot connect to PostgreSQL: " + connected.status().message());
+  // Unavailable, not Internal: a broker started while the server is down waits for it
+  // (postgres_deferred_store.hpp).
+  if (!connected.ok()) return Status::Unavailable("cannot connect to PostgreSQL: " + connected.status().message());
   PgConn conn = std::move(connected).value();
   const char* encoding = PQparameterStatus(conn.get(), "server_encoding");
   if (encoding == nullptr || std::string(encoding) != "UTF8") {

@@ -131,16 +131,16 @@ class ClusterTest : public testing::Test {
     }
   }
 
-  std::string StoreOptions() const {
-    return "plugin_opt_store " + SharedPostgres().Uri() + "\nplugin_opt_store_schema " + schema_ + "\n";
+  std::string StoreOptions(const Postgres& server = SharedPostgres()) const {
+    return "plugin_opt_store " + server.Uri() + "\nplugin_opt_store_schema " + schema_ + "\n";
   }
 
   // A broker of the cluster; its index in nodes_.
-  size_t AddBroker(const std::string& extra = "") {
+  size_t AddBroker(const std::string& extra = "", const Postgres& server = SharedPostgres()) {
     Node node;
     node.rest_port = FreePort();
     node.broker = std::make_unique<Broker>(
-        StoreOptions() + "plugin_opt_rest_listen 127.0.0.1:" + std::to_string(node.rest_port) +
+        StoreOptions(server) + "plugin_opt_rest_listen 127.0.0.1:" + std::to_string(node.rest_port) +
         "\nplugin_opt_rest_token " + kToken + "\nplugin_opt_max_requests_per_second 0\n" + extra);
     EXPECT_TRUE(node.broker->Start()) << node.broker->log();
     nodes_.push_back(std::move(node));
@@ -491,11 +491,12 @@ TEST_F(ClusterTest, ABadStoreOptionStopsTheBrokerWithAClearMessage) {
   EXPECT_FALSE(not_a_uri.Start());
   EXPECT_NE(not_a_uri.log().find("plugin_opt_store: must be a postgresql:// URI"), std::string::npos)
       << not_a_uri.log();
-  Broker unreachable("plugin_opt_store postgresql://twins:secret@127.0.0.1:1/twins\n");
-  EXPECT_FALSE(unreachable.Start());
-  EXPECT_NE(unreachable.log().find("plugin_opt_store: cannot connect to PostgreSQL"), std::string::npos)
-      << unreachable.log();
-  EXPECT_EQ(unreachable.log().find("secret"), std::string::npos) << unreachable.log();
+  // One libpq cannot read never connects: not waited for (an unreachable server is, below).
+  Broker malformed("plugin_opt_store postgresql://twins:secret@[::1/twins\n");
+  EXPECT_FALSE(malformed.Start());
+  EXPECT_NE(malformed.log().find("plugin_opt_store: cannot connect to PostgreSQL"), std::string::npos)
+      << malformed.log();
+  EXPECT_EQ(malformed.log().find("secret"), std::string::npos) << malformed.log();
   Broker bad_schema(StoreOptions() + "plugin_opt_store_schema Robert'); DROP TABLE x;--\n");
   EXPECT_FALSE(bad_schema.Start());
   EXPECT_NE(bad_schema.log().find("plugin_opt_store_schema"), std::string::npos) << bad_schema.log();
@@ -503,6 +504,47 @@ TEST_F(ClusterTest, ABadStoreOptionStopsTheBrokerWithAClearMessage) {
   EXPECT_FALSE(max_twins.Start());
   EXPECT_NE(max_twins.log().find("plugin_opt_max_twins is not supported with plugin_opt_store"), std::string::npos)
       << max_twins.log();
+}
+
+// A broker started while PostgreSQL is down runs (non-twin traffic too), answers twin requests
+// "unavailable" and /healthz 503, and opens the store once the server answers, without a
+// restart: what was made before through another broker is there, the watches included.
+TEST_F(ClusterTest, ABrokerStartedWhilePostgresIsDownOpensTheStoreOnceItAnswers) {
+  Postgres server;
+  ASSERT_TRUE(server.ok()) << server.error();
+  const size_t before = AddBroker("", server);
+  EXPECT_EQ(Ask(Device("dev1", before), "$SCW/twins/me/desired/watch", ""),
+            R"($SCW/twins/me/desired/watch/response/success {"version":0,"data":{}})");
+  nodes_[before].broker->Stop();
+  ASSERT_TRUE(server.Stop());
+
+  const size_t later = AddBroker("plugin_opt_store_timeout_ms 1000\n", server);
+  Broker& broker = *nodes_[later].broker;
+  EXPECT_TRUE(broker.WaitForLog("the broker runs, twin requests fail until PostgreSQL is reachable")) << broker.log();
+  MqttClient& dev = Device("dev1", later);
+  const std::string refused = Ask(dev, "$SCW/twins/me/state/get", "");
+  EXPECT_EQ(refused.rfind("$SCW/twins/me/state/get/response/error ", 0), 0u) << refused;
+  EXPECT_NE(refused.find("unavailable"), std::string::npos) << refused;
+  EXPECT_EQ(Health(later), 503);
+  MqttClient listener("listener", broker.port());
+  ASSERT_TRUE(listener.Subscribe("plain/topic"));
+  MqttClient talker("talker", broker.port());
+  ASSERT_TRUE(talker.Publish("plain/topic", "hello", 1));
+  auto heard = listener.Next(3000);
+  EXPECT_TRUE(heard && heard->payload == "hello") << "non-twin traffic stopped while PostgreSQL is down";
+
+  ASSERT_TRUE(server.Start()) << server.error();
+  std::string put;
+  for (auto deadline = Clock::now() + std::chrono::seconds(15); Clock::now() < deadline;) {
+    put = Ask(dev, "$SCW/twins/me/state/put", R"({"data":{"n":1}})");
+    if (put.find("/response/success") != std::string::npos) break;
+  }
+  EXPECT_EQ(put, R"($SCW/twins/me/state/put/response/success {"version":1,"data":{"n":1}})");
+  EXPECT_EQ(Health(later), 200);
+  EXPECT_TRUE(broker.WaitForLog("PostgreSQL reached: the twin store is open")) << broker.log();
+  // The watch made through the first broker, read by the store's first batch.
+  ASSERT_EQ(Rest(later, "PUT", "dev1/documents/desired", R"({"data":{"x":1}})").status, 200);
+  EXPECT_EQ(Next(dev), R"($SCW/twins/me/desired/updated {"version":1,"data":{"x":1}})");
 }
 
 }  // namespace
