@@ -186,6 +186,9 @@ class Engine {
   Result<std::vector<Change>> ReadChanges(uint64_t after, size_t max_count, size_t max_bytes) const;
   // Waits until an entry after `after` is durable or `deadline` passes; the newest durable seq.
   uint64_t WaitForChanges(uint64_t after, std::chrono::steady_clock::time_point deadline) const;
+  // Whether other processes write to the store too (a batch runner is set): a seq this engine
+  // has not heard of yet may then exist, heard of within the runner's catch-up.
+  bool Shared() const { return runner_ != nullptr; }
   // Wakes every WaitForChanges (at shutdown).
   void WakeWaiters() const;
 

@@ -18,6 +18,9 @@ namespace {
 constexpr size_t kBatchCount = 256;
 constexpr size_t kBatchBytes = 1 << 20;
 constexpr uint64_t kMaxResumeSeq = uint64_t{1} << 63;
+// How long a resumption from a seq this broker has not heard of waits for it, with a store
+// shared with other brokers: past the batch thread's poll (cluster/batch_thread.hpp, 1 s).
+constexpr auto kCatchUpWait = std::chrono::seconds(2);
 constexpr char kRetryAfterSeconds[] = "5";
 
 // A filter from the query: absent, or a valid name (`validate` is the engine's rule).
@@ -136,6 +139,13 @@ HttpResponse EventStreams::Open(const HttpRequest& request) {
 void EventStreams::Run(const EventSubscription& subscription, HttpStreamWriter& out) const {
   using Clock = std::chrono::steady_clock;
   ChangeBounds bounds = engine_.Changes();
+  if (subscription.after && *subscription.after > bounds.newest && engine_.Shared()) {
+    // A client moving from another broker resumes with that broker's last seq, which this one
+    // may not have heard of yet: it hears within a notification's time (the batch thread's
+    // poll without them). Waited for rather than answered with a reset.
+    engine_.WaitForChanges(*subscription.after - 1, Clock::now() + kCatchUpWait);
+    bounds = engine_.Changes();
+  }
   uint64_t cursor = bounds.newest;  // every change up to it is sent or filtered out
   if (subscription.after) {
     const uint64_t after = *subscription.after;
