@@ -65,9 +65,11 @@ class SharedStoreFailureTest : public testing::Test {
     options.uri = test::SharedPostgres().Uri();
     options.schema = "failure_" + std::to_string(++schemas);
     options.timeout_ms = getenv("REVIEW_TIMEOUT_MS") ? atoi(getenv("REVIEW_TIMEOUT_MS")) : 2000;
+    schema_ = options.schema;
     auto store = OpenSharedPostgresStore(options);
     ASSERT_TRUE(store.ok()) << store.status().message();
     SharedPostgresStore& shared = **store;
+    shared_ = &shared;
     engine_ = std::make_unique<Engine>(std::move(store).value(), Limits());
     engine_->AddObserver(&saboteur_);
     batches_ = std::make_unique<BatchThread>(*engine_, shared, std::chrono::milliseconds(options.timeout_ms));
@@ -119,6 +121,8 @@ class SharedStoreFailureTest : public testing::Test {
   }
 
   std::shared_ptr<std::promise<void>> release_;
+  std::string schema_;
+  SharedPostgresStore* shared_ = nullptr;  // the engine's store
 
   Saboteur saboteur_;
   std::unique_ptr<Engine> engine_;
@@ -197,6 +201,49 @@ TEST_F(SharedStoreFailureTest, AfterAFailedCommitTheNextWritesAreStillReportedDu
   const uint64_t woke = engine_->WaitForChanges(newest, start + 500ms);
   EXPECT_GE(std::chrono::steady_clock::now() - start, 400ms)
       << "WaitForChanges(" << newest << ") returned " << woke << " at once: an event stream spins";
+}
+
+// The batch connection prepares each statement once and runs it by name after (postgres_shared_store.cpp,
+// Run). A new connection knows none of them: the first batch on it prepares them again rather than
+// naming statements that exist only on the connection that was lost.
+TEST_F(SharedStoreFailureTest, AfterTheConnectionIsLostTheStatementsArePreparedAgain) {
+  ASSERT_TRUE(engine_->Put("t1", "a", Body(R"({"data":{"x":1}})")).ok());  // a write batch and a read batch,
+  ASSERT_TRUE(engine_->Get("t1", "a").ok());                               // their statements prepared
+  ASSERT_EQ(test::SharedPostgres().Exec("SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity"
+                                        " WHERE application_name = 'mosquitto-twins'"),
+            "");
+  // Until the idle batch thread has found the connection gone, so that the next batch makes a new one.
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!shared_->Stats().stopped && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(10ms);
+  ASSERT_TRUE(shared_->Stats().stopped);
+  const uint64_t failed_before = batches_->failed();
+  const Result<Document> put = engine_->Put("t1", "a", Body(R"({"data":{"x":2}})"));
+  ASSERT_TRUE(put.ok()) << put.status().message();
+  EXPECT_EQ(put->version, 2u);
+  const Result<Document> got = engine_->Get("t1", "a");
+  ASSERT_TRUE(got.ok()) << got.status().message();
+  EXPECT_EQ(got->version, 2u);
+  EXPECT_EQ(got->data, R"({"x":2})");
+  EXPECT_EQ(batches_->failed(), failed_before);
+}
+
+// A prepared statement whose table changed its result's type fails (PostgreSQL: "cached plan must
+// not change result type"): that batch fails, and the next one prepares its statements again
+// instead of failing the same way for as long as the connection lives.
+TEST_F(SharedStoreFailureTest, AfterABatchFailsTheStatementsArePreparedAgain) {
+  ASSERT_TRUE(engine_->Put("t1", "a", Body(R"({"data":{"x":1}})")).ok());
+  ASSERT_TRUE(engine_->Get("t1", "a").ok());
+  ASSERT_EQ(test::SharedPostgres().Exec("ALTER TABLE " + schema_ + ".documents ALTER COLUMN version TYPE numeric"), "");
+  const uint64_t failed_before = batches_->failed();
+  EXPECT_FALSE(engine_->Get("t1", "a").ok()) << "the read did not run a statement prepared before the change";
+  EXPECT_EQ(batches_->failed() - failed_before, 1u);
+  const Result<Document> got = engine_->Get("t1", "a");
+  ASSERT_TRUE(got.ok()) << got.status().message();
+  EXPECT_EQ(got->version, 1u);
+  const Result<Document> put = engine_->Put("t1", "a", Body(R"({"data":{"x":2}})"));
+  ASSERT_TRUE(put.ok()) << put.status().message();
+  EXPECT_EQ(put->version, 2u);
+  EXPECT_EQ(batches_->failed() - failed_before, 1u);
 }
 
 // A flood of the largest documents a device may write: batches hold at most kMaxBatchBytes,
