@@ -196,6 +196,11 @@ TEST_F(SharedStoreFailureTest, AfterAFailedCommitTheNextWritesAreStillReportedDu
   ASSERT_TRUE(put.ok()) << put.status().message();
   const uint64_t newest = engine_->Changes().newest;
   EXPECT_GE(newest, 1u);
+  // The observers hear of a batch after its callers (replies before pushes): up to 10 s.
+  const auto heard_by = std::chrono::steady_clock::now() + 10s;
+  while (saboteur_.durable.load() < newest && std::chrono::steady_clock::now() < heard_by) {
+    std::this_thread::sleep_for(1ms);
+  }
   EXPECT_GE(saboteur_.durable.load(), newest) << "the observers never heard that seq " << newest << " is durable";
   const auto start = std::chrono::steady_clock::now();
   const uint64_t woke = engine_->WaitForChanges(newest, start + 500ms);
