@@ -474,7 +474,12 @@ class SharedStore final : public SharedPostgresStore {
          {"LISTEN \"" + watches_channel_ + "\"", {}},
          {"SELECT set_config('statement_timeout', $1, false), set_config('lock_timeout', $2, false),"
           " set_config('idle_in_transaction_session_timeout', $3, false)",
-          {std::to_string(std::max(t * 3 / 4, 50)), std::to_string(std::max(t / 2, 50)), std::to_string(t)}}});
+          {std::to_string(std::max(t * 3 / 4, 50)), std::to_string(std::max(t / 2, 50)), std::to_string(t)}},
+         // Statements are prepared (Run), but still planned for each execution with its values:
+         // a generic plan made while a table is small keeps scanning it whole as it grows
+         // (measured: the change log's catch-up did, and read batches fell to a fifth of their
+         // rate after a minute of patches).
+         {"SET plan_cache_mode = force_custom_plan", {}}});
     if (!listening.ok()) return listening.status();
     reconnected_ = true;  // watches may have changed meanwhile: the next batch reads them all
     if (down_.exchange(false)) {
@@ -518,9 +523,10 @@ class SharedStore final : public SharedPostgresStore {
   // Never connects: a connection made again inside a batch would run the rest of it outside
   // its transaction, without the write lock it read under.
   // With `prepare`, each text is prepared once per connection, in the pipeline of its first
-  // use, and executed by name from then on: the server no longer parses, analyses and (once
-  // it keeps a generic plan) plans every statement of every batch again, which was 30 % of its
-  // CPU under load. The texts are fixed for a schema (values are parameters).
+  // use, and executed by name from then on: the server no longer parses and analyses every
+  // statement of every batch again (with planning, 30 % of its CPU under load; plans are still
+  // made for each execution, see Connect). The texts are fixed for a schema (values are
+  // parameters).
   Result<std::vector<PgResult>> Run(const std::vector<Statement>& statements, bool prepare = true) const {
     const Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(options_.timeout_ms);
     std::vector<const std::string*> preparing;
