@@ -73,6 +73,9 @@ class SharedStore final : public SharedPostgresStore {
 
   Result<BatchStart> Begin(const BatchReads& reads) override {
     EndBatch();
+    // The previous batch's COMMIT first: if that finds the connection lost, this batch
+    // connects again, since nothing of it was sent yet.
+    (void)Drain(Clock::now() + std::chrono::milliseconds(options_.timeout_ms));
     Status s = Connect();
     if (!s.ok()) return s;
     const bool all_watches = reads.all_watches || reconnected_;
@@ -94,14 +97,18 @@ class SharedStore final : public SharedPostgresStore {
                               "documents d JOIN unnest($1::text[], $2::text[]) AS k (twin, doc)"
                               " ON d.twin = k.twin AND d.doc = k.doc",
                           {doc_twins.Finish(), doc_names.Finish()}});
-    statements.push_back({"SELECT twin, doc FROM " + q_ + "documents WHERE twin = ANY($1::text[]) ORDER BY twin, doc",
+    // A batch of reads names no twin (no names, no watches to read) unless watches changed.
+    const bool read_twins = !reads.twins.empty() || all_watches;
+    if (read_twins) {
+      statements.push_back({"SELECT twin, doc FROM " + q_ + "documents WHERE twin = ANY($1::text[]) ORDER BY twin, doc",
+                            {twins.Finish()}});
+      statements.push_back(
+          all_watches
+              ? Statement{"SELECT twin, doc, watcher, value FROM " + q_ + "watches ORDER BY twin, doc, watcher", {}}
+              : Statement{"SELECT twin, doc, watcher, value FROM " + q_ +
+                              "watches WHERE twin = ANY($1::text[]) ORDER BY twin, doc, watcher",
                           {twins.Finish()}});
-    statements.push_back(
-        all_watches
-            ? Statement{"SELECT twin, doc, watcher, value FROM " + q_ + "watches ORDER BY twin, doc, watcher", {}}
-            : Statement{"SELECT twin, doc, watcher, value FROM " + q_ +
-                            "watches WHERE twin = ANY($1::text[]) ORDER BY twin, doc, watcher",
-                        {twins.Finish()}});
+    }
     const bool read_size = Clock::now() >= next_stats_;
     if (read_size) {
       statements.push_back(
@@ -144,15 +151,17 @@ class SharedStore final : public SharedPostgresStore {
       documents_[{ToString(found, row, 0), ToString(found, row, 1)}] = StoredDocument{
           ToU64(found, row, 2), ToString(found, row, 4), ToI64(found, row, 3)};
     }
-    for (const std::string& twin : reads.twins) names_[twin];
-    const PGresult* names = (*results)[next++].get();
-    for (int row = 0; row < PQntuples(names); ++row) names_[ToString(names, row, 0)].insert(ToString(names, row, 1));
-    for (const std::string& twin : reads.twins) start.watches[twin];
-    const PGresult* watches = (*results)[next++].get();
-    for (int row = 0; row < PQntuples(watches); ++row) {
-      WatchRecord watch{ToString(watches, row, 0), ToString(watches, row, 1), ToString(watches, row, 2),
-                        ToString(watches, row, 3)};
-      start.watches[watch.twin].push_back(std::move(watch));
+    if (read_twins) {
+      for (const std::string& twin : reads.twins) names_[twin];
+      const PGresult* names = (*results)[next++].get();
+      for (int row = 0; row < PQntuples(names); ++row) names_[ToString(names, row, 0)].insert(ToString(names, row, 1));
+      for (const std::string& twin : reads.twins) start.watches[twin];
+      const PGresult* watches = (*results)[next++].get();
+      for (int row = 0; row < PQntuples(watches); ++row) {
+        WatchRecord watch{ToString(watches, row, 0), ToString(watches, row, 1), ToString(watches, row, 2),
+                          ToString(watches, row, 3)};
+        start.watches[watch.twin].push_back(std::move(watch));
+      }
     }
     reconnected_ = false;
     return start;
@@ -223,6 +232,19 @@ class SharedStore final : public SharedPostgresStore {
       Abandon();
       return failed;
     }
+    const bool wrote = !writes_.empty() || !watch_writes_.empty();
+    if (wrote && !locked_) {
+      Rollback();
+      return Status::Internal("a batch that did not take the write lock tried to write");
+    }
+    if (!wrote) {
+      // Nothing to commit: what the calls read holds whatever the COMMIT's outcome, so it is
+      // sent and its result read by the next batch, saving a round trip per read batch.
+      Status s = SendOnly({{"COMMIT", {}}});
+      EndBatch();
+      if (!s.ok()) Abandon();
+      return s;
+    }
     std::vector<Statement> statements;
     uint64_t first_seq = 0, last_seq = 0, added_bytes = 0;
     if (!writes_.empty()) statements.push_back(WriteStatement(q_, writes_, &first_seq, &last_seq, &added_bytes));
@@ -245,11 +267,6 @@ class SharedStore final : public SharedPostgresStore {
     for (const std::string& twin : watched_twins)
       statements.push_back({"SELECT pg_notify($1, $2)", {watches_channel_, twin}});
     statements.push_back({"COMMIT", {}});
-    const bool wrote = !writes_.empty() || !watch_writes_.empty();
-    if (wrote && !locked_) {
-      Rollback();
-      return Status::Internal("a batch that did not take the write lock tried to write");
-    }
     auto results = Run(statements);
     EndBatch();
     if (!results.ok()) {
@@ -268,6 +285,8 @@ class SharedStore final : public SharedPostgresStore {
   }
 
   StoreNotices Wait(int wake_fd, std::chrono::milliseconds timeout) override {
+    // The last batch's COMMIT, so that its result does not wake the poll below.
+    (void)Drain(Clock::now() + std::chrono::milliseconds(options_.timeout_ms));
     StoreNotices out;
     TakeNotices(&out);
     if (out.changes || !out.watch_twins.empty()) return out;
@@ -489,8 +508,11 @@ class SharedStore final : public SharedPostgresStore {
     return Status::Ok();
   }
 
-  // What belongs to the connection: its prepared statements.
-  void Forget() const { prepared_.clear(); }
+  // What belongs to the connection: its prepared statements and unread results.
+  void Forget() const {
+    prepared_.clear();
+    unread_ = 0;
+  }
 
   void MarkDown(const std::string& why, Clock::time_point retry) const {
     {
@@ -529,10 +551,35 @@ class SharedStore final : public SharedPostgresStore {
   // parameters).
   Result<std::vector<PgResult>> Run(const std::vector<Statement>& statements, bool prepare = true) const {
     const Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(options_.timeout_ms);
+    Status s = Drain(deadline);
+    if (!s.ok()) return s;
     std::vector<const std::string*> preparing;
-    Status s = Send(statements, prepare, &preparing, deadline);
+    s = Send(statements, prepare, &preparing, deadline);
     if (!s.ok()) return s;
     return Receive(preparing, deadline);
+  }
+
+  // Sends `statements` (never prepared) in a pipeline whose results are read by the next Run
+  // or Wait: for a COMMIT whose outcome the batch does not wait for.
+  Status SendOnly(const std::vector<Statement>& statements) const {
+    const Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(options_.timeout_ms);
+    Status s = Drain(deadline);
+    std::vector<const std::string*> preparing;
+    if (s.ok()) s = Send(statements, false, &preparing, deadline);
+    if (s.ok()) unread_ = statements.size();
+    return s;
+  }
+
+  // Reads the results of what SendOnly sent. A failure drops the connection: the next batch
+  // starts on a new one (Begin reads before connecting).
+  Status Drain(Clock::time_point deadline) const {
+    if (unread_ == 0) return Status::Ok();
+    const std::vector<const std::string*> preparing(unread_, nullptr);
+    unread_ = 0;
+    auto results = Receive(preparing, deadline);
+    if (results.ok() || !conn_) return results.status();
+    Lost("PostgreSQL connection dropped: " + results.status().message());
+    return results.status();
   }
 
   // Queues `statements` and the pipeline's end, and sends them. `preparing` gets, for each
@@ -673,6 +720,7 @@ class SharedStore final : public SharedPostgresStore {
   // failed batch (Abandon deallocates them): whatever went wrong, the next batch prepares again.
   mutable std::map<std::string, std::string> prepared_;
   mutable uint64_t statement_names_ = 0;
+  mutable size_t unread_ = 0;  // statements SendOnly sent whose results are not read yet
   mutable bool reconnected_ = false;
   mutable bool in_batch_ = false;
   mutable Status batch_status_;  // the first failure inside the open batch

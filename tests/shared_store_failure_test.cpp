@@ -251,6 +251,25 @@ TEST_F(SharedStoreFailureTest, AfterABatchFailsTheStatementsArePreparedAgain) {
   EXPECT_EQ(batches_->failed() - failed_before, 1u);
 }
 
+// A batch that wrote nothing sends its COMMIT and goes on; the next batch reads that COMMIT's
+// result first. When that finds the connection lost, the next batch connects again and runs,
+// since nothing of it was sent yet.
+TEST_F(SharedStoreFailureTest, AReadBatchThatLosesItsConnectionDoesNotFailTheNextBatch) {
+  ASSERT_TRUE(engine_->Put("t1", "a", Body(R"({"data":{"x":1}})")).ok());
+  HoldTheBatchThread();  // a batch without the write lock, its transaction open
+  ASSERT_EQ(
+      test::SharedPostgres().Exec("SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity"
+                                  " WHERE application_name = 'mosquitto-twins' AND state = 'idle in transaction'"),
+      "");
+  std::promise<Result<Document>> put_done;
+  std::thread writer([&] { put_done.set_value(engine_->Put("t1", "a", Body(R"({"data":{"x":2}})"))); });
+  Release(1);
+  writer.join();
+  const Result<Document> put = put_done.get_future().get();
+  ASSERT_TRUE(put.ok()) << put.status().message();
+  EXPECT_EQ(put->version, 2u);
+}
+
 // A flood of the largest documents a device may write: batches hold at most kMaxBatchBytes,
 // so each fits the deadline; calls that waited past it are refused without being run. Every
 // call is either acknowledged and committed, or refused and not committed: none is both.
