@@ -73,9 +73,6 @@ class SharedStore final : public SharedPostgresStore {
 
   Result<BatchStart> Begin(const BatchReads& reads) override {
     EndBatch();
-    // The previous batch's COMMIT first: if that finds the connection lost, this batch
-    // connects again, since nothing of it was sent yet.
-    (void)Drain(Clock::now() + std::chrono::milliseconds(options_.timeout_ms));
     Status s = Connect();
     if (!s.ok()) return s;
     const bool all_watches = reads.all_watches || reconnected_;
@@ -239,7 +236,8 @@ class SharedStore final : public SharedPostgresStore {
     }
     if (!wrote) {
       // Nothing to commit: what the calls read holds whatever the COMMIT's outcome, so it is
-      // sent and its result read by the next batch, saving a round trip per read batch.
+      // sent without waiting; the next batch's first statements go behind it (one round trip
+      // per read batch, where there were two).
       Status s = SendOnly({{"COMMIT", {}}});
       EndBatch();
       if (!s.ok()) Abandon();
@@ -549,12 +547,13 @@ class SharedStore final : public SharedPostgresStore {
   // statement of every batch again (with planning, 30 % of its CPU under load; plans are still
   // made for each execution, see Connect). The texts are fixed for a schema (values are
   // parameters).
+  // Sent behind what SendOnly sent, if anything (one wake-up of the server for both): the
+  // connection lost reading that fails these too.
   Result<std::vector<PgResult>> Run(const std::vector<Statement>& statements, bool prepare = true) const {
     const Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(options_.timeout_ms);
-    Status s = Drain(deadline);
-    if (!s.ok()) return s;
     std::vector<const std::string*> preparing;
-    s = Send(statements, prepare, &preparing, deadline);
+    Status s = Send(statements, prepare, &preparing, deadline);
+    if (s.ok()) s = Drain(deadline);
     if (!s.ok()) return s;
     return Receive(preparing, deadline);
   }
@@ -570,16 +569,14 @@ class SharedStore final : public SharedPostgresStore {
     return s;
   }
 
-  // Reads the results of what SendOnly sent. A failure drops the connection: the next batch
-  // starts on a new one (Begin reads before connecting).
+  // Reads the results of what SendOnly sent: only a lost connection matters (a COMMIT refused
+  // ends its transaction all the same).
   Status Drain(Clock::time_point deadline) const {
     if (unread_ == 0) return Status::Ok();
     const std::vector<const std::string*> preparing(unread_, nullptr);
     unread_ = 0;
     auto results = Receive(preparing, deadline);
-    if (results.ok() || !conn_) return results.status();
-    Lost("PostgreSQL connection dropped: " + results.status().message());
-    return results.status();
+    return conn_ ? Status::Ok() : results.status();
   }
 
   // Queues `statements` and the pipeline's end, and sends them. `preparing` gets, for each
@@ -645,9 +642,8 @@ class SharedStore final : public SharedPostgresStore {
     }
     auto sync = Next(deadline);
     if (!sync.ok()) return sync.status();
-    if (PQresultStatus(sync->get()) != PGRES_PIPELINE_SYNC || PQexitPipelineMode(conn_.get()) != 1) {
-      return Broken("the pipeline did not end as expected");
-    }
+    // The connection stays in pipeline mode: another pipeline may have been sent behind this one.
+    if (PQresultStatus(sync->get()) != PGRES_PIPELINE_SYNC) return Broken("the pipeline did not end as expected");
     if (!failed.ok()) return failed;
     return results;
   }

@@ -251,10 +251,10 @@ TEST_F(SharedStoreFailureTest, AfterABatchFailsTheStatementsArePreparedAgain) {
   EXPECT_EQ(batches_->failed() - failed_before, 1u);
 }
 
-// A batch that wrote nothing sends its COMMIT and goes on; the next batch reads that COMMIT's
-// result first. When that finds the connection lost, the next batch connects again and runs,
-// since nothing of it was sent yet.
-TEST_F(SharedStoreFailureTest, AReadBatchThatLosesItsConnectionDoesNotFailTheNextBatch) {
+// A batch that wrote nothing sends its COMMIT and goes on; the next batch is sent behind it.
+// When the connection is found lost there, that next batch fails (nothing of it applied), and
+// the one after connects again and runs.
+TEST_F(SharedStoreFailureTest, AReadBatchThatLosesItsConnectionFailsAtMostTheNextBatch) {
   ASSERT_TRUE(engine_->Put("t1", "a", Body(R"({"data":{"x":1}})")).ok());
   HoldTheBatchThread();  // a batch without the write lock, its transaction open
   ASSERT_EQ(
@@ -265,7 +265,11 @@ TEST_F(SharedStoreFailureTest, AReadBatchThatLosesItsConnectionDoesNotFailTheNex
   std::thread writer([&] { put_done.set_value(engine_->Put("t1", "a", Body(R"({"data":{"x":2}})"))); });
   Release(1);
   writer.join();
-  const Result<Document> put = put_done.get_future().get();
+  Result<Document> put = put_done.get_future().get();
+  if (!put.ok()) {
+    EXPECT_EQ(put.status().code(), Code::kUnavailable) << put.status().message();
+    put = engine_->Put("t1", "a", Body(R"({"data":{"x":2}})"));
+  }
   ASSERT_TRUE(put.ok()) << put.status().message();
   EXPECT_EQ(put->version, 2u);
 }
