@@ -84,28 +84,7 @@ class SharedStore final : public SharedPostgresStore {
     statements.push_back({std::string("SELECT ") + kChangeColumns + " FROM " + q_ +
                               "changes WHERE seq > $1 ORDER BY seq LIMIT " + std::to_string(kCatchUpRows),
                           {BigInt(heard_)}});
-    ArrayLiteral doc_twins, doc_names, twins;
-    for (const auto& [twin, doc] : reads.documents) {
-      doc_twins.Add(twin);
-      doc_names.Add(doc);
-    }
-    for (const std::string& twin : reads.twins) twins.Add(twin);
-    statements.push_back({"SELECT d.twin, d.doc, d.version, d.modified_ms, d.data FROM " + q_ +
-                              "documents d JOIN unnest($1::text[], $2::text[]) AS k (twin, doc)"
-                              " ON d.twin = k.twin AND d.doc = k.doc",
-                          {doc_twins.Finish(), doc_names.Finish()}});
-    // A batch of reads names no twin (no names, no watches to read) unless watches changed.
-    const bool read_twins = !reads.twins.empty() || all_watches;
-    if (read_twins) {
-      statements.push_back({"SELECT twin, doc FROM " + q_ + "documents WHERE twin = ANY($1::text[]) ORDER BY twin, doc",
-                            {twins.Finish()}});
-      statements.push_back(
-          all_watches
-              ? Statement{"SELECT twin, doc, watcher, value FROM " + q_ + "watches ORDER BY twin, doc, watcher", {}}
-              : Statement{"SELECT twin, doc, watcher, value FROM " + q_ +
-                              "watches WHERE twin = ANY($1::text[]) ORDER BY twin, doc, watcher",
-                          {twins.Finish()}});
-    }
+    AddReads(&statements, reads.documents, reads.twins, all_watches);
     const bool read_size = Clock::now() >= next_stats_;
     if (read_size) {
       statements.push_back(
@@ -142,26 +121,31 @@ class SharedStore final : public SharedPostgresStore {
     if (!start.elsewhere.empty()) heard_ = start.elsewhere.back().seq;
     if (start.locked_seq) heard_ = std::max(heard_, *start.locked_seq);
 
-    for (const auto& key : reads.documents) documents_[key] = std::nullopt;  // absent unless read below
-    const PGresult* found = (*results)[next++].get();
-    for (int row = 0; row < PQntuples(found); ++row) {
-      documents_[{ToString(found, row, 0), ToString(found, row, 1)}] = StoredDocument{
-          ToU64(found, row, 2), ToString(found, row, 4), ToI64(found, row, 3)};
-    }
-    if (read_twins) {
-      for (const std::string& twin : reads.twins) names_[twin];
-      const PGresult* names = (*results)[next++].get();
-      for (int row = 0; row < PQntuples(names); ++row) names_[ToString(names, row, 0)].insert(ToString(names, row, 1));
-      for (const std::string& twin : reads.twins) start.watches[twin];
-      const PGresult* watches = (*results)[next++].get();
-      for (int row = 0; row < PQntuples(watches); ++row) {
-        WatchRecord watch{ToString(watches, row, 0), ToString(watches, row, 1), ToString(watches, row, 2),
-                          ToString(watches, row, 3)};
-        start.watches[watch.twin].push_back(std::move(watch));
-      }
-    }
+    TakeReads(*results, &next, reads.documents, reads.twins, all_watches, &start.watches);
     reconnected_ = false;
     return start;
+  }
+
+  Result<std::map<std::string, std::vector<WatchRecord>>> Join(const BatchReads& reads) override {
+    if (!in_batch_ || !locked_) return Status::Internal("calls join only a batch that holds the write lock");
+    // Only what the batch has not read: what it holds may be its own writes, not stored yet.
+    std::vector<std::pair<std::string, std::string>> documents;
+    for (const auto& key : reads.documents) {
+      if (documents_.count(key) == 0) documents.push_back(key);
+    }
+    std::vector<std::string> twins;
+    for (const std::string& twin : reads.twins) {
+      if (names_.count(twin) == 0) twins.push_back(twin);
+    }
+    std::map<std::string, std::vector<WatchRecord>> watches;
+    if (documents.empty() && twins.empty()) return watches;
+    std::vector<Statement> statements;
+    AddReads(&statements, documents, twins, false);
+    auto results = InBatch(statements);
+    if (!results.ok()) return results.status();
+    size_t next = 0;
+    TakeReads(*results, &next, documents, twins, false, &watches);
+    return watches;
   }
 
   Result<std::optional<StoredDocument>> Get(std::string_view twin, std::string_view doc) const override {
@@ -372,6 +356,55 @@ class SharedStore final : public SharedPostgresStore {
   Status CheckWritable() const {
     if (in_batch_ && locked_) return Status::Ok();
     return Status::Internal("the shared store writes only in a batch that holds the write lock");
+  }
+
+  // Reading `documents`, and the document names and watches of `twins` (every watch with
+  // `all_watches`); a batch that names no twin (reads only) reads neither.
+  void AddReads(std::vector<Statement>* statements, const std::vector<std::pair<std::string, std::string>>& documents,
+                const std::vector<std::string>& twins, bool all_watches) const {
+    ArrayLiteral doc_twins, doc_names, twin_names;
+    for (const auto& [twin, doc] : documents) {
+      doc_twins.Add(twin);
+      doc_names.Add(doc);
+    }
+    for (const std::string& twin : twins) twin_names.Add(twin);
+    statements->push_back({"SELECT d.twin, d.doc, d.version, d.modified_ms, d.data FROM " + q_ +
+                               "documents d JOIN unnest($1::text[], $2::text[]) AS k (twin, doc)"
+                               " ON d.twin = k.twin AND d.doc = k.doc",
+                           {doc_twins.Finish(), doc_names.Finish()}});
+    if (twins.empty() && !all_watches) return;
+    statements->push_back({"SELECT twin, doc FROM " + q_ + "documents WHERE twin = ANY($1::text[]) ORDER BY twin, doc",
+                           {twin_names.Finish()}});
+    statements->push_back(
+        all_watches
+            ? Statement{"SELECT twin, doc, watcher, value FROM " + q_ + "watches ORDER BY twin, doc, watcher", {}}
+            : Statement{"SELECT twin, doc, watcher, value FROM " + q_ +
+                            "watches WHERE twin = ANY($1::text[]) ORDER BY twin, doc, watcher",
+                        {twin_names.Finish()}});
+  }
+
+  // The results of AddReads's statements, from results[*next]: into documents_ and names_, and
+  // the watches (a twin without any included, with none).
+  void TakeReads(const std::vector<PgResult>& results, size_t* next,
+                 const std::vector<std::pair<std::string, std::string>>& documents,
+                 const std::vector<std::string>& twins, bool all_watches,
+                 std::map<std::string, std::vector<WatchRecord>>* watches) const {
+    for (const auto& key : documents) documents_[key] = std::nullopt;  // absent unless read below
+    const PGresult* found = results[(*next)++].get();
+    for (int row = 0; row < PQntuples(found); ++row) {
+      documents_[{ToString(found, row, 0), ToString(found, row, 1)}] = StoredDocument{
+          ToU64(found, row, 2), ToString(found, row, 4), ToI64(found, row, 3)};
+    }
+    if (twins.empty() && !all_watches) return;
+    for (const std::string& twin : twins) names_[twin];
+    const PGresult* names = results[(*next)++].get();
+    for (int row = 0; row < PQntuples(names); ++row) names_[ToString(names, row, 0)].insert(ToString(names, row, 1));
+    for (const std::string& twin : twins) (*watches)[twin];
+    const PGresult* rows = results[(*next)++].get();
+    for (int row = 0; row < PQntuples(rows); ++row) {
+      WatchRecord watch{ToString(rows, row, 0), ToString(rows, row, 1), ToString(rows, row, 2), ToString(rows, row, 3)};
+      (*watches)[watch.twin].push_back(std::move(watch));
+    }
   }
 
   // Every watch written in the batch: its final state, upserted or deleted.
