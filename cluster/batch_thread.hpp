@@ -81,7 +81,8 @@ class BatchThread final : public BatchRunner {
   // Calls queued while a batch that holds the write lock ran join it (what they read that the
   // batch has not is read then): its round trips and its commit, whose WAL flush is most of a
   // write batch's cost, are shared by more calls. Without it, with every device keeping one
-  // request in flight, half of them waited for the next batch.
+  // request in flight, half of them waited for the next batch. Not after a round trip that took
+  // more than a tenth of the deadline.
   void Join(std::vector<Call>& calls);
   void Wake();
 
