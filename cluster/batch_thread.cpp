@@ -179,13 +179,21 @@ void BatchThread::Join(std::vector<Call>& calls) {
     const Clock::time_point sent = Clock::now();
     auto watches = store_.Join(ReadsOf(late, {}));
     const bool slow = Clock::now() - sent > deadline_ / 10;
-    if (watches.ok()) {
-      for (const auto& [twin, list] : *watches) engine_.ReplaceWatches(twin, list);
-      RunCalls(late);
+    if (!watches.ok()) {
+      // The batch failed (Sync says so to its calls); these were not run: answered now.
+      for (Call& call : late) {
+        try {
+          if (call.settled) call.settled(watches.status());
+        } catch (...) {
+          // As in RunBatch: the others still get theirs.
+        }
+      }
+      return;
     }
-    // Failed: the batch has (Sync says so), and these calls are answered with it, not run.
+    for (const auto& [twin, list] : *watches) engine_.ReplaceWatches(twin, list);
+    RunCalls(late);
     std::move(late.begin(), late.end(), std::back_inserter(calls));
-    if (!watches.ok() || slow) return;
+    if (slow) return;
   }
 }
 
@@ -202,8 +210,9 @@ void BatchThread::RunBatch(std::vector<Call>& calls) {
   };
   batches_.fetch_add(1, std::memory_order_relaxed);
   calls_.fetch_add(calls.size(), std::memory_order_relaxed);
+  const BatchReads reads = ReadsOf(calls, watch_twins_);
   const Clock::time_point begun = Clock::now();
-  auto start = store_.Begin(ReadsOf(calls, watch_twins_));
+  auto start = store_.Begin(reads);
   // Each round trip has the whole deadline: after a slow one (the server is struggling) no
   // call joins, so that a batch's calls are answered within about three deadlines, as before.
   const bool slow = Clock::now() - begun > deadline_ / 10;
@@ -221,7 +230,7 @@ void BatchThread::RunBatch(std::vector<Call>& calls) {
   }
   engine_.CatchUp(start->elsewhere, start->locked_seq, start->gap || start->resync);
   RunCalls(calls);
-  if (start->locked_seq && !slow) Join(calls);
+  if (reads.lock && !slow) Join(calls);
   if (!engine_.Sync(settle_all).ok()) failed_.fetch_add(1, std::memory_order_relaxed);
 }
 

@@ -127,7 +127,10 @@ class SharedStore final : public SharedPostgresStore {
   }
 
   Result<std::map<std::string, std::vector<WatchRecord>>> Join(const BatchReads& reads) override {
-    if (!in_batch_ || !locked_) return Status::Internal("calls join only a batch that holds the write lock");
+    if (!in_batch_ || !locked_) {
+      batch_status_ = Status::Internal("calls join only a batch that holds the write lock");
+      return batch_status_;
+    }
     // Only what the batch has not read: what it holds may be its own writes, not stored yet.
     std::vector<std::pair<std::string, std::string>> documents;
     for (const auto& key : reads.documents) {
