@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <future>
+#include <iterator>
 #include <system_error>
 #include <utility>
 
@@ -103,20 +104,29 @@ void BatchThread::Wake() {
   }
 }
 
+std::vector<BatchThread::Call> BatchThread::Take(const std::vector<Call>& batch) {
+  size_t count = batch.size(), bytes = 0;
+  for (const Call& call : batch) bytes += call.hint.bytes;
+  std::vector<Call> calls;
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (stopping_) return calls;
+  while (!queue_.empty() && count < kMaxBatch && (count == 0 || bytes < kMaxBatchBytes)) {
+    bytes += queue_.front().hint.bytes;
+    ++count;
+    calls.push_back(std::move(queue_.front()));
+    queue_.pop_front();
+  }
+  return calls;
+}
+
 void BatchThread::Loop() {
   Clock::time_point last_batch = Clock::now();
   for (;;) {
-    std::vector<Call> calls;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       if (stopping_) return;
-      size_t bytes = 0;
-      while (!queue_.empty() && calls.size() < kMaxBatch && (calls.empty() || bytes < kMaxBatchBytes)) {
-        bytes += queue_.front().hint.bytes;
-        calls.push_back(std::move(queue_.front()));
-        queue_.pop_front();
-      }
     }
+    std::vector<Call> calls = Take({});
     if (calls.empty()) {
       const auto idle = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - last_batch);
       StoreNotices notices = store_.Wait(wake_fd_, std::max(kPoll - idle, std::chrono::milliseconds(0)));
@@ -135,8 +145,8 @@ void BatchThread::Loop() {
   }
 }
 
-void BatchThread::RunBatch(std::vector<Call>& calls) {
-  // Calls that waited past the deadline (the store was slow or down) are answered now.
+// Calls that waited past the deadline (the store was slow or down) are answered now.
+void BatchThread::Expire(std::vector<Call>& calls) {
   const Clock::time_point now = Clock::now();
   auto expired = std::stable_partition(calls.begin(), calls.end(),
                                        [&](const Call& call) { return now - call.queued < deadline_; });
@@ -144,10 +154,51 @@ void BatchThread::RunBatch(std::vector<Call>& calls) {
     try {
       if (it->settled) it->settled(Status::Unavailable("the twin store is busy; retry later"));
     } catch (...) {
-      // As below: the others still get theirs.
+      // As in RunBatch: the others still get theirs.
     }
   }
   calls.erase(expired, calls.end());
+}
+
+void BatchThread::RunCalls(std::vector<Call>& calls) {
+  for (Call& call : calls) {
+    try {
+      call.work();
+    } catch (...) {
+      // The call's result stays unset: its caller reports an internal error.
+    }
+  }
+}
+
+void BatchThread::Join(std::vector<Call>& calls) {
+  for (int round = 0; round < kMaxJoins; ++round) {
+    std::vector<Call> late = Take(calls);
+    Expire(late);
+    if (late.empty()) return;
+    calls_.fetch_add(late.size(), std::memory_order_relaxed);
+    const Clock::time_point sent = Clock::now();
+    auto watches = store_.Join(ReadsOf(late, {}));
+    const bool slow = Clock::now() - sent > deadline_ / 10;
+    if (!watches.ok()) {
+      // The batch failed (Sync says so to its calls); these were not run: answered now.
+      for (Call& call : late) {
+        try {
+          if (call.settled) call.settled(watches.status());
+        } catch (...) {
+          // As in RunBatch: the others still get theirs.
+        }
+      }
+      return;
+    }
+    for (const auto& [twin, list] : *watches) engine_.ReplaceWatches(twin, list);
+    RunCalls(late);
+    std::move(late.begin(), late.end(), std::back_inserter(calls));
+    if (slow) return;
+  }
+}
+
+void BatchThread::RunBatch(std::vector<Call>& calls) {
+  Expire(calls);
   auto settle_all = [&calls](const Status& status) {
     for (Call& call : calls) {
       try {
@@ -159,7 +210,12 @@ void BatchThread::RunBatch(std::vector<Call>& calls) {
   };
   batches_.fetch_add(1, std::memory_order_relaxed);
   calls_.fetch_add(calls.size(), std::memory_order_relaxed);
-  auto start = store_.Begin(ReadsOf(calls, watch_twins_));
+  const BatchReads reads = ReadsOf(calls, watch_twins_);
+  const Clock::time_point begun = Clock::now();
+  auto start = store_.Begin(reads);
+  // Each round trip has the whole deadline: after a slow one (the server is struggling) no
+  // call joins, so that a batch's calls are answered within about three deadlines, as before.
+  const bool slow = Clock::now() - begun > deadline_ / 10;
   if (!start.ok()) {
     failed_.fetch_add(1, std::memory_order_relaxed);
     settle_all(start.status());
@@ -173,13 +229,8 @@ void BatchThread::RunBatch(std::vector<Call>& calls) {
     for (const auto& [twin, watches] : start->watches) engine_.ReplaceWatches(twin, watches);
   }
   engine_.CatchUp(start->elsewhere, start->locked_seq, start->gap || start->resync);
-  for (Call& call : calls) {
-    try {
-      call.work();
-    } catch (...) {
-      // The call's result stays unset: its caller reports an internal error.
-    }
-  }
+  RunCalls(calls);
+  if (reads.lock && !slow) Join(calls);
   if (!engine_.Sync(settle_all).ok()) failed_.fetch_add(1, std::memory_order_relaxed);
 }
 

@@ -42,6 +42,12 @@ class DeferredStore final : public SharedPostgresStore {
     return start;
   }
 
+  Result<std::map<std::string, std::vector<WatchRecord>>> Join(const BatchReads& reads) override {
+    SharedPostgresStore* store = open_.load(std::memory_order_acquire);
+    if (store == nullptr) return Status::Unavailable(kUnavailable);
+    return store->Join(reads);
+  }
+
   void Rollback() override {
     if (SharedPostgresStore* store = open_.load(std::memory_order_acquire)) store->Rollback();
   }

@@ -22,6 +22,8 @@ constexpr auto kReconnectInterval = std::chrono::milliseconds(250);
 constexpr int kCatchUpRows = 10000;
 constexpr int kTrimRows = 4096;
 constexpr auto kStatsInterval = std::chrono::seconds(10);
+// The texts are fixed for a schema (a few dozen); past this, texts are sent unnamed.
+constexpr size_t kMaxPrepared = 256;
 // What devices and REST clients are told; the reason goes to the broker's log, once an outage.
 constexpr char kUnavailable[] = "the twin store is unavailable; retry later";
 
@@ -82,24 +84,7 @@ class SharedStore final : public SharedPostgresStore {
     statements.push_back({std::string("SELECT ") + kChangeColumns + " FROM " + q_ +
                               "changes WHERE seq > $1 ORDER BY seq LIMIT " + std::to_string(kCatchUpRows),
                           {BigInt(heard_)}});
-    ArrayLiteral doc_twins, doc_names, twins;
-    for (const auto& [twin, doc] : reads.documents) {
-      doc_twins.Add(twin);
-      doc_names.Add(doc);
-    }
-    for (const std::string& twin : reads.twins) twins.Add(twin);
-    statements.push_back({"SELECT d.twin, d.doc, d.version, d.modified_ms, d.data FROM " + q_ +
-                              "documents d JOIN unnest($1::text[], $2::text[]) AS k (twin, doc)"
-                              " ON d.twin = k.twin AND d.doc = k.doc",
-                          {doc_twins.Finish(), doc_names.Finish()}});
-    statements.push_back({"SELECT twin, doc FROM " + q_ + "documents WHERE twin = ANY($1::text[]) ORDER BY twin, doc",
-                          {twins.Finish()}});
-    statements.push_back(
-        all_watches
-            ? Statement{"SELECT twin, doc, watcher, value FROM " + q_ + "watches ORDER BY twin, doc, watcher", {}}
-            : Statement{"SELECT twin, doc, watcher, value FROM " + q_ +
-                            "watches WHERE twin = ANY($1::text[]) ORDER BY twin, doc, watcher",
-                        {twins.Finish()}});
+    AddReads(&statements, reads.documents, reads.twins, all_watches);
     const bool read_size = Clock::now() >= next_stats_;
     if (read_size) {
       statements.push_back(
@@ -136,24 +121,34 @@ class SharedStore final : public SharedPostgresStore {
     if (!start.elsewhere.empty()) heard_ = start.elsewhere.back().seq;
     if (start.locked_seq) heard_ = std::max(heard_, *start.locked_seq);
 
-    for (const auto& key : reads.documents) documents_[key] = std::nullopt;  // absent unless read below
-    const PGresult* found = (*results)[next++].get();
-    for (int row = 0; row < PQntuples(found); ++row) {
-      documents_[{ToString(found, row, 0), ToString(found, row, 1)}] = StoredDocument{
-          ToU64(found, row, 2), ToString(found, row, 4), ToI64(found, row, 3)};
-    }
-    for (const std::string& twin : reads.twins) names_[twin];
-    const PGresult* names = (*results)[next++].get();
-    for (int row = 0; row < PQntuples(names); ++row) names_[ToString(names, row, 0)].insert(ToString(names, row, 1));
-    for (const std::string& twin : reads.twins) start.watches[twin];
-    const PGresult* watches = (*results)[next++].get();
-    for (int row = 0; row < PQntuples(watches); ++row) {
-      WatchRecord watch{ToString(watches, row, 0), ToString(watches, row, 1), ToString(watches, row, 2),
-                        ToString(watches, row, 3)};
-      start.watches[watch.twin].push_back(std::move(watch));
-    }
+    TakeReads(*results, &next, reads.documents, reads.twins, all_watches, &start.watches);
     reconnected_ = false;
     return start;
+  }
+
+  Result<std::map<std::string, std::vector<WatchRecord>>> Join(const BatchReads& reads) override {
+    if (!in_batch_ || !locked_) {
+      batch_status_ = Status::Internal("calls join only a batch that holds the write lock");
+      return batch_status_;
+    }
+    // Only what the batch has not read: what it holds may be its own writes, not stored yet.
+    std::vector<std::pair<std::string, std::string>> documents;
+    for (const auto& key : reads.documents) {
+      if (documents_.count(key) == 0) documents.push_back(key);
+    }
+    std::vector<std::string> twins;
+    for (const std::string& twin : reads.twins) {
+      if (names_.count(twin) == 0) twins.push_back(twin);
+    }
+    std::map<std::string, std::vector<WatchRecord>> watches;
+    if (documents.empty() && twins.empty()) return watches;
+    std::vector<Statement> statements;
+    AddReads(&statements, documents, twins, false);
+    auto results = InBatch(statements);
+    if (!results.ok()) return results.status();
+    size_t next = 0;
+    TakeReads(*results, &next, documents, twins, false, &watches);
+    return watches;
   }
 
   Result<std::optional<StoredDocument>> Get(std::string_view twin, std::string_view doc) const override {
@@ -221,6 +216,20 @@ class SharedStore final : public SharedPostgresStore {
       Abandon();
       return failed;
     }
+    const bool wrote = !writes_.empty() || !watch_writes_.empty();
+    if (wrote && !locked_) {
+      Rollback();
+      return Status::Internal("a batch that did not take the write lock tried to write");
+    }
+    if (!wrote) {
+      // Nothing to commit: what the calls read holds whatever the COMMIT's outcome, so it is
+      // sent without waiting; the next batch's first statements go behind it (one round trip
+      // per read batch, where there were two).
+      Status s = SendOnly({{"COMMIT", {}}});
+      EndBatch();
+      if (!s.ok()) Abandon();
+      return s;
+    }
     std::vector<Statement> statements;
     uint64_t first_seq = 0, last_seq = 0, added_bytes = 0;
     if (!writes_.empty()) statements.push_back(WriteStatement(q_, writes_, &first_seq, &last_seq, &added_bytes));
@@ -243,11 +252,6 @@ class SharedStore final : public SharedPostgresStore {
     for (const std::string& twin : watched_twins)
       statements.push_back({"SELECT pg_notify($1, $2)", {watches_channel_, twin}});
     statements.push_back({"COMMIT", {}});
-    const bool wrote = !writes_.empty() || !watch_writes_.empty();
-    if (wrote && !locked_) {
-      Rollback();
-      return Status::Internal("a batch that did not take the write lock tried to write");
-    }
     auto results = Run(statements);
     EndBatch();
     if (!results.ok()) {
@@ -266,6 +270,8 @@ class SharedStore final : public SharedPostgresStore {
   }
 
   StoreNotices Wait(int wake_fd, std::chrono::milliseconds timeout) override {
+    // The last batch's COMMIT, so that its result does not wake the poll below.
+    (void)Drain(Clock::now() + std::chrono::milliseconds(options_.timeout_ms));
     StoreNotices out;
     TakeNotices(&out);
     if (out.changes || !out.watch_twins.empty()) return out;
@@ -355,6 +361,55 @@ class SharedStore final : public SharedPostgresStore {
     return Status::Internal("the shared store writes only in a batch that holds the write lock");
   }
 
+  // Reading `documents`, and the document names and watches of `twins` (every watch with
+  // `all_watches`); a batch that names no twin (reads only) reads neither.
+  void AddReads(std::vector<Statement>* statements, const std::vector<std::pair<std::string, std::string>>& documents,
+                const std::vector<std::string>& twins, bool all_watches) const {
+    ArrayLiteral doc_twins, doc_names, twin_names;
+    for (const auto& [twin, doc] : documents) {
+      doc_twins.Add(twin);
+      doc_names.Add(doc);
+    }
+    for (const std::string& twin : twins) twin_names.Add(twin);
+    statements->push_back({"SELECT d.twin, d.doc, d.version, d.modified_ms, d.data FROM " + q_ +
+                               "documents d JOIN unnest($1::text[], $2::text[]) AS k (twin, doc)"
+                               " ON d.twin = k.twin AND d.doc = k.doc",
+                           {doc_twins.Finish(), doc_names.Finish()}});
+    if (twins.empty() && !all_watches) return;
+    statements->push_back({"SELECT twin, doc FROM " + q_ + "documents WHERE twin = ANY($1::text[]) ORDER BY twin, doc",
+                           {twin_names.Finish()}});
+    statements->push_back(
+        all_watches
+            ? Statement{"SELECT twin, doc, watcher, value FROM " + q_ + "watches ORDER BY twin, doc, watcher", {}}
+            : Statement{"SELECT twin, doc, watcher, value FROM " + q_ +
+                            "watches WHERE twin = ANY($1::text[]) ORDER BY twin, doc, watcher",
+                        {twin_names.Finish()}});
+  }
+
+  // The results of AddReads's statements, from results[*next]: into documents_ and names_, and
+  // the watches (a twin without any included, with none).
+  void TakeReads(const std::vector<PgResult>& results, size_t* next,
+                 const std::vector<std::pair<std::string, std::string>>& documents,
+                 const std::vector<std::string>& twins, bool all_watches,
+                 std::map<std::string, std::vector<WatchRecord>>* watches) const {
+    for (const auto& key : documents) documents_[key] = std::nullopt;  // absent unless read below
+    const PGresult* found = results[(*next)++].get();
+    for (int row = 0; row < PQntuples(found); ++row) {
+      documents_[{ToString(found, row, 0), ToString(found, row, 1)}] = StoredDocument{
+          ToU64(found, row, 2), ToString(found, row, 4), ToI64(found, row, 3)};
+    }
+    if (twins.empty() && !all_watches) return;
+    for (const std::string& twin : twins) names_[twin];
+    const PGresult* names = results[(*next)++].get();
+    for (int row = 0; row < PQntuples(names); ++row) names_[ToString(names, row, 0)].insert(ToString(names, row, 1));
+    for (const std::string& twin : twins) (*watches)[twin];
+    const PGresult* rows = results[(*next)++].get();
+    for (int row = 0; row < PQntuples(rows); ++row) {
+      WatchRecord watch{ToString(rows, row, 0), ToString(rows, row, 1), ToString(rows, row, 2), ToString(rows, row, 3)};
+      (*watches)[watch.twin].push_back(std::move(watch));
+    }
+  }
+
   // Every watch written in the batch: its final state, upserted or deleted.
   void AddWatchStatements(std::vector<Statement>* statements, std::set<std::string>* twins) const {
     ArrayLiteral put_twins, put_docs, put_watchers, put_values, del_twins, del_docs, del_watchers;
@@ -437,7 +492,12 @@ class SharedStore final : public SharedPostgresStore {
   void Abandon() {
     EndBatch();
     reconnected_ = true;  // what the engine holds of the batch (watches, _config) is read again
-    if (conn_ && !Run({{"ROLLBACK", {}}}).ok()) Lost("PostgreSQL connection dropped: it could not roll back");
+    // The prepared statements go too, in case one of them is what failed (a table changed
+    // under it): the next batch prepares them again.
+    if (conn_ && !Run({{"ROLLBACK", {}}, {"DEALLOCATE ALL", {}}}, false).ok()) {
+      Lost("PostgreSQL connection dropped: it could not roll back");
+    }
+    prepared_.clear();
   }
 
   // --- the connection -----------------------------------------------------------------------
@@ -456,6 +516,7 @@ class SharedStore final : public SharedPostgresStore {
       std::lock_guard<std::mutex> lock(down_mutex_);
       return down_status_;
     }
+    Forget();
     conn_ = std::move(conn).value();
     // The server ends what would outlast the deadline, before this side gives up on it (then
     // the batch is surely not committed): a statement, a wait for another broker's write lock,
@@ -466,7 +527,12 @@ class SharedStore final : public SharedPostgresStore {
          {"LISTEN \"" + watches_channel_ + "\"", {}},
          {"SELECT set_config('statement_timeout', $1, false), set_config('lock_timeout', $2, false),"
           " set_config('idle_in_transaction_session_timeout', $3, false)",
-          {std::to_string(std::max(t * 3 / 4, 50)), std::to_string(std::max(t / 2, 50)), std::to_string(t)}}});
+          {std::to_string(std::max(t * 3 / 4, 50)), std::to_string(std::max(t / 2, 50)), std::to_string(t)}},
+         // Statements are prepared (Run), but still planned for each execution with its values:
+         // a generic plan made while a table is small keeps scanning it whole as it grows
+         // (measured: the change log's catch-up did, and read batches fell to a fifth of their
+         // rate after a minute of patches).
+         {"SET plan_cache_mode = force_custom_plan", {}}});
     if (!listening.ok()) return listening.status();
     reconnected_ = true;  // watches may have changed meanwhile: the next batch reads them all
     if (down_.exchange(false)) {
@@ -474,6 +540,12 @@ class SharedStore final : public SharedPostgresStore {
       Log(LogLevel::kWarning, "PostgreSQL connection restored (down for " + std::to_string(ms) + " ms)");
     }
     return Status::Ok();
+  }
+
+  // What belongs to the connection: its prepared statements and unread results.
+  void Forget() const {
+    prepared_.clear();
+    unread_ = 0;
   }
 
   void MarkDown(const std::string& why, Clock::time_point retry) const {
@@ -488,6 +560,7 @@ class SharedStore final : public SharedPostgresStore {
   }
 
   void Lost(const std::string& why) const {
+    Forget();
     conn_.reset();
     MarkDown(why, Clock::now());
   }
@@ -505,46 +578,108 @@ class SharedStore final : public SharedPostgresStore {
   // connection breaks, the connection goes.
   // Never connects: a connection made again inside a batch would run the rest of it outside
   // its transaction, without the write lock it read under.
-  Result<std::vector<PgResult>> Run(const std::vector<Statement>& statements) const {
+  // With `prepare`, each text is prepared once per connection, in the pipeline of its first
+  // use, and executed by name from then on: the server no longer parses and analyses every
+  // statement of every batch again (with planning, 30 % of its CPU under load; plans are still
+  // made for each execution, see Connect). The texts are fixed for a schema (values are
+  // parameters).
+  // Sent behind what SendOnly sent, if anything (one wake-up of the server for both): the
+  // connection lost reading that fails these too.
+  Result<std::vector<PgResult>> Run(const std::vector<Statement>& statements, bool prepare = true) const {
+    const Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(options_.timeout_ms);
+    std::vector<const std::string*> preparing;
+    Status s = Send(statements, prepare, &preparing, deadline);
+    if (s.ok()) s = Drain(deadline);
+    if (!s.ok()) return s;
+    return Receive(preparing, deadline);
+  }
+
+  // Sends `statements` (never prepared) in a pipeline whose results are read by the next Run
+  // or Wait: for a COMMIT whose outcome the batch does not wait for.
+  Status SendOnly(const std::vector<Statement>& statements) const {
+    const Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(options_.timeout_ms);
+    Status s = Drain(deadline);
+    std::vector<const std::string*> preparing;
+    if (s.ok()) s = Send(statements, false, &preparing, deadline);
+    if (s.ok()) unread_ = statements.size();
+    return s;
+  }
+
+  // Reads the results of what SendOnly sent: only a lost connection matters (a COMMIT refused
+  // ends its transaction all the same).
+  Status Drain(Clock::time_point deadline) const {
+    if (unread_ == 0) return Status::Ok();
+    const std::vector<const std::string*> preparing(unread_, nullptr);
+    unread_ = 0;
+    auto results = Receive(preparing, deadline);
+    return conn_ ? Status::Ok() : results.status();
+  }
+
+  // Queues `statements` and the pipeline's end, and sends them. `preparing` gets, for each
+  // statement, its text when it is prepared in this pipeline (else null).
+  Status Send(const std::vector<Statement>& statements, bool prepare, std::vector<const std::string*>* preparing,
+              Clock::time_point deadline) const {
     if (!conn_ || PQstatus(conn_.get()) != CONNECTION_OK) {
       if (conn_) Lost("PostgreSQL connection lost: " + ErrorText(PQerrorMessage(conn_.get())));
       std::lock_guard<std::mutex> lock(down_mutex_);
       return down_status_.ok() ? Status::Unavailable(kUnavailable) : down_status_;
     }
     PGconn* conn = conn_.get();
-    Status s;
-    const Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(options_.timeout_ms);
     if (PQenterPipelineMode(conn) != 1) return Broken("cannot enter pipeline mode");
     for (const Statement& statement : statements) {
       std::vector<const char*> values;
       values.reserve(statement.params.size());
       for (const std::string& param : statement.params) values.push_back(param.c_str());
-      if (PQsendQueryParams(conn, statement.sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(),
-                            nullptr, nullptr, 0) != 1) {
-        return Broken("cannot send a statement");
+      const int count = static_cast<int>(values.size());
+      const std::string* name = nullptr;
+      preparing->push_back(nullptr);
+      auto found = prepare ? prepared_.find(statement.sql) : prepared_.end();
+      if (found != prepared_.end()) {
+        name = &found->second;
+      } else if (prepare && prepared_.size() < kMaxPrepared) {
+        // Named before its prepare's result is read, so that a text used twice in one pipeline
+        // is prepared once; a prepare that fails takes its name out again (Receive).
+        found = prepared_.emplace(statement.sql, "s" + std::to_string(++statement_names_)).first;
+        name = &found->second;
+        preparing->back() = &found->first;
+        if (PQsendPrepare(conn, name->c_str(), statement.sql.c_str(), count, nullptr) != 1) {
+          return Broken("cannot send a statement");
+        }
       }
+      const int sent = name != nullptr
+                           ? PQsendQueryPrepared(conn, name->c_str(), count, values.data(), nullptr, nullptr, 0)
+                           : PQsendQueryParams(conn, statement.sql.c_str(), count, nullptr, values.data(), nullptr,
+                                               nullptr, 0);
+      if (sent != 1) return Broken("cannot send a statement");
     }
     if (PQpipelineSync(conn) != 1) return Broken("cannot send the pipeline");
-    s = Flush(deadline);
-    if (!s.ok()) return s;
+    return Flush(deadline);
+  }
+
+  // Reads the results of a pipeline Send sent: each statement's (after its prepare's when it
+  // was prepared there), then the pipeline's end.
+  Result<std::vector<PgResult>> Receive(const std::vector<const std::string*>& preparing,
+                                        Clock::time_point deadline) const {
     std::vector<PgResult> results;
     Status failed;
-    for (size_t i = 0; i < statements.size(); ++i) {
-      auto result = Next(deadline);
-      if (!result.ok()) return result.status();
-      const ExecStatusType status = PQresultStatus(result->get());
-      if (failed.ok() && status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
-        failed = SqlError(result->get());
+    for (const std::string* prepared_text : preparing) {
+      for (int part = prepared_text != nullptr ? 0 : 1; part < 2; ++part) {
+        auto result = Next(deadline);
+        if (!result.ok()) return result.status();
+        const ExecStatusType status = PQresultStatus(result->get());
+        if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
+          if (failed.ok()) failed = SqlError(result->get());
+          if (part == 0) prepared_.erase(std::string(*prepared_text));  // not prepared: aborted before, or refused
+        }
+        if (part == 1) results.push_back(std::move(result).value());
+        auto end = Next(deadline);  // each result is followed by a null one
+        if (!end.ok()) return end.status();
       }
-      results.push_back(std::move(result).value());
-      auto end = Next(deadline);  // each statement's results end with a null one
-      if (!end.ok()) return end.status();
     }
     auto sync = Next(deadline);
     if (!sync.ok()) return sync.status();
-    if (PQresultStatus(sync->get()) != PGRES_PIPELINE_SYNC || PQexitPipelineMode(conn) != 1) {
-      return Broken("the pipeline did not end as expected");
-    }
+    // The connection stays in pipeline mode: another pipeline may have been sent behind this one.
+    if (PQresultStatus(sync->get()) != PGRES_PIPELINE_SYNC) return Broken("the pipeline did not end as expected");
     if (!failed.ok()) return failed;
     return results;
   }
@@ -613,6 +748,11 @@ class SharedStore final : public SharedPostgresStore {
 
   // The batch thread's: the connection, what the batch read and wrote.
   mutable PgConn conn_;
+  // The statements prepared on conn_: text -> name. Forgotten with the connection, and after a
+  // failed batch (Abandon deallocates them): whatever went wrong, the next batch prepares again.
+  mutable std::map<std::string, std::string> prepared_;
+  mutable uint64_t statement_names_ = 0;
+  mutable size_t unread_ = 0;  // statements SendOnly sent whose results are not read yet
   mutable bool reconnected_ = false;
   mutable bool in_batch_ = false;
   mutable Status batch_status_;  // the first failure inside the open batch

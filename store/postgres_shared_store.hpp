@@ -6,6 +6,8 @@
 //           documents, names and watches the batch's calls will need; all in one pipeline.
 //   calls:  the engine's reads are answered from what Begin read (a miss is read then, in the
 //           transaction); its writes are kept in memory.
+//   Join:   (a batch holding the lock) calls queued meanwhile join it: what they will read and
+//           the batch has not, in one round trip; then they run as the others did.
 //   Sync:   the writes, their change-log entries, the new newest seq, pg_notify and COMMIT,
 //           in one pipeline: one round trip and one commit for the whole batch.
 //
@@ -15,7 +17,7 @@
 // is a row lock, the notifications only hints: what pgwire databases without advisory locks
 // or LISTEN support (CockroachDB, YugabyteDB) need is a slow poll, which the runner does too.
 //
-// Thread-safety: Begin, the calls inside a batch, Sync, Rollback and Wait belong to the batch
+// Thread-safety: Begin, the calls inside a batch, Join, Sync, Rollback and Wait belong to the batch
 // thread. Changes, ReadChanges, FindVersion, OldestVersion, ListWatches, Stats, CountContents
 // and Writable may be called from any thread (a connection of their own).
 #pragma once
@@ -66,6 +68,11 @@ class SharedPostgresStore : public DocumentStore {
   // Once a statement inside the batch failed, every later one fails the same way, and so does
   // Sync: a batch commits whole or not at all.
   virtual Result<BatchStart> Begin(const BatchReads& reads) = 0;
+  // Inside a batch that holds the write lock: reads what calls joining it will read (as Begin
+  // did, in one round trip), but only the documents and twins the batch has not read yet: what
+  // it holds of those may be its own writes. The watches of the twins read now, as
+  // BatchStart::watches. A failure fails the batch (Sync reports it).
+  virtual Result<std::map<std::string, std::vector<WatchRecord>>> Join(const BatchReads& reads) = 0;
   // Ends the batch without committing (Sync commits it). Nothing when no batch is open.
   virtual void Rollback() = 0;
   // Between batches: until `wake_fd` is readable, a notification came, or `timeout` passed.
