@@ -22,21 +22,57 @@ struct Scope {
   std::optional<TsdbTrigger> trigger;
   const std::map<std::string, std::string>* tags = nullptr;
 
-  // `key` is only read when Configures().
-  Scope Enter(std::string_view key) const {
-    Scope inner{nullptr, trigger, tags};
-    if (!Configures()) return inner;
-    auto found = config->children.find(std::string(key));
-    if (found == config->children.end()) return inner;
-    inner.config = &found->second;
-    if (found->second.trigger) inner.trigger = found->second.trigger;
-    if (found->second.tags) inner.tags = &*found->second.tags;
+  // The scope of the member or element configured by `child` (nullptr: not configured).
+  Scope Enter(const ConfigNode* child) const {
+    Scope inner{child, trigger, tags};
+    if (child == nullptr) return inner;
+    if (child->trigger) inner.trigger = child->trigger;
+    if (child->tags) inner.tags = &*child->tags;
     return inner;
   }
   // Some key below has settings of its own.
   bool Configures() const { return config != nullptr && !config->children.empty(); }
   // Nothing below can be pushed: no trigger here and no configuration deeper down.
   bool Idle() const { return !trigger && config == nullptr; }
+};
+
+// The configured children of one object or array of the data, found by name: in the map
+// while they are few, through a hash index of their names past kIndexFrom. A `_config` of
+// 8 KiB names ~150 keys of one object, and each of its thousands of members is looked up:
+// a search of the map compared ~8 names each. Built once per object walked (a configured
+// node stands for one place of the data, so once per write).
+class ConfiguredChildren {
+ public:
+  explicit ConfiguredChildren(const Scope& scope) : config_(scope.Configures() ? scope.config : nullptr) {
+    if (config_ == nullptr || config_->children.size() <= kIndexFrom) return;
+    children_.reserve(config_->children.size());
+    for (const auto& child : config_->children) children_.push_back(&child);
+    index_ = std::make_unique<KeyIndex>(children_.size());
+    for (uint32_t i = 0; i < children_.size(); ++i) (void)index_->Insert(children_[i]->first, i, KeyAt{&children_});
+  }
+
+  // `name` is only read when something is configured below.
+  const ConfigNode* Find(std::string_view name) const {
+    if (config_ == nullptr) return nullptr;
+    if (index_) {
+      const uint32_t at = index_->Find(name, KeyAt{&children_});
+      return at == KeyIndex::kNone ? nullptr : &children_[at]->second;
+    }
+    auto found = config_->children.find(name);
+    return found == config_->children.end() ? nullptr : &found->second;
+  }
+
+ private:
+  using Child = const std::pair<const std::string, ConfigNode>*;
+  struct KeyAt {
+    const std::vector<Child>* children;
+    std::string_view operator()(uint32_t i) const { return (*children)[i]->first; }
+  };
+  static constexpr size_t kIndexFrom = 8;
+
+  const ConfigNode* config_;
+  std::vector<Child> children_;
+  std::unique_ptr<KeyIndex> index_;
 };
 
 // Where each object and array of a text ends, found in one pass, for a text whose values are
@@ -280,6 +316,7 @@ class Evaluator {
   // members (removed keys) are walked as nulls, and push nothing.
   const char* Object(const Scope& scope, const char* before, const char* p) {
     BeforeObject then(before_, before);
+    const ConfiguredChildren children(scope);
     ++p;
     if (p < end_ && *p == '}') return p + 1;
     std::string decoded;
@@ -291,7 +328,7 @@ class Evaluator {
       // the filter has closed and nothing is configured below, `before` is searched by key.
       std::string_view name;
       if (!escaped || !closed_ || scope.Configures()) name = KeyName(p, member.key_end, escaped, &decoded);
-      const Scope inner = scope.Enter(name);
+      const Scope inner = scope.Enter(children.Find(name));
       const char* next;
       if (inner.Idle()) {
         next = ValueEnd(member.value, end_);
@@ -314,6 +351,7 @@ class Evaluator {
                            : nullptr;
     ++p;
     if (p < end_ && *p == ']') return p + 1;
+    const ConfiguredChildren children(scope);
     Counter index;
     for (;; index.Next()) {
       const char* next;
@@ -321,7 +359,7 @@ class Evaluator {
         next = Walk(scope, then, p);  // the same settings below, and no path to name
       } else {
         const std::string_view key = index.digits();
-        const Scope inner = scope.Enter(key);
+        const Scope inner = scope.Enter(children.Find(key));
         if (inner.Idle()) {
           next = ValueEnd(p, end_);
         } else {
