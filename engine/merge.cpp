@@ -184,14 +184,14 @@ class PatchMembers {
   // target (`escaped`: it holds a backslash), marked matched; nullptr if none.
   Member* Take(std::string_view token, bool escaped) {
     Entry* found = nullptr;
-    if (next_ < count_ && begin()[next_].member.key == token) {
+    if (next_ < count_ && SameKey(begin()[next_].member.key, token)) {
       found = begin() + next_;  // the same token names the same string
     } else {
       if (!keyed_) KeyAll();
       const std::string_view key = StoredKey(token, escaped, &stored_);
       if (!index_) {
         for (Entry* entry = begin(); entry != end(); ++entry) {
-          if (!entry->member.key.empty() && entry->key == key) {
+          if (!entry->member.key.empty() && SameKey(entry->key, key)) {
             found = entry;
             break;
           }
