@@ -43,24 +43,13 @@ struct Scope {
 // node stands for one place of the data, so once per write).
 class ConfiguredChildren {
  public:
+  // Small enough to inline: most objects and arrays walked have nothing configured below.
   explicit ConfiguredChildren(const Scope& scope) : config_(scope.Configures() ? scope.config : nullptr) {
-    if (config_ == nullptr || config_->children.size() <= kIndexFrom) return;
-    children_.reserve(config_->children.size());
-    for (const auto& child : config_->children) children_.push_back(&child);
-    index_ = std::make_unique<KeyIndex>(children_.size());
-    for (uint32_t i = 0; i < children_.size(); ++i) (void)index_->Insert(children_[i]->first, i, KeyAt{&children_});
+    if (config_ != nullptr && config_->children.size() > kIndexFrom) Index();
   }
 
   // `name` is only read when something is configured below.
-  const ConfigNode* Find(std::string_view name) const {
-    if (config_ == nullptr) return nullptr;
-    if (index_) {
-      const uint32_t at = index_->Find(name, KeyAt{&children_});
-      return at == KeyIndex::kNone ? nullptr : &children_[at]->second;
-    }
-    auto found = config_->children.find(name);
-    return found == config_->children.end() ? nullptr : &found->second;
-  }
+  const ConfigNode* Find(std::string_view name) const { return config_ == nullptr ? nullptr : Search(name); }
 
  private:
   using Child = const std::pair<const std::string, ConfigNode>*;
@@ -68,25 +57,69 @@ class ConfiguredChildren {
     const std::vector<Child>* children;
     std::string_view operator()(uint32_t i) const { return (*children)[i]->first; }
   };
+  struct Names {
+    explicit Names(size_t count) : index(count) { children.reserve(count); }
+    std::vector<Child> children;
+    KeyIndex index;
+  };
   static constexpr size_t kIndexFrom = 8;
 
+  void Index() {
+    names_ = std::make_unique<Names>(config_->children.size());
+    for (const auto& child : config_->children) {
+      names_->children.push_back(&child);
+      (void)names_->index.Insert(child.first, static_cast<uint32_t>(names_->children.size() - 1),
+                                 KeyAt{&names_->children});
+    }
+  }
+
+  const ConfigNode* Search(std::string_view name) const {
+    if (names_) {
+      const uint32_t at = names_->index.Find(name, KeyAt{&names_->children});
+      return at == KeyIndex::kNone ? nullptr : &names_->children[at]->second;
+    }
+    auto found = config_->children.find(name);
+    return found == config_->children.end() ? nullptr : &found->second;
+  }
+
   const ConfigNode* config_;
-  std::vector<Child> children_;
-  std::unique_ptr<KeyIndex> index_;
+  std::unique_ptr<Names> names_;  // past kIndexFrom children
 };
 
-// Where each object and array of a text ends, found in one pass, for a text whose values are
-// skipped more than once: the data before an on-change write, whose objects are searched by
-// key level after level (without it, a deep document would be scanned once per level).
+// Where each object and array of a text ends, for a text whose values are skipped more than
+// once: the data before an on-change write, whose objects are searched by key level after
+// level (without it, a deep document would be scanned once per level). Indexed in one pass,
+// and only once skipping its objects and arrays has scanned as many bytes as the text holds:
+// a flat document (thousands of numbers under one object), whose values are skipped once
+// each, never pays for the pass, and a deep one scans at most twice its size in all.
 // Small texts are not indexed: scanning them again costs less than the index.
 class Brackets {
  public:
   static constexpr size_t kIndexFrom = 4096;
 
   explicit Brackets(std::string_view text) : begin_(text.data()), end_(text.data() + text.size()) {
-    if (text.size() < kIndexFrom || text.size() > UINT32_MAX) return;
+    if (text.size() < kIndexFrom || text.size() > UINT32_MAX) scanned_ = SIZE_MAX;  // never indexed
+  }
+
+  // Just past the value at p (of this text), nullptr if the text ends inside it.
+  const char* ValueEnd(const char* p) {
+    if (p >= end_) return nullptr;
+    if (*p != '{' && *p != '[') return twins::ValueEnd(p, end_);
+    if (ends_) return begin_ + ends_[p - begin_];
+    const char* value_end = SkipNested(p, end_);
+    if (value_end != nullptr && scanned_ != SIZE_MAX) {
+      scanned_ += value_end - p;
+      if (scanned_ > static_cast<size_t>(end_ - begin_)) Index();
+    }
+    return value_end;
+  }
+  const char* end() const { return end_; }
+
+ private:
+  void Index() {
+    scanned_ = SIZE_MAX;  // once, whether or not the text is well nested
     // Only the entries of opening brackets are written and read: no need to clear the rest.
-    std::unique_ptr<uint32_t[]> ends(new uint32_t[text.size()]);
+    std::unique_ptr<uint32_t[]> ends(new uint32_t[end_ - begin_]);
     std::vector<uint32_t> open;
     for (const char* p = begin_; p < end_;) {
       const char c = *p++;
@@ -105,17 +138,9 @@ class Brackets {
     if (open.empty()) ends_ = std::move(ends);
   }
 
-  // Just past the value at p (of this text), nullptr if the text ends inside it.
-  const char* ValueEnd(const char* p) const {
-    if (p >= end_) return nullptr;
-    if ((*p == '{' || *p == '[') && ends_) return begin_ + ends_[p - begin_];
-    return twins::ValueEnd(p, end_);
-  }
-  const char* end() const { return end_; }
-
- private:
   const char* begin_;
   const char* end_;
+  size_t scanned_ = 0;                // bytes of nested values skipped without the index
   std::unique_ptr<uint32_t[]> ends_;  // by position of an opening bracket: just past its match
 };
 
@@ -162,7 +187,7 @@ const char* NextElement(const char* next, const char* end, char close, bool* don
 class BeforeObject {
  public:
   // `object` at '{' of `text`, or nullptr for none.
-  BeforeObject(const Brackets& text, const char* object) : text_(text) {
+  BeforeObject(Brackets& text, const char* object) : text_(text) {
     if (object == nullptr || *object != '{') return;
     start_ = next_ = object + 1 < text.end() && object[1] != '}' ? object + 1 : nullptr;
   }
@@ -177,7 +202,8 @@ class BeforeObject {
         if (ReadMember(next_, text_.end(), &then_escaped, &member) != nullptr) {
           const std::string_view then(next_, member.key_end - next_);
           // The same token names the same string; else they are compared in the stored form.
-          if (then == token || StoredKey(then, then_escaped, &stored_) == StoredKey(token, escaped, &wanted_)) {
+          if (SameKey(then, token) ||
+              SameKey(StoredKey(then, then_escaped, &stored_), StoredKey(token, escaped, &wanted_))) {
             bool done = false;
             next_ = NextElement(text_.ValueEnd(member.value), text_.end(), '}', &done);
             ++read_;
@@ -188,13 +214,13 @@ class BeforeObject {
       List();
     }
     const std::string_view key = StoredKey(token, escaped, &wanted_);
-    if (read_ < entries_.size() && entries_[read_].key == key) return entries_[read_++].value;
+    if (read_ < entries_.size() && SameKey(entries_[read_].key, key)) return entries_[read_++].value;
     uint32_t at = KeyIndex::kNone;
     if (index_) {
       at = index_->Find(key, KeyAt{&entries_});
     } else {
       for (uint32_t i = 0; i < entries_.size(); ++i) {
-        if (entries_[i].key == key) {
+        if (SameKey(entries_[i].key, key)) {
           at = i;
           break;
         }
@@ -244,7 +270,7 @@ class BeforeObject {
     for (uint32_t i = 0; i < entries_.size(); ++i) (void)index_->Insert(entries_[i].key, i, KeyAt{&entries_});
   }
 
-  const Brackets& text_;
+  Brackets& text_;
   const char* start_ = nullptr;  // the first member, nullptr for an empty or absent object
   const char* next_ = nullptr;   // the member after the last one read in order
   size_t read_ = 0;              // members read in order; after List(), where to try first
@@ -287,7 +313,7 @@ class Counter {
 
 class Evaluator {
  public:
-  Evaluator(const char* request_end, const Brackets& before, PointFilter* filter)
+  Evaluator(const char* request_end, Brackets& before, PointFilter* filter)
       : end_(request_end), before_(before), filter_(filter), closed_(filter != nullptr && filter->Closed()) {}
 
   TriggerPoints result;
@@ -484,7 +510,7 @@ class Evaluator {
   }
 
   const char* end_;
-  const Brackets& before_;
+  Brackets& before_;
   PointFilter* filter_;
   bool closed_;
   std::string path_;        // the json_path, but for index_
@@ -514,7 +540,7 @@ TriggerPoints EvaluateTriggers(const ConfigNode& document, std::string_view befo
   root.config = &document;
   root.trigger = document.trigger;
   if (document.tags) root.tags = &*document.tags;
-  const Brackets before_text(before);
+  Brackets before_text(before);
   Evaluator evaluator(request.data() + request.size(), before_text, filter);
   evaluator.Walk(root, before.empty() ? nullptr : before.data(), request.data());
   return std::move(evaluator.result);
