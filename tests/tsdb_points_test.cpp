@@ -330,6 +330,26 @@ TEST_F(TsdbPointsTest, OnChangeComparesNumbersByValueAndKeysByName) {
   EXPECT_EQ(Render(EvaluateTriggers(config_, R"({"x":5})", R"({"\u0078":5,"y":false})").points), "y=0");
 }
 
+// Keys of the data before spelled otherwise ("\u006b" for 'k') or escaped in the stored form
+// ("\n"), found in and out of order, through the index and beside it.
+TEST_F(TsdbPointsTest, LargeObjectsMatchKeysSpelledOtherwiseInAnyOrder) {
+  Configure(R"({"_tsdb_trigger":"on-change"})");
+  auto key = [](int i, bool stored) {
+    if (i % 3 == 1) return "\"\\nk" + std::to_string(i) + "\"";
+    return std::string(i % 3 == 0 && !stored ? "\"\\u006b" : "\"k") + std::to_string(i) + "\"";
+  };
+  std::string before = "{", forward = "{", backward = "{";
+  for (int i = 0; i < 2000; ++i) {
+    const std::string sep = i == 0 ? "" : ",";
+    before += sep + key(i, false) + ":" + std::to_string(i);
+    forward += sep + key(i, true) + ":" + std::to_string(i == 1500 || i == 1001 ? -1 : i);
+    const int j = 1999 - i;
+    backward += sep + key(j, true) + ":" + std::to_string(j == 3 || j == 1502 ? -1 : j);
+  }
+  EXPECT_EQ(Render(EvaluateTriggers(config_, before + "}", forward + "}").points), "k1001=-1 k1500=-1");
+  EXPECT_EQ(Render(EvaluateTriggers(config_, before + "}", backward + "}").points), "k1502=-1 k3=-1");
+}
+
 TEST_F(TsdbPointsTest, LargeObjectsAreSearchedInAnyOrder) {
   Configure(R"({"_tsdb_trigger":"on-change"})");
   std::string before = "{", forward = "{", backward = "{";

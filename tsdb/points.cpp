@@ -160,11 +160,11 @@ struct MemberAt {
   const char* value;
 };
 
-// The member whose key starts at p ('"'), nullptr if the text is not a member there.
-const char* ReadMember(const char* p, const char* end, bool* escaped, MemberAt* member) {
+// The member whose key starts at p ('"'), nullptr if the text is not a member there; the key's
+// spelling in *form.
+const char* ReadMember(const char* p, const char* end, KeyForm* form, MemberAt* member) {
   if (p >= end || *p != '"') return nullptr;
-  *escaped = false;
-  const char* key_end = SkipStringBody(p + 1, end, escaped);
+  const char* key_end = SkipKeyBody(p + 1, end, form);
   if (key_end == nullptr || key_end >= end || *key_end != ':') return nullptr;
   *member = {key_end, key_end + 1};
   return member->value;
@@ -193,17 +193,17 @@ class BeforeObject {
   }
 
   // The value of the member whose key is the request's key token `token`, nullptr if none.
-  const char* Find(std::string_view token, bool escaped) {
+  // `form`: the token's spelling.
+  const char* Find(std::string_view token, KeyForm form) {
     if (start_ == nullptr) return nullptr;
     if (!listed_) {
       if (next_ != nullptr) {
-        bool then_escaped = false;
+        KeyForm then_form;
         MemberAt member{};
-        if (ReadMember(next_, text_.end(), &then_escaped, &member) != nullptr) {
+        if (ReadMember(next_, text_.end(), &then_form, &member) != nullptr) {
           const std::string_view then(next_, member.key_end - next_);
           // The same token names the same string; else they are compared in the stored form.
-          if (SameKey(then, token) ||
-              SameKey(StoredKey(then, then_escaped, &stored_), StoredKey(token, escaped, &wanted_))) {
+          if (SameKey(then, token) || SameKey(StoredKey(then, then_form, &stored_), StoredKey(token, form, &wanted_))) {
             bool done = false;
             next_ = NextElement(text_.ValueEnd(member.value), text_.end(), '}', &done);
             ++read_;
@@ -213,7 +213,7 @@ class BeforeObject {
       }
       List();
     }
-    const std::string_view key = StoredKey(token, escaped, &wanted_);
+    const std::string_view key = StoredKey(token, form, &wanted_);
     if (read_ < entries_.size() && SameKey(entries_[read_].key, key)) return entries_[read_++].value;
     uint32_t at = KeyIndex::kNone;
     if (index_) {
@@ -249,10 +249,10 @@ class BeforeObject {
     std::vector<std::pair<size_t, size_t>> spans;  // entry, start in rewritten_
     rewritten_.clear();
     for (const char* p = start_; p != nullptr;) {
-      bool escaped = false;
+      KeyForm form;
       MemberAt member{};
-      if (ReadMember(p, text_.end(), &escaped, &member) == nullptr) break;
-      std::string_view key = StoredKey(std::string_view(p, member.key_end - p), escaped, &stored_);
+      if (ReadMember(p, text_.end(), &form, &member) == nullptr) break;
+      std::string_view key = StoredKey(std::string_view(p, member.key_end - p), form, &stored_);
       if (!key.empty() && key.data() == stored_.data()) {
         spans.emplace_back(entries_.size(), rewritten_.size());
         rewritten_ += key;
@@ -347,13 +347,13 @@ class Evaluator {
     if (p < end_ && *p == '}') return p + 1;
     std::string decoded;
     for (;;) {
-      bool escaped = false;
+      KeyForm form;
       MemberAt member{};
-      if (ReadMember(p, end_, &escaped, &member) == nullptr) return nullptr;
+      if (ReadMember(p, end_, &form, &member) == nullptr) return nullptr;
       // The key's string is decoded only where the configuration or the path needs it: once
       // the filter has closed and nothing is configured below, `before` is searched by key.
       std::string_view name;
-      if (!escaped || !closed_ || scope.Configures()) name = KeyName(p, member.key_end, escaped, &decoded);
+      if (!form.escaped || !closed_ || scope.Configures()) name = KeyName(p, member.key_end, form.escaped, &decoded);
       const Scope inner = scope.Enter(children.Find(name));
       const char* next;
       if (inner.Idle()) {
@@ -361,7 +361,7 @@ class Evaluator {
       } else {
         const Mark mark = Here();
         if (!closed_) PushKey(name);
-        next = Walk(inner, then.Find(std::string_view(p, member.key_end - p), escaped), member.value);
+        next = Walk(inner, then.Find(std::string_view(p, member.key_end - p), form), member.value);
         Back(mark);
       }
       bool done = false;
