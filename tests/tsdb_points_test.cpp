@@ -193,6 +193,35 @@ TEST_F(TsdbPointsTest, ConfigurationAddressesArrayElementsByIndex) {
   EXPECT_EQ(Put("", R"({"arr":[10,20,30]})"), "arr.1=20");
 }
 
+// Past 8 configured children, an object's or array's are found through an index: the same
+// settings as through the map, for keys and for array indexes, absent ones included.
+TEST_F(TsdbPointsTest, ManyConfiguredChildrenAreFoundByName) {
+  std::string config = R"({"obj":{)", array = R"("arr":{)";
+  for (int i = 0; i < 30; i += 3) {
+    const std::string sep = i == 0 ? "" : ",";
+    config += sep + "\"k" + std::to_string(i) + R"(":{"_tsdb_trigger":"on-update","_tags":{"n":")" + std::to_string(i) +
+              "\"}}";
+    array += sep + "\"" + std::to_string(i) + R"(":{"_tsdb_trigger":"on-update"})";
+  }
+  Configure(config + "}," + array + "}}");
+  std::string obj = "{", arr = "[";
+  for (int i = 0; i < 30; ++i) {
+    obj += (i == 0 ? "\"k" : ",\"k") + std::to_string(i) + "\":" + std::to_string(i);
+    arr += (i == 0 ? "" : ",") + std::to_string(i);
+  }
+  const auto points = EvaluateTriggers(config_, "", R"({"obj":)" + obj + R"(},"arr":)" + arr + "]}").points;
+  std::string rendered;
+  for (const TsdbPoint& point : points) {
+    rendered += point.json_path + "=" + FormatNumber(point.value);
+    rendered += point.tags.empty() ? " " : "(" + point.tags.at("n") + ") ";
+  }
+  std::string expected;
+  for (int i = 0; i < 30; i += 3)
+    expected += "obj.k" + std::to_string(i) + "=" + std::to_string(i) + "(" + std::to_string(i) + ") ";
+  for (int i = 0; i < 30; i += 3) expected += "arr." + std::to_string(i) + "=" + std::to_string(i) + " ";
+  EXPECT_EQ(rendered, expected);
+}
+
 TEST_F(TsdbPointsTest, NonNumericLeavesAreIgnored) {
   Configure(R"({"_tsdb_trigger":"on-update"})");
   EXPECT_EQ(Put("", R"({"s":"21.5","n":null,"o":{},"a":[],"t":"true","x":2})"), "x=2");

@@ -43,38 +43,38 @@ struct Scope {
 // node stands for one place of the data, so once per write).
 class ConfiguredChildren {
  public:
-  // Small enough to inline: most objects and arrays walked have nothing configured below.
-  explicit ConfiguredChildren(const Scope& scope) : config_(scope.Configures() ? scope.config : nullptr) {
-    if (config_ != nullptr && config_->children.size() > kIndexFrom) Index();
+  // A node's children in a list, their names indexed.
+  struct Names {
+    using Child = const std::pair<const std::string, ConfigNode>*;
+    explicit Names(const ConfigNode& config);
+    std::vector<Child> children;
+    KeyIndex index;
+  };
+  // The indexes built for one evaluation: held apart, so that this class, made for every object
+  // and array walked (most with nothing configured below), has nothing to free.
+  using Kept = std::vector<std::unique_ptr<const Names>>;
+
+  ConfiguredChildren(const Scope& scope, Kept* kept) : config_(scope.Configures() ? scope.config : nullptr) {
+    if (config_ != nullptr && config_->children.size() > kIndexFrom) names_ = Keep(*config_, kept);
   }
 
   // `name` is only read when something is configured below.
   const ConfigNode* Find(std::string_view name) const { return config_ == nullptr ? nullptr : Search(name); }
 
  private:
-  using Child = const std::pair<const std::string, ConfigNode>*;
   struct KeyAt {
-    const std::vector<Child>* children;
+    const std::vector<Names::Child>* children;
     std::string_view operator()(uint32_t i) const { return (*children)[i]->first; }
-  };
-  struct Names {
-    explicit Names(size_t count) : index(count) { children.reserve(count); }
-    std::vector<Child> children;
-    KeyIndex index;
   };
   static constexpr size_t kIndexFrom = 8;
 
-  void Index() {
-    names_ = std::make_unique<Names>(config_->children.size());
-    for (const auto& child : config_->children) {
-      names_->children.push_back(&child);
-      (void)names_->index.Insert(child.first, static_cast<uint32_t>(names_->children.size() - 1),
-                                 KeyAt{&names_->children});
-    }
+  static const Names* Keep(const ConfigNode& config, Kept* kept) {
+    kept->push_back(std::make_unique<const Names>(config));
+    return kept->back().get();
   }
 
   const ConfigNode* Search(std::string_view name) const {
-    if (names_) {
+    if (names_ != nullptr) {
       const uint32_t at = names_->index.Find(name, KeyAt{&names_->children});
       return at == KeyIndex::kNone ? nullptr : &names_->children[at]->second;
     }
@@ -83,41 +83,47 @@ class ConfiguredChildren {
   }
 
   const ConfigNode* config_;
-  std::unique_ptr<Names> names_;  // past kIndexFrom children
+  const Names* names_ = nullptr;  // past kIndexFrom children
 };
+
+ConfiguredChildren::Names::Names(const ConfigNode& config) : index(config.children.size()) {
+  children.reserve(config.children.size());
+  for (const auto& child : config.children) {
+    children.push_back(&child);
+    (void)index.Insert(child.first, static_cast<uint32_t>(children.size() - 1), KeyAt{&children});
+  }
+}
 
 // Where each object and array of a text ends, for a text whose values are skipped more than
 // once: the data before an on-change write, whose objects are searched by key level after
 // level (without it, a deep document would be scanned once per level). Indexed in one pass,
-// and only once skipping its objects and arrays has scanned as many bytes as the text holds:
-// a flat document (thousands of numbers under one object), whose values are skipped once
-// each, never pays for the pass, and a deep one scans at most twice its size in all.
-// Small texts are not indexed: scanning them again costs less than the index.
+// at the second object or array skipped: a flat document (thousands of numbers under one
+// object) never pays for the pass, and the first skip scans the text once at most. Small
+// texts are not indexed: scanning them again costs less than the index.
 class Brackets {
  public:
   static constexpr size_t kIndexFrom = 4096;
 
   explicit Brackets(std::string_view text) : begin_(text.data()), end_(text.data() + text.size()) {
-    if (text.size() < kIndexFrom || text.size() > UINT32_MAX) scanned_ = SIZE_MAX;  // never indexed
+    if (text.size() < kIndexFrom || text.size() > UINT32_MAX) skipped_ = kNever;
   }
 
   // Just past the value at p (of this text), nullptr if the text ends inside it.
   const char* ValueEnd(const char* p) {
     if (p >= end_) return nullptr;
-    if (*p != '{' && *p != '[') return twins::ValueEnd(p, end_);
-    if (ends_) return begin_ + ends_[p - begin_];
-    const char* value_end = SkipNested(p, end_);
-    if (value_end != nullptr && scanned_ != SIZE_MAX) {
-      scanned_ += value_end - p;
-      if (scanned_ > static_cast<size_t>(end_ - begin_)) Index();
+    if ((*p == '{' || *p == '[') && (ends_ || (skipped_ != kNever && ++skipped_ == 2 && Index()))) {
+      return begin_ + ends_[p - begin_];
     }
-    return value_end;
+    return twins::ValueEnd(p, end_);
   }
   const char* end() const { return end_; }
 
  private:
-  void Index() {
-    scanned_ = SIZE_MAX;  // once, whether or not the text is well nested
+  static constexpr int kNever = -1;
+
+  // Whether the text is indexed: not where it is not well nested.
+  [[gnu::noinline]] bool Index() {
+    skipped_ = kNever;  // once, whether or not it is well nested
     // Only the entries of opening brackets are written and read: no need to clear the rest.
     std::unique_ptr<uint32_t[]> ends(new uint32_t[end_ - begin_]);
     std::vector<uint32_t> open;
@@ -126,21 +132,22 @@ class Brackets {
       if (c == '"') {
         bool escaped = false;
         p = SkipStringBody(p, end_, &escaped);
-        if (p == nullptr) return;
+        if (p == nullptr) return false;
       } else if (c == '{' || c == '[') {
         open.push_back(static_cast<uint32_t>(p - 1 - begin_));
       } else if (c == '}' || c == ']') {
-        if (open.empty()) return;
+        if (open.empty()) return false;
         ends[open.back()] = static_cast<uint32_t>(p - begin_);
         open.pop_back();
       }
     }
     if (open.empty()) ends_ = std::move(ends);
+    return ends_ != nullptr;
   }
 
   const char* begin_;
   const char* end_;
-  size_t scanned_ = 0;                // bytes of nested values skipped without the index
+  int skipped_ = 0;                   // objects and arrays skipped, until indexed
   std::unique_ptr<uint32_t[]> ends_;  // by position of an opening bracket: just past its match
 };
 
@@ -342,7 +349,7 @@ class Evaluator {
   // members (removed keys) are walked as nulls, and push nothing.
   const char* Object(const Scope& scope, const char* before, const char* p) {
     BeforeObject then(before_, before);
-    const ConfiguredChildren children(scope);
+    const ConfiguredChildren children(scope, &names_);
     ++p;
     if (p < end_ && *p == '}') return p + 1;
     std::string decoded;
@@ -371,13 +378,22 @@ class Evaluator {
   }
 
   // Elements are leaves named by index, compared with the element at the same index before.
+  // Apart where something is configured below: deep arrays are walked at every level, and the
+  // children's lookup weighed on each level's frame where nothing is.
   const char* Array(const Scope& scope, const char* before, const char* p) {
+    if (!scope.Configures()) return Elements(scope, before, p, [](std::string_view) { return nullptr; });
+    const ConfiguredChildren children(scope, &names_);
+    return Elements(scope, before, p, [&](std::string_view key) { return children.Find(key); });
+  }
+
+  // `child(index)`: the configuration of the element at `index`, nullptr for none.
+  template <class Child>
+  const char* Elements(const Scope& scope, const char* before, const char* p, const Child& child) {
     const char* then = before != nullptr && *before == '[' && before + 1 < before_.end() && before[1] != ']'
                            ? before + 1
                            : nullptr;
     ++p;
     if (p < end_ && *p == ']') return p + 1;
-    const ConfiguredChildren children(scope);
     Counter index;
     for (;; index.Next()) {
       const char* next;
@@ -385,7 +401,7 @@ class Evaluator {
         next = Walk(scope, then, p);  // the same settings below, and no path to name
       } else {
         const std::string_view key = index.digits();
-        const Scope inner = scope.Enter(children.Find(key));
+        const Scope inner = scope.Enter(child(key));
         if (inner.Idle()) {
           next = ValueEnd(p, end_);
         } else {
@@ -513,9 +529,10 @@ class Evaluator {
   Brackets& before_;
   PointFilter* filter_;
   bool closed_;
-  std::string path_;        // the json_path, but for index_
-  std::string_view index_;  // the last segment, an array index, when not written into path_ yet
-  uint64_t path_hash_ = 0;  // of the json_path, segment by segment (PathHash)
+  ConfiguredChildren::Kept names_;  // of configured nodes with many children, once each
+  std::string path_;                // the json_path, but for index_
+  std::string_view index_;          // the last segment, an array index, when not written into path_ yet
+  uint64_t path_hash_ = 0;          // of the json_path, segment by segment (PathHash)
 };
 
 bool AnyTrigger(const ConfigNode& node, bool on_change_only) {
