@@ -54,21 +54,29 @@ inline uint64_t KeyHash(std::string_view key) {
 }
 
 // Whether two keys are the same bytes. Keys are mostly shorter than a call to memcmp costs:
-// compared 8 bytes at a time (the last word overlapping the one before), inline.
+// compared 8 or 4 bytes at a time (the last word overlapping the one before), inline.
 inline bool SameKey(std::string_view a, std::string_view b) {
   const size_t size = a.size();
   if (size != b.size()) return false;
-  if (size < 8) {
-    for (size_t i = 0; i < size; ++i) {
-      if (a[i] != b[i]) return false;
-    }
-    return true;
-  }
   auto word = [](const char* p) {
     uint64_t w;
     std::memcpy(&w, p, 8);
     return w;
   };
+  if (size < 8) {
+    if (size >= 4) {
+      auto half = [](const char* p) {
+        uint32_t w;
+        std::memcpy(&w, p, 4);
+        return w;
+      };
+      return half(a.data()) == half(b.data()) && half(a.data() + size - 4) == half(b.data() + size - 4);
+    }
+    for (size_t i = 0; i < size; ++i) {
+      if (a[i] != b[i]) return false;
+    }
+    return true;
+  }
   for (size_t at = 0; at + 8 < size; at += 8) {
     if (word(a.data() + at) != word(b.data() + at)) return false;
   }

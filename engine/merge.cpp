@@ -173,7 +173,12 @@ class PatchMembers {
       if (count_ < kInline) {
         inline_[count_] = {member, {}};
       } else {
-        if (count_ == kInline) more_.assign(inline_, inline_ + kInline);
+        if (count_ == kInline) {
+          // Room for as many members as the patch can hold at ~8 bytes each ("k":1,), so that
+          // thousands are not copied again at each doubling.
+          more_.reserve(std::max(2 * kInline, patch.size() / 8));
+          more_.assign(inline_, inline_ + kInline);
+        }
         more_.push_back({member, {}});
       }
       ++count_;
