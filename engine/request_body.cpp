@@ -307,13 +307,6 @@ class BodyReader {
   // reads as the same double.
   bool ReadNumber(bool in_data) {
     const size_t start = pos_;
-    const size_t short_end = ShortIntegerEnd(start);
-    if (short_end != 0 &&
-        (short_end == text_.size() || (text_[short_end] != '.' && (text_[short_end] | 0x20) != 'e'))) {
-      out_->append(text_, start, short_end - start);
-      pos_ = short_end;
-      return true;
-    }
     Consume('-');
     if (Consume('0')) {
     } else if (!Digits()) {
@@ -326,6 +319,10 @@ class BodyReader {
     }
     const char* first = text_.data() + start;
     const char* last = text_.data() + pos_;
+    if (ShortIntegerEnd(start) == pos_) {  // its own stored form
+      out_->append(first, last - first);
+      return true;
+    }
     double value = 0;
     if (std::from_chars(first, last, value).ec == std::errc::result_out_of_range) {
       // from_chars refuses underflow too, which JSON readers take as (nearly) zero.
