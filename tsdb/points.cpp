@@ -97,9 +97,10 @@ ConfiguredChildren::Names::Names(const ConfigNode& config) : index(config.childr
 // Where each object and array of a text ends, for a text whose values are skipped more than
 // once: the data before an on-change write, whose objects are searched by key level after
 // level (without it, a deep document would be scanned once per level). Indexed in one pass,
-// at the second object or array skipped: a flat document (thousands of numbers under one
-// object) never pays for the pass, and the first skip scans the text once at most. Small
-// texts are not indexed: scanning them again costs less than the index.
+// at the first object skipped or the second array: a flat document (thousands of numbers
+// under one object, or in one array) never pays for the pass, and an array skipped before it
+// is scanned once at most. Small texts are not indexed: scanning them again costs less than
+// the index.
 class Brackets {
  public:
   static constexpr size_t kIndexFrom = 4096;
@@ -111,7 +112,7 @@ class Brackets {
   // Just past the value at p (of this text), nullptr if the text ends inside it.
   const char* ValueEnd(const char* p) {
     if (p >= end_) return nullptr;
-    if ((*p == '{' || *p == '[') && (ends_ || (skipped_ != kNever && ++skipped_ == 2 && Index()))) {
+    if ((*p == '{' || *p == '[') && (ends_ || (skipped_ != kNever && (++skipped_ == 2 || *p == '{') && Index()))) {
       return begin_ + ends_[p - begin_];
     }
     return twins::ValueEnd(p, end_);
