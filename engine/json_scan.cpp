@@ -85,12 +85,13 @@ const char* SkipNested(const char* p, const char* end, int depth, bool compact) 
   return nullptr;
 }
 
-const char* StoredStringEnd(const char* p, const char* end) {
+const char* StoredStringEnd(const char* p, const char* end, bool* escaped) {
   while (p < end) {
     const char c = *p++;
     if (c == '"') return p;
     if (static_cast<unsigned char>(c) < 0x20) return nullptr;
     if (c != '\\') continue;
+    if (escaped != nullptr) *escaped = true;
     if (p == end) return nullptr;
     const char e = *p++;
     if (e == '"' || e == '\\' || e == 'n' || e == 'r' || e == 't') continue;

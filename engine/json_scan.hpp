@@ -60,7 +60,35 @@ bool IsStoredForm(std::string_view token);
 
 // From just after an opening quote to just after its closing quote, when the string between
 // is written as AppendQuoted writes it (then it is valid JSON, given valid UTF-8); nullptr
-// where it is not, or is unclosed.
-const char* StoredStringEnd(const char* p, const char* end);
+// where it is not, or is unclosed. Sets *escaped (when given) if it meets a backslash.
+const char* StoredStringEnd(const char* p, const char* end, bool* escaped = nullptr);
+
+// How a key token is spelled, found while it is skipped (SkipKeyBody), so that it is not
+// scanned again to be compared: `stored`, StoredKey would give the token as it is.
+struct KeyForm {
+  bool escaped = false;  // it holds a backslash
+  bool stored = true;
+};
+
+// From just after a key's opening quote to just after its closing quote, nullptr if unclosed;
+// its form in *form. One pass for a key in the stored form (text this program wrote, a
+// checked request), two for another spelling.
+inline const char* SkipKeyBody(const char* p, const char* end, KeyForm* form) {
+  form->escaped = false;
+  const char* close = StoredStringEnd(p, end, &form->escaped);
+  if (close != nullptr) {
+    form->stored = true;
+    return close;
+  }
+  form->escaped = false;
+  close = SkipStringBody(p, end, &form->escaped);
+  form->stored = !form->escaped;  // as StoredKey takes a token without a backslash
+  return close;
+}
+
+// StoredKey for a key whose form is known: the token itself, without scanning it again.
+inline std::string_view StoredKey(std::string_view token, KeyForm form, std::string* scratch) {
+  return form.stored ? token : StoredKey(token, true, scratch);
+}
 
 }  // namespace twins

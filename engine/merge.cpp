@@ -33,11 +33,12 @@ class Reader {
     return pos_ == text_.size();
   }
 
-  // The string token here, quotes included; *escaped set if it holds an escape.
-  bool String(std::string_view* token, bool* escaped) {
+  // The key token here, quotes included, and its form.
+  bool Key(std::string_view* token, KeyForm* form) {
     SkipSpace();
     size_t start = pos_;
-    if (!SkipString(escaped)) return false;
+    if (pos_ == text_.size() || text_[pos_] != '"') return false;
+    if (!Advance(SkipKeyBody(text_.data() + pos_ + 1, text_.data() + text_.size(), form))) return false;
     *token = text_.substr(start, pos_ - start);
     return true;
   }
@@ -92,11 +93,11 @@ class Reader {
 struct Member {
   std::string_view key;    // the string token, quotes included
   std::string_view value;  // the value token
-  bool escaped = false;    // the key holds an escape
+  KeyForm form;            // the key's spelling
 };
 
 bool ReadMember(Reader& in, Member* member) {
-  return in.String(&member->key, &member->escaped) && in.Consume(':') && in.Value(&member->value);
+  return in.Key(&member->key, &member->form) && in.Consume(':') && in.Value(&member->value);
 }
 
 // Calls visit(member) for each member of the object text `object`; false if it is not one.
@@ -172,7 +173,12 @@ class PatchMembers {
       if (count_ < kInline) {
         inline_[count_] = {member, {}};
       } else {
-        if (count_ == kInline) more_.assign(inline_, inline_ + kInline);
+        if (count_ == kInline) {
+          // Room for as many members as the patch can hold at ~8 bytes each ("k":1,), so that
+          // thousands are not copied again at each doubling.
+          more_.reserve(std::max(2 * kInline, patch.size() / 8));
+          more_.assign(inline_, inline_ + kInline);
+        }
         more_.push_back({member, {}});
       }
       ++count_;
@@ -181,17 +187,17 @@ class PatchMembers {
   }
 
   // The unmatched member whose key names the same string as `token`, a key token of the
-  // target (`escaped`: it holds a backslash), marked matched; nullptr if none.
-  Member* Take(std::string_view token, bool escaped) {
+  // target (`form`: its spelling), marked matched; nullptr if none.
+  Member* Take(std::string_view token, KeyForm form) {
     Entry* found = nullptr;
-    if (next_ < count_ && begin()[next_].member.key == token) {
+    if (next_ < count_ && SameKey(begin()[next_].member.key, token)) {
       found = begin() + next_;  // the same token names the same string
     } else {
       if (!keyed_) KeyAll();
-      const std::string_view key = StoredKey(token, escaped, &stored_);
+      const std::string_view key = StoredKey(token, form, &stored_);
       if (!index_) {
         for (Entry* entry = begin(); entry != end(); ++entry) {
-          if (!entry->member.key.empty() && entry->key == key) {
+          if (!entry->member.key.empty() && SameKey(entry->key, key)) {
             found = entry;
             break;
           }
@@ -238,7 +244,7 @@ class PatchMembers {
     };
     std::vector<Span> spans;
     for (Entry* entry = begin(); entry != end(); ++entry) {
-      entry->key = StoredKey(entry->member.key, entry->member.escaped, &stored_);
+      entry->key = StoredKey(entry->member.key, entry->member.form, &stored_);
       if (entry->key.data() != stored_.data()) continue;  // the token itself
       spans.push_back({entry, rewritten_.size(), stored_.size()});
       rewritten_ += stored_;
@@ -300,7 +306,7 @@ Status MergeObject(std::string_view target, std::string_view patch, OutputLimit 
       }
       Member member;
       if (!ReadMember(in, &member)) return Corrupt();
-      const Member* change = changes.pending() == 0 ? nullptr : changes.Take(member.key, member.escaped);
+      const Member* change = changes.pending() == 0 ? nullptr : changes.Take(member.key, member.form);
       if (change == nullptr) {
         separate();
         if (member.value.data() == member.key.data() + member.key.size() + 1) {  // compact: one copy

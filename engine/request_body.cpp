@@ -247,19 +247,60 @@ class BodyReader {
       *out_ += ']';
       return true;
     }
+    // One step for all the elements, its index kept current: an array of 32 000 numbers
+    // pushed and popped a step per element.
+    if (in_data) path_.push_back({0, 0, 0});
     long index = 0;
     do {
       if (index > 0) *out_ += ',';
-      if (in_data) path_.push_back({0, 0, index});
       SkipSpace();
-      if (!ReadValue(depth + 1, true)) return false;
-      if (in_data) path_.pop_back();
+      const size_t copied = CopyIntegerRun();
+      if (copied > 0) {
+        index += static_cast<long>(copied);
+      } else {
+        if (in_data) path_.back().index = index;
+        if (!ReadValue(depth + 1, true)) return false;
+        ++index;
+      }
       SkipSpace();
-      ++index;
     } while (Consume(','));
+    if (in_data) path_.pop_back();
     if (!Expect(']')) return false;
     *out_ += ']';
     return true;
+  }
+
+  // The elements from here that are short integers written without spaces ("0,1,-25"), as
+  // long arrays mostly are: each is its own stored form (ReadNumber's shortcut), so the run
+  // is copied in one piece. Stops before the first element that is not one, or after one
+  // that ends the array; returns how many it copied (none breaks a rule: not null, in range).
+  size_t CopyIntegerRun() {
+    const size_t start = pos_;
+    size_t count = 0;
+    for (size_t at = pos_;;) {
+      const size_t end = ShortIntegerEnd(at);
+      if (end == 0 || end == text_.size() || (text_[end] != ',' && text_[end] != ']')) break;
+      pos_ = end;
+      ++count;
+      if (text_[end] == ']') break;
+      at = end + 1;
+    }
+    if (count > 0) out_->append(text_, start, pos_ - start);
+    return count;
+  }
+
+  // Just past the integer token at `at` when it is its own stored form, else 0: an integer of
+  // up to 15 digits is exact as a double, and without trailing zeros its shortest form is
+  // itself (with them, "1e+14" can be shorter; 0 and -0 are short already). No leading zero
+  // (not JSON). What follows it is the caller's to check.
+  size_t ShortIntegerEnd(size_t at) const {
+    if (at < text_.size() && text_[at] == '-') ++at;
+    const size_t first = at;
+    while (at < text_.size() && at - first < 16 && text_[at] >= '0' && text_[at] <= '9') ++at;
+    const size_t digits = at - first;
+    if (digits == 0 || digits > 15) return 0;
+    if (digits > 1 && (text_[first] == '0' || text_[at - 1] == '0')) return 0;
+    return at;
   }
 
   // -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?, written back as the shortest text that
@@ -278,11 +319,7 @@ class BodyReader {
     }
     const char* first = text_.data() + start;
     const char* last = text_.data() + pos_;
-    // An integer of up to 15 digits is exact as a double, and without trailing zeros its
-    // shortest form is itself (with them, "1e+14" can be shorter; 0 and -0 are short already).
-    const size_t digits = (last - first) - (*first == '-');
-    if (digits <= 15 && (last[-1] != '0' || digits == 1) &&
-        std::all_of(first + (*first == '-'), last, [](char c) { return c >= '0' && c <= '9'; })) {
+    if (ShortIntegerEnd(start) == pos_) {  // its own stored form
       out_->append(first, last - first);
       return true;
     }

@@ -22,7 +22,7 @@ enum class TsdbTrigger { kOnUpdate, kOnChange };
 struct ConfigNode {
   std::optional<std::map<std::string, std::string>> tags;
   std::optional<TsdbTrigger> trigger;
-  std::map<std::string, ConfigNode> children;
+  std::map<std::string, ConfigNode, std::less<>> children;  // found by string_view too
 };
 
 struct TwinConfig {

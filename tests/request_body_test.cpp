@@ -123,6 +123,22 @@ TEST(RequestBodyTest, TwinRulesNameThePathOfTheFirstOffence) {
             R"({"a":null,"b":[1,{"c":2}],"d":{"e":null},"b2":{"b":1}})");
 }
 
+// Runs of short integers are copied in one piece: the same stored form, the same offences
+// and paths, the same refusals as element by element.
+TEST(RequestBodyTest, RunsOfIntegersReadAsTheirElements) {
+  EXPECT_EQ(Data(R"({"data":{"a":[1,-2,0,-0,30,7,100000000000000,5]}})"), R"({"a":[1,-2,0,-0,30,7,1e+14,5]})");
+  EXPECT_EQ(Data(R"({"data":{"a":[1,2 ,3, 4,5.5,6e0,7,[8,9],10,"x",11]}})"),
+            R"({"a":[1,2,3,4,5.5,6,7,[8,9],10,"x",11]})");
+  EXPECT_EQ(Data(R"({"data":{"a":[1,2,3,null]}})"), "rule: data.a[3]: arrays cannot contain null");
+  EXPECT_EQ(Data(R"({"data":{"a":[1,2,[3,4,null]]}})"), "rule: data.a[2][2]: arrays cannot contain null");
+  EXPECT_EQ(Data(R"({"data":{"a":[1,2,3,1e999]}})"), "rule: data.a[3]: number out of range");
+  EXPECT_EQ(Data(R"({"data":{"a":[1,2,3],"b":[4,5,{"c":null}]}})"), "rule: data.b[2].c: arrays cannot contain null");
+  EXPECT_EQ(Data(R"({"data":{"a":[1,2,01]}})"), "error: invalid JSON near byte 19");
+  EXPECT_EQ(Data(R"({"data":{"a":[1,2,-]}})"), "error: invalid JSON near byte 19");
+  EXPECT_EQ(Data(R"({"data":{"a":[1,2,3)"), "error: invalid JSON near byte 19");
+  EXPECT_EQ(Data(R"({"data":{"a":[1,2,]}})"), "error: invalid JSON near byte 18");
+}
+
 TEST(RequestBodyTest, ReservedKeysAreReportedNotRefused) {
   auto body = ParseRequestBody(R"({"data":{"a":{"x":1,"_b":1},"_c":2}})", true, "data");
   ASSERT_TRUE(body.ok());

@@ -193,6 +193,35 @@ TEST_F(TsdbPointsTest, ConfigurationAddressesArrayElementsByIndex) {
   EXPECT_EQ(Put("", R"({"arr":[10,20,30]})"), "arr.1=20");
 }
 
+// Past 8 configured children, an object's or array's are found through an index: the same
+// settings as through the map, for keys and for array indexes, absent ones included.
+TEST_F(TsdbPointsTest, ManyConfiguredChildrenAreFoundByName) {
+  std::string config = R"({"obj":{)", array = R"("arr":{)";
+  for (int i = 0; i < 30; i += 3) {
+    const std::string sep = i == 0 ? "" : ",";
+    config += sep + "\"k" + std::to_string(i) + R"(":{"_tsdb_trigger":"on-update","_tags":{"n":")" + std::to_string(i) +
+              "\"}}";
+    array += sep + "\"" + std::to_string(i) + R"(":{"_tsdb_trigger":"on-update"})";
+  }
+  Configure(config + "}," + array + "}}");
+  std::string obj = "{", arr = "[";
+  for (int i = 0; i < 30; ++i) {
+    obj += (i == 0 ? "\"k" : ",\"k") + std::to_string(i) + "\":" + std::to_string(i);
+    arr += (i == 0 ? "" : ",") + std::to_string(i);
+  }
+  const auto points = EvaluateTriggers(config_, "", R"({"obj":)" + obj + R"(},"arr":)" + arr + "]}").points;
+  std::string rendered;
+  for (const TsdbPoint& point : points) {
+    rendered += point.json_path + "=" + FormatNumber(point.value);
+    rendered += point.tags.empty() ? " " : "(" + point.tags.at("n") + ") ";
+  }
+  std::string expected;
+  for (int i = 0; i < 30; i += 3)
+    expected += "obj.k" + std::to_string(i) + "=" + std::to_string(i) + "(" + std::to_string(i) + ") ";
+  for (int i = 0; i < 30; i += 3) expected += "arr." + std::to_string(i) + "=" + std::to_string(i) + " ";
+  EXPECT_EQ(rendered, expected);
+}
+
 TEST_F(TsdbPointsTest, NonNumericLeavesAreIgnored) {
   Configure(R"({"_tsdb_trigger":"on-update"})");
   EXPECT_EQ(Put("", R"({"s":"21.5","n":null,"o":{},"a":[],"t":"true","x":2})"), "x=2");
@@ -328,6 +357,26 @@ TEST_F(TsdbPointsTest, OnChangeComparesNumbersByValueAndKeysByName) {
             "d=13");
   EXPECT_EQ(Render(EvaluateTriggers(config_, R"({"caf\u00e9":5})", "{\"caf\xC3\xA9\":6}").points), "caf%C3%A9=6");
   EXPECT_EQ(Render(EvaluateTriggers(config_, R"({"x":5})", R"({"\u0078":5,"y":false})").points), "y=0");
+}
+
+// Keys of the data before spelled otherwise ("\u006b" for 'k') or escaped in the stored form
+// ("\n"), found in and out of order, through the index and beside it.
+TEST_F(TsdbPointsTest, LargeObjectsMatchKeysSpelledOtherwiseInAnyOrder) {
+  Configure(R"({"_tsdb_trigger":"on-change"})");
+  auto key = [](int i, bool stored) {
+    if (i % 3 == 1) return "\"\\nk" + std::to_string(i) + "\"";
+    return std::string(i % 3 == 0 && !stored ? "\"\\u006b" : "\"k") + std::to_string(i) + "\"";
+  };
+  std::string before = "{", forward = "{", backward = "{";
+  for (int i = 0; i < 2000; ++i) {
+    const std::string sep = i == 0 ? "" : ",";
+    before += sep + key(i, false) + ":" + std::to_string(i);
+    forward += sep + key(i, true) + ":" + std::to_string(i == 1500 || i == 1001 ? -1 : i);
+    const int j = 1999 - i;
+    backward += sep + key(j, true) + ":" + std::to_string(j == 3 || j == 1502 ? -1 : j);
+  }
+  EXPECT_EQ(Render(EvaluateTriggers(config_, before + "}", forward + "}").points), "k1001=-1 k1500=-1");
+  EXPECT_EQ(Render(EvaluateTriggers(config_, before + "}", backward + "}").points), "k1502=-1 k3=-1");
 }
 
 TEST_F(TsdbPointsTest, LargeObjectsAreSearchedInAnyOrder) {

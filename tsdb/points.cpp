@@ -22,15 +22,12 @@ struct Scope {
   std::optional<TsdbTrigger> trigger;
   const std::map<std::string, std::string>* tags = nullptr;
 
-  // `key` is only read when Configures().
-  Scope Enter(std::string_view key) const {
-    Scope inner{nullptr, trigger, tags};
-    if (!Configures()) return inner;
-    auto found = config->children.find(std::string(key));
-    if (found == config->children.end()) return inner;
-    inner.config = &found->second;
-    if (found->second.trigger) inner.trigger = found->second.trigger;
-    if (found->second.tags) inner.tags = &*found->second.tags;
+  // The scope of the member or element configured by `child` (nullptr: not configured).
+  Scope Enter(const ConfigNode* child) const {
+    Scope inner{child, trigger, tags};
+    if (child == nullptr) return inner;
+    if (child->trigger) inner.trigger = child->trigger;
+    if (child->tags) inner.tags = &*child->tags;
     return inner;
   }
   // Some key below has settings of its own.
@@ -39,47 +36,119 @@ struct Scope {
   bool Idle() const { return !trigger && config == nullptr; }
 };
 
-// Where each object and array of a text ends, found in one pass, for a text whose values are
-// skipped more than once: the data before an on-change write, whose objects are searched by
-// key level after level (without it, a deep document would be scanned once per level).
-// Small texts are not indexed: scanning them again costs less than the index.
+// The configured children of one object or array of the data, found by name: in the map
+// while they are few, through a hash index of their names past kIndexFrom. A `_config` of
+// 8 KiB names ~150 keys of one object, and each of its thousands of members is looked up:
+// a search of the map compared ~8 names each. Built once per object walked (a configured
+// node stands for one place of the data, so once per write).
+class ConfiguredChildren {
+ public:
+  // A node's children in a list, their names indexed.
+  struct Names {
+    using Child = const std::pair<const std::string, ConfigNode>*;
+    explicit Names(const ConfigNode& config);
+    std::vector<Child> children;
+    KeyIndex index;
+  };
+  // The indexes built for one evaluation: held apart, so that this class, made for every object
+  // and array walked (most with nothing configured below), has nothing to free.
+  using Kept = std::vector<std::unique_ptr<const Names>>;
+
+  ConfiguredChildren(const Scope& scope, Kept* kept) : config_(scope.Configures() ? scope.config : nullptr) {
+    if (config_ != nullptr && config_->children.size() > kIndexFrom) names_ = Keep(*config_, kept);
+  }
+
+  // `name` is only read when something is configured below.
+  const ConfigNode* Find(std::string_view name) const { return config_ == nullptr ? nullptr : Search(name); }
+
+ private:
+  struct KeyAt {
+    const std::vector<Names::Child>* children;
+    std::string_view operator()(uint32_t i) const { return (*children)[i]->first; }
+  };
+  static constexpr size_t kIndexFrom = 8;
+
+  static const Names* Keep(const ConfigNode& config, Kept* kept) {
+    kept->push_back(std::make_unique<const Names>(config));
+    return kept->back().get();
+  }
+
+  const ConfigNode* Search(std::string_view name) const {
+    if (names_ != nullptr) {
+      const uint32_t at = names_->index.Find(name, KeyAt{&names_->children});
+      return at == KeyIndex::kNone ? nullptr : &names_->children[at]->second;
+    }
+    auto found = config_->children.find(name);
+    return found == config_->children.end() ? nullptr : &found->second;
+  }
+
+  const ConfigNode* config_;
+  const Names* names_ = nullptr;  // past kIndexFrom children
+};
+
+ConfiguredChildren::Names::Names(const ConfigNode& config) : index(config.children.size()) {
+  children.reserve(config.children.size());
+  for (const auto& child : config.children) {
+    children.push_back(&child);
+    (void)index.Insert(child.first, static_cast<uint32_t>(children.size() - 1), KeyAt{&children});
+  }
+}
+
+// Where each object and array of a text ends, for a text whose values are skipped more than
+// once: the data before an on-change write, whose objects are searched by key level after
+// level (without it, a deep document would be scanned once per level). Indexed in one pass,
+// at the first object skipped or the second array: a flat document (thousands of numbers
+// under one object, or in one array) never pays for the pass, and an array skipped before it
+// is scanned once at most. Small texts are not indexed: scanning them again costs less than
+// the index.
 class Brackets {
  public:
   static constexpr size_t kIndexFrom = 4096;
 
   explicit Brackets(std::string_view text) : begin_(text.data()), end_(text.data() + text.size()) {
-    if (text.size() < kIndexFrom || text.size() > UINT32_MAX) return;
+    if (text.size() < kIndexFrom || text.size() > UINT32_MAX) skipped_ = kNever;
+  }
+
+  // Just past the value at p (of this text), nullptr if the text ends inside it.
+  const char* ValueEnd(const char* p) {
+    if (p >= end_) return nullptr;
+    if ((*p == '{' || *p == '[') && (ends_ || (skipped_ != kNever && (++skipped_ == 2 || *p == '{') && Index()))) {
+      return begin_ + ends_[p - begin_];
+    }
+    return twins::ValueEnd(p, end_);
+  }
+  const char* end() const { return end_; }
+
+ private:
+  static constexpr int kNever = -1;
+
+  // Whether the text is indexed: not where it is not well nested.
+  [[gnu::noinline]] bool Index() {
+    skipped_ = kNever;  // once, whether or not it is well nested
     // Only the entries of opening brackets are written and read: no need to clear the rest.
-    std::unique_ptr<uint32_t[]> ends(new uint32_t[text.size()]);
+    std::unique_ptr<uint32_t[]> ends(new uint32_t[end_ - begin_]);
     std::vector<uint32_t> open;
     for (const char* p = begin_; p < end_;) {
       const char c = *p++;
       if (c == '"') {
         bool escaped = false;
         p = SkipStringBody(p, end_, &escaped);
-        if (p == nullptr) return;
+        if (p == nullptr) return false;
       } else if (c == '{' || c == '[') {
         open.push_back(static_cast<uint32_t>(p - 1 - begin_));
       } else if (c == '}' || c == ']') {
-        if (open.empty()) return;
+        if (open.empty()) return false;
         ends[open.back()] = static_cast<uint32_t>(p - begin_);
         open.pop_back();
       }
     }
     if (open.empty()) ends_ = std::move(ends);
+    return ends_ != nullptr;
   }
 
-  // Just past the value at p (of this text), nullptr if the text ends inside it.
-  const char* ValueEnd(const char* p) const {
-    if (p >= end_) return nullptr;
-    if ((*p == '{' || *p == '[') && ends_) return begin_ + ends_[p - begin_];
-    return twins::ValueEnd(p, end_);
-  }
-  const char* end() const { return end_; }
-
- private:
   const char* begin_;
   const char* end_;
+  int skipped_ = 0;                   // objects and arrays skipped, until indexed
   std::unique_ptr<uint32_t[]> ends_;  // by position of an opening bracket: just past its match
 };
 
@@ -99,11 +168,11 @@ struct MemberAt {
   const char* value;
 };
 
-// The member whose key starts at p ('"'), nullptr if the text is not a member there.
-const char* ReadMember(const char* p, const char* end, bool* escaped, MemberAt* member) {
+// The member whose key starts at p ('"'), nullptr if the text is not a member there; the key's
+// spelling in *form.
+const char* ReadMember(const char* p, const char* end, KeyForm* form, MemberAt* member) {
   if (p >= end || *p != '"') return nullptr;
-  *escaped = false;
-  const char* key_end = SkipStringBody(p + 1, end, escaped);
+  const char* key_end = SkipKeyBody(p + 1, end, form);
   if (key_end == nullptr || key_end >= end || *key_end != ':') return nullptr;
   *member = {key_end, key_end + 1};
   return member->value;
@@ -126,22 +195,23 @@ const char* NextElement(const char* next, const char* end, char close, bool* don
 class BeforeObject {
  public:
   // `object` at '{' of `text`, or nullptr for none.
-  BeforeObject(const Brackets& text, const char* object) : text_(text) {
+  BeforeObject(Brackets& text, const char* object) : text_(text) {
     if (object == nullptr || *object != '{') return;
     start_ = next_ = object + 1 < text.end() && object[1] != '}' ? object + 1 : nullptr;
   }
 
   // The value of the member whose key is the request's key token `token`, nullptr if none.
-  const char* Find(std::string_view token, bool escaped) {
+  // `form`: the token's spelling.
+  const char* Find(std::string_view token, KeyForm form) {
     if (start_ == nullptr) return nullptr;
     if (!listed_) {
       if (next_ != nullptr) {
-        bool then_escaped = false;
+        KeyForm then_form;
         MemberAt member{};
-        if (ReadMember(next_, text_.end(), &then_escaped, &member) != nullptr) {
+        if (ReadMember(next_, text_.end(), &then_form, &member) != nullptr) {
           const std::string_view then(next_, member.key_end - next_);
           // The same token names the same string; else they are compared in the stored form.
-          if (then == token || StoredKey(then, then_escaped, &stored_) == StoredKey(token, escaped, &wanted_)) {
+          if (SameKey(then, token) || SameKey(StoredKey(then, then_form, &stored_), StoredKey(token, form, &wanted_))) {
             bool done = false;
             next_ = NextElement(text_.ValueEnd(member.value), text_.end(), '}', &done);
             ++read_;
@@ -151,14 +221,14 @@ class BeforeObject {
       }
       List();
     }
-    const std::string_view key = StoredKey(token, escaped, &wanted_);
-    if (read_ < entries_.size() && entries_[read_].key == key) return entries_[read_++].value;
+    const std::string_view key = StoredKey(token, form, &wanted_);
+    if (read_ < entries_.size() && SameKey(entries_[read_].key, key)) return entries_[read_++].value;
     uint32_t at = KeyIndex::kNone;
     if (index_) {
       at = index_->Find(key, KeyAt{&entries_});
     } else {
       for (uint32_t i = 0; i < entries_.size(); ++i) {
-        if (entries_[i].key == key) {
+        if (SameKey(entries_[i].key, key)) {
           at = i;
           break;
         }
@@ -187,10 +257,10 @@ class BeforeObject {
     std::vector<std::pair<size_t, size_t>> spans;  // entry, start in rewritten_
     rewritten_.clear();
     for (const char* p = start_; p != nullptr;) {
-      bool escaped = false;
+      KeyForm form;
       MemberAt member{};
-      if (ReadMember(p, text_.end(), &escaped, &member) == nullptr) break;
-      std::string_view key = StoredKey(std::string_view(p, member.key_end - p), escaped, &stored_);
+      if (ReadMember(p, text_.end(), &form, &member) == nullptr) break;
+      std::string_view key = StoredKey(std::string_view(p, member.key_end - p), form, &stored_);
       if (!key.empty() && key.data() == stored_.data()) {
         spans.emplace_back(entries_.size(), rewritten_.size());
         rewritten_ += key;
@@ -208,7 +278,7 @@ class BeforeObject {
     for (uint32_t i = 0; i < entries_.size(); ++i) (void)index_->Insert(entries_[i].key, i, KeyAt{&entries_});
   }
 
-  const Brackets& text_;
+  Brackets& text_;
   const char* start_ = nullptr;  // the first member, nullptr for an empty or absent object
   const char* next_ = nullptr;   // the member after the last one read in order
   size_t read_ = 0;              // members read in order; after List(), where to try first
@@ -251,7 +321,7 @@ class Counter {
 
 class Evaluator {
  public:
-  Evaluator(const char* request_end, const Brackets& before, PointFilter* filter)
+  Evaluator(const char* request_end, Brackets& before, PointFilter* filter)
       : end_(request_end), before_(before), filter_(filter), closed_(filter != nullptr && filter->Closed()) {}
 
   TriggerPoints result;
@@ -280,25 +350,26 @@ class Evaluator {
   // members (removed keys) are walked as nulls, and push nothing.
   const char* Object(const Scope& scope, const char* before, const char* p) {
     BeforeObject then(before_, before);
+    const ConfiguredChildren children(scope, &names_);
     ++p;
     if (p < end_ && *p == '}') return p + 1;
     std::string decoded;
     for (;;) {
-      bool escaped = false;
+      KeyForm form;
       MemberAt member{};
-      if (ReadMember(p, end_, &escaped, &member) == nullptr) return nullptr;
+      if (ReadMember(p, end_, &form, &member) == nullptr) return nullptr;
       // The key's string is decoded only where the configuration or the path needs it: once
       // the filter has closed and nothing is configured below, `before` is searched by key.
       std::string_view name;
-      if (!escaped || !closed_ || scope.Configures()) name = KeyName(p, member.key_end, escaped, &decoded);
-      const Scope inner = scope.Enter(name);
+      if (!form.escaped || !closed_ || scope.Configures()) name = KeyName(p, member.key_end, form.escaped, &decoded);
+      const Scope inner = scope.Enter(children.Find(name));
       const char* next;
       if (inner.Idle()) {
         next = ValueEnd(member.value, end_);
       } else {
         const Mark mark = Here();
         if (!closed_) PushKey(name);
-        next = Walk(inner, then.Find(std::string_view(p, member.key_end - p), escaped), member.value);
+        next = Walk(inner, then.Find(std::string_view(p, member.key_end - p), form), member.value);
         Back(mark);
       }
       bool done = false;
@@ -308,7 +379,17 @@ class Evaluator {
   }
 
   // Elements are leaves named by index, compared with the element at the same index before.
+  // Apart where something is configured below: deep arrays are walked at every level, and the
+  // children's lookup weighed on each level's frame where nothing is.
   const char* Array(const Scope& scope, const char* before, const char* p) {
+    if (!scope.Configures()) return Elements(scope, before, p, [](std::string_view) { return nullptr; });
+    const ConfiguredChildren children(scope, &names_);
+    return Elements(scope, before, p, [&](std::string_view key) { return children.Find(key); });
+  }
+
+  // `child(index)`: the configuration of the element at `index`, nullptr for none.
+  template <class Child>
+  const char* Elements(const Scope& scope, const char* before, const char* p, const Child& child) {
     const char* then = before != nullptr && *before == '[' && before + 1 < before_.end() && before[1] != ']'
                            ? before + 1
                            : nullptr;
@@ -321,7 +402,7 @@ class Evaluator {
         next = Walk(scope, then, p);  // the same settings below, and no path to name
       } else {
         const std::string_view key = index.digits();
-        const Scope inner = scope.Enter(key);
+        const Scope inner = scope.Enter(child(key));
         if (inner.Idle()) {
           next = ValueEnd(p, end_);
         } else {
@@ -446,12 +527,13 @@ class Evaluator {
   }
 
   const char* end_;
-  const Brackets& before_;
+  Brackets& before_;
   PointFilter* filter_;
   bool closed_;
-  std::string path_;        // the json_path, but for index_
-  std::string_view index_;  // the last segment, an array index, when not written into path_ yet
-  uint64_t path_hash_ = 0;  // of the json_path, segment by segment (PathHash)
+  ConfiguredChildren::Kept names_;  // of configured nodes with many children, once each
+  std::string path_;                // the json_path, but for index_
+  std::string_view index_;          // the last segment, an array index, when not written into path_ yet
+  uint64_t path_hash_ = 0;          // of the json_path, segment by segment (PathHash)
 };
 
 bool AnyTrigger(const ConfigNode& node, bool on_change_only) {
@@ -476,7 +558,7 @@ TriggerPoints EvaluateTriggers(const ConfigNode& document, std::string_view befo
   root.config = &document;
   root.trigger = document.trigger;
   if (document.tags) root.tags = &*document.tags;
-  const Brackets before_text(before);
+  Brackets before_text(before);
   Evaluator evaluator(request.data() + request.size(), before_text, filter);
   evaluator.Walk(root, before.empty() ? nullptr : before.data(), request.data());
   return std::move(evaluator.result);
