@@ -6,6 +6,8 @@
 // is queued). Begin, for the same twin written by a call of its own, reads them.
 #include <gtest/gtest.h>
 
+#include <libpq-fe.h>
+
 #include <string>
 
 #include "store/postgres_shared_store.hpp"
@@ -76,6 +78,32 @@ TEST(SharedStoreJoinWatches, AJoinedWriterGetsTheWatchesOfATwinTheBatchDidNotLis
   auto found = watches->find("x");
   EXPECT_TRUE(found != watches->end() && found->second.size() == 1);
   (*one)->Rollback();
+}
+
+// A batch already failed (a statement of one of its calls failed: here its connection was
+// ended) still takes calls: Join answers Ok when they need nothing read, so they run in a batch
+// whose Sync can only fail, where the next batch (a new connection) would have run them.
+TEST(SharedStoreJoinWatches, ABatchThatFailedAlreadyTakesNoMoreCalls) {
+  ASSERT_TRUE(test::SharedPostgres().ok()) << test::SharedPostgres().error();
+  auto one = OpenSharedPostgresStore(Options());
+  ASSERT_TRUE(one.ok()) << one.status().message();
+  BatchReads write_x;
+  write_x.lock = true;
+  write_x.twins = {"x"};
+  write_x.documents = {{"x", "d"}};
+  ASSERT_TRUE((*one)->Begin(write_x).ok());
+  PGconn* admin = PQconnectdb(test::SharedPostgres().Uri().c_str());
+  ASSERT_EQ(PQstatus(admin), CONNECTION_OK);
+  PGresult* ended = PQexec(admin,
+                           "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE state = 'idle in transaction'"
+                           " AND pid <> pg_backend_pid()");
+  PQclear(ended);
+  PQfinish(admin);
+  auto miss = (*one)->Get("x", "other");  // a miss: read in the transaction, which is gone
+  ASSERT_FALSE(miss.ok());
+  auto joined = (*one)->Join(write_x);  // what it needs is read already
+  EXPECT_FALSE(joined.ok()) << "a call joined a batch that had failed already: it will be answered with the failure";
+  EXPECT_FALSE((*one)->Sync().ok());
 }
 
 }  // namespace
