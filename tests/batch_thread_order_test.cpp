@@ -1,4 +1,4 @@
-// Review (s22): replies of one requester keep the order of its requests (plugin.cpp's
+// Found in review: replies of one requester keep the order of its requests (plugin.cpp's
 // in_flight: "replies keep the order of their requests") also when calls join a batch that
 // holds the write lock (BatchThread::Join). A fake shared store, no PostgreSQL.
 #include <gtest/gtest.h>

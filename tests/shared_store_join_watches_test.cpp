@@ -1,4 +1,4 @@
-// Review (s22): SharedPostgresStore::Join reads the watches of a twin a joining call may write
+// Found in review: SharedPostgresStore::Join reads the watches of a twin a joining call may write
 // only when the batch has not listed that twin's documents (names_): a twin listed by a read
 // call earlier in the batch (List, a miss read in the transaction) keeps the engine's watches,
 // which may be older than the store's (another broker's watch, committed before this batch
@@ -24,20 +24,23 @@ PostgresOptions Options() {
   return options;
 }
 
-TEST(SharedStoreJoinWatches, AJoinedWriterGetsTheWatchesOfATwinTheBatchOnlyListed) {
-  ASSERT_TRUE(test::SharedPostgres().ok()) << test::SharedPostgres().error();
-  auto one = OpenSharedPostgresStore(Options());
-  ASSERT_TRUE(one.ok()) << one.status().message();
+// Another broker watches twin x (committed).
+void AnotherBrokerWatchesX() {
   auto two = OpenSharedPostgresStore(Options());
   ASSERT_TRUE(two.ok()) << two.status().message();
-
-  // Broker two watches twin x (committed).
   BatchReads write_x;
   write_x.lock = true;
   write_x.twins = {"x"};
   ASSERT_TRUE((*two)->Begin(write_x).ok());
   ASSERT_TRUE((*two)->PutWatch({"x", "d", "watcher", "v"}).ok());
   ASSERT_TRUE((*two)->Sync().ok());
+}
+
+TEST(SharedStoreJoinWatches, AJoinedWriterGetsTheWatchesOfATwinTheBatchOnlyListed) {
+  ASSERT_TRUE(test::SharedPostgres().ok()) << test::SharedPostgres().error();
+  auto one = OpenSharedPostgresStore(Options());
+  ASSERT_TRUE(one.ok()) << one.status().message();
+  AnotherBrokerWatchesX();
 
   // Broker one: a batch with the lock (a write to twin y), in which a read call lists twin x.
   BatchReads write_y;
@@ -66,6 +69,7 @@ TEST(SharedStoreJoinWatches, AJoinedWriterGetsTheWatchesOfATwinTheBatchDidNotLis
   ASSERT_TRUE(test::SharedPostgres().ok()) << test::SharedPostgres().error();
   auto one = OpenSharedPostgresStore(Options());
   ASSERT_TRUE(one.ok()) << one.status().message();
+  AnotherBrokerWatchesX();
   BatchReads write_y;
   write_y.lock = true;
   write_y.twins = {"y"};
