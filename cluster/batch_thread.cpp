@@ -170,26 +170,33 @@ void BatchThread::RunCalls(std::vector<Call>& calls) {
   }
 }
 
+void BatchThread::Requeue(std::vector<Call>& calls, size_t from) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (size_t i = calls.size(); i > from; --i) queue_.push_front(std::move(calls[i - 1]));
+  calls.resize(from);
+}
+
+// Calls are answered in the order they were queued (a connection's replies keep the order of
+// its requests): a late call is never answered before the batch's own calls, which are
+// answered at its Sync. So nothing here answers a call: what cannot join goes back to the
+// queue, for the next batch to run or to expire.
 void BatchThread::Join(std::vector<Call>& calls) {
   for (int round = 0; round < kMaxJoins; ++round) {
     std::vector<Call> late = Take(calls);
-    Expire(late);
+    const Clock::time_point now = Clock::now();
+    auto expired = std::find_if(late.begin(), late.end(),
+                                [&](const Call& call) { return now - call.queued >= deadline_; });
+    const size_t joining = static_cast<size_t>(expired - late.begin());
+    Requeue(late, joining);  // from the first expired one on: the next batch answers them in order
     if (late.empty()) return;
-    calls_.fetch_add(late.size(), std::memory_order_relaxed);
     const Clock::time_point sent = Clock::now();
     auto watches = store_.Join(ReadsOf(late, {}));
     const bool slow = Clock::now() - sent > deadline_ / 10;
-    if (!watches.ok()) {
-      // The batch failed (Sync says so to its calls); these were not run: answered now.
-      for (Call& call : late) {
-        try {
-          if (call.settled) call.settled(watches.status());
-        } catch (...) {
-          // As in RunBatch: the others still get theirs.
-        }
-      }
+    if (!watches.ok()) {  // the batch failed (Sync says so to its calls); these did not run
+      Requeue(late, 0);
       return;
     }
+    calls_.fetch_add(late.size(), std::memory_order_relaxed);
     for (const auto& [twin, list] : *watches) engine_.ReplaceWatches(twin, list);
     RunCalls(late);
     std::move(late.begin(), late.end(), std::back_inserter(calls));

@@ -76,6 +76,8 @@ class BatchThread final : public BatchRunner {
   // The calls queued, as many as may join `batch` (kMaxBatch, kMaxBatchBytes).
   std::vector<Call> Take(const std::vector<Call>& batch);
   void Expire(std::vector<Call>& calls);
+  // Puts calls[from...] back at the front of the queue, in their order: they did not run.
+  void Requeue(std::vector<Call>& calls, size_t from);
   void RunCalls(std::vector<Call>& calls);
   void RunBatch(std::vector<Call>& calls);
   // Calls queued while a batch that holds the write lock ran join it (what they read that the

@@ -122,6 +122,8 @@ class SharedStore final : public SharedPostgresStore {
     if (start.locked_seq) heard_ = std::max(heard_, *start.locked_seq);
 
     TakeReads(*results, &next, reads.documents, reads.twins, all_watches, &start.watches);
+    all_watches_read_ = all_watches;
+    watches_read_.insert(reads.twins.begin(), reads.twins.end());
     reconnected_ = false;
     return start;
   }
@@ -131,23 +133,48 @@ class SharedStore final : public SharedPostgresStore {
       batch_status_ = Status::Internal("calls join only a batch that holds the write lock");
       return batch_status_;
     }
+    // A batch that failed already takes no more calls: they go to the next batch.
+    if (!batch_status_.ok()) return batch_status_;
     // Only what the batch has not read: what it holds may be its own writes, not stored yet.
     std::vector<std::pair<std::string, std::string>> documents;
     for (const auto& key : reads.documents) {
       if (documents_.count(key) == 0) documents.push_back(key);
     }
-    std::vector<std::string> twins;
+    // Twins whose names the batch holds (a list read them) may still need their watches.
+    std::vector<std::string> twins, watches_only;
     for (const std::string& twin : reads.twins) {
-      if (names_.count(twin) == 0) twins.push_back(twin);
+      if (names_.count(twin) == 0) {
+        twins.push_back(twin);
+      } else if (!all_watches_read_ && watches_read_.count(twin) == 0) {
+        watches_only.push_back(twin);
+      }
     }
     std::map<std::string, std::vector<WatchRecord>> watches;
-    if (documents.empty() && twins.empty()) return watches;
+    if (documents.empty() && twins.empty() && watches_only.empty()) return watches;
     std::vector<Statement> statements;
     AddReads(&statements, documents, twins, false);
+    ArrayLiteral watched;
+    for (const std::string& twin : watches_only) watched.Add(twin);
+    if (!watches_only.empty()) {
+      statements.push_back({"SELECT twin, doc, watcher, value FROM " + q_ +
+                                "watches WHERE twin = ANY($1::text[]) ORDER BY twin, doc, watcher",
+                            {watched.Finish()}});
+    }
     auto results = InBatch(statements);
     if (!results.ok()) return results.status();
     size_t next = 0;
     TakeReads(*results, &next, documents, twins, false, &watches);
+    if (!watches_only.empty()) {
+      for (const std::string& twin : watches_only) watches[twin];
+      const PGresult* rows = (*results)[next++].get();
+      for (int row = 0; row < PQntuples(rows); ++row) {
+        WatchRecord watch{ToString(rows, row, 0), ToString(rows, row, 1), ToString(rows, row, 2),
+                          ToString(rows, row, 3)};
+        watches[watch.twin].push_back(std::move(watch));
+      }
+    }
+    watches_read_.insert(twins.begin(), twins.end());
+    watches_read_.insert(watches_only.begin(), watches_only.end());
     return watches;
   }
 
@@ -480,7 +507,8 @@ class SharedStore final : public SharedPostgresStore {
   }
 
   void EndBatch() {
-    in_batch_ = locked_ = false;
+    in_batch_ = locked_ = all_watches_read_ = false;
+    watches_read_.clear();
     batch_status_ = Status::Ok();
     documents_.clear();
     names_.clear();
@@ -762,6 +790,9 @@ class SharedStore final : public SharedPostgresStore {
   uint64_t log_bytes_ = 0;  // the log's size at the last commit
   mutable std::map<std::pair<std::string, std::string>, std::optional<StoredDocument>> documents_;
   mutable std::map<std::string, std::set<std::string>, std::less<>> names_;
+  // The twins whose watches the batch read (Begin's, or a Join's); all of them.
+  std::set<std::string> watches_read_;
+  bool all_watches_read_ = false;
   std::vector<DocumentWrite> writes_;
   std::map<WatchKey, std::optional<std::string>> watch_writes_;
 
